@@ -1,0 +1,65 @@
+"""unihpr: unified human pose representation learning.
+
+The public API is re-exported here. Submodules are imported lazily on first
+attribute access, so ``import unihpr`` costs little more than ``import torch``
+and never imports an optional dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    # ops
+    "largest_gram_eigenvalue": "unihpr.ops",
+    # losses
+    "LearnableTemperature": "unihpr.losses",
+    "PairInfoNCE": "unihpr.losses",
+    "TripletInfoNCE": "unihpr.losses",
+    "ContrastiveLoss": "unihpr.losses",
+    "UniformTripletSampler": "unihpr.losses",
+    "ShuffleTripletSampler": "unihpr.losses",
+    "SwapOneTripletSampler": "unihpr.losses",
+    # models
+    "UniHPR": "unihpr.models",
+    "create_model": "unihpr.models",
+    "list_models": "unihpr.models",
+    "from_pretrained": "unihpr.models",
+    # metrics
+    "mpjpe": "unihpr.metrics",
+    "pa_mpjpe": "unihpr.metrics",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unihpr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from unihpr.losses import (
+        ContrastiveLoss,
+        LearnableTemperature,
+        PairInfoNCE,
+        ShuffleTripletSampler,
+        SwapOneTripletSampler,
+        TripletInfoNCE,
+        UniformTripletSampler,
+    )
+    from unihpr.metrics import mpjpe, pa_mpjpe
+    from unihpr.models import UniHPR, create_model, from_pretrained, list_models
+    from unihpr.ops import largest_gram_eigenvalue

@@ -1,0 +1,34 @@
+"""Import optional dependencies with an error that names the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+_EXTRA_OF = {
+    "triton": "triton",
+    "pybullet": "demo",
+    "matplotlib": "demo",
+    "tensorboard": "tensorboard",
+    "torch.utils.tensorboard": "tensorboard",
+}
+
+
+def require(module: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` or raise an ``ImportError`` naming the pip extra.
+
+    Args:
+        module: Dotted module name, e.g. ``"pybullet"``.
+        extra: The ``unihpr`` extra that installs it; looked up when omitted.
+
+    Returns:
+        The imported module.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        extra = extra or _EXTRA_OF.get(module.split(".")[0], module)
+        raise ImportError(
+            f"{module!r} is required for this feature but is not installed; "
+            f"install it with `pip install unihpr[{extra}]`"
+        ) from err
