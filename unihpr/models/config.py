@@ -28,6 +28,8 @@ class UniHPRConfig:
         image_backbone: HRNet name: "hrnet_tiny", "hrnet_w18", "hrnet_w32", "hrnet_w48".
         root_joint: Index of the root joint of 3D poses.
         pose_width, pose_depth, pose_heads, pose_mlp_ratio: Pose-encoder Transformers.
+        pose_attend_to_masked: Invisible joints stay in the attention as mask tokens
+            (default: excluded via ``key_padding_mask``).
         dropout: Dropout in all Transformers.
         bbox_reference: Pixel scale of the 2D bounding-box token (frame size of the 2D data).
         decoder: "mlp", "transformer" or "diffusion".
@@ -52,6 +54,7 @@ class UniHPRConfig:
     pose_depth: int = 4
     pose_heads: int = 8
     pose_mlp_ratio: float = 4.0
+    pose_attend_to_masked: bool = False
     dropout: float = 0.0
     bbox_reference: float = 1000.0
     decoder: str = "diffusion"

@@ -25,10 +25,14 @@ class PoseEncoder(nn.Module):
       and ``ref = bbox_reference`` pixels (the typical frame size).
     * 3D: the extents of the normalised pose along x, y, z and ``log(scale / 1 m)``.
 
-    Invisible joints get a learned mask embedding (plus their position embedding)
-    and are excluded from attention through ``key_padding_mask``; the [CLS] and
-    bbox tokens are never masked, so a pose with no visible joint still yields a
-    finite embedding. Pre-norm Transformer layers; the [CLS] output is projected
+    Invisible joints get a learned mask embedding (plus their position embedding).
+    By default they are also excluded from attention through ``key_padding_mask``,
+    so nothing about an invisible joint (not even the mask embedding) reaches the
+    output: the mask embedding then only keeps padded positions finite. With
+    ``attend_to_masked=True`` they stay in the attention as mask tokens
+    (BERT/MAE-style), so the model can learn from *which* joints are missing.
+    The [CLS] and bbox tokens are never masked, so a pose with no visible joint
+    still yields a finite embedding. Pre-norm Transformer layers; the [CLS] output is projected
     to ``embed_dim``.
 
     Args:
@@ -42,6 +46,7 @@ class PoseEncoder(nn.Module):
         dropout: Dropout inside the Transformer layers.
         bbox_reference: Pixel scale for the 2D bbox token.
         root_joint: Root index for 3D re-centring.
+        attend_to_masked: Keep invisible joints in the attention as mask tokens.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class PoseEncoder(nn.Module):
         dropout: float = 0.0,
         bbox_reference: float = 1000.0,
         root_joint: int = 0,
+        attend_to_masked: bool = False,
     ) -> None:
         super().__init__()
         if dims not in (2, 3):
@@ -71,6 +77,7 @@ class PoseEncoder(nn.Module):
         self.embed_dim = embed_dim
         self.bbox_reference = float(bbox_reference)
         self.root_joint = root_joint
+        self.attend_to_masked = attend_to_masked
         self.patch_embed = nn.Linear(dims, width)
         self.bbox_embed = nn.Linear(5 if dims == 2 else 4, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -157,8 +164,11 @@ class PoseEncoder(nn.Module):
         x = torch.cat([cls, box, tokens], dim=1)
         keep = torch.ones(batch, 2, dtype=torch.bool, device=pose.device)
         padding = ~torch.cat([keep, vis], dim=1)
-        x = self.blocks(x, src_key_padding_mask=padding if mask is not None else None)
-        out = self.head(x[:, 0])
+        use_padding = mask is not None and not self.attend_to_masked
+        x = self.blocks(x, src_key_padding_mask=padding if use_padding else None)
+        # The zero term keeps mask_token in the autograd graph when no joint is masked
+        # (or masked joints are padded out), so DDP does not need find_unused_parameters.
+        out = self.head(x[:, 0]) + 0.0 * self.mask_token.sum()
         return F.normalize(out, dim=-1) if normalize else out
 
     @property

@@ -106,6 +106,7 @@ class UniHPR(nn.Module):
             "dropout": c.dropout,
             "bbox_reference": c.bbox_reference,
             "root_joint": c.root_joint,
+            "attend_to_masked": c.pose_attend_to_masked,
         }
         self.pose2d_encoder = PoseEncoder(dims=2, **pose_kwargs)
         self.pose3d_encoder = PoseEncoder(dims=3, **pose_kwargs)
