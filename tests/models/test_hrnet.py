@@ -18,9 +18,8 @@ import torch
 
 from unihpr.models.hrnet import HEAD_PREFIXES, HRNet, hrnet_spec, load_timm_state_dict
 
-MANIFEST = json.loads(
-    gzip.open(Path(__file__).parent / "data" / "hrnet_timm_manifest.json.gz", "rt").read()
-)
+with gzip.open(Path(__file__).parent / "data" / "hrnet_timm_manifest.json.gz", "rt") as _fh:
+    MANIFEST = json.load(_fh)
 NAMES = ["hrnet_w18", "hrnet_w32", "hrnet_w48"]
 
 

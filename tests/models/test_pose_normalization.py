@@ -22,7 +22,7 @@ def test_bbox_from_keypoints_ignores_masked_joints():
 def test_normalize_pose2d_float64_reference():
     g = torch.Generator().manual_seed(1)
     pose = torch.rand(4, 7, 2, generator=g, dtype=torch.float64) * 300
-    out, bbox = normalize_pose2d(pose.float())
+    out, _ = normalize_pose2d(pose.float())
     x0, y0 = pose[..., 0].min(1).values, pose[..., 1].min(1).values
     x1, y1 = pose[..., 0].max(1).values, pose[..., 1].max(1).values
     half = torch.maximum(x1 - x0, y1 - y0) / 2
