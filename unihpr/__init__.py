@@ -29,6 +29,12 @@ _EXPORTS: dict[str, str] = {
     "create_model": "unihpr.models",
     "list_models": "unihpr.models",
     "from_pretrained": "unihpr.models",
+    "UniHPRConfig": "unihpr.models",
+    "PoseEncoder": "unihpr.models",
+    "ImageEncoder": "unihpr.models",
+    "MLPDecoder": "unihpr.models",
+    "TransformerDecoder": "unihpr.models",
+    "DiffusionDecoder": "unihpr.models",
     # metrics
     "mpjpe": "unihpr.metrics",
     "pa_mpjpe": "unihpr.metrics",
