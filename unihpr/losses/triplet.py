@@ -25,66 +25,103 @@ def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices
     return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
 
 
-class _SampledTripletNCE(torch.autograd.Function):
-    """Fused forward and backward of the sampled Triplet-InfoNCE.
+def _sampled_triplet_body(
+    s12: Tensor,
+    s13: Tensor,
+    s23: Tensor,
+    i: Tensor,
+    j: Tensor,
+    k: Tensor,
+    tau: Tensor,
+    need_grad: bool,
+    branchless: bool,
+) -> tuple[Tensor, ...]:
+    """Loss, scores and (optionally) the loss's gradient, in one pass.
 
-    Forward gathers (a, b, c) for every (anchor, candidate) from the three
-    similarity matrices, evaluates λ1 in closed form and a row-wise
-    log-sum-exp; backward scatters the analytic gradient straight into the
-    similarity matrices. Fusing avoids the dozen (A, N+1) intermediates that
-    autograd would keep for the elementwise formula.
+    Gathers (a, b, c) for every (anchor, candidate) from the similarity
+    matrices, evaluates λ1 in closed form and the row-wise log-sum-exp, and
+    scatters the analytic gradient straight into ``(B, B)`` matrices. Nothing
+    of size (A, N) outlives the call: only the three gradient matrices are
+    kept for backward.
+    """
+    f12 = i * s12.shape[1] + j
+    f13 = i * s13.shape[1] + k
+    f23 = j * s23.shape[1] + k
+    a = s12.reshape(-1).index_select(0, f12.reshape(-1)).view(f12.shape)
+    b = s13.reshape(-1).index_select(0, f13.reshape(-1)).view(f13.shape)
+    c = s23.reshape(-1).index_select(0, f23.reshape(-1)).view(f23.shape)
+    lam, mu1, r, theta = gram_eig_forward(a, b, c, branchless=branchless)
+    logits = lam / tau
+    lse = torch.logsumexp(logits, dim=1)
+    loss = (lse - logits[:, 0]).mean()
+    if not need_grad:
+        return loss, lam
+    ga, gb, gc = gram_eig_grad_coeffs(a, b, c, mu1, r, theta, branchless=branchless)
+    # d loss / d logits = (softmax - onehot(0)) / A
+    g = torch.exp(logits - lse[:, None])
+    g[:, 0] -= 1.0
+    g = g / g.shape[0]
+    grad_tau = -(g * lam).sum() / (tau * tau)
+    g = g / tau  # d loss / d λ
+    grads = []
+    for flat, coef, s in ((f12, ga, s12), (f13, gb, s13), (f23, gc, s23)):
+        out = torch.zeros(s.numel(), dtype=g.dtype, device=g.device)
+        # scatter_add_ is the fastest accumulating scatter on the CPU.
+        out.scatter_add_(0, flat.reshape(-1).long(), (coef * g).reshape(-1))
+        grads.append(out.view(s.shape))
+    return loss, lam, *grads, grad_tau
+
+
+_compiled_body = None
+
+
+def _body(compiled: bool):
+    global _compiled_body
+    if not compiled:
+        return _sampled_triplet_body
+    if _compiled_body is None:
+        _compiled_body = torch.compile(_sampled_triplet_body, dynamic=True)
+    return _compiled_body
+
+
+class _SampledTripletNCE(torch.autograd.Function):
+    """Sampled Triplet-InfoNCE whose forward also computes its gradient.
+
+    The gradient of a scalar loss is the upstream scalar times the gradient
+    computed in forward, so backward is three scalings. Fusing avoids the
+    dozen (A, N+1) intermediates that autograd would keep for the elementwise
+    formula, and with ``compiled=True`` the whole body becomes a few fused
+    loops (``torch.compile``).
     """
 
     @staticmethod
-    def forward(ctx, s12, s13, s23, i, j, k, tau):  # type: ignore[override]
-        f12 = i * s12.shape[1] + j
-        f13 = i * s13.shape[1] + k
-        f23 = j * s23.shape[1] + k
-        a, b, c = (
-            s.reshape(-1).index_select(0, f.reshape(-1)).view(f.shape)
-            for s, f in ((s12, f12), (s13, f13), (s23, f23))
-        )
-        lam, mu1, r, theta = gram_eig_forward(a, b, c)
-        logits = lam / tau
-        lse = torch.logsumexp(logits, dim=1)
-        loss = (lse - logits[:, 0]).mean()
-        if any(ctx.needs_input_grad):
-            ga, gb, gc = gram_eig_grad_coeffs(a, b, c, mu1, r, theta)
-            prob = logits.sub_(lse[:, None]).exp_()
-            ctx.save_for_backward(f12, f13, f23, ga, gb, gc, prob, lam, tau)
-            ctx.shapes = (s12.shape, s13.shape, s23.shape)
+    def forward(ctx, s12, s13, s23, i, j, k, tau, compiled):  # type: ignore[override]
+        need_grad = any(ctx.needs_input_grad)
+        out = _body(compiled)(s12, s13, s23, i, j, k, tau, need_grad, compiled)
+        loss, lam = out[0], out[1]
+        if need_grad:
+            ctx.save_for_backward(*out[2:])
         ctx.mark_non_differentiable(lam)
         return loss, lam
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
-        f12, f13, f23, ga, gb, gc, prob, lam, tau = ctx.saved_tensors
-        # d loss / d logits = (softmax - onehot(0)) / A. Saved tensors are
-        # not modified: backward may run twice with retain_graph=True.
-        g = prob.clone()
-        g[:, 0] -= 1.0
-        g.mul_(grad_loss / g.shape[0])
-        grad_tau = None
-        if ctx.needs_input_grad[6]:
-            grad_tau = -(g * lam).sum() / (tau * tau)
-        g.div_(tau)  # d loss / d λ
-        grads = []
-        for need, flat, coef, shape in zip(
-            ctx.needs_input_grad[:3], (f12, f13, f23), (ga, gb, gc), ctx.shapes
-        ):
-            if not need:
-                grads.append(None)
-                continue
-            out = torch.zeros(shape[0] * shape[1], dtype=g.dtype, device=g.device)
-            # scatter_add_ is the fastest accumulating scatter on the CPU.
-            out.scatter_add_(0, flat.reshape(-1).long(), (coef * g).reshape(-1))
-            grads.append(out.view(shape))
-        return (*grads, None, None, None, grad_tau)
+        g12, g13, g23, g_tau = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
+        grad_tau = grad_loss * g_tau if need[6] else None
+        return (*grads, None, None, None, grad_tau, None)
 
 
 def triplet_info_nce(
-    s12: Tensor, s13: Tensor, s23: Tensor, triplets: TripletIndices, tau: Tensor
+    s12: Tensor,
+    s13: Tensor,
+    s23: Tensor,
+    triplets: TripletIndices,
+    tau: Tensor,
+    *,
+    compiled: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Triplet-InfoNCE from similarity matrices and candidate triplets.
 
@@ -95,6 +132,8 @@ def triplet_info_nce(
         triplets: ``(A, 1 + N)`` indices per modality; column 0 holds each
             anchor's positive (see :func:`with_positives`).
         tau: Scalar temperature tensor.
+        compiled: Run the fused body through ``torch.compile`` (needs a C++
+            compiler on the CPU; the first call of a new shape compiles).
 
     Returns:
         ``(loss, lam)``: the mean over anchors of −log softmax of the positive,
@@ -103,7 +142,7 @@ def triplet_info_nce(
     work = torch.promote_types(s12.dtype, torch.float32)
     tau = tau.to(work)
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
-    return _SampledTripletNCE.apply(s12, s13, s23, *triplets, tau)
+    return _SampledTripletNCE.apply(s12, s13, s23, *triplets, tau, bool(compiled))
 
 
 class TripletInfoNCE(nn.Module):

@@ -43,11 +43,16 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def gram_eig_forward(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def gram_eig_forward(
+    a: Tensor, b: Tensor, c: Tensor, *, branchless: bool = False
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Largest eigenvalue and the intermediates the backward needs.
 
     Args:
         a, b, c: Off-diagonal entries, broadcast to a common shape ``(...)``.
+        branchless: Refine every element with ``torch.where`` instead of
+            indexing the few near-degenerate ones: no data-dependent control
+            flow, for ``torch.compile``, where the extra arithmetic is fused.
 
     Returns:
         ``(lam, mu1, r, theta)``: λ1 = 1 + μ1, the largest root μ1 of the
@@ -67,7 +72,9 @@ def gram_eig_forward(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, T
     # ill-conditioned in (p, q): the error grows to ~sqrt(eps). Recompute μ1
     # there by deflation, which is accurate to ~eps.
     near = mu1.square().mul_(3.0).sub_(p) < 0.05 * p
-    if bool(near.any()):
+    if branchless:
+        mu1 = torch.where(near, _top_pair_by_deflation(a, b, c, r, theta), mu1)
+    elif bool(near.any()):
         mu1[near] = _top_pair_by_deflation(a[near], b[near], c[near], r[near], theta[near])
     return 1.0 + mu1, mu1, r, theta
 
@@ -118,14 +125,22 @@ def _top_pair_by_deflation(a: Tensor, b: Tensor, c: Tensor, r: Tensor, theta: Te
 
 
 def gram_eig_grad_coeffs(
-    a: Tensor, b: Tensor, c: Tensor, mu1: Tensor, r: Tensor, theta: Tensor
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    mu1: Tensor,
+    r: Tensor,
+    theta: Tensor,
+    *,
+    branchless: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Partial derivatives (∂λ1/∂a, ∂λ1/∂b, ∂λ1/∂c), each of shape ``(...)``.
 
     Exact where the top eigenvalue is simple; the symmetric subgradient where
     it is repeated (see the module docstring). Each partial equals 2 v_i v_j
     for a unit vector v, so it lies in [-1, 1]; the result is clamped there to
-    absorb rounding close to a repeated eigenvalue.
+    absorb rounding close to a repeated eigenvalue. ``branchless`` evaluates
+    the repeated-eigenvalue case everywhere (for ``torch.compile``).
     """
     p = a * a
     p.addcmul_(b, b).addcmul_(c, c)
@@ -138,7 +153,7 @@ def gram_eig_grad_coeffs(
     ga = torch.addcmul(b * c, a, mu1).mul_(inv)
     gb = torch.addcmul(a * c, b, mu1).mul_(inv)
     gc = torch.addcmul(a * b, c, mu1).mul_(inv)
-    if not bool(simple.all()):
+    if branchless or not bool(simple.all()):
         # Repeated top eigenvalue: P_top = I − P3 with P3 the projector of the
         # (then simple, unless G = I) smallest eigenvalue μ3; m = 2.
         mu3 = 2.0 * r * torch.cos((theta + 2.0 * math.pi) / 3.0)
