@@ -52,9 +52,10 @@ class StandInStage(nn.Module):
         # the generator drives a random re-ordering of the negatives, like a triplet sampler
         perm = torch.randperm(len(b), generator=generator)
         logits = a @ b.T / self.log_tau.exp()
-        loss = nn.functional.cross_entropy(logits, torch.arange(len(a))) + 0.1 * (
-            a * b[perm]
-        ).sum(-1).mean()
+        loss = (
+            nn.functional.cross_entropy(logits, torch.arange(len(a)))
+            + 0.1 * (a * b[perm]).sum(-1).mean()
+        )
         return loss, {"cos": (a * b).sum(-1).mean().detach()}
 
 

@@ -74,7 +74,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"checkpoint {str(path)!r} is corrupt or not a torch checkpoint: {err}"
         ) from err
     if not isinstance(state, dict) or "step" not in state:
-        raise ValueError(f"checkpoint {str(path)!r} is not a unihpr training checkpoint (no 'step')")
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a unihpr training checkpoint (no 'step')"
+        )
     return state
 
 

@@ -189,7 +189,9 @@ class TrainConfig:
                 f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"TrainConfig.num_workers must be an int >= 0, got {self.num_workers!r}")
+            raise ValueError(
+                f"TrainConfig.num_workers must be an int >= 0, got {self.num_workers!r}"
+            )
         if not isinstance(self.seed, int):
             raise ValueError(f"TrainConfig.seed must be an int, got {self.seed!r}")
 
@@ -239,5 +241,7 @@ class TrainConfig:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"training config file {str(path)!r} is not valid JSON: {err}") from err
+            raise ValueError(
+                f"training config file {str(path)!r} is not valid JSON: {err}"
+            ) from err
         return cls.from_dict(data)

@@ -305,6 +305,17 @@ class Trainer:
             prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 
+    @torch.no_grad()
+    def sync_buffers(self) -> None:
+        """Copy rank 0's buffers (e.g. BatchNorm statistics) to every rank.
+
+        DDP broadcasts buffers at the *start* of each forward, so after the last
+        step each rank holds the statistics of its own last batch.
+        """
+        if self.info.distributed:
+            for buf in _unwrap(self.model).buffers():
+                dist.broadcast(buf, src=0)
+
     # ------------------------------------------------------------------- loop
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -331,6 +342,9 @@ class Trainer:
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        after_step = getattr(_unwrap(self.model), "after_step", None)
+        if after_step is not None:  # e.g. clamp learnable temperatures back into range
+            after_step()
         self.step += 1
         return loss.detach(), metrics
 
@@ -392,6 +406,7 @@ class Trainer:
                         break
         finally:
             bar.close()
+        self.sync_buffers()
         return TrainResult(
             step=self.step,
             history=history,
@@ -403,4 +418,3 @@ class Trainer:
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
