@@ -39,21 +39,21 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
 
 
 def test_corrupt_and_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(FileNotFoundError, match=r"nope.pt"):
         ck.load_checkpoint(tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(ValueError, match="bad.pt.*corrupt"):
+    with pytest.raises(ValueError, match=r"bad.pt.*corrupt"):
         ck.load_checkpoint(bad)
     full = tmp_path / "full.pt"
     ck.save_checkpoint(full, {"step": 1, "x": torch.arange(1000)})
     trunc = tmp_path / "trunc.pt"
     trunc.write_bytes(full.read_bytes()[:200])
-    with pytest.raises(ValueError, match="trunc.pt"):
+    with pytest.raises(ValueError, match=r"trunc.pt"):
         ck.load_checkpoint(trunc)
     other = tmp_path / "other.pt"
     torch.save({"weights": 1}, other)
-    with pytest.raises(ValueError, match="other.pt.*no 'step'"):
+    with pytest.raises(ValueError, match=r"other.pt.*no 'step'"):
         ck.load_checkpoint(other)
 
 

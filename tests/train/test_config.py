@@ -86,15 +86,15 @@ def test_train_validation(kwargs, match):
 
 
 def test_unknown_fields_and_bad_files(tmp_path):
-    with pytest.raises(ValueError, match="unknown StageConfig field.*'batchsize'"):
+    with pytest.raises(ValueError, match=r"unknown StageConfig field.*'batchsize'"):
         StageConfig.from_dict({"batchsize": 3})
-    with pytest.raises(ValueError, match="unknown TrainConfig field.*'epochs'"):
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field.*'epochs'"):
         TrainConfig.from_dict({"epochs": 3})
     with pytest.raises(TypeError, match="dict"):
         TrainConfig.from_dict([1])
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing.json"):
         TrainConfig.load_json(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json.*not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad.json.*not valid JSON"):
         TrainConfig.load_json(bad)

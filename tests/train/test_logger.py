@@ -31,7 +31,7 @@ def test_disabled_logger_writes_nothing(tmp_path):
 
 
 def test_read_metrics_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="m.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"m.jsonl"):
         read_metrics(tmp_path / "m.jsonl")
     p = tmp_path / "m.jsonl"
     p.write_text(json.dumps({"step": 1}) + "\n{oops\n")
@@ -39,7 +39,9 @@ def test_read_metrics_errors(tmp_path):
         read_metrics(p)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed"
+)
 def test_tensorboard_missing_names_extra(tmp_path):
     with pytest.raises(ImportError, match=r"unihpr\[tensorboard\]"):
         MetricsLogger(tmp_path, tensorboard=True)
