@@ -8,7 +8,7 @@ and never imports an optional dependency.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -48,18 +48,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-if TYPE_CHECKING:  # pragma: no cover - for static analysers only
-    from unihpr.losses import (
-        ContrastiveLoss,
-        LearnableTemperature,
-        PairInfoNCE,
-        ShuffleTripletSampler,
-        SwapOneTripletSampler,
-        TripletInfoNCE,
-        UniformTripletSampler,
-    )
-    from unihpr.metrics import mpjpe, pa_mpjpe
-    from unihpr.models import UniHPR, create_model, from_pretrained, list_models
-    from unihpr.ops import largest_gram_eigenvalue

@@ -10,9 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``unihpr`` command."""
     parser = argparse.ArgumentParser(prog="unihpr", description="unihpr command line")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("bench-losses", help="run the loss benchmark (benchmarks/bench_losses.py)")
-    args, rest = parser.parse_known_args(argv)
+    parser.add_subparsers(dest="command")
+    args = parser.parse_args(argv)
     if args.version:
         from unihpr import __version__
 

@@ -1,0 +1,139 @@
+"""The paper's full contrastive objective L_cl = L_pair + α L_triplet (eq. 4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses.pair import pair_info_nce
+from unihpr.losses.samplers import TripletSampler
+from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.losses.triplet import TripletInfoNCE
+
+MODALITIES = ("image", "pose2d", "pose3d")
+
+
+class ContrastiveLoss(nn.Module):
+    """L_cl = Σ_pairs L_pair + α · L_triplet over image, 2D and 3D embeddings.
+
+    The three cosine matrices S12, S13, S23 are computed once and shared by the
+    three pairwise InfoNCE terms and the triplet term, whose logits are read
+    out of them; the triplet term's forward and backward are fused, so it adds
+    only elementwise work to the pairwise losses.
+
+    With only two modalities given (the paper's step 1 aligns 2D and 3D),
+    the loss is that pair's InfoNCE alone.
+
+    Args:
+        alpha: Weight α of the triplet term (paper: 1).
+        pair_temperature: τ of the pairwise terms (float or
+            :class:`LearnableTemperature`), shared by the three pairs.
+        triplet_temperature: τ of the triplet term.
+        sampler: Negative-triplet sampler (default uniform).
+        num_negatives: Negatives per anchor for the triplet term (default B−1).
+        use_triplet: False gives the "L_pair only" ablation.
+
+    Example:
+        >>> loss_fn = ContrastiveLoss(alpha=1.0)
+        >>> img, p2d, p3d = (torch.randn(32, 128) for _ in range(3))
+        >>> loss, info = loss_fn(img, p2d, p3d, return_diagnostics=True)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        pair_temperature: float | LearnableTemperature = 0.07,
+        triplet_temperature: float | LearnableTemperature = 0.2,
+        sampler: TripletSampler | None = None,
+        num_negatives: int | None = None,
+        use_triplet: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
+            raise ValueError(f"ContrastiveLoss: alpha must be a float >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.use_triplet = bool(use_triplet)
+        self.pair_temperature = as_temperature(pair_temperature, owner="ContrastiveLoss")
+        self.triplet = TripletInfoNCE(
+            triplet_temperature, sampler=sampler, num_negatives=num_negatives
+        )
+
+    def forward(
+        self,
+        image: Tensor | None = None,
+        pose2d: Tensor | None = None,
+        pose3d: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        return_diagnostics: bool = False,
+    ) -> Tensor | tuple[Tensor, dict[str, float]]:
+        """Loss for two or three ``(B, D)`` embedding sets.
+
+        Args:
+            image: ``(B, D)`` image embeddings, or None.
+            pose2d: ``(B, D)`` 2D-pose embeddings, or None.
+            pose3d: ``(B, D)`` 3D-pose embeddings, or None.
+            generator: Randomness of the negative sampler.
+            return_diagnostics: Also return a dict of floats for logging:
+                ``cos/<m1>-<m2>`` mean positive cosine per pair (the curves of
+                the paper's Fig. 4), ``acc/<m1>-<m2>`` in-batch top-1
+                retrieval accuracy (both directions averaged),
+                ``lambda/pos`` and ``lambda/neg`` mean triplet scores,
+                ``loss/pair``, ``loss/triplet``, ``tau/pair``, ``tau/triplet``.
+
+        Returns:
+            The scalar loss, or ``(loss, diagnostics)``.
+        """
+        owner = "ContrastiveLoss"
+        given = {
+            name: normalize_embeddings(name, x, owner=owner)
+            for name, x in zip(MODALITIES, (image, pose2d, pose3d))
+            if x is not None
+        }
+        if len(given) < 2:
+            raise ValueError(
+                f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
+            )
+        check_same_shape(owner, **given)
+        names = list(given)
+        sims = {
+            (m1, m2): given[m1] @ given[m2].T
+            for idx, m1 in enumerate(names)
+            for m2 in names[idx + 1 :]
+        }
+        tau = self.pair_temperature()
+        pair_terms = {key: pair_info_nce(s, tau) for key, s in sims.items()}
+        loss_pair = torch.stack(list(pair_terms.values())).sum()
+        loss = loss_pair
+        lam = None
+        loss_triplet = None
+        if self.use_triplet and len(given) == 3 and self.alpha > 0:
+            loss_triplet, lam = self.triplet.from_similarities(
+                sims[("image", "pose2d")],
+                sims[("image", "pose3d")],
+                sims[("pose2d", "pose3d")],
+                generator=generator,
+            )
+            loss = loss + self.alpha * loss_triplet
+        if not return_diagnostics:
+            return loss
+        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau)
+
+    @torch.no_grad()
+    def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau) -> dict[str, float]:
+        info: dict[str, float] = {"loss/pair": float(loss_pair), "tau/pair": float(tau)}
+        for (m1, m2), s in sims.items():
+            target = torch.arange(s.shape[0], device=s.device)
+            info[f"cos/{m1}-{m2}"] = float(s.diagonal().mean())
+            acc = 0.5 * (
+                (s.argmax(dim=1) == target).float().mean()
+                + (s.argmax(dim=0) == target).float().mean()
+            )
+            info[f"acc/{m1}-{m2}"] = float(acc)
+        if lam is not None:
+            info["loss/triplet"] = float(loss_triplet)
+            info["tau/triplet"] = float(self.triplet.temperature())
+            info["lambda/pos"] = float(lam[:, 0].mean())
+            info["lambda/neg"] = float(lam[:, 1:].mean())
+        return info

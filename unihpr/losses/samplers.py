@@ -1,0 +1,224 @@
+"""Negative-triplet samplers for the Triplet-InfoNCE.
+
+A sampler only produces indices; the loss evaluates them. This keeps the two
+composable, as losses and miners are in pytorch-metric-learning.
+
+A triplet (i, j, k) names the image embedding of sample i, the 2D-pose
+embedding of sample j and the 3D-pose embedding of sample k. For anchor a the
+paper's candidate negatives are the 3B² − 3B triplets that share at least one
+embedding with the positive (a, a, a), i.e. the triplets with i = a or j = a
+or k = a, the positive excluded. Every sampler returns, per anchor, indices of
+negatives that never equal the positive.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class TripletIndices(NamedTuple):
+    """Indices of triplets, one row per anchor.
+
+    Attributes:
+        image: ``(A, N)`` rows of the image embeddings.
+        pose2d: ``(A, N)`` rows of the 2D-pose embeddings.
+        pose3d: ``(A, N)`` rows of the 3D-pose embeddings.
+    """
+
+    image: Tensor
+    pose2d: Tensor
+    pose3d: Tensor
+
+
+def _validate(
+    owner: str, batch_size: int, num_negatives: int | None, anchors: Tensor | None, device
+) -> tuple[Tensor, int]:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"{owner}: batch_size must be an int >= 2, got {batch_size!r}")
+    n = batch_size - 1 if num_negatives is None else num_negatives
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
+    if anchors is None:
+        anchors = torch.arange(batch_size, device=device)
+    else:
+        if anchors.dim() != 1 or anchors.dtype != torch.long:
+            raise ValueError(
+                f"{owner}: anchors must be a 1-D int64 tensor, got {tuple(anchors.shape)} {anchors.dtype}"
+            )
+        if anchors.numel() and (int(anchors.min()) < 0 or int(anchors.max()) >= batch_size):
+            raise ValueError(
+                f"{owner}: anchors must lie in [0, {batch_size}), got {anchors.tolist()[:8]}"
+            )
+    return anchors, n
+
+
+def _randint(
+    high: int, shape: tuple[int, ...], generator: torch.Generator | None, device
+) -> Tensor:
+    # Draw on the generator's device so that a given generator always gives
+    # the same numbers, then move.
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randint(high, shape, generator=generator, device=gen_device).to(device)
+
+
+def _skip(x: Tensor, a: Tensor) -> Tensor:
+    """Map x in [0, B−1) to [0, B) \\ {a}."""
+    return x + (x >= a).long()
+
+
+class TripletSampler:
+    """Base class: ``sampler(batch_size, num_negatives, ...) -> TripletIndices``.
+
+    Subclasses implement :meth:`sample`. Sampling is deterministic given a
+    ``torch.Generator``.
+    """
+
+    def __call__(
+        self,
+        batch_size: int,
+        num_negatives: int | None = None,
+        *,
+        anchors: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> TripletIndices:
+        """Sample negatives.
+
+        Args:
+            batch_size: B, the number of samples each index may refer to.
+            num_negatives: N negatives per anchor; default B − 1 (the paper).
+            anchors: ``(A,)`` anchor rows; default all B rows.
+            generator: Source of randomness, for reproducible draws.
+            device: Device of the returned indices.
+
+        Returns:
+            :class:`TripletIndices` of ``(A, N)`` int64 tensors.
+        """
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        anchors, n = _validate(type(self).__name__, batch_size, num_negatives, anchors, device)
+        return self.sample(batch_size, n, anchors.to(device), generator, device)
+
+    def sample(
+        self,
+        batch_size: int,
+        num_negatives: int,
+        anchors: Tensor,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> TripletIndices:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class UniformTripletSampler(TripletSampler):
+    """Uniform draws (with replacement) from the paper's 3B² − 3B negatives.
+
+    The candidate set of anchor a is split into three disjoint planes:
+    {(a, j, k)} minus the positive (B² − 1 triplets), {(i, a, k): i ≠ a}
+    (B² − B) and {(i, j, a): i ≠ a, j ≠ a} ((B − 1)²). One integer drawn
+    uniformly below 3B² − 3B is decoded into a triplet, so every candidate has
+    the same probability. Duplicates are possible but rare (N ≪ 3B²).
+    """
+
+    def sample(self, batch_size, num_negatives, anchors, generator, device):
+        B = batch_size
+        a = anchors[:, None]
+        u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
+        n1, n2 = B * B - 1, B * B - B
+        # plane 1: (a, j, k), (j, k) != (a, a)
+        t = u + (u >= a * B + a).long()
+        p1 = (a.expand_as(u), t // B, t % B)
+        # plane 2: (i, a, k), i != a
+        u2 = u - n1
+        p2 = (_skip(u2.div(B, rounding_mode="floor"), a), a.expand_as(u), u2.remainder(B))
+        # plane 3: (i, j, a), i != a, j != a
+        u3 = (u - n1 - n2).clamp_min(0)
+        p3 = (
+            _skip(u3.div(B - 1, rounding_mode="floor"), a),
+            _skip(u3.remainder(B - 1), a),
+            a.expand_as(u),
+        )
+        in1, in2 = u < n1, u < n1 + n2
+        out = [torch.where(in1, x1, torch.where(in2, x2, x3)) for x1, x2, x3 in zip(p1, p2, p3)]
+        return TripletIndices(*out)
+
+
+class SwapOneTripletSampler(TripletSampler):
+    """Negatives that differ from the positive in exactly one modality.
+
+    For anchor a: pick one modality uniformly and replace its index by a
+    uniform other sample, giving (i, a, a), (a, j, a) or (a, a, k) with the
+    swapped index ≠ a: 3(B − 1) candidates, drawn uniformly with replacement.
+    These are the hardest negatives for the triplet score, since two of the
+    three embeddings still match.
+    """
+
+    def sample(self, batch_size, num_negatives, anchors, generator, device):
+        B = batch_size
+        a = anchors[:, None]
+        u = _randint(3 * (B - 1), (anchors.numel(), num_negatives), generator, device)
+        modality = u.div(B - 1, rounding_mode="floor")
+        other = _skip(u.remainder(B - 1), a)
+        out = [torch.where(modality == m, other, a.expand_as(u)) for m in range(3)]
+        return TripletIndices(*out)
+
+
+class ShuffleTripletSampler(TripletSampler):
+    """Symile-style negatives: the non-anchor modalities shuffled independently.
+
+    One modality keeps the anchor's own embedding; each of the other two is
+    indexed through its own random permutation of the batch. With B − 1
+    negatives this is one permutation per modality: column n of the logits
+    matrix holds the shuffled pair (σ(n), π(n)), shared by all anchors, and
+    anchor a uses every column but its own (where the positive goes). More
+    negatives draw further permutations. A shuffled pair that happens to
+    recreate the positive is moved to the next 3D sample so that it stays a
+    negative.
+
+    Args:
+        anchor_modality: Which modality keeps the anchor's embedding: 0
+            (image), 1 (2D), 2 (3D), or None to choose one uniformly per
+            anchor.
+    """
+
+    def __init__(self, anchor_modality: int | None = None) -> None:
+        if anchor_modality not in (None, 0, 1, 2):
+            raise ValueError(
+                f"ShuffleTripletSampler: anchor_modality must be 0, 1, 2 or None, got {anchor_modality!r}"
+            )
+        self.anchor_modality = anchor_modality
+
+    def sample(self, batch_size, num_negatives, anchors, generator, device):
+        B, A, N = batch_size, anchors.numel(), num_negatives
+        rounds = -(-N // (B - 1))
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        perms = [
+            torch.stack(
+                [torch.randperm(B, generator=generator, device=gen_device) for _ in range(rounds)]
+            ).to(device)
+            for _ in range(2)
+        ]
+        a = anchors[:, None]
+        # columns of every round but the anchor's own: (A, rounds * (B - 1))
+        cols = _skip(torch.arange(B - 1, device=device)[None, :], a).repeat(1, rounds)[:, :N]
+        rnd = (torch.arange(rounds, device=device).repeat_interleave(B - 1)[:N])[None, :]
+        rnd = rnd.expand(A, N)
+        first, second = perms[0][rnd, cols], perms[1][rnd, cols]
+        second = torch.where((first == a) & (second == a), (second + 1) % B, second)
+        if self.anchor_modality is None:
+            fixed = _randint(3, (A, 1), generator, device).expand(A, N)
+        else:
+            fixed = torch.full((A, N), self.anchor_modality, device=device)
+        anchor = a.expand(A, N)
+        image = torch.where(fixed == 0, anchor, first)
+        pose2d = torch.where(fixed == 1, anchor, torch.where(fixed == 0, first, second))
+        pose3d = torch.where(fixed == 2, anchor, second)
+        return TripletIndices(image, pose2d, pose3d)
+
+    def __repr__(self) -> str:
+        return f"ShuffleTripletSampler(anchor_modality={self.anchor_modality})"

@@ -1,0 +1,190 @@
+"""Singular-value Triplet-InfoNCE (paper eq. 3).
+
+The score of a triplet (i, j, k) is λ1, the largest eigenvalue of the Gram
+matrix of the normalised embeddings (x_img_i, x_2d_j, x_3d_k). For unit rows it
+depends only on S12[i, j], S13[i, k] and S23[j, k], entries of the three B×B
+similarity matrices that the pairwise losses compute anyway, so the triplet
+term reads its logits out of those matrices and never builds a per-triplet
+Gram matrix or SVD.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
+from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+
+
+def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
+    """Prepend the positive (a, a, a) as column 0 of each anchor's row."""
+    pos = anchors[:, None]
+    return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
+
+
+class _SampledTripletNCE(torch.autograd.Function):
+    """Fused forward and backward of the sampled Triplet-InfoNCE.
+
+    Forward gathers (a, b, c) for every (anchor, candidate) from the three
+    similarity matrices, evaluates λ1 in closed form and a row-wise
+    log-sum-exp; backward scatters the analytic gradient straight into the
+    similarity matrices. Fusing avoids the dozen (A, N+1) intermediates that
+    autograd would keep for the elementwise formula.
+    """
+
+    @staticmethod
+    def forward(ctx, s12, s13, s23, i, j, k, tau):  # type: ignore[override]
+        cols = s23.shape[1]
+        f12 = i * s12.shape[1] + j
+        f13 = i * s13.shape[1] + k
+        f23 = j * cols + k
+        a = s12.reshape(-1)[f12]
+        b = s13.reshape(-1)[f13]
+        c = s23.reshape(-1)[f23]
+        lam, mu1, r, theta = gram_eig_forward(a, b, c)
+        logits = lam / tau
+        lse = torch.logsumexp(logits, dim=1)
+        loss = (lse - logits[:, 0]).mean()
+        if any(ctx.needs_input_grad):
+            ga, gb, gc = gram_eig_grad_coeffs(a, b, c, mu1, r, theta)
+            prob = torch.exp(logits - lse[:, None])
+            ctx.save_for_backward(f12, f13, f23, ga, gb, gc, prob, lam, tau)
+            ctx.shapes = (s12.shape, s13.shape, s23.shape)
+        ctx.mark_non_differentiable(lam)
+        return loss, lam
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
+        f12, f13, f23, ga, gb, gc, prob, lam, tau = ctx.saved_tensors
+        # d loss / d logits = (softmax - onehot(0)) / A
+        g = prob
+        g[:, 0] -= 1.0
+        g.mul_(grad_loss / g.shape[0])
+        grad_tau = None
+        if ctx.needs_input_grad[6]:
+            grad_tau = -(g * lam).sum() / (tau * tau)
+        g.div_(tau)  # d loss / d λ
+        grads = []
+        for need, flat, coef, shape in zip(
+            ctx.needs_input_grad[:3], (f12, f13, f23), (ga, gb, gc), ctx.shapes
+        ):
+            if not need:
+                grads.append(None)
+                continue
+            out = torch.zeros(shape[0] * shape[1], dtype=g.dtype, device=g.device)
+            out.index_add_(0, flat.reshape(-1), (coef * g).reshape(-1))
+            grads.append(out.view(shape))
+        return (*grads, None, None, None, grad_tau)
+
+
+def triplet_info_nce(
+    s12: Tensor, s13: Tensor, s23: Tensor, triplets: TripletIndices, tau: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Triplet-InfoNCE from similarity matrices and candidate triplets.
+
+    Args:
+        s12: ``(B1, B2)`` image·2D cosines.
+        s13: ``(B1, B3)`` image·3D cosines.
+        s23: ``(B2, B3)`` 2D·3D cosines.
+        triplets: ``(A, 1 + N)`` indices per modality; column 0 holds each
+            anchor's positive (see :func:`with_positives`).
+        tau: Scalar temperature tensor.
+
+    Returns:
+        ``(loss, lam)``: the mean over anchors of −log softmax of the positive,
+        and the ``(A, 1 + N)`` λ1 scores (detached; for logging).
+    """
+    work = torch.promote_types(s12.dtype, torch.float32)
+    tau = tau.to(work)
+    s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
+    return _SampledTripletNCE.apply(s12, s13, s23, *triplets, tau)
+
+
+class TripletInfoNCE(nn.Module):
+    """The paper's singular-value Triplet-InfoNCE over three ``(B, D)`` sets.
+
+    For each anchor a (a sample of the batch) the positive is the triplet
+    (a, a, a) of its image, 2D-pose and 3D-pose embeddings; the negatives are
+    drawn by ``sampler`` among the triplets that share an embedding with it.
+    The logit of a triplet is λ1 / τ, with λ1 ∈ [1, 3] the largest eigenvalue
+    of the 3×3 Gram matrix of its normalised embeddings.
+
+    λ1 is sign-blind (negating one embedding leaves it unchanged), so use it
+    together with the pairwise InfoNCE (:class:`ContrastiveLoss`), as the
+    paper does.
+
+    Args:
+        temperature: Fixed float τ or a :class:`LearnableTemperature`.
+        sampler: Negative sampler; default :class:`UniformTripletSampler`.
+        num_negatives: Negatives per anchor; default B − 1 (the paper).
+
+    Example:
+        >>> loss_fn = TripletInfoNCE(temperature=0.2)
+        >>> x = [torch.randn(16, 64) for _ in range(3)]
+        >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0))
+    """
+
+    def __init__(
+        self,
+        temperature: float | LearnableTemperature = 0.2,
+        sampler: TripletSampler | None = None,
+        num_negatives: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.temperature = as_temperature(temperature, owner="TripletInfoNCE")
+        if sampler is not None and not isinstance(sampler, TripletSampler):
+            raise TypeError(
+                f"TripletInfoNCE: sampler must be a TripletSampler, got {type(sampler).__name__}"
+            )
+        self.sampler = sampler if sampler is not None else UniformTripletSampler()
+        if num_negatives is not None and (
+            isinstance(num_negatives, bool)
+            or not isinstance(num_negatives, int)
+            or num_negatives < 1
+        ):
+            raise ValueError(
+                f"TripletInfoNCE: num_negatives must be an int >= 1, got {num_negatives!r}"
+            )
+        self.num_negatives = num_negatives
+
+    def forward(
+        self,
+        x_img: Tensor,
+        x_2d: Tensor,
+        x_3d: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors."""
+        owner = "TripletInfoNCE"
+        x1 = normalize_embeddings("x_img", x_img, owner=owner)
+        x2 = normalize_embeddings("x_2d", x_2d, owner=owner)
+        x3 = normalize_embeddings("x_3d", x_3d, owner=owner)
+        check_same_shape(owner, x_img=x1, x_2d=x2, x_3d=x3)
+        loss, _ = self.from_similarities(x1 @ x2.T, x1 @ x3.T, x2 @ x3.T, generator=generator)
+        return loss
+
+    def from_similarities(
+        self,
+        s12: Tensor,
+        s13: Tensor,
+        s23: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Loss from precomputed ``(B, B)`` cosine matrices.
+
+        Returns:
+            ``(loss, lam)`` with ``lam`` the detached ``(B, 1 + N)`` scores,
+            positives in column 0.
+        """
+        B = s12.shape[0]
+        anchors = torch.arange(B, device=s12.device)
+        negatives = self.sampler(
+            B, self.num_negatives, anchors=anchors, generator=generator, device=s12.device
+        )
+        return triplet_info_nce(
+            s12, s13, s23, with_positives(anchors, negatives), self.temperature()
+        )
