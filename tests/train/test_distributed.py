@@ -30,7 +30,7 @@ def _spawn(tmp_path, use_real_loss):
 
 @pytest.mark.distributed
 def test_two_gloo_ranks_end_identical(tmp_path):
-    r0, r1 = _spawn(tmp_path, use_real_loss=False)
+    r0, r1 = _spawn(tmp_path, use_real_loss=True)
     assert r0["steps"] == r1["steps"] == 4
     assert r0["params"].keys() == r1["params"].keys()
     for k in r0["params"]:

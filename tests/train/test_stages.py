@@ -188,3 +188,38 @@ def test_make_stage_and_unfreezing_between_stages():
     s3 = make_stage(model, _cfg("finetune"), PairCriterion(), target2d=target2d)
     assert isinstance(s3, FinetuneStage)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_build_criterion_uses_paper_temperatures():
+    from unihpr.losses import ContrastiveLoss, LearnableTemperature
+
+    from unihpr.train.stages import build_criterion
+
+    s1 = build_criterion(_cfg("align2d3d"), num_modalities=2)
+    assert isinstance(s1, ContrastiveLoss)
+    assert isinstance(s1.pair_temperature, LearnableTemperature)
+    assert s1.pair_temperature.learnable
+    assert s1.pair_temperature.min == pytest.approx(1 / 100)
+    assert float(s1.pair_temperature().detach()) == pytest.approx(1 / 14, rel=1e-6)
+    # two modalities: the triplet temperature must not be a parameter (DDP would complain)
+    assert not any(p.requires_grad for p in s1.triplet.parameters())
+    s2 = build_criterion(_cfg("align_image"), num_modalities=3)
+    assert s2.use_triplet and s2.triplet.temperature.learnable
+    assert float(s2.triplet.temperature().detach()) == pytest.approx(0.2, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["align2d3d", "align_image", "finetune"])
+def test_stages_train_with_real_contrastive_loss(tmp_path, name):
+    model = FakeUniHPR()
+    kw = {"target2d": target2d} if name == "finetune" else {}
+    stage = make_stage(model, _cfg(name), **kw)
+    res = _train(stage, tmp_path)
+    assert res.step == 3
+    row = res.history[-1]
+    assert "tau/pair" in row and "cos/pose2d-pose3d" in row
+    if name != "align2d3d":
+        assert "loss/triplet" in row and "lambda/pos" in row
+    # every trainable parameter got a gradient on the last step
+    for n, p in stage.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, n

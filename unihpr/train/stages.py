@@ -23,6 +23,8 @@ pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -54,7 +56,15 @@ def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
     triplet_used = config.use_triplet and num_modalities == 3 and config.alpha > 0
     kwargs: dict[str, Any] = {}
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        kwargs["gather"] = True
+        if "gather" in inspect.signature(ContrastiveLoss).parameters:
+            kwargs["gather"] = True
+        else:  # an older loss without cross-rank negatives: still correct, fewer negatives
+            warnings.warn(
+                "ContrastiveLoss has no `gather` switch: contrastive negatives come from "
+                "the local batch of each rank only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return ContrastiveLoss(
         alpha=config.alpha,
         pair_temperature=temp(),
