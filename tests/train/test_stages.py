@@ -192,7 +192,6 @@ def test_make_stage_and_unfreezing_between_stages():
 
 def test_build_criterion_uses_paper_temperatures():
     from unihpr.losses import ContrastiveLoss, LearnableTemperature
-
     from unihpr.train.stages import build_criterion
 
     s1 = build_criterion(_cfg("align2d3d"), num_modalities=2)

@@ -80,6 +80,21 @@ def _default_target2d(pose2d: Tensor, bbox: Tensor | None, mask: Tensor | None) 
     return normalize_pose2d(pose2d, bbox, mask)[0]
 
 
+def _decoder_loss(
+    decoder: nn.Module,
+    embedding: Tensor,
+    source: str,
+    target: Tensor,
+    mask: Tensor | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    # Diffusion decoders draw noise levels; route them through the stage's
+    # generator (checkpointed) when the decoder accepts one.
+    if "generator" in inspect.signature(decoder.loss).parameters:
+        return decoder.loss(embedding, source, target, mask=mask, generator=generator)
+    return decoder.loss(embedding, source, target, mask=mask)
+
+
 def _check_batch(stage: str, batch: Any, keys: Iterable[str]) -> None:
     if not isinstance(batch, dict):
         raise TypeError(f"{stage}: a batch must be a dict of tensors, got {type(batch).__name__}")
@@ -271,12 +286,15 @@ class FinetuneStage(Stage):
         target2d = self.target2d(batch["pose2d"], batch.get("bbox"), mask)
         l3d = torch.stack(
             [
-                self.model.decoder3d.loss(emb[s], s, batch["pose3d"], mask=mask)
+                _decoder_loss(self.model.decoder3d, emb[s], s, batch["pose3d"], mask, generator)
                 for s in self.decode_from
             ]
         ).mean()
         l2d = torch.stack(
-            [self.model.decoder2d.loss(emb[s], s, target2d, mask=mask) for s in self.decode_from]
+            [
+                _decoder_loss(self.model.decoder2d, emb[s], s, target2d, mask, generator)
+                for s in self.decode_from
+            ]
         ).mean()
         loss = cfg.contrastive_weight * l_cl + cfg.loss_3d_weight * l3d + cfg.loss_2d_weight * l2d
         metrics.update({"loss/cl": l_cl.detach(), "loss/3d": l3d.detach(), "loss/2d": l2d.detach()})
