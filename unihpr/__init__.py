@@ -29,9 +29,33 @@ _EXPORTS: dict[str, str] = {
     "create_model": "unihpr.models",
     "list_models": "unihpr.models",
     "from_pretrained": "unihpr.models",
+    "UniHPRConfig": "unihpr.models",
+    "PoseEncoder": "unihpr.models",
+    "ImageEncoder": "unihpr.models",
+    "MLPDecoder": "unihpr.models",
+    "TransformerDecoder": "unihpr.models",
+    "DiffusionDecoder": "unihpr.models",
     # metrics
     "mpjpe": "unihpr.metrics",
     "pa_mpjpe": "unihpr.metrics",
+    "n_mpjpe": "unihpr.metrics",
+    "pck": "unihpr.metrics",
+    "auc": "unihpr.metrics",
+    "per_action_error": "unihpr.metrics",
+    "pose_retrieval_error": "unihpr.metrics",
+    "image_retrieval_topk": "unihpr.metrics",
+    # data
+    "Skeleton": "unihpr.data",
+    "get_skeleton": "unihpr.data",
+    "map_joints": "unihpr.data",
+    "flip_pose": "unihpr.data",
+    "Human36M": "unihpr.data",
+    "MPIInf3DHP": "unihpr.data",
+    "ThreeDPW": "unihpr.data",
+    "HumanoidMocap": "unihpr.data",
+    "ImageIndexDataset": "unihpr.data",
+    # figures
+    "plot_pose_comparison": "unihpr.viz",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

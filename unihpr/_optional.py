@@ -9,6 +9,7 @@ _EXTRA_OF = {
     "triton": "triton",
     "pybullet": "demo",
     "matplotlib": "demo",
+    "PIL": "image",
     "tensorboard": "tensorboard",
     "torch.utils.tensorboard": "tensorboard",
 }

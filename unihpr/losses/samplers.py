@@ -44,9 +44,10 @@ def _validate(
     if anchors is None:
         anchors = torch.arange(batch_size, device=device)
     else:
-        if anchors.dim() != 1 or anchors.dtype != torch.long:
+        if anchors.dim() != 1 or anchors.dtype not in (torch.int32, torch.int64):
             raise ValueError(
-                f"{owner}: anchors must be a 1-D int64 tensor, got {tuple(anchors.shape)} {anchors.dtype}"
+                f"{owner}: anchors must be a 1-D int32/int64 tensor, got shape "
+                f"{tuple(anchors.shape)} and dtype {anchors.dtype}"
             )
         if anchors.numel() and (int(anchors.min()) < 0 or int(anchors.max()) >= batch_size):
             raise ValueError(
@@ -61,12 +62,15 @@ def _randint(
     # Draw on the generator's device so that a given generator always gives
     # the same numbers, then move.
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randint(high, shape, generator=generator, device=gen_device).to(device)
+    dtype = torch.int32 if high < 2**31 else torch.int64
+    return torch.randint(high, shape, generator=generator, device=gen_device, dtype=dtype).to(
+        device
+    )
 
 
 def _skip(x: Tensor, a: Tensor) -> Tensor:
     """Map x in [0, B−1) to [0, B) \\ {a}."""
-    return x + (x >= a).long()
+    return x + (x >= a).to(x.dtype)
 
 
 class TripletSampler:
@@ -84,6 +88,7 @@ class TripletSampler:
         anchors: Tensor | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.int64,
     ) -> TripletIndices:
         """Sample negatives.
 
@@ -93,13 +98,22 @@ class TripletSampler:
             anchors: ``(A,)`` anchor rows; default all B rows.
             generator: Source of randomness, for reproducible draws.
             device: Device of the returned indices.
+            dtype: ``torch.int64`` (default) or ``torch.int32`` (faster to
+                produce and to index with; the losses use it when B² fits).
 
         Returns:
-            :class:`TripletIndices` of ``(A, N)`` int64 tensors.
+            :class:`TripletIndices` of ``(A, N)`` integer tensors.
         """
         device = torch.device(device) if device is not None else torch.device("cpu")
+        if dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"{type(self).__name__}: dtype must be torch.int32 or torch.int64, got {dtype}"
+            )
+        if dtype == torch.int32 and 3 * batch_size * batch_size >= 2**31:
+            dtype = torch.int64  # int32 would overflow in the decoding
         anchors, n = _validate(type(self).__name__, batch_size, num_negatives, anchors, device)
-        return self.sample(batch_size, n, anchors.to(device), generator, device)
+        out = self.sample(batch_size, n, anchors.to(device=device, dtype=dtype), generator, device)
+        return TripletIndices(*(t.to(dtype) for t in out))
 
     def sample(
         self,
@@ -127,25 +141,31 @@ class UniformTripletSampler(TripletSampler):
 
     def sample(self, batch_size, num_negatives, anchors, generator, device):
         B = batch_size
+        # Works in the anchors' dtype: int32 arithmetic is several times faster
+        # than int64 for the B² divisions below.
         a = anchors[:, None]
         u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
-        n1, n2 = B * B - 1, B * B - B
-        # plane 1: (a, j, k), (j, k) != (a, a)
-        t = u + (u >= a * B + a).long()
-        p1 = (a.expand_as(u), t // B, t % B)
-        # plane 2: (i, a, k), i != a
-        u2 = u - n1
-        p2 = (_skip(u2.div(B, rounding_mode="floor"), a), a.expand_as(u), u2.remainder(B))
-        # plane 3: (i, j, a), i != a, j != a
-        u3 = (u - n1 - n2).clamp_min(0)
-        p3 = (
-            _skip(u3.div(B - 1, rounding_mode="floor"), a),
-            _skip(u3.remainder(B - 1), a),
-            a.expand_as(u),
-        )
-        in1, in2 = u < n1, u < n1 + n2
-        out = [torch.where(in1, x1, torch.where(in2, x2, x3)) for x1, x2, x3 in zip(p1, p2, p3)]
-        return TripletIndices(*out)
+        u = u.to(a.dtype)
+        # Skip the positive, which sits at offset a·B + a of plane 1.
+        u += u >= a * (B + 1)
+        # Planes 1 and 2 both have rows of length B: u = q·B + r.
+        q = u.div(B, rounding_mode="floor")
+        r = u - q * B
+        in1 = q < B  # plane 1: (a, q, r)
+        q2 = q - B  # plane 2: (skip(q2), a, r)
+        q2 += q2 >= a
+        # plane 3: (skip(u3 // (B-1)), skip(u3 % (B-1)), a)
+        in3 = u >= 2 * B * B - B
+        u3 = (u - (2 * B * B - B)).clamp_min_(0)
+        q3 = u3.div(B - 1, rounding_mode="floor")
+        r3 = u3 - q3 * (B - 1)
+        q3 += q3 >= a
+        r3 += r3 >= a
+        ab = a.expand_as(u)
+        image = torch.where(in3, q3, torch.where(in1, ab, q2))
+        pose2d = torch.where(in3, r3, torch.where(in1, q, ab))
+        pose3d = torch.where(in3, ab, r)
+        return TripletIndices(image, pose2d, pose3d)
 
 
 class SwapOneTripletSampler(TripletSampler):

@@ -21,7 +21,7 @@ from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
 
 def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
     """Prepend the positive (a, a, a) as column 0 of each anchor's row."""
-    pos = anchors[:, None]
+    pos = anchors[:, None].to(negatives.image.dtype)
     return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
 
 
@@ -37,20 +37,20 @@ class _SampledTripletNCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s12, s13, s23, i, j, k, tau):  # type: ignore[override]
-        cols = s23.shape[1]
         f12 = i * s12.shape[1] + j
         f13 = i * s13.shape[1] + k
-        f23 = j * cols + k
-        a = s12.reshape(-1)[f12]
-        b = s13.reshape(-1)[f13]
-        c = s23.reshape(-1)[f23]
+        f23 = j * s23.shape[1] + k
+        a, b, c = (
+            s.reshape(-1).index_select(0, f.reshape(-1)).view(f.shape)
+            for s, f in ((s12, f12), (s13, f13), (s23, f23))
+        )
         lam, mu1, r, theta = gram_eig_forward(a, b, c)
         logits = lam / tau
         lse = torch.logsumexp(logits, dim=1)
         loss = (lse - logits[:, 0]).mean()
         if any(ctx.needs_input_grad):
             ga, gb, gc = gram_eig_grad_coeffs(a, b, c, mu1, r, theta)
-            prob = torch.exp(logits - lse[:, None])
+            prob = logits.sub_(lse[:, None]).exp_()
             ctx.save_for_backward(f12, f13, f23, ga, gb, gc, prob, lam, tau)
             ctx.shapes = (s12.shape, s13.shape, s23.shape)
         ctx.mark_non_differentiable(lam)
@@ -60,8 +60,9 @@ class _SampledTripletNCE(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
         f12, f13, f23, ga, gb, gc, prob, lam, tau = ctx.saved_tensors
-        # d loss / d logits = (softmax - onehot(0)) / A
-        g = prob
+        # d loss / d logits = (softmax - onehot(0)) / A. Saved tensors are
+        # not modified: backward may run twice with retain_graph=True.
+        g = prob.clone()
         g[:, 0] -= 1.0
         g.mul_(grad_loss / g.shape[0])
         grad_tau = None
@@ -76,7 +77,8 @@ class _SampledTripletNCE(torch.autograd.Function):
                 grads.append(None)
                 continue
             out = torch.zeros(shape[0] * shape[1], dtype=g.dtype, device=g.device)
-            out.index_add_(0, flat.reshape(-1), (coef * g).reshape(-1))
+            # scatter_add_ is the fastest accumulating scatter on the CPU.
+            out.scatter_add_(0, flat.reshape(-1).long(), (coef * g).reshape(-1))
             grads.append(out.view(shape))
         return (*grads, None, None, None, grad_tau)
 
@@ -183,7 +185,12 @@ class TripletInfoNCE(nn.Module):
         B = s12.shape[0]
         anchors = torch.arange(B, device=s12.device)
         negatives = self.sampler(
-            B, self.num_negatives, anchors=anchors, generator=generator, device=s12.device
+            B,
+            self.num_negatives,
+            anchors=anchors,
+            generator=generator,
+            device=s12.device,
+            dtype=torch.int32,
         )
         return triplet_info_nce(
             s12, s13, s23, with_positives(anchors, negatives), self.temperature()

@@ -37,8 +37,6 @@ from torch import Tensor
 
 __all__ = ["largest_gram_eigenvalue"]
 
-_TWO_PI_OVER_3 = 2.0 * math.pi / 3.0
-
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     # Half precision has too few bits for the cubic's cancellations.
@@ -55,16 +53,68 @@ def gram_eig_forward(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, T
         ``(lam, mu1, r, theta)``: λ1 = 1 + μ1, the largest root μ1 of the
         cubic, r = sqrt(p/3) and θ = arccos(q / 2r³), all of shape ``(...)``.
     """
-    p = a * a + b * b + c * c
-    q = 2.0 * a * b * c
-    r = torch.sqrt(p / 3.0)
-    denom = 2.0 * r * r * r
+    # In-place chains: these run on (B, B)-sized tensors in the loss, where
+    # every fresh allocation costs as much as the arithmetic.
+    p = a * a
+    p.addcmul_(b, b).addcmul_(c, c)
+    r = p.div(3.0).sqrt_()
     tiny = torch.finfo(r.dtype).tiny
-    # p = 0 means G = I; any θ gives μ = 0 there because r = 0.
-    x = torch.where(denom > tiny, q / denom.clamp_min(tiny), torch.zeros_like(q))
-    theta = torch.acos(x.clamp(-1.0, 1.0))
-    mu1 = 2.0 * r * torch.cos(theta / 3.0)
+    # |q| <= 2 r³ always; where r³ underflows (G ≈ I) any θ gives μ ≈ 0.
+    theta = a * b
+    theta.mul_(c).mul_(2.0).div_(r.pow(3).mul_(2.0).clamp_min_(tiny)).clamp_(-1.0, 1.0).acos_()
+    mu1 = theta.div(3.0).cos_().mul_(r).mul_(2.0)
+    # Near a repeated top eigenvalue (θ → π) the roots of the cubic are
+    # ill-conditioned in (p, q): the error grows to ~sqrt(eps). Recompute μ1
+    # there by deflation, which is accurate to ~eps.
+    near = mu1.square().mul_(3.0).sub_(p) < 0.05 * p
+    if bool(near.any()):
+        mu1[near] = _top_pair_by_deflation(a[near], b[near], c[near], r[near], theta[near])
     return 1.0 + mu1, mu1, r, theta
+
+
+def _cross(u: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+
+def _dot(u: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> Tensor:
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _top_pair_by_deflation(a: Tensor, b: Tensor, c: Tensor, r: Tensor, theta: Tensor) -> Tensor:
+    """μ1 where μ1 ≈ μ2, from the well-separated smallest eigenpair.
+
+    μ3 and its eigenvector v3 are well conditioned when μ1 ≈ μ2. The top
+    eigenvalue is then the larger eigenvalue of H restricted to v3's
+    orthogonal complement, a symmetric 2×2 problem whose closed form
+    ``mean + sqrt(half_diff² + off²)`` has no cancellation.
+    """
+    # The spectrum of H scales with H: work on H / r so that products of
+    # entries neither underflow nor overflow.
+    scale = r.clamp_min(torch.finfo(a.dtype).tiny)
+    a, b, c = a / scale, b / scale, c / scale
+    mu3 = 2.0 * torch.cos((theta + 2.0 * math.pi) / 3.0)
+    rows = ((-mu3, a, b), (a, -mu3, c), (b, c, -mu3))  # rows of H - μ3 I
+    # v3 spans the null space of the rank-2 matrix: the largest cross
+    # product of two of its rows.
+    crosses = [_cross(rows[0], rows[1]), _cross(rows[0], rows[2]), _cross(rows[1], rows[2])]
+    best = torch.stack([_dot(w, w) for w in crosses]).argmax(0, keepdim=True)
+    v = [torch.stack([w[i] for w in crosses]).gather(0, best)[0] for i in range(3)]
+    norm = torch.sqrt(_dot(v, v)).clamp_min(torch.finfo(a.dtype).tiny)
+    v = tuple(t / norm for t in v)
+    # An orthonormal basis (u, w) of v3's complement: u = v3 × e_k for the
+    # axis k least aligned with v3.
+    k = torch.stack([t.abs() for t in v]).argmin(0)
+    u = _cross(v, tuple((k == i).to(a.dtype) for i in range(3)))
+    u_norm = torch.sqrt(_dot(u, u))
+    u = tuple(t / u_norm for t in u)
+    w = _cross(v, u)
+
+    def apply_h(x):
+        return (a * x[1] + b * x[2], a * x[0] + c * x[2], b * x[0] + c * x[1])
+
+    hu, hw = apply_h(u), apply_h(w)
+    d1, d2, off = _dot(u, hu), _dot(w, hw), _dot(u, hw)
+    return (0.5 * (d1 + d2) + torch.sqrt((0.5 * (d1 - d2)) ** 2 + off * off)) * scale
 
 
 def gram_eig_grad_coeffs(
@@ -77,27 +127,29 @@ def gram_eig_grad_coeffs(
     for a unit vector v, so it lies in [-1, 1]; the result is clamped there to
     absorb rounding close to a repeated eigenvalue.
     """
-    p = a * a + b * b + c * c
-    den1 = 3.0 * mu1 * mu1 - p  # (μ1 - μ2)(μ1 - μ3) >= 0
+    p = a * a
+    p.addcmul_(b, b).addcmul_(c, c)
+    den1 = mu1.square().mul_(3.0).sub_(p)  # (μ1 - μ2)(μ1 - μ3) >= 0
     eps = torch.finfo(a.dtype).eps
-    # Relative error of the formula is about eps * p / den1.
-    simple = den1 > 64.0 * eps * p.clamp_min(torch.finfo(a.dtype).tiny)
-    safe1 = torch.where(simple, den1, torch.ones_like(den1))
-    ga = (2.0 * (b * c + a * mu1)) / safe1
-    gb = (2.0 * (a * c + b * mu1)) / safe1
-    gc = (2.0 * (a * b + c * mu1)) / safe1
+    # The relative error of the formula is about eps * p / den1.
+    thresh = p.clamp_min(torch.finfo(a.dtype).tiny).mul_(64.0 * eps)
+    simple = den1 > thresh
+    inv = torch.where(simple, den1, 1.0).reciprocal_().mul_(2.0)
+    ga = torch.addcmul(b * c, a, mu1).mul_(inv)
+    gb = torch.addcmul(a * c, b, mu1).mul_(inv)
+    gc = torch.addcmul(a * b, c, mu1).mul_(inv)
     if not bool(simple.all()):
         # Repeated top eigenvalue: P_top = I − P3 with P3 the projector of the
         # (then simple, unless G = I) smallest eigenvalue μ3; m = 2.
         mu3 = 2.0 * r * torch.cos((theta + 2.0 * math.pi) / 3.0)
         den3 = 3.0 * mu3 * mu3 - p
-        triple = den3 <= 64.0 * eps * p.clamp_min(torch.finfo(a.dtype).tiny)
+        triple = den3 <= thresh
         safe3 = torch.where(triple, torch.ones_like(den3), den3)
         scale = torch.where(triple, torch.zeros_like(den3), -1.0 / safe3)
         ga = torch.where(simple, ga, (b * c + a * mu3) * scale)
         gb = torch.where(simple, gb, (a * c + b * mu3) * scale)
         gc = torch.where(simple, gc, (a * b + c * mu3) * scale)
-    return ga.clamp(-1.0, 1.0), gb.clamp(-1.0, 1.0), gc.clamp(-1.0, 1.0)
+    return ga.clamp_(-1.0, 1.0), gb.clamp_(-1.0, 1.0), gc.clamp_(-1.0, 1.0)
 
 
 class _LargestGramEigenvalue(torch.autograd.Function):

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from unihpr.data.cameras import project, world_to_camera
+from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
+from unihpr.data.image_index import (
+    ImageIndexDataset,
+    build_h36m_image_index,
+    main,
+    read_image_index,
+)
+from unihpr.data.skeletons import H36M32_TO_H36M17
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def write_h36m_with_frames(tmp_path, n=4):
+    rng = np.random.default_rng(0)
+    pos = (rng.normal(scale=0.2, size=(n, 32, 3)) + np.array([0.0, 0.0, 0.9])).astype(np.float32)
+    p3 = {"S9": {"Walking 1": pos}}
+    cams, uv0 = [], None
+    for ci in range(4):
+        cam = h36m_camera("S9", ci)
+        xyz = world_to_camera(pos[:, list(H36M32_TO_H36M17)], cam.rotation, cam.position)
+        uv = project(xyz, cam.focal_length, cam.center, cam.radial, cam.tangential)
+        cams.append(uv.astype(np.float32))
+        uv0 = uv if ci == 0 else uv0
+    np.savez(tmp_path / "d3.npz", positions_3d=p3)
+    np.savez(tmp_path / "d2.npz", positions_2d={"S9": {"Walking 1": cams}},
+             metadata={"num_joints": 17})  # fmt: skip
+    root = tmp_path / "frames"
+    folder = root / "S9" / f"Walking 1.{CAMERA_IDS[0]}"
+    folder.mkdir(parents=True)
+    for f in range(n - 1):  # the last frame is "missing"
+        img = np.zeros((1002, 1000, 3), dtype=np.uint8)
+        x, y = np.floor(uv0[f, 0]).astype(int)  # mark the pelvis
+        img[y - 2 : y + 3, x - 2 : x + 3] = 255
+        PIL.fromarray(img).save(folder / f"{f + 1:06d}.png")
+    return root, uv0
+
+
+def test_build_and_load_crops(tmp_path):
+    root, uv0 = write_h36m_with_frames(tmp_path)
+    out = root / "index.jsonl"
+    stats = build_h36m_image_index(
+        root, tmp_path / "d3.npz", tmp_path / "d2.npz", out, subjects=["S9"],
+        pattern="{subject}/{action}.{camera}/{number:06d}.png",
+    )  # fmt: skip
+    assert stats == {"written": 3, "missing": 4 * 4 - 3}
+    recs = read_image_index(out)
+    assert recs[1]["frame"] == 1 and recs[1]["action"] == "Walking"
+    np.testing.assert_allclose(recs[1]["pose2d"][0], uv0[1, 0], atol=1e-3)
+    ds = ImageIndexDataset(out, image_size=(64, 48))
+    s = ds[1]
+    assert s["image"].shape == (3, 64, 48) and s["pose3d"].shape == (17, 3)
+    # the marked pelvis pixel is where the transformed 2D pelvis says
+    x, y = s["pose2d"][0].numpy()
+    img = s["image"].numpy()
+    assert img[:, int(y), int(x)].mean() > 0.2
+    assert img.mean() < 0.1
+    # the box keeps the output aspect ratio and contains the keypoints
+    bx = s["bbox"].numpy()
+    assert bx[0] >= -1e-3 and bx[2] <= 48 + 1e-3 and bx[1] >= -1e-3 and bx[3] <= 64 + 1e-3
+    assert np.all(s["pose2d"].numpy() >= bx[:2] - 1e-3)
+    # CLI
+    assert main([str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"),
+                 str(tmp_path / "i2.jsonl"), "--subjects", "S9", "--pattern",
+                 "{subject}/{action}.{camera}/{number:06d}.png"]) == 0  # fmt: skip
+    assert len(read_image_index(tmp_path / "i2.jsonl")) == 3
+
+
+def test_malformed_index(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    rec = {"image": "a.png", "bbox": [0, 0, 1, 1], "pose2d": [[0, 0]] * 17,
+           "pose3d": [[0, 0, 0]] * 16, "subject": "S1", "action": "A", "frame": 0}  # fmt: skip
+    f.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(
+        ValueError, match=r"bad\.jsonl:1: pose2d has shape \(17, 2\), expected \(16, 2\)"
+    ):
+        read_image_index(f)
+    f.write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: not valid JSON"):
+        read_image_index(f)
+    del rec["frame"]
+    f.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ValueError, match=r"missing fields \['frame'\]"):
+        read_image_index(f)
+    with pytest.raises(FileNotFoundError, match="frames_root"):
+        build_h36m_image_index(tmp_path / "nope", f, f, tmp_path / "o.jsonl")

@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pybullet")
+
+from unihpr.data import mocap
+from unihpr.data.skeletons import HUMANOID15
+
+SMALL = {"stride": 9, "cameras_per_frame": 1, "image_size": 64, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mocap")
+    return root, mocap.build_humanoid_mocap(root, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    r = mocap._Renderer(mocap._pybullet_data_path())
+    yield r
+    r.close()
+
+
+def test_clips_and_frame_layout():
+    clips = mocap.list_mocap_clips()
+    assert len(clips) == 15 and "walk" in clips
+    frames = mocap.load_mocap_clip("walk")
+    assert frames.shape[1] == 44
+    # root rotation and the spherical joints are unit quaternions
+    for k in (4, 8, 12, 16, 21, 25, 30, 35, 39):
+        np.testing.assert_allclose(np.linalg.norm(frames[:, k : k + 4], axis=1), 1.0, atol=1e-3)
+
+
+def test_forward_kinematics_matches_pybullet(renderer):
+    frames = mocap.load_mocap_clip("cartwheel")[::20]
+    ours = mocap.humanoid_forward_kinematics(frames)
+    for i, f in enumerate(frames):
+        renderer.pose(f)
+        np.testing.assert_allclose(renderer.link_positions(), ours[i], atol=1e-5)
+
+
+def test_bone_lengths_constant_and_body_is_human_sized():
+    for clip in mocap.list_mocap_clips():
+        pos = mocap.humanoid_forward_kinematics(mocap.load_mocap_clip(clip))
+        for j, p in HUMANOID15.bones:
+            lengths = np.linalg.norm(pos[:, j] - pos[:, p], axis=-1)
+            assert lengths.std() < 1e-9, (clip, j)
+    standing = mocap.humanoid_forward_kinematics(mocap.load_mocap_clip("walk"))[0]
+    # pelvis-to-ankle ~0.83 m, shoulders ~0.37 m apart
+    leg = np.linalg.norm(standing[5] - standing[3]) + np.linalg.norm(standing[3] - standing[0])
+    assert 0.75 < leg < 0.95
+    assert 0.3 < np.linalg.norm(standing[6] - standing[12]) < 0.45
+
+
+def test_projection_agrees_with_rendered_silhouette(renderer):
+    rng = np.random.default_rng(0)
+    on_body, on_body_flipped = [], []
+    for clip in ("walk", "cartwheel", "crawl"):
+        frames = mocap.load_mocap_clip(clip)
+        world = mocap.humanoid_forward_kinematics(frames)
+        for fi in range(0, len(frames), max(1, len(frames) // 4)):
+            renderer.pose(frames[fi])
+            r, c, k = mocap._sample_camera(rng, world[fi, 0])
+            s = mocap._render_view(renderer, world[fi], r, c, k, 96, rng, False)
+            view, proj = mocap.opengl_matrices(r, c, s["K"], 96, 96)
+            _, mask = renderer.render(view, proj, 96)
+            assert mask.sum() > 50
+            # dilate the mask by one pixel: joints on thin limbs sit on the edge
+            grown = mask.copy()
+            grown[1:] |= mask[:-1]
+            grown[:-1] |= mask[1:]
+            grown[:, 1:] |= mask[:, :-1]
+            grown[:, :-1] |= mask[:, 1:]
+
+            def hits(uv, grown=grown):
+                ij = np.floor(uv).astype(int)
+                inside = (ij >= 0).all(1) & (ij < 96).all(1)
+                return inside & grown[ij[:, 1].clip(0, 95), ij[:, 0].clip(0, 95)]
+
+            on_body.append(hits(s["pose2d"]))
+            on_body_flipped.append(hits(s["pose2d"] * [1, -1] + [0, 96]))
+            # the silhouette box contains the joints' box and exceeds it by no
+            # more than the body's thickness (head ~0.28 m above the neck joint)
+            lo, hi = s["pose2d"].min(0), s["pose2d"].max(0)
+            assert np.all(s["bbox"][:2] <= lo + 1.0) and np.all(s["bbox"][2:] >= hi - 1.0)
+            slack = 0.35 * s["K"][0, 0] / s["root"][2]
+            assert np.all(lo - s["bbox"][:2] <= slack) and np.all(s["bbox"][2:] - hi <= slack)
+    assert np.mean(on_body) > 0.97
+    # control: vertically mirrored joints mostly miss the body, so the check can fail
+    assert np.mean(on_body_flipped) < 0.7
+
+
+def test_split_disjoint_dataset_contract_and_cache(built):
+    root, paths = built
+    train = mocap.HumanoidMocap("train", root, **SMALL)
+    test = mocap.HumanoidMocap("test", root, **SMALL)
+    assert set(train.clips).isdisjoint(test.clips)
+    assert set(test.clips) == set(mocap.DEFAULT_TEST_CLIPS)
+    assert set(train.clips) | set(test.clips) == set(mocap.list_mocap_clips())
+    s = train[3]
+    assert s["image"].shape == (3, 64, 64) and s["image"].dtype == torch.float32
+    assert float(s["image"].min()) >= 0.0 and float(s["image"].max()) <= 1.0
+    assert float(s["image"].std()) > 0.02
+    assert s["pose2d"].shape == (15, 2) and s["pose3d"].shape == (15, 3)
+    assert torch.allclose(s["pose3d"][0], torch.zeros(3))
+    assert s["subject"] == s["action"] and s["subject"] in train.clips
+    assert s["index"] == 3
+    # the body is in front of the camera, 3.5 - 6 m away
+    assert np.all((train.arrays["root"][:, 2] > 3.0) & (train.arrays["root"][:, 2] < 6.5))
+    mtime = paths["train"].stat().st_mtime_ns
+    mocap.build_humanoid_mocap(root, **SMALL)  # cached: not rebuilt
+    assert paths["train"].stat().st_mtime_ns == mtime
+
+
+def test_rendering_is_deterministic(built, tmp_path):
+    _, paths = built
+    again = mocap.build_humanoid_mocap(tmp_path, **SMALL)
+    a, b = np.load(paths["test"]), np.load(again["test"])
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="test_clips"):
+        mocap.build_humanoid_mocap(tmp_path, test_clips=["moonwalk"])
+    with pytest.raises(ValueError, match="split"):
+        mocap.HumanoidMocap("val", tmp_path)
+    with pytest.raises(ValueError, match=r"\(N, 44\)"):
+        mocap.humanoid_forward_kinematics(np.zeros((3, 43)))

@@ -1,0 +1,327 @@
+"""PairInfoNCE, TripletInfoNCE, ContrastiveLoss and LearnableTemperature."""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis.strategies as st
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from reference_losses import pair_loss_reference, triplet_lambda_eigvalsh, triplet_loss_reference
+
+from unihpr.losses import (
+    ContrastiveLoss,
+    LearnableTemperature,
+    PairInfoNCE,
+    ShuffleTripletSampler,
+    SwapOneTripletSampler,
+    TripletInfoNCE,
+    UniformTripletSampler,
+    with_positives,
+)
+
+SAMPLERS = [UniformTripletSampler(), SwapOneTripletSampler(), ShuffleTripletSampler()]
+
+
+def embeddings(B, D, seed, dtype=torch.float64, n=3):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(B, D, generator=g, dtype=dtype).requires_grad_() for _ in range(n)]
+
+
+def indices_used(loss: TripletInfoNCE, B: int, seed: int):
+    negatives = loss.sampler(B, loss.num_negatives, generator=torch.Generator().manual_seed(seed))
+    return with_positives(torch.arange(B), negatives)
+
+
+# ---------------------------------------------------------------- PairInfoNCE
+
+
+@given(
+    B=st.integers(2, 7), D=st.integers(1, 9), seed=st.integers(0, 10_000), tau=st.floats(0.05, 2.0)
+)
+def test_pair_matches_term_by_term_reference(B, D, seed, tau):
+    x, y = embeddings(B, D, seed, n=2)
+    got = PairInfoNCE(tau)(x, y)
+    ref = pair_loss_reference(x, y, tau)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    gx, gy = torch.autograd.grad(got, (x, y))
+    rx, ry = torch.autograd.grad(ref, (x, y))
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gy, ry)
+
+
+def test_pair_gradcheck_with_learnable_temperature():
+    x, y = embeddings(5, 4, 0, n=2)
+    tau = LearnableTemperature(init=0.3, min=0.01, max=10).double()
+    loss = PairInfoNCE(tau)
+    assert torch.autograd.gradcheck(lambda a, b: loss(a, b), (x, y))
+    loss(x, y).backward()
+    assert tau.log_tau.grad is not None and math.isfinite(float(tau.log_tau.grad))
+
+
+def test_pair_is_symmetric_and_scale_invariant():
+    x, y = embeddings(6, 3, 1, n=2)
+    loss = PairInfoNCE(0.1)
+    torch.testing.assert_close(loss(x, y), loss(y, x))
+    torch.testing.assert_close(loss(3 * x, 0.5 * y), loss(x, y))
+
+
+def test_pair_perfect_alignment_gives_low_loss():
+    x = torch.eye(8, dtype=torch.float64)
+    assert float(PairInfoNCE(0.01)(x, x)) < 1e-10
+    assert float(PairInfoNCE(0.01)(x, x.roll(1, 0))) > 50
+
+
+# ------------------------------------------------------------- TripletInfoNCE
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+@given(
+    B=st.integers(2, 9),
+    D=st.integers(2, 12),
+    N=st.one_of(st.none(), st.integers(1, 30)),
+    seed=st.integers(0, 9999),
+)
+def test_triplet_matches_eigvalsh_reference(sampler, B, D, N, seed):
+    x = embeddings(B, D, seed)
+    loss_fn = TripletInfoNCE(0.2, sampler=sampler, num_negatives=N)
+    got = loss_fn(*x, generator=torch.Generator().manual_seed(seed))
+    ref = triplet_loss_reference(*x, indices_used(loss_fn, B, seed), 0.2)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    for g, r in zip(torch.autograd.grad(got, x), torch.autograd.grad(ref, x)):
+        torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+
+
+def test_triplet_gradcheck_including_temperature():
+    x = embeddings(6, 5, 3)
+    tau = LearnableTemperature(init=0.2, min=0.01, max=10).double()
+    loss_fn = TripletInfoNCE(tau)
+
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: loss_fn(a, b, c, generator=torch.Generator().manual_seed(0)), tuple(x)
+    )
+    loss_fn(*x, generator=torch.Generator().manual_seed(0)).backward()
+    # ∂L/∂log τ against a central difference
+    g = float(tau.log_tau.grad)
+    h = 1e-6
+    with torch.no_grad():
+        base = float(tau.log_tau)
+        tau.log_tau.fill_(base + h)
+        up = float(loss_fn(*x, generator=torch.Generator().manual_seed(0)))
+        tau.log_tau.fill_(base - h)
+        down = float(loss_fn(*x, generator=torch.Generator().manual_seed(0)))
+    assert g == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-9)
+
+
+def test_triplet_gradient_finite_for_identical_embeddings():
+    """Positives with a = b = c = 1 are where naive autograd gives NaN."""
+    base = torch.randn(8, 16, dtype=torch.float64)
+    x = [base.clone().requires_grad_() for _ in range(3)]
+    loss = TripletInfoNCE(0.2)(*x, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    for t in x:
+        assert torch.isfinite(t.grad).all()
+
+
+def test_triplet_is_sign_blind_pairwise_loss_is_not():
+    x = embeddings(10, 6, 4)
+    flipped = [x[0], -x[1], x[2]]
+    tl = TripletInfoNCE(0.2)
+    torch.testing.assert_close(
+        tl(*x, generator=torch.Generator().manual_seed(0)),
+        tl(*flipped, generator=torch.Generator().manual_seed(0)),
+    )
+    pl = PairInfoNCE(0.2)
+    assert abs(float(pl(x[0], x[1]).detach() - pl(x[0], -x[1]).detach())) > 1e-3
+
+
+def test_triplet_float32_close_to_float64():
+    x = embeddings(32, 24, 5)
+    loss_fn = TripletInfoNCE(0.1)
+    l64 = loss_fn(*x, generator=torch.Generator().manual_seed(1))
+    l32 = loss_fn(*(t.float() for t in x), generator=torch.Generator().manual_seed(1))
+    assert l32.dtype == torch.float32
+    assert float(l32.detach()) == pytest.approx(float(l64.detach()), rel=1e-5)
+
+
+def test_triplet_half_precision_inputs_get_half_gradients():
+    x = [t.detach().to(torch.bfloat16).requires_grad_() for t in embeddings(8, 8, 6)]
+    TripletInfoNCE(0.2)(*x).backward()
+    for t in x:
+        assert t.grad.dtype == torch.bfloat16 and torch.isfinite(t.grad.float()).all()
+
+
+def test_triplet_learns_alignment():
+    """A few steps of gradient descent on free embeddings raise λ1 of positives."""
+    torch.manual_seed(0)
+    x = [torch.randn(16, 8, requires_grad=True) for _ in range(3)]
+    positives = with_positives(torch.arange(16), UniformTripletSampler()(16, 1))
+
+    def mean_positive_lambda():
+        xs = [F.normalize(t.detach(), dim=1) for t in x]
+        return float(triplet_lambda_eigvalsh(*xs, positives)[:, 0].mean())
+
+    before = mean_positive_lambda()
+    loss_fn = TripletInfoNCE(0.1)
+    opt = torch.optim.SGD(x, lr=0.5)
+    gen = torch.Generator().manual_seed(0)
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        loss = loss_fn(*x, generator=gen)
+        first = float(loss) if first is None else first
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+    assert mean_positive_lambda() > before + 0.6
+
+
+# ------------------------------------------------------------ ContrastiveLoss
+
+
+def test_contrastive_equals_sum_of_parts():
+    x = embeddings(12, 7, 7)
+    cl = ContrastiveLoss(alpha=0.7, pair_temperature=0.1, triplet_temperature=0.3)
+    got = cl(*x, generator=torch.Generator().manual_seed(3))
+    pair = PairInfoNCE(0.1)
+    expected = pair(x[0], x[1]) + pair(x[0], x[2]) + pair(x[1], x[2])
+    expected = expected + 0.7 * TripletInfoNCE(0.3)(*x, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, expected)
+    for g, r in zip(torch.autograd.grad(got, x), torch.autograd.grad(expected, x)):
+        torch.testing.assert_close(g, r)
+
+
+def test_contrastive_two_modalities_is_the_pair_loss():
+    x = embeddings(9, 4, 8)
+    cl = ContrastiveLoss(pair_temperature=0.2)
+    torch.testing.assert_close(cl(pose2d=x[1], pose3d=x[2]), PairInfoNCE(0.2)(x[1], x[2]))
+
+
+def test_contrastive_without_triplet():
+    x = embeddings(9, 4, 9)
+    cl = ContrastiveLoss(pair_temperature=0.2, use_triplet=False)
+    pair = PairInfoNCE(0.2)
+    torch.testing.assert_close(cl(*x), pair(x[0], x[1]) + pair(x[0], x[2]) + pair(x[1], x[2]))
+
+
+def test_contrastive_diagnostics():
+    base = torch.randn(10, 6, dtype=torch.float64)
+    x = [base, base + 1e-3 * torch.randn_like(base), base.clone()]
+    loss, info = ContrastiveLoss()(*x, return_diagnostics=True)
+    assert torch.isfinite(loss)
+    for key in ("cos/image-pose2d", "cos/image-pose3d", "cos/pose2d-pose3d"):
+        assert info[key] == pytest.approx(1.0, abs=1e-4)
+    for key in ("acc/image-pose2d", "acc/image-pose3d", "acc/pose2d-pose3d"):
+        assert info[key] == 1.0
+    assert info["lambda/pos"] == pytest.approx(3.0, abs=1e-4)
+    assert 1.0 <= info["lambda/neg"] < info["lambda/pos"]
+    assert info["tau/pair"] == pytest.approx(0.07) and info["tau/triplet"] == pytest.approx(0.2)
+    assert info["loss/pair"] >= 0 and info["loss/triplet"] >= 0
+
+
+# ------------------------------------------------------ LearnableTemperature
+
+
+def test_temperature_init_clamp_and_log_parametrisation():
+    t = LearnableTemperature(init=1 / 14, min=1 / 100, max=1e4)
+    assert float(t()) == pytest.approx(1 / 14, rel=1e-6)
+    assert isinstance(t.log_tau, torch.nn.Parameter)
+    with torch.no_grad():
+        t.log_tau.fill_(math.log(1e-5))
+    assert float(t()) == pytest.approx(1 / 100, rel=1e-6)
+
+
+def test_temperature_gradient_flows_back_into_range_only():
+    t = LearnableTemperature(init=0.1, min=0.1, max=1.0)
+    with torch.no_grad():
+        t.log_tau.fill_(math.log(0.05))  # below the range
+    # loss decreasing in tau: descent increases tau -> gradient kept
+    (-t()).backward()
+    assert float(t.log_tau.grad) < 0
+    t.log_tau.grad = None
+    # loss increasing in tau: descent would push further out -> zero
+    t().backward()
+    assert float(t.log_tau.grad) == 0.0
+    t.project_()
+    assert float(t.log_tau) == pytest.approx(math.log(0.1))
+
+
+def test_fixed_temperature_has_no_parameters():
+    assert list(PairInfoNCE(0.1).parameters()) == []
+    assert len(list(PairInfoNCE(LearnableTemperature()).parameters())) == 1
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: (torch.randn(4, 3), torch.randn(5, 3)),
+            r"y has shape \(5, 3\) but x has \(4, 3\)",
+        ),
+        (
+            lambda: (torch.randn(4, 3), torch.randn(4, 2)),
+            r"y has shape \(4, 2\) but x has \(4, 3\)",
+        ),
+        (lambda: (torch.randn(1, 3), torch.randn(1, 3)), r"at least 2.*\(1, 3\)"),
+        (lambda: (torch.randn(4), torch.randn(4)), r"x must have shape \(B, D\), got \(4,\)"),
+        (lambda: (torch.randn(2, 4, 3), torch.randn(2, 4, 3)), r"got \(2, 4, 3\)"),
+        (
+            lambda: (torch.full((4, 3), float("nan")), torch.randn(4, 3)),
+            "x has a NaN or infinite row",
+        ),
+        (
+            lambda: (torch.randn(4, 3), torch.tensor([[1.0, 0, 0]] * 3 + [[float("inf"), 0, 0]])),
+            "y has a NaN or infinite row",
+        ),
+        (lambda: (torch.zeros(4, 3), torch.randn(4, 3)), "x has a zero-norm row"),
+        (lambda: (torch.empty(0, 3), torch.empty(0, 3)), r"at least 2.*\(0, 3\)"),
+    ],
+)
+def test_pair_bad_input(make, message):
+    with pytest.raises(ValueError, match=message):
+        PairInfoNCE()(*make())
+
+
+def test_type_errors():
+    with pytest.raises(
+        TypeError, match=r"x must be a floating-point tensor, got dtype torch\.int64"
+    ):
+        PairInfoNCE()(torch.ones(3, 2, dtype=torch.long), torch.randn(3, 2))
+    with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
+        PairInfoNCE()([[1.0, 2.0]], torch.randn(3, 2))
+    with pytest.raises(TypeError, match="sampler must be a TripletSampler"):
+        TripletInfoNCE(sampler="uniform")
+
+
+def test_triplet_and_contrastive_bad_input():
+    good = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"x_3d has shape \(5, 3\) but x_img has \(4, 3\)"):
+        TripletInfoNCE()(good, good, torch.randn(5, 3))
+    with pytest.raises(ValueError, match="x_2d has a NaN"):
+        TripletInfoNCE()(good, good.clone().fill_(float("nan")), good)
+    with pytest.raises(ValueError, match="needs at least two"):
+        ContrastiveLoss()(image=good)
+    with pytest.raises(ValueError, match=r"pose3d has shape \(4, 5\) but image has \(4, 3\)"):
+        ContrastiveLoss()(image=good, pose3d=torch.randn(4, 5))
+    with pytest.raises(ValueError, match="num_negatives must be an int >= 1"):
+        TripletInfoNCE(num_negatives=0)
+    with pytest.raises(ValueError, match="alpha must be a float >= 0"):
+        ContrastiveLoss(alpha=-1)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_temperatures(value):
+    with pytest.raises(ValueError, match="temperature must be a finite float > 0"):
+        PairInfoNCE(value)
+    with pytest.raises(ValueError, match="init must be a finite float > 0"):
+        LearnableTemperature(init=value)
+
+
+def test_temperature_range_check():
+    with pytest.raises(ValueError, match="min <= init <= max"):
+        LearnableTemperature(init=0.5, min=0.6, max=1.0)

@@ -1,0 +1,139 @@
+"""Negative-triplet samplers: candidate sets, uniformity, determinism."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import pytest
+import torch
+from hypothesis import given
+
+from unihpr.losses import (
+    ShuffleTripletSampler,
+    SwapOneTripletSampler,
+    TripletSampler,
+    UniformTripletSampler,
+)
+
+SAMPLERS = [
+    UniformTripletSampler(),
+    SwapOneTripletSampler(),
+    ShuffleTripletSampler(),
+    ShuffleTripletSampler(1),
+]
+
+
+def shares_embedding(t, a):
+    return (t.image == a) | (t.pose2d == a) | (t.pose3d == a)
+
+
+def is_positive(t, a):
+    return (t.image == a) & (t.pose2d == a) & (t.pose3d == a)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+@given(B=st.integers(2, 40), N=st.integers(1, 90), seed=st.integers(0, 1000))
+def test_indices_valid(sampler: TripletSampler, B, N, seed):
+    t = sampler(B, N, generator=torch.Generator().manual_seed(seed))
+    a = torch.arange(B)[:, None]
+    for idx in t:
+        assert idx.shape == (B, N) and idx.dtype == torch.int64
+        assert int(idx.min()) >= 0 and int(idx.max()) < B
+    assert not is_positive(t, a).any()
+    assert shares_embedding(t, a).all()
+
+
+def test_default_num_negatives_is_b_minus_1():
+    t = UniformTripletSampler()(7)
+    assert t.image.shape == (7, 6)
+
+
+def test_uniform_covers_the_paper_candidate_set_uniformly():
+    B, draws = 5, 300_000
+    t = UniformTripletSampler()(
+        B, draws, anchors=torch.tensor([2]), generator=torch.Generator().manual_seed(0)
+    )
+    code = (t.image[0] * B + t.pose2d[0]) * B + t.pose3d[0]
+    counts = torch.bincount(code, minlength=B**3).double()
+    a = 2
+    grid = torch.arange(B)
+    i, j, k = torch.meshgrid(grid, grid, grid, indexing="ij")
+    candidate = ((i == a) | (j == a) | (k == a)) & ~((i == a) & (j == a) & (k == a))
+    assert int(candidate.sum()) == 3 * B * B - 3 * B
+    assert (counts.reshape(B, B, B)[~candidate] == 0).all()
+    expected = draws / (3 * B * B - 3 * B)
+    observed = counts.reshape(B, B, B)[candidate]
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    # 59 degrees of freedom: the 99.99% quantile is about 105.
+    assert chi2 < 105, chi2
+
+
+def test_swap_one_differs_in_exactly_one_modality():
+    B = 9
+    t = SwapOneTripletSampler()(B, 500, generator=torch.Generator().manual_seed(1))
+    a = torch.arange(B)[:, None]
+    differing = (t.image != a).int() + (t.pose2d != a).int() + (t.pose3d != a).int()
+    assert (differing == 1).all()
+    # all three modalities get swapped
+    for idx in t:
+        assert (idx != a).any()
+
+
+def test_shuffle_b_minus_1_uses_one_permutation_per_modality():
+    B = 12
+    t = ShuffleTripletSampler(anchor_modality=0)(B, generator=torch.Generator().manual_seed(2))
+    assert (t.image == torch.arange(B)[:, None]).all()
+    # Column sets: each anchor sees every shuffled pair except its own column,
+    # so across anchors each 2D index appears B - 1 times per permutation slot.
+    counts = torch.bincount(t.pose2d.reshape(-1), minlength=B)
+    assert int(counts.sum()) == B * (B - 1)
+    assert counts.max() <= B
+
+
+def test_shuffle_random_anchor_modality_uses_all_three():
+    B = 16
+    t = ShuffleTripletSampler()(B, generator=torch.Generator().manual_seed(3))
+    a = torch.arange(B)[:, None]
+    kept = torch.stack([(idx == a).all(dim=1) for idx in t])  # (3, B)
+    assert kept.any(dim=0).all()  # each anchor keeps at least one modality
+    assert kept.any(dim=1).sum() >= 2
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_deterministic_given_generator(sampler):
+    t1 = sampler(10, 20, generator=torch.Generator().manual_seed(5))
+    t2 = sampler(10, 20, generator=torch.Generator().manual_seed(5))
+    t3 = sampler(10, 20, generator=torch.Generator().manual_seed(6))
+    for x, y in zip(t1, t2):
+        assert torch.equal(x, y)
+    assert any(not torch.equal(x, y) for x, y in zip(t1, t3))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_int32_and_subset_of_anchors(sampler):
+    t = sampler(
+        10,
+        4,
+        anchors=torch.tensor([3, 7]),
+        dtype=torch.int32,
+        generator=torch.Generator().manual_seed(0),
+    )
+    a = torch.tensor([3, 7])[:, None]
+    for idx in t:
+        assert idx.dtype == torch.int32 and idx.shape == (2, 4)
+    assert not is_positive(t, a).any()
+
+
+def test_bad_arguments():
+    s = UniformTripletSampler()
+    with pytest.raises(ValueError, match="batch_size must be an int >= 2, got 1"):
+        s(1)
+    with pytest.raises(ValueError, match="num_negatives must be an int >= 1, got 0"):
+        s(4, 0)
+    with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\)"):
+        s(4, anchors=torch.tensor([4]))
+    with pytest.raises(ValueError, match="anchors must be a 1-D"):
+        s(4, anchors=torch.tensor([[0]]))
+    with pytest.raises(ValueError, match="dtype must be"):
+        s(4, dtype=torch.float32)
+    with pytest.raises(ValueError, match="anchor_modality must be"):
+        ShuffleTripletSampler(anchor_modality=3)

@@ -1,0 +1,120 @@
+"""UniHPR model: encoders, estimation, retrieval, interpolation, gradient flow."""
+
+import pytest
+import torch
+
+from unihpr.models import UniHPR, create_model, slerp
+
+J = 15
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("unihpr-tiny", decoder="transformer", decoder_width=32).eval()
+
+
+def _inputs(b=2):
+    return torch.rand(b, 3, 64, 64), torch.rand(b, J, 2) * 64, torch.randn(b, J, 3) * 0.3
+
+
+def test_encoders_return_unit_embeddings(model):
+    img, p2, p3 = _inputs()
+    for emb in (model.encode_image(img), model.encode_pose2d(p2), model.encode_pose3d(p3)):
+        assert emb.shape == (2, 128)
+        torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
+    assert model.encode_image(img, normalize=False).norm(dim=-1).sub(1).abs().max() > 1e-3
+    out = model(image=img, pose3d=p3)
+    assert set(out) == {"image", "pose3d"}
+    with pytest.raises(ValueError, match="at least one"):
+        model()
+
+
+def test_estimates(model):
+    img, p2, p3 = _inputs()
+    assert model.estimate_3d(image=img).shape == (2, J, 3)
+    assert model.estimate_3d(pose2d=p2, bbox=torch.tensor([[0.0, 0, 64, 64]] * 2)).shape == (
+        2,
+        J,
+        3,
+    )
+    assert model.estimate_2d(image=img).shape == (2, J, 2)
+    assert model.estimate_3d(pose3d=p3).shape == (2, J, 3)
+    with pytest.raises(ValueError, match="exactly one"):
+        model.estimate_3d(image=img, pose2d=p2)
+    with pytest.raises(ValueError, match="exactly one"):
+        model.estimate_2d()
+
+
+def test_retrieve_float64_reference():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(4, 8, generator=g, dtype=torch.float64)
+    gal = torch.randn(10, 8, generator=g, dtype=torch.float64) * 3
+    idx, scores = UniHPR.retrieve(q, gal, k=3)
+    cos = torch.tensor(
+        [[float(a @ b / (a.norm() * b.norm())) for b in gal] for a in q], dtype=torch.float64
+    )
+    ref = cos.sort(dim=1, descending=True)
+    assert torch.equal(idx, ref.indices[:, :3])
+    torch.testing.assert_close(scores, ref.values[:, :3])
+    for bad in (0, 11, 2.0, True):
+        with pytest.raises(ValueError, match="k must be"):
+            UniHPR.retrieve(q, gal, k=bad)
+    with pytest.raises(ValueError, match="gallery"):
+        UniHPR.retrieve(q, gal[:, :5], k=1)
+    with pytest.raises(TypeError, match="queries"):
+        UniHPR.retrieve(q.long(), gal, k=1)
+
+
+def test_slerp_float64_reference():
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(3, 6, generator=g, dtype=torch.float64), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(3, 6, generator=g, dtype=torch.float64), dim=-1)
+    b[2] = a[2]  # parallel: falls back to lerp, must stay finite
+    w = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    out = slerp(a, b, w)
+    assert out.shape == (3, 3, 6)
+    torch.testing.assert_close(out[0], a)
+    torch.testing.assert_close(out[-1], b)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(3, 3, dtype=torch.float64))
+    om = torch.arccos((a[0] * b[0]).sum())
+    ref = (torch.sin(0.7 * om) * a[0] + torch.sin(0.3 * om) * b[0]) / torch.sin(om)
+    torch.testing.assert_close(out[1, 0], ref)
+    # equal angular steps
+    ang = torch.arccos((out[1, 1] * a[1]).sum()) / torch.arccos((a[1] * b[1]).sum())
+    torch.testing.assert_close(ang, torch.tensor(0.3, dtype=torch.float64))
+
+
+def test_interpolate_endpoints_decode_the_endpoint_embeddings(model):
+    _, _, p3 = _inputs()
+    path = model.interpolate(p3, p3.flip(0), steps=4)
+    assert path.shape == (4, 2, J, 3)
+    ref = model.decoder3d(model.encode_pose3d(p3), "pose3d")
+    torch.testing.assert_close(path[0], ref, rtol=1e-4, atol=1e-5)
+    assert model.interpolate(p3[0], p3[1], steps=3).shape == (3, J, 3)
+    with pytest.raises(ValueError, match="steps"):
+        model.interpolate(p3, p3, steps=1)
+    with pytest.raises(ValueError, match="same shape"):
+        model.interpolate(p3, p3[:1], steps=3)
+
+
+def test_gradients_reach_every_module():
+    torch.manual_seed(0)
+    m = create_model("unihpr-tiny", decoder="mlp", decoder_width=32)
+    img, p2, p3 = _inputs(3)
+    mask = torch.ones(3, J, dtype=torch.bool)
+    mask[0, 3] = False
+    emb = m(image=img, pose2d=p2, pose3d=p3, mask=mask)
+    loss = (emb["image"] * emb["pose2d"]).sum() + (emb["image"] * emb["pose3d"]).sum()
+    loss = loss + m.decoder3d.loss(emb["image"], "image", p3)
+    loss = loss + m.decoder2d.loss(emb["pose2d"], "pose2d", torch.rand(3, J, 2))
+    loss.backward()
+    for name in ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d"):
+        params = list(getattr(m, name).named_parameters())
+        assert all(p.grad is not None for _, p in params), name
+        assert sum(p.grad.abs().sum() for _, p in params) > 0, name
+
+
+def test_type_errors():
+    with pytest.raises(TypeError, match="UniHPRConfig"):
+        UniHPR({"num_joints": 3})

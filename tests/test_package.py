@@ -1,0 +1,38 @@
+"""The public API: lazy exports resolve, and `import unihpr` stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import unihpr
+
+
+@pytest.mark.parametrize("name", sorted(unihpr._EXPORTS))
+def test_every_export_resolves(name):
+    assert getattr(unihpr, name) is not None
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        unihpr.nope  # noqa: B018
+
+
+def test_import_is_light():
+    code = (
+        "import sys, unihpr\n"
+        "heavy = [m for m in ('triton', 'pybullet', 'matplotlib', 'PIL', 'tensorboard', "
+        "'huggingface_hub', 'unihpr.models', 'unihpr.data') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_optional_dependency_error_names_the_extra():
+    from unihpr._optional import require
+
+    with pytest.raises(ImportError, match=r"pip install unihpr\[demo\]"):
+        require("definitely_not_a_module_xyz", "demo")

@@ -1,0 +1,90 @@
+"""Datasets, joint layouts and camera geometry.
+
+Loaders follow the sample-dict contract: ``pose3d`` (J, 3) root-relative
+camera-frame metres, ``pose2d`` (J, 2) pixels, ``bbox`` (4,), optional
+``image`` (3, H, W) in [0, 1], plus ``subject``, ``action`` and ``index``.
+Only numpy/torch are imported here; pybullet and Pillow are imported when used.
+"""
+
+from unihpr.data.cameras import camera_to_world, project, quaternion_to_matrix, world_to_camera
+from unihpr.data.h36m import (
+    H36M_TEST_SUBJECTS,
+    H36M_TRAIN_SUBJECTS,
+    Human36M,
+    load_h36m_2d,
+    load_h36m_3d,
+    normalize_action,
+    prepare_h36m,
+)
+from unihpr.data.h36m_cameras import CAMERA_IDS, H36MCamera, h36m_camera
+from unihpr.data.image_index import ImageIndexDataset, build_h36m_image_index, read_image_index
+from unihpr.data.mocap import (
+    DEFAULT_TEST_CLIPS,
+    HumanoidMocap,
+    build_humanoid_mocap,
+    humanoid_forward_kinematics,
+    list_mocap_clips,
+    load_mocap_clip,
+)
+from unihpr.data.mpi_inf_3dhp import MPIInf3DHP, load_3dhp
+from unihpr.data.pw3d import ThreeDPW, load_3dpw_sequence
+from unihpr.data.skeletons import (
+    COCO17,
+    H36M17,
+    H36M32,
+    HUMANOID15,
+    MPI_INF_3DHP17,
+    OPENPOSE18,
+    SMPL24,
+    SMPL24_TO_H36M17,
+    Skeleton,
+    flip_pose,
+    get_skeleton,
+    joint_mapping,
+    list_skeletons,
+    map_joints,
+)
+
+__all__ = [
+    "CAMERA_IDS",
+    "COCO17",
+    "DEFAULT_TEST_CLIPS",
+    "H36M17",
+    "H36M32",
+    "H36M_TEST_SUBJECTS",
+    "H36M_TRAIN_SUBJECTS",
+    "HUMANOID15",
+    "MPI_INF_3DHP17",
+    "OPENPOSE18",
+    "SMPL24",
+    "SMPL24_TO_H36M17",
+    "H36MCamera",
+    "Human36M",
+    "HumanoidMocap",
+    "ImageIndexDataset",
+    "MPIInf3DHP",
+    "Skeleton",
+    "ThreeDPW",
+    "build_h36m_image_index",
+    "build_humanoid_mocap",
+    "camera_to_world",
+    "flip_pose",
+    "get_skeleton",
+    "h36m_camera",
+    "humanoid_forward_kinematics",
+    "joint_mapping",
+    "list_mocap_clips",
+    "list_skeletons",
+    "load_3dhp",
+    "load_3dpw_sequence",
+    "load_h36m_2d",
+    "load_h36m_3d",
+    "load_mocap_clip",
+    "map_joints",
+    "normalize_action",
+    "prepare_h36m",
+    "project",
+    "quaternion_to_matrix",
+    "read_image_index",
+    "world_to_camera",
+]

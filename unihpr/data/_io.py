@@ -1,0 +1,57 @@
+"""Shared helpers for loaders: file checks that name the file, key and shape."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def check_file(path: str | os.PathLike, what: str) -> Path:
+    """Return ``path`` as a Path or raise ``FileNotFoundError`` naming it."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    return p
+
+
+def load_npz_object(path: Path, key: str, expected: str) -> Any:
+    """Load ``key`` from an npz whose value is a pickled object (``.item()``)."""
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            if key not in z.files:
+                raise ValueError(
+                    f"{path}: missing key {key!r} (expected {expected}); keys are {z.files}"
+                )
+            arr = z[key]
+    except (OSError, EOFError) as err:  # zip/pickle corruption
+        raise ValueError(f"{path}: not a readable npz file ({err})") from err
+    try:
+        return arr.item() if arr.dtype == object else arr
+    except ValueError as err:
+        raise ValueError(f"{path}: key {key!r} must hold a single object ({expected})") from err
+
+
+def check_array(
+    value: Any, path: Path | str, key: str, shape: Sequence[int | None], dims: str
+) -> np.ndarray:
+    """Validate an array's rank and fixed dimensions; ``None`` matches any size."""
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    ok = arr.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, arr.shape))
+    if not ok or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(
+            f"{path}: {key} has shape {getattr(arr, 'shape', None)} and dtype "
+            f"{getattr(arr, 'dtype', None)}, expected a numeric array of shape {dims}"
+        )
+    return arr
+
+
+def bbox_from_points(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Boxes (..., 4) x0, y0, x1, y1 around points (..., J, 2), grown by ``margin``
+    times the box size on every side."""
+    lo, hi = points.min(axis=-2), points.max(axis=-2)
+    pad = (hi - lo) * margin
+    return np.concatenate([lo - pad, hi + pad], axis=-1).astype(np.float32)

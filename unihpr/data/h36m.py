@@ -1,0 +1,242 @@
+"""Human3.6M in the VideoPose3D npz format.
+
+Files: ``data_3d_h36m.npz`` with ``positions_3d``: subject -> action ->
+(N, 32, 3) world metres at 50 fps; ``data_2d_h36m_<keypoints>.npz`` with
+``positions_2d``: subject -> action -> list of 4 arrays (N_c, 17, 2) pixels,
+one per camera in the order of :data:`~unihpr.data.h36m_cameras.CAMERA_IDS`,
+and ``metadata``. ``keypoints="gt"`` are ground-truth projections,
+``"cpn_ft_h36m_dbb"`` the usual CPN detections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
+from unihpr.data.cameras import world_to_camera
+from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
+from unihpr.data.skeletons import H36M32_TO_H36M17
+
+__all__ = [
+    "H36M_TEST_SUBJECTS",
+    "H36M_TRAIN_SUBJECTS",
+    "Human36M",
+    "load_h36m_2d",
+    "load_h36m_3d",
+    "normalize_action",
+    "prepare_h36m",
+]
+
+H36M_TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+H36M_TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
+
+# Two actions are spelled differently for some subjects in the raw data.
+_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+
+
+def normalize_action(name: str) -> str:
+    """Canonical action name: drop the take number, unify spellings.
+
+    ``"Directions 1" -> "Directions"``, ``"TakingPhoto 1" -> "Photo"``.
+    """
+    base = re.sub(r"\s+\d+$", "", name.strip())
+    return _ACTION_ALIASES.get(base, base)
+
+
+def _is_corrupt(subject: str, action: str) -> bool:
+    # The S11 "Directions" take has a corrupt video; every benchmark drops it.
+    return subject == "S11" and action == "Directions"
+
+
+def load_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Read ``data_3d_h36m.npz``.
+
+    Returns:
+        subject -> raw action name -> (N, 32, 3) float32 world-frame metres.
+    """
+    p = check_file(path, "Human3.6M 3D (data_3d_h36m.npz)")
+    data = load_npz_object(p, "positions_3d", "dict subject -> action -> (N, 32, 3)")
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: positions_3d must be a dict subject -> action -> (N, 32, 3)")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for subject, actions in data.items():
+        if not isinstance(actions, dict):
+            raise ValueError(f"{p}: positions_3d[{subject!r}] must be a dict of actions")
+        out[subject] = {
+            a: check_array(
+                v, p, f"positions_3d[{subject!r}][{a!r}]", (None, 32, 3), "(N, 32, 3)"
+            ).astype(np.float32, copy=False)
+            for a, v in actions.items()
+        }
+    return out
+
+
+def load_h36m_2d(
+    path: str | os.PathLike,
+) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
+    """Read ``data_2d_h36m_<keypoints>.npz``.
+
+    Returns:
+        (positions, metadata): subject -> raw action -> list of 4 (N_c, 17, 2)
+        float32 pixel arrays (camera order of ``CAMERA_IDS``), and the metadata
+        dict (``layout_name``, ``num_joints``, ``keypoints_symmetry``).
+    """
+    p = check_file(path, "Human3.6M 2D (data_2d_h36m_*.npz)")
+    data = load_npz_object(p, "positions_2d", "dict subject -> action -> list of 4 (N, 17, 2)")
+    meta = load_npz_object(p, "metadata", "dict with layout_name, num_joints")
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: positions_2d must be a dict subject -> action -> list")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{p}: metadata must be a dict, got {type(meta).__name__}")
+    if int(meta.get("num_joints", 17)) != 17:
+        raise ValueError(f"{p}: metadata num_joints is {meta['num_joints']}, expected 17")
+    out: dict[str, dict[str, list[np.ndarray]]] = {}
+    for subject, actions in data.items():
+        out[subject] = {}
+        for a, cams in actions.items():
+            key = f"positions_2d[{subject!r}][{a!r}]"
+            if not isinstance(cams, (list, tuple)) or len(cams) != 4:
+                raise ValueError(
+                    f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera"
+                )
+            out[subject][a] = [
+                check_array(c, p, f"{key}[{i}]", (None, 17, None), "(N, 17, 2)")[..., :2].astype(
+                    np.float32, copy=False
+                )
+                for i, c in enumerate(cams)
+            ]
+    return out, meta
+
+
+def prepare_h36m(
+    positions_3d: dict[str, dict[str, np.ndarray]],
+    positions_2d: dict[str, dict[str, list[np.ndarray]]],
+    subjects: Sequence[str],
+    *,
+    cameras: Sequence[int] = (0, 1, 2, 3),
+    stride: int = 1,
+    source: str = "positions_2d",
+) -> dict[str, np.ndarray]:
+    """Flatten the nested dicts into per-sample arrays.
+
+    For every subject, action and camera: 3D joints are reduced to 17,
+    transformed into the camera frame with the published calibration and made
+    root-relative; the 2D sequence is truncated to the mocap length (CPN
+    sequences can be a few frames longer); every ``stride``-th frame is kept.
+
+    Returns:
+        dict with ``pose3d`` (N, 17, 3) float32 camera metres root-relative,
+        ``root`` (N, 3) pelvis in camera metres, ``pose2d`` (N, 17, 2) float32
+        pixels, ``subject``, ``action`` (normalised), ``action_raw``, ``camera``
+        (camera ids) as (N,) string arrays and ``frame`` (N,) int64.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if any(c not in range(4) for c in cameras):
+        raise ValueError(f"cameras must be indices in 0-3, got {list(cameras)}")
+    parts: dict[str, list] = {k: [] for k in ("pose3d", "root", "pose2d", "frame")}
+    meta: dict[str, list] = {k: [] for k in ("subject", "action", "action_raw", "camera")}
+    for subject in subjects:
+        if subject not in positions_3d:
+            raise ValueError(f"subject {subject!r} not in the 3D file; has {sorted(positions_3d)}")
+        if subject not in positions_2d:
+            raise ValueError(f"subject {subject!r} not in the 2D file; has {sorted(positions_2d)}")
+        for action in sorted(positions_3d[subject]):
+            if _is_corrupt(subject, action):
+                continue
+            if action not in positions_2d[subject]:
+                raise ValueError(f"{source}: no 2D keypoints for {subject} {action!r}")
+            world = positions_3d[subject][action][:, H36M32_TO_H36M17]
+            n = world.shape[0]
+            frames = np.arange(0, n, stride)
+            for ci in cameras:
+                kp = positions_2d[subject][action][ci]
+                if kp.shape[0] < n:
+                    raise ValueError(
+                        f"{source}: {subject} {action!r} camera {CAMERA_IDS[ci]} has "
+                        f"{kp.shape[0]} 2D frames, fewer than the {n} mocap frames"
+                    )
+                cam = h36m_camera(subject, ci)
+                xyz = world_to_camera(world[frames].astype(np.float64), cam.rotation, cam.position)
+                root = xyz[:, :1]
+                parts["pose3d"].append((xyz - root).astype(np.float32))
+                parts["root"].append(root[:, 0].astype(np.float32))
+                parts["pose2d"].append(kp[:n][frames])
+                parts["frame"].append(frames.astype(np.int64))
+                m = len(frames)
+                meta["subject"] += [subject] * m
+                meta["action"] += [normalize_action(action)] * m
+                meta["action_raw"] += [action] * m
+                meta["camera"] += [CAMERA_IDS[ci]] * m
+    if not parts["pose3d"]:
+        raise ValueError(f"no samples for subjects {list(subjects)}")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out.update({k: np.asarray(v) for k, v in meta.items()})
+    return out
+
+
+class Human36M(Dataset):
+    """Human3.6M 2D-3D pairs (no images) following the sample-dict contract.
+
+    Args:
+        data_3d: Path to ``data_3d_h36m.npz``.
+        data_2d: Path to ``data_2d_h36m_gt.npz`` or ``data_2d_h36m_cpn_ft_h36m_dbb.npz``.
+        split: ``"train"`` (S1 S5 S6 S7 S8) or ``"test"`` (S9 S11).
+        subjects: Explicit subject list (overrides ``split``).
+        cameras: Camera indices to use (default all four).
+        stride: Keep every ``stride``-th frame (50 fps source; 50 gives 1 fps).
+        bbox_margin: The sample's ``bbox`` is the 2D keypoints' box grown by this
+            fraction of its size on every side.
+
+    Samples: ``pose3d`` (17, 3) camera-frame metres, root-relative;
+    ``pose2d`` (17, 2) pixels in the 1000x1000 camera image; ``bbox`` (4,);
+    ``subject``, ``action`` (normalised, e.g. "Directions"), ``camera``,
+    ``frame``, ``index``.
+    """
+
+    def __init__(
+        self,
+        data_3d: str | os.PathLike,
+        data_2d: str | os.PathLike,
+        split: str = "train",
+        *,
+        subjects: Sequence[str] | None = None,
+        cameras: Sequence[int] = (0, 1, 2, 3),
+        stride: int = 1,
+        bbox_margin: float = 0.1,
+    ) -> None:
+        if subjects is None:
+            if split not in ("train", "test"):
+                raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            subjects = H36M_TRAIN_SUBJECTS if split == "train" else H36M_TEST_SUBJECTS
+        p3 = load_h36m_3d(data_3d)
+        p2, self.metadata = load_h36m_2d(data_2d)
+        self.arrays = prepare_h36m(
+            p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
+        )
+        self.arrays["bbox"] = bbox_from_points(self.arrays["pose2d"], bbox_margin)
+
+    def __len__(self) -> int:
+        return int(self.arrays["pose3d"].shape[0])
+
+    def __getitem__(self, index: int) -> dict:
+        a = self.arrays
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = int(index) % len(self)
+        return {
+            "pose3d": torch.from_numpy(a["pose3d"][index]),
+            "pose2d": torch.from_numpy(a["pose2d"][index]),
+            "bbox": torch.from_numpy(a["bbox"][index]),
+            "subject": str(a["subject"][index]),
+            "action": str(a["action"][index]),
+            "camera": str(a["camera"][index]),
+            "frame": int(a["frame"][index]),
+            "index": index,
+        }

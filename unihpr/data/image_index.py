@@ -1,0 +1,246 @@
+"""Image index for the image branch: one JSON line per image.
+
+Each line holds ``image`` (path relative to the index's image root), ``bbox``
+(x0, y0, x1, y1 pixels), ``pose2d`` (J x 2 pixels), ``pose3d`` (J x 3 camera
+metres, root-relative), ``camera`` (id), ``subject``, ``action`` (normalised),
+``action_raw`` and ``frame``. :func:`build_h36m_image_index` writes one from
+extracted Human3.6M frames plus the VideoPose3D npz files;
+:class:`ImageIndexDataset` loads square-ish crops (needs Pillow:
+``pip install unihpr[image]``).
+
+Run as ``python -m unihpr.data.image_index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from unihpr._optional import require
+from unihpr.data._io import bbox_from_points, check_file
+from unihpr.data.h36m import (
+    H36M_TEST_SUBJECTS,
+    H36M_TRAIN_SUBJECTS,
+    load_h36m_2d,
+    load_h36m_3d,
+    prepare_h36m,
+)
+
+__all__ = ["ImageIndexDataset", "build_h36m_image_index", "read_image_index"]
+
+DEFAULT_PATTERN = "{subject}/{action}.{camera}/{number:06d}.jpg"
+_FIELDS = ("image", "bbox", "pose2d", "pose3d", "subject", "action", "frame")
+
+
+def build_h36m_image_index(
+    frames_root: str | os.PathLike,
+    data_3d: str | os.PathLike,
+    data_2d: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    subjects: Sequence[str] = H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS,
+    stride: int = 1,
+    pattern: str = DEFAULT_PATTERN,
+    first_number: int = 1,
+    bbox_margin: float = 0.15,
+    skip_missing: bool = True,
+) -> dict[str, int]:
+    """Write a JSON-lines image index for extracted Human3.6M frames.
+
+    Args:
+        frames_root: Folder with the frames, e.g. ``ROOT/S1/Directions 1.54138969/000001.jpg``.
+        data_3d: ``data_3d_h36m.npz``.
+        data_2d: ``data_2d_h36m_gt.npz`` (ground-truth 2D, for boxes and targets).
+        out: Output ``.jsonl`` path.
+        subjects: Subjects to index.
+        stride: Every ``stride``-th mocap frame (50 gives the paper's 1 fps).
+        pattern: Relative image path; fields ``subject``, ``action`` (raw name
+            as in the npz), ``camera`` (id), ``frame`` (0-based), ``number``
+            (``frame + first_number``).
+        first_number: File number of mocap frame 0.
+        bbox_margin: Box = 2D keypoints' box grown by this fraction per side.
+        skip_missing: Skip samples whose image file does not exist (else raise).
+
+    Returns:
+        ``{"written": n, "missing": m}``.
+    """
+    root = Path(frames_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"frames_root is not a folder: {root}")
+    a = prepare_h36m(
+        load_h36m_3d(data_3d), load_h36m_2d(data_2d)[0], subjects, stride=stride,
+        source=str(data_2d),
+    )  # fmt: skip
+    boxes = bbox_from_points(a["pose2d"], bbox_margin)
+    written = missing = 0
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as fh:
+        for i in range(len(a["pose3d"])):
+            frame = int(a["frame"][i])
+            rel = pattern.format(
+                subject=a["subject"][i], action=a["action_raw"][i], camera=a["camera"][i],
+                frame=frame, number=frame + first_number,
+            )  # fmt: skip
+            if not (root / rel).is_file():
+                if not skip_missing:
+                    raise FileNotFoundError(f"frame image not found: {root / rel}")
+                missing += 1
+                continue
+            rec = {
+                "image": rel,
+                "bbox": [round(float(v), 3) for v in boxes[i]],
+                "pose2d": np.round(a["pose2d"][i].astype(np.float64), 3).tolist(),
+                "pose3d": np.round(a["pose3d"][i].astype(np.float64), 6).tolist(),
+                "camera": str(a["camera"][i]),
+                "subject": str(a["subject"][i]),
+                "action": str(a["action"][i]),
+                "action_raw": str(a["action_raw"][i]),
+                "frame": frame,
+            }
+            fh.write(json.dumps(rec) + "\n")
+            written += 1
+    return {"written": written, "missing": missing}
+
+
+def read_image_index(path: str | os.PathLike) -> list[dict]:
+    """Parse and validate an index file; errors name the file, line and field."""
+    p = check_file(path, "image index (.jsonl)")
+    records = []
+    with open(p) as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{p}:{n}: not valid JSON ({err.msg})") from err
+            missing = [k for k in _FIELDS if k not in rec]
+            if missing:
+                raise ValueError(f"{p}:{n}: missing fields {missing}")
+            j = len(rec["pose3d"])
+            for key, shape in (("pose2d", (j, 2)), ("pose3d", (j, 3)), ("bbox", (4,))):
+                if np.shape(rec[key]) != shape:
+                    raise ValueError(
+                        f"{p}:{n}: {key} has shape {np.shape(rec[key])}, expected {shape}"
+                    )
+            records.append(rec)
+    if not records:
+        raise ValueError(f"{p}: the index is empty")
+    return records
+
+
+class ImageIndexDataset(Dataset):
+    """Image crops + 2D/3D poses from an image index.
+
+    The crop is the record's box widened to the output aspect ratio and
+    scaled by ``scale``, cut from the image (zero padding outside) and resized.
+
+    Args:
+        index: Path of the ``.jsonl`` index.
+        image_root: Folder the ``image`` paths are relative to (default: the
+            index's folder).
+        image_size: Output (H, W); the paper uses (256, 192).
+        scale: Extra enlargement of the box.
+
+    Samples: ``image`` (3, H, W) float32 in [0, 1]; ``pose2d`` (J, 2) and
+    ``bbox`` (4,) in crop pixels; ``pose3d`` (J, 3); ``subject``, ``action``,
+    ``frame``, ``index``.
+    """
+
+    def __init__(
+        self,
+        index: str | os.PathLike,
+        image_root: str | os.PathLike | None = None,
+        *,
+        image_size: tuple[int, int] = (256, 192),
+        scale: float = 1.0,
+    ) -> None:
+        if len(image_size) != 2 or min(image_size) < 1:
+            raise ValueError(f"image_size must be (H, W) positive, got {image_size}")
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.records = read_image_index(index)
+        self.image_root = Path(image_root) if image_root else Path(index).parent
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.scale = float(scale)
+        require("PIL.Image", "image")  # fail at construction, not in a worker
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def crop_box(self, bbox: Sequence[float]) -> np.ndarray:
+        """The crop (x0, y0, x1, y1) used for a record's ``bbox``."""
+        h, w = self.image_size
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        bw, bh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+        if bw / bh > w / h:
+            bh = bw * h / w
+        else:
+            bw = bh * w / h
+        bw, bh = bw * self.scale, bh * self.scale
+        return np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        i = int(index) % len(self)
+        rec = self.records[i]
+        pil = require("PIL.Image", "image")
+        path = self.image_root / rec["image"]
+        if not path.is_file():
+            raise FileNotFoundError(f"image not found: {path}")
+        h, w = self.image_size
+        box = self.crop_box(rec["bbox"])
+        with pil.open(path) as img:
+            crop = img.convert("RGB").transform(
+                (w, h), pil.Transform.EXTENT, tuple(box.tolist()), resample=pil.Resampling.BILINEAR
+            )
+        image = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        s = np.array([w / (box[2] - box[0]), h / (box[3] - box[1])])
+        pose2d = (np.asarray(rec["pose2d"], dtype=np.float64) - box[:2]) * s
+        bbox = (np.asarray(rec["bbox"], dtype=np.float64).reshape(2, 2) - box[:2]) * s
+        return {
+            "image": image.contiguous(),
+            "pose2d": torch.tensor(pose2d, dtype=torch.float32),
+            "bbox": torch.tensor(bbox.reshape(4), dtype=torch.float32),
+            "pose3d": torch.tensor(rec["pose3d"], dtype=torch.float32),
+            "subject": str(rec["subject"]),
+            "action": str(rec["action"]),
+            "frame": int(rec["frame"]),
+            "index": i,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: build an H36M image index."""
+    ap = argparse.ArgumentParser(description=build_h36m_image_index.__doc__.splitlines()[0])
+    ap.add_argument("frames_root")
+    ap.add_argument("data_3d")
+    ap.add_argument("data_2d")
+    ap.add_argument("out")
+    ap.add_argument("--subjects", nargs="+", default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS))
+    ap.add_argument("--stride", type=int, default=1)
+    ap.add_argument("--pattern", default=DEFAULT_PATTERN)
+    ap.add_argument("--first-number", type=int, default=1)
+    ap.add_argument("--strict", action="store_true", help="fail on a missing image")
+    args = ap.parse_args(argv)
+    stats = build_h36m_image_index(
+        args.frames_root, args.data_3d, args.data_2d, args.out, subjects=args.subjects,
+        stride=args.stride, pattern=args.pattern, first_number=args.first_number,
+        skip_missing=not args.strict,
+    )  # fmt: skip
+    print(f"wrote {stats['written']} records to {args.out} ({stats['missing']} images missing)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""MPI-INF-3DHP in the P-STMO npz format.
+
+``data_train_3dhp.npz``: key ``data`` holding a dict ``"S1 Seq1" -> [ {camera:
+{"data_3d": (N, 17, 3), "data_2d": (N, 17, 2)}} ]`` (a one-element sequence
+whose item is keyed by camera index). ``data_test_3dhp.npz``: ``data`` holding
+``"TS1" -> {"data_3d": (N, 17, 3), "data_2d": (N, 17, 2), "valid": (N,)}``.
+Joints are the 17 test-set joints in the dataset's order
+(:data:`~unihpr.data.skeletons.MPI_INF_3DHP17`, pelvis = 14), 3D in camera
+millimetres, 2D in pixels of 2048x2048 images (TS5 and TS6: 1920x1080).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
+from unihpr.data.skeletons import MPI_INF_3DHP17, map_joints
+
+__all__ = ["MPIInf3DHP", "MPIInf3DHPSequence", "load_3dhp"]
+
+_TEST_SIZES = {"TS5": (1920, 1080), "TS6": (1920, 1080)}
+
+
+@dataclass
+class MPIInf3DHPSequence:
+    """One sequence (and camera) of 3DHP: arrays in the file's units and order."""
+
+    subject: str
+    sequence: str
+    camera: str
+    pose3d: np.ndarray  # (N, 17, 3)
+    pose2d: np.ndarray  # (N, 17, 2)
+    valid: np.ndarray  # (N,) bool
+    image_size: tuple[int, int]  # (W, H)
+
+
+def _arrays(path, key, rec):
+    if not isinstance(rec, dict) or "data_3d" not in rec or "data_2d" not in rec:
+        raise ValueError(f"{path}: {key} must be a dict with 'data_3d' and 'data_2d'")
+    p3 = check_array(rec["data_3d"], path, f"{key}['data_3d']", (None, 17, 3), "(N, 17, 3)")
+    p2 = check_array(rec["data_2d"], path, f"{key}['data_2d']", (None, 17, None), "(N, 17, 2)")
+    if p2.shape[0] != p3.shape[0] or p2.shape[-1] < 2:
+        raise ValueError(
+            f"{path}: {key}['data_2d'] has shape {p2.shape}, expected ({p3.shape[0]}, 17, 2)"
+        )
+    return p3.astype(np.float32), p2[..., :2].astype(np.float32)
+
+
+def load_3dhp(path: str | os.PathLike) -> list[MPIInf3DHPSequence]:
+    """Read a P-STMO ``data_train_3dhp.npz`` or ``data_test_3dhp.npz`` (format auto-detected)."""
+    p = check_file(path, "MPI-INF-3DHP (P-STMO npz)")
+    data = load_npz_object(p, "data", "dict sequence -> records")
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{p}: 'data' must be a non-empty dict of sequences")
+    out = []
+    for seq in sorted(data):
+        rec = data[seq]
+        if isinstance(rec, dict):  # test layout
+            p3, p2 = _arrays(p, f"data[{seq!r}]", rec)
+            valid = np.asarray(rec.get("valid", np.ones(len(p3))), dtype=bool).reshape(-1)
+            if valid.shape[0] != p3.shape[0]:
+                raise ValueError(
+                    f"{p}: data[{seq!r}]['valid'] has shape {valid.shape}, expected ({len(p3)},)"
+                )
+            size = _TEST_SIZES.get(seq, (2048, 2048))
+            out.append(MPIInf3DHPSequence(seq, seq, "test", p3, p2, valid, size))
+        else:  # train layout: [ {camera: record} ]
+            try:
+                cams = rec[0]
+            except (TypeError, IndexError, KeyError):
+                cams = None
+            if not isinstance(cams, dict):
+                raise ValueError(
+                    f"{p}: data[{seq!r}] must be a dict (test) or a sequence whose item 0 is "
+                    "a dict camera -> {'data_3d', 'data_2d'} (train)"
+                )
+            subject, _, name = str(seq).partition(" ")
+            for cam in sorted(cams, key=str):
+                p3, p2 = _arrays(p, f"data[{seq!r}][0][{cam!r}]", cams[cam])
+                out.append(
+                    MPIInf3DHPSequence(
+                        subject, name or subject, str(cam), p3, p2,
+                        np.ones(len(p3), dtype=bool), (2048, 2048),
+                    )
+                )  # fmt: skip
+    return out
+
+
+class MPIInf3DHP(Dataset):
+    """MPI-INF-3DHP 2D-3D pairs following the sample-dict contract.
+
+    Args:
+        path: ``data_train_3dhp.npz`` or ``data_test_3dhp.npz``.
+        layout: ``"h36m17"`` (reordered to H36M-17, the default, so that it can
+            be mixed with Human3.6M) or ``"mpi_inf_3dhp17"``.
+        units: Units of ``data_3d`` in the file (``"mm"`` for P-STMO files);
+            poses are returned in metres.
+        stride: Keep every ``stride``-th frame.
+        valid_only: Drop test frames marked invalid.
+        bbox_margin: Margin of the 2D keypoints' ``bbox``.
+
+    Samples: ``pose3d`` (17, 3) camera metres, root-relative; ``pose2d`` (17, 2)
+    pixels; ``bbox``; ``subject`` ("S1" / "TS1"); ``action`` (sequence);
+    ``camera``; ``frame``; ``index``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        layout: str = "h36m17",
+        units: str = "mm",
+        stride: int = 1,
+        valid_only: bool = True,
+        bbox_margin: float = 0.1,
+    ) -> None:
+        if layout not in ("h36m17", "mpi_inf_3dhp17"):
+            raise ValueError(f"layout must be 'h36m17' or 'mpi_inf_3dhp17', got {layout!r}")
+        scale = {"mm": 1e-3, "m": 1.0}.get(units)
+        if scale is None:
+            raise ValueError(f"units must be 'mm' or 'm', got {units!r}")
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        p3s, p2s, meta = [], [], {k: [] for k in ("subject", "action", "camera", "frame")}
+        for s in load_3dhp(path):
+            idx = np.arange(0, len(s.pose3d), stride)
+            if valid_only:
+                idx = idx[s.valid[idx]]
+            root = MPI_INF_3DHP17.root
+            p3 = (s.pose3d[idx] - s.pose3d[idx, root : root + 1]) * scale
+            p3s.append(p3)
+            p2s.append(s.pose2d[idx])
+            meta["subject"] += [s.subject] * len(idx)
+            meta["action"] += [s.sequence] * len(idx)
+            meta["camera"] += [s.camera] * len(idx)
+            meta["frame"].append(idx)
+        pose3d, pose2d = np.concatenate(p3s), np.concatenate(p2s)
+        if layout == "h36m17":
+            pose3d = map_joints(pose3d, MPI_INF_3DHP17, "h36m17")
+            pose2d = map_joints(pose2d, MPI_INF_3DHP17, "h36m17")
+        self.arrays = {
+            "pose3d": np.ascontiguousarray(pose3d, dtype=np.float32),
+            "pose2d": np.ascontiguousarray(pose2d, dtype=np.float32),
+            "bbox": bbox_from_points(pose2d, bbox_margin),
+            "frame": np.concatenate(meta.pop("frame")).astype(np.int64),
+            **{k: np.asarray(v) for k, v in meta.items()},
+        }
+
+    def __len__(self) -> int:
+        return int(self.arrays["pose3d"].shape[0])
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        i = int(index) % len(self)
+        a = self.arrays
+        return {
+            "pose3d": torch.from_numpy(a["pose3d"][i]),
+            "pose2d": torch.from_numpy(a["pose2d"][i]),
+            "bbox": torch.from_numpy(a["bbox"][i]),
+            "subject": str(a["subject"][i]),
+            "action": str(a["action"][i]),
+            "camera": str(a["camera"][i]),
+            "frame": int(a["frame"][i]),
+            "index": i,
+        }

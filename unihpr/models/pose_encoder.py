@@ -1,0 +1,177 @@
+"""Transformer encoder for 2D or 3D keypoints (paper §III-A, "2D/3D pose encoders")."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unihpr.models._validation import check_bbox, check_mask, check_pose
+from unihpr.models.pose_normalization import normalize_pose2d, normalize_pose3d
+
+__all__ = ["PoseEncoder"]
+
+
+class PoseEncoder(nn.Module):
+    """Embed a 2D or 3D pose into a D-dimensional vector.
+
+    Tokens: ``[CLS] [BBOX] joint_1 ... joint_J``. Each joint token is a linear
+    embedding of its normalised coordinates (keypoint-wise patch embedding, see
+    :mod:`unihpr.models.pose_normalization`) plus a learnable per-joint position
+    embedding. The bounding-box token embeds the geometry removed by the
+    normalisation:
+
+    * 2D: ``(w / s, h / s, log(s / ref), cx / ref, cy / ref)`` with ``s = max(w, h)``
+      and ``ref = bbox_reference`` pixels (the typical frame size).
+    * 3D: the extents of the normalised pose along x, y, z and ``log(scale / 1 m)``.
+
+    Invisible joints get a learned mask embedding (plus their position embedding).
+    By default they are also excluded from attention through ``key_padding_mask``,
+    so nothing about an invisible joint (not even the mask embedding) reaches the
+    output: the mask embedding then only keeps padded positions finite. With
+    ``attend_to_masked=True`` they stay in the attention as mask tokens
+    (BERT/MAE-style), so the model can learn from *which* joints are missing.
+    The [CLS] and bbox tokens are never masked, so a pose with no visible joint
+    still yields a finite embedding. Pre-norm Transformer layers; the [CLS] output is projected
+    to ``embed_dim``.
+
+    Args:
+        num_joints: J.
+        dims: 2 or 3.
+        embed_dim: Output dimension D.
+        width: Transformer width.
+        depth: Number of Transformer layers.
+        num_heads: Attention heads.
+        mlp_ratio: Feed-forward width / ``width``.
+        dropout: Dropout inside the Transformer layers.
+        bbox_reference: Pixel scale for the 2D bbox token.
+        root_joint: Root index for 3D re-centring.
+        attend_to_masked: Keep invisible joints in the attention as mask tokens.
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        dims: int,
+        embed_dim: int,
+        width: int = 256,
+        depth: int = 4,
+        num_heads: int = 8,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        bbox_reference: float = 1000.0,
+        root_joint: int = 0,
+        attend_to_masked: bool = False,
+    ) -> None:
+        super().__init__()
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims}")
+        if num_joints < 1:
+            raise ValueError(f"num_joints must be positive, got {num_joints}")
+        if not 0 <= root_joint < num_joints:
+            raise ValueError(f"root_joint must be in [0, {num_joints}), got {root_joint}")
+        if width % num_heads:
+            raise ValueError(f"width={width} must be divisible by num_heads={num_heads}")
+        self.num_joints = num_joints
+        self.dims = dims
+        self.embed_dim = embed_dim
+        self.bbox_reference = float(bbox_reference)
+        self.root_joint = root_joint
+        self.attend_to_masked = attend_to_masked
+        self.patch_embed = nn.Linear(dims, width)
+        self.bbox_embed = nn.Linear(5 if dims == 2 else 4, width)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, width))
+        layer = nn.TransformerEncoderLayer(
+            d_model=width,
+            nhead=num_heads,
+            dim_feedforward=int(width * mlp_ratio),
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(
+            layer, num_layers=depth, norm=nn.LayerNorm(width), enable_nested_tensor=False
+        )
+        self.head = nn.Linear(width, embed_dim)
+        for p in (self.cls_token, self.mask_token, self.pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def _bbox_features(self, bbox: Tensor) -> Tensor:
+        wh = (bbox[:, 2:] - bbox[:, :2]).clamp_min(0)
+        s = wh.amax(dim=-1, keepdim=True).clamp_min(1e-6)
+        ref = self.bbox_reference
+        centre = 0.5 * (bbox[:, :2] + bbox[:, 2:]) / ref
+        log_s = torch.log((s / ref).clamp_min(1e-3))
+        return torch.cat([wh / s, log_s, centre], dim=-1)
+
+    def _pose3d_features(self, normed: Tensor, scale: Tensor, vis: Tensor) -> Tensor:
+        big = torch.finfo(normed.dtype).max
+        v = vis[..., None]
+        hi = torch.where(v, normed, torch.full_like(normed, -big)).amax(dim=1)
+        lo = torch.where(v, normed, torch.full_like(normed, big)).amin(dim=1)
+        extent = torch.where(v.any(dim=1), hi - lo, torch.zeros_like(hi)) * 0.5
+        return torch.cat([extent, torch.log(scale.clamp_min(1e-3))[:, None]], dim=-1)
+
+    def forward(
+        self,
+        pose: Tensor,
+        bbox: Tensor | None = None,
+        mask: Tensor | None = None,
+        normalize: bool = True,
+    ) -> Tensor:
+        """Encode poses.
+
+        Args:
+            pose: (B, J, 2) pixels for 2D, (B, J, 3) metres for 3D.
+            bbox: 2D only: (B, 4) x0, y0, x1, y1 pixels; from the keypoints when ``None``.
+            mask: (B, J) bool, True = visible. Coordinates of invisible joints are ignored
+                (they may be NaN).
+            normalize: L2-normalise the output.
+
+        Returns:
+            Embeddings (B, D).
+        """
+        name = f"pose{self.dims}d"
+        pose = check_pose(name, pose, self.num_joints, self.dims)
+        batch = pose.shape[0]
+        mask = check_mask(mask, batch, self.num_joints)
+        if self.dims == 3 and bbox is not None:
+            raise ValueError("bbox is only used for 2D poses; pass bbox=None for pose3d")
+        bbox = check_bbox(bbox, batch)
+        vis = (
+            torch.ones(batch, self.num_joints, dtype=torch.bool, device=pose.device)
+            if mask is None
+            else mask
+        )
+        if not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
+            raise ValueError(f"{name} has NaN or infinite coordinates at visible joints")
+
+        if self.dims == 2:
+            normed, bbox = normalize_pose2d(pose, bbox, mask)
+            box_feat = self._bbox_features(bbox)
+        else:
+            normed, scale = normalize_pose3d(pose, mask, self.root_joint)
+            box_feat = self._pose3d_features(normed, scale, vis)
+
+        tokens = self.patch_embed(normed)
+        tokens = torch.where(vis[..., None], tokens, self.mask_token.to(tokens.dtype))
+        tokens = tokens + self.pos_embed
+        cls = self.cls_token.expand(batch, -1, -1)
+        box = self.bbox_embed(box_feat)[:, None]
+        x = torch.cat([cls, box, tokens], dim=1)
+        keep = torch.ones(batch, 2, dtype=torch.bool, device=pose.device)
+        padding = ~torch.cat([keep, vis], dim=1)
+        use_padding = mask is not None and not self.attend_to_masked
+        x = self.blocks(x, src_key_padding_mask=padding if use_padding else None)
+        # The zero term keeps mask_token in the autograd graph when no joint is masked
+        # (or masked joints are padded out), so DDP does not need find_unused_parameters.
+        out = self.head(x[:, 0]) + 0.0 * self.mask_token.sum()
+        return F.normalize(out, dim=-1) if normalize else out
+
+    @property
+    def num_tokens(self) -> int:
+        """Sequence length seen by the Transformer: J + 2."""
+        return self.num_joints + 2
