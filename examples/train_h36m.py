@@ -153,6 +153,7 @@ def _strided(dataset: Any, stride: int) -> Any:
 def run(args: argparse.Namespace) -> dict[str, float | None]:
     """Train (unless ``--eval-only``) and evaluate; returns the results dict."""
     import torch
+
     from unihpr.data import (
         H36M_TEST_SUBJECTS,
         H36M_TRAIN_SUBJECTS,
@@ -162,7 +163,6 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         ThreeDPW,
     )
     from unihpr.models import UniHPR, get_config
-
     from unihpr.train import evaluate, init_distributed, train_pipeline
     from unihpr.train.distributed import barrier
 

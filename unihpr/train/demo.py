@@ -187,7 +187,9 @@ def results_markdown(results: dict[str, float], seconds: float | None = None) ->
     for label, key, unit in rows:
         if key in results:
             v = results[key]
-            lines.append(f"| {label} | {v:.3f} |" if unit == "" else f"| {label} | {v:.1f} {unit} |")
+            lines.append(
+                f"| {label} | {v:.3f} |" if unit == "" else f"| {label} | {v:.1f} {unit} |"
+            )
     if seconds is not None:
         lines.append(f"| wall time | {seconds:.0f} s |")
     return "\n".join(lines) + "\n"
