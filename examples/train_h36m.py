@@ -1,0 +1,228 @@
+"""Train UniHPR on Human3.6M with the paper's three stages and evaluate it.
+
+Usage (single GPU, or ``torchrun --nproc_per_node N examples/train_h36m.py ...``)::
+
+    python examples/train_h36m.py --data-root DIR [--with-3dhp] [--output-dir runs/h36m]
+
+Files expected in ``DIR`` (VideoPose3D / P-STMO conventions, see
+``unihpr.data``):
+
+* ``data_3d_h36m.npz`` (required) and ``data_2d_h36m_cpn_ft_h36m_dbb.npz``
+  (required with ``--keypoints cpn``, the default) or ``data_2d_h36m_gt.npz``;
+* ``h36m_images.jsonl`` (optional): an image index written by
+  ``python -m unihpr.data.image_index`` with image paths relative to ``DIR``;
+  without it only the lifting branch is trained (no step 2, no image rows);
+* ``data_train_3dhp.npz`` (only with ``--with-3dhp``): MPI-INF-3DHP training data;
+* ``3dpw/`` (optional): 3DPW ``sequenceFiles/test`` pickles for the
+  cross-dataset row (ground-truth 2D, PA-MPJPE).
+
+Writes ``OUTPUT/results.json`` and ``OUTPUT/results.md`` with the rows of the
+paper's Tables I-IV for this run (a ``-`` where the data for a column is
+missing). Training resumes automatically when re-run with the same output dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+KEYPOINT_FILES = {"cpn": "data_2d_h36m_cpn_ft_h36m_dbb.npz", "gt": "data_2d_h36m_gt.npz"}
+IMAGE_INDEX = "h36m_images.jsonl"
+DATA_3DHP = "data_train_3dhp.npz"
+DIR_3DPW = "3dpw"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, required=True, help="folder with the dataset files")
+    p.add_argument("--output-dir", type=Path, default=Path("runs/h36m"))
+    p.add_argument("--model", default="unihpr-w32", help="unihpr-w32 | unihpr-w48 | unihpr-tiny")
+    p.add_argument("--config", type=Path, help="TrainConfig JSON overriding the paper defaults")
+    p.add_argument("--keypoints", choices=sorted(KEYPOINT_FILES), default="cpn",
+                   help="2D keypoints for lifting (paper: cpn)")  # fmt: skip
+    p.add_argument("--image-index", type=Path, help=f"image index (default DIR/{IMAGE_INDEX})")
+    p.add_argument("--with-3dhp", action="store_true", help=f"also train on DIR/{DATA_3DHP}")
+    p.add_argument("--steps", type=int, nargs=3, metavar=("S1", "S2", "S3"),
+                   help="steps of the three stages (the paper does not state them)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, nargs=3, metavar=("B1", "B2", "B3"),
+                   help="per-process batch sizes (paper: 2048 180 180)")  # fmt: skip
+    p.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
+    p.add_argument("--eval-stride", type=int, default=1, help="use every k-th test frame")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--num-workers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-only", action="store_true", help="evaluate OUTPUT/model only")
+    return p
+
+
+def expected_files(args: argparse.Namespace) -> list[tuple[Path, str, bool]]:
+    """(path, description, required) of every file this run would read."""
+    root = args.data_root
+    return [
+        (root / "data_3d_h36m.npz", "Human3.6M 3D poses (VideoPose3D format)", True),
+        (root / KEYPOINT_FILES[args.keypoints], f"Human3.6M 2D keypoints ({args.keypoints})", True),
+        (args.image_index or root / IMAGE_INDEX, "image index (optional: image branch)", False),
+        (root / DATA_3DHP, "MPI-INF-3DHP training npz (P-STMO)", args.with_3dhp),
+        (root / DIR_3DPW, "3DPW sequenceFiles/test pickles (optional: cross-dataset row)", False),
+    ]
+
+
+def missing_data_message(args: argparse.Namespace) -> str | None:
+    """A message listing the expected files when a required one is missing, else None."""
+    files = expected_files(args)
+    if all(path.exists() for path, _, required in files if required):
+        return None
+    lines = [f"Human3.6M data not found under {str(args.data_root)!r}. Expected:"]
+    for path, what, required in files:
+        state = "found" if path.exists() else ("MISSING" if required else "absent")
+        lines.append(f"  [{state:7s}] {path}  - {what}")
+    lines.append(
+        "The npz files are those of VideoPose3D (github.com/facebookresearch/VideoPose3D, "
+        "DATASETS.md); the image index is built with `python -m unihpr.data.image_index`."
+    )
+    return "\n".join(lines)
+
+
+def make_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of this run: paper defaults, then ``--config``, then flags."""
+    from unihpr.train import TrainConfig
+
+    cfg = TrainConfig.load_json(args.config) if args.config else TrainConfig()
+    cfg.model = args.model
+    cfg.output_dir = str(args.output_dir)
+    cfg.device, cfg.amp, cfg.num_workers, cfg.seed = (
+        args.device, args.amp, args.num_workers, args.seed,
+    )  # fmt: skip
+    for i, stage in enumerate(cfg.stages):
+        if args.steps:
+            stage.steps = args.steps[i]
+        if args.batch_size:
+            stage.batch_size = args.batch_size[i]
+        stage.__post_init__()  # re-validate the overridden values
+    return cfg
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def tables_markdown(results: dict[str, float | None]) -> str:
+    """The rows of the paper's Tables I-IV for this run (mm / %)."""
+    r = results.get
+    return "\n".join([
+        "Table I - image-based 3D HPE", "",
+        "| Method | 3DPW PA-MPJPE | H36M MPJPE | H36M PA-MPJPE |", "|---|---|---|---|",
+        f"| UniHPR (this run) | - | {_fmt(r('image/mpjpe'))} | {_fmt(r('image/pa_mpjpe'))} |", "",
+        "Table II - lifting-based 3D HPE", "",
+        "| Method | 3DPW PA-MPJPE | H36M MPJPE | H36M PA-MPJPE |", "|---|---|---|---|",
+        f"| UniHPR (this run) | {_fmt(r('3dpw/lifting/pa_mpjpe'))} | "
+        f"{_fmt(r('lifting/mpjpe'))} | {_fmt(r('lifting/pa_mpjpe'))} |", "",
+        "Table III - pose retrieval (H36M test)", "",
+        "| Retrieval | MPJPE | PA-MPJPE |", "|---|---|---|",
+        f"| 2D-3D | {_fmt(r('retrieval/2d-3d/mpjpe'))} | {_fmt(r('retrieval/2d-3d/pa_mpjpe'))} |",
+        f"| Image-3D | {_fmt(r('retrieval/image-3d/mpjpe'))} | "
+        f"{_fmt(r('retrieval/image-3d/pa_mpjpe'))} |", "",
+        "Table IV - image retrieval (H36M test, 1 fps)", "",
+        "| Retrieval | Top-1 Acc. | Top-3 Acc. |", "|---|---|---|",
+        f"| 3D-Image | {_fmt(r('retrieval/3d-image/top1'))} | {_fmt(r('retrieval/3d-image/top3'))} |",
+        f"| 2D-Image | {_fmt(r('retrieval/2d-image/top1'))} | {_fmt(r('retrieval/2d-image/top3'))} |",
+    ]) + "\n"  # fmt: skip
+
+
+def _subset_by_subject(dataset: Any, subjects: Sequence[str]) -> Any:
+    import torch
+
+    keep = [i for i, rec in enumerate(dataset.records) if rec["subject"] in set(subjects)]
+    return torch.utils.data.Subset(dataset, keep)
+
+
+def _strided(dataset: Any, stride: int) -> Any:
+    import torch
+
+    return (
+        dataset if stride == 1 else torch.utils.data.Subset(dataset, range(0, len(dataset), stride))
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, float | None]:
+    """Train (unless ``--eval-only``) and evaluate; returns the results dict."""
+    import torch
+
+    from unihpr.data import (
+        H36M_TEST_SUBJECTS,
+        H36M_TRAIN_SUBJECTS,
+        Human36M,
+        ImageIndexDataset,
+        MPIInf3DHP,
+        ThreeDPW,
+    )
+    from unihpr.models import UniHPR, get_config
+    from unihpr.train import evaluate, init_distributed, train_pipeline
+    from unihpr.train.distributed import barrier
+
+    cfg = make_config(args)
+    info = init_distributed(cfg.device)
+    root = args.data_root
+    d3, d2 = root / "data_3d_h36m.npz", root / KEYPOINT_FILES[args.keypoints]
+    index = args.image_index or root / IMAGE_INDEX
+    image_size = get_config(cfg.model, **cfg.model_overrides).image_size
+    lift_train = _strided(Human36M(d3, d2, "train"), args.train_stride)
+    if args.with_3dhp:
+        lift_train = torch.utils.data.ConcatDataset([lift_train, MPIInf3DHP(root / DATA_3DHP)])
+    images = None
+    if index.is_file():
+        images = ImageIndexDataset(index, root, image_size=image_size)
+    modalities = ("image", "pose2d", "pose3d") if images is not None else ("pose2d", "pose3d")
+    if not args.eval_only:
+        datasets = {"align2d3d": lift_train, "finetune": lift_train}
+        if images is not None:
+            img_train = _strided(_subset_by_subject(images, H36M_TRAIN_SUBJECTS), args.train_stride)
+            datasets.update(align_image=img_train, finetune=img_train)
+        result = train_pipeline(cfg, datasets, modalities=modalities, dist_info=info)
+        model = result.model
+    else:
+        model = UniHPR.from_pretrained(args.output_dir / "model").to(info.device)
+    results: dict[str, float | None] = {}
+    if info.is_main:
+        test = _strided(Human36M(d3, d2, "test"), args.eval_stride)
+        results.update(evaluate(model, test, modalities=("pose2d", "pose3d")))
+        if images is not None:
+            img_test = _strided(_subset_by_subject(images, H36M_TEST_SUBJECTS), args.eval_stride)
+            img_res = evaluate(
+                model, img_test, image_retrieval_stride=max(1, 50 // args.eval_stride)
+            )
+            results.update({k: v for k, v in img_res.items() if k.startswith(("image/", "retrieval/image", "retrieval/3d-image", "retrieval/2d-image"))})  # fmt: skip
+        if (root / DIR_3DPW).is_dir():
+            pw = evaluate(model, ThreeDPW(root / DIR_3DPW), modalities=("pose2d", "pose3d"))
+            results["3dpw/lifting/pa_mpjpe"] = pw["lifting/pa_mpjpe"]
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (args.output_dir / "results.md").write_text(tables_markdown(results))
+        print(tables_markdown(results))
+    barrier()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    for name in ("train_stride", "eval_stride"):
+        if getattr(args, name) < 1:
+            print(f"--{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    message = missing_data_message(args)
+    if message:
+        print(message, file=sys.stderr)
+        return 2
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

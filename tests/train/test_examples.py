@@ -1,0 +1,80 @@
+"""Tests of the example scripts' argument parsing and no-data paths."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+h36m = _load("train_h36m")
+
+
+def test_h36m_parser_defaults_and_overrides(tmp_path):
+    args = h36m.build_parser().parse_args(["--data-root", str(tmp_path)])
+    assert args.model == "unihpr-w32" and args.keypoints == "cpn" and not args.with_3dhp
+    assert args.steps is None and args.batch_size is None
+    args = h36m.build_parser().parse_args(
+        ["--data-root", str(tmp_path), "--steps", "10", "20", "30", "--batch-size", "8", "4", "4",
+         "--keypoints", "gt", "--with-3dhp", "--output-dir", str(tmp_path / "o")]
+    )  # fmt: skip
+    cfg = h36m.make_config(args)
+    assert [s.steps for s in cfg.stages] == [10, 20, 30]
+    assert [s.batch_size for s in cfg.stages] == [8, 4, 4]
+    assert cfg.output_dir == str(tmp_path / "o")
+    # the paper's temperatures survive the overrides
+    assert cfg.stages[0].tau_init == pytest.approx(1 / 14)
+    with pytest.raises(SystemExit):
+        h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--keypoints", "sh"])
+    with pytest.raises(SystemExit):
+        h36m.build_parser().parse_args([])
+
+
+def test_h36m_bad_overrides_rejected(tmp_path):
+    args = h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--steps", "0", "1", "1"])
+    with pytest.raises(ValueError, match="steps"):
+        h36m.make_config(args)
+
+
+def test_h36m_no_data_lists_expected_files(tmp_path, capsys):
+    rc = h36m.main(["--data-root", str(tmp_path), "--with-3dhp"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    for name in ("data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz", "h36m_images.jsonl",
+                 "data_train_3dhp.npz", "3dpw"):  # fmt: skip
+        assert name in err
+    assert "MISSING" in err and str(tmp_path) in err
+
+
+def test_h36m_partial_data_reports_what_is_found(tmp_path, capsys):
+    (tmp_path / "data_3d_h36m.npz").write_bytes(b"")
+    assert h36m.main(["--data-root", str(tmp_path), "--keypoints", "gt"]) == 2
+    err = capsys.readouterr().err
+    assert "[found  ]" in err and "data_2d_h36m_gt.npz" in err
+
+
+def test_h36m_no_data_exits_fast_as_a_script(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_h36m.py"), "--data-root",
+         str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "data_3d_h36m.npz" in proc.stderr
+
+
+def test_tables_markdown_rows():
+    md = h36m.tables_markdown({"lifting/mpjpe": 52.64, "retrieval/2d-3d/mpjpe": 9.2})
+    assert "| UniHPR (this run) | - | 52.6 |" in md
+    assert "| 2D-3D | 9.2 | - |" in md
+    for t in ("Table I ", "Table II ", "Table III ", "Table IV "):
+        assert t in md

@@ -1,0 +1,68 @@
+"""Tests of the JSONL metrics logger and the progress bar."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from unihpr.train.logger import MetricsLogger, progress_bar, read_metrics
+
+
+def test_log_truncate_and_read(tmp_path):
+    log = MetricsLogger(tmp_path)
+    for step in range(1, 6):
+        log.log("align2d3d", step, {"loss": torch.tensor(1.0 / step), "acc": step})
+    log.log("finetune", 1, {"loss": float("nan")})
+    log.truncate_after("align2d3d", 3)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(r["stage"], r["step"]) for r in rows] == [
+        ("align2d3d", 1), ("align2d3d", 2), ("align2d3d", 3), ("finetune", 1),
+    ]  # fmt: skip
+    assert rows[1]["loss"] == 0.5 and rows[-1]["loss"] == "nan"
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl", stage="finetune")] == [1]
+
+
+def test_disabled_logger_writes_nothing(tmp_path):
+    log = MetricsLogger(tmp_path / "x", enabled=False, tensorboard=True)
+    log.log("s", 1, {"loss": 1.0})
+    log.truncate_after("s", 0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_read_metrics_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"m.jsonl"):
+        read_metrics(tmp_path / "m.jsonl")
+    p = tmp_path / "m.jsonl"
+    p.write_text(json.dumps({"step": 1}) + "\n{oops\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(p)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed"
+)
+def test_tensorboard_missing_names_extra(tmp_path):
+    with pytest.raises(ImportError, match=r"unihpr\[tensorboard\]"):
+        MetricsLogger(tmp_path, tensorboard=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard absent")
+def test_tensorboard_writes_events(tmp_path):
+    log = MetricsLogger(tmp_path, tensorboard=True)
+    log.log("s", 1, {"loss": 1.0})
+    log.close()
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+def test_progress_bar_only_on_tty_and_when_enabled(monkeypatch):
+    bar = progress_bar(10, initial=2, desc="x")  # pytest's stderr is not a TTY
+    assert bar.disable
+    bar.close()
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    bar = progress_bar(10, initial=2, desc="x")
+    assert not bar.disable and bar.n == 2 and bar.total == 10
+    bar.close()
+    bar = progress_bar(10, enabled=False)
+    assert bar.disable
+    bar.close()

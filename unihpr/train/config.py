@@ -1,0 +1,247 @@
+"""Plain dataclass configurations of the three UniHPR training stages.
+
+The defaults are the paper's Human3.6M settings (Sec. IV-A): step 1 aligns the
+2D and 3D pose encoders (batch 2048, tau0 = 1/14, tau in [1/100, 1e4]); step 2
+aligns the image encoder to the frozen pose encoders (batch 180, tau0 = 1/5,
+tau in [1/10, 1e4]); the task fine-tuning trains every encoder and decoder
+(batch 180, tau0 = 1/5, tau in [1/5, 1e4]); alpha = 1; Adam with lr 1e-4. The
+paper gives no step counts; ours are placeholders to be set per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGE_NAMES = ("align2d3d", "align_image", "finetune")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+@dataclass
+class StageConfig:
+    """Hyper-parameters of one training stage.
+
+    Attributes:
+        name: One of ``"align2d3d"`` (step 1), ``"align_image"`` (step 2) or
+            ``"finetune"`` (task fine-tuning); selects the stage's step function.
+        steps: Number of optimiser steps.
+        batch_size: Samples per step *per process* (the global batch is
+            ``batch_size * world_size``).
+        lr: Adam learning rate.
+        weight_decay: Adam (L2) weight decay.
+        betas: Adam betas.
+        tau_init: Initial value of every learnable temperature.
+        tau_min: Lower clamp of the temperatures.
+        tau_max: Upper clamp of the temperatures.
+        alpha: Weight of L_triplet in L_cl = L_pair + alpha * L_triplet.
+        use_triplet: Whether L_triplet is used at all (the paper uses it in
+            step 2 and fine-tuning; step 1 has only two modalities).
+        contrastive_weight: Weight of L_cl in the fine-tuning loss (1 in the paper;
+            0 turns fine-tuning into plain supervised training).
+        loss_3d_weight: Weight of L_3D (fine-tuning only).
+        loss_2d_weight: Weight of L_2D (fine-tuning only).
+        grad_clip: Max global gradient norm, or ``None`` for no clipping.
+        checkpoint_every: Write a checkpoint every this many steps (and at the end).
+        keep_checkpoints: Number of step checkpoints kept on disk.
+        log_every: Log metrics every this many steps.
+    """
+
+    name: str = "align2d3d"
+    steps: int = 10_000
+    batch_size: int = 2048
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    tau_init: float = 1 / 14
+    tau_min: float = 1 / 100
+    tau_max: float = 1e4
+    alpha: float = 1.0
+    use_triplet: bool = False
+    contrastive_weight: float = 1.0
+    loss_3d_weight: float = 1.0
+    loss_2d_weight: float = 1.0
+    grad_clip: float | None = None
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.name not in STAGE_NAMES:
+            raise ValueError(f"StageConfig.name must be one of {STAGE_NAMES}, got {self.name!r}")
+        for key in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"StageConfig.{key} must be an integer >= 1, got {value!r}")
+        _check_positive("StageConfig.lr", self.lr)
+        _check_positive("StageConfig.weight_decay", self.weight_decay, allow_zero=True)
+        for key in ("alpha", "contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
+            _check_positive(f"StageConfig.{key}", getattr(self, key), allow_zero=True)
+        self.betas = tuple(float(b) for b in self.betas)  # JSON gives lists
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"StageConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        for key in ("tau_init", "tau_min", "tau_max"):
+            _check_positive(f"StageConfig.{key}", getattr(self, key))
+        if not self.tau_min <= self.tau_init <= self.tau_max:
+            raise ValueError(
+                "StageConfig needs tau_min <= tau_init <= tau_max, got "
+                f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
+            )
+        if self.grad_clip is not None:
+            _check_positive("StageConfig.grad_clip", self.grad_clip)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        if not isinstance(data, dict):
+            raise TypeError(f"StageConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown StageConfig field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def paper_stage1() -> StageConfig:
+    """Step 1 of the paper: 2D-3D pose alignment with L_pair."""
+    return StageConfig(
+        name="align2d3d", batch_size=2048, tau_init=1 / 14, tau_min=1 / 100, use_triplet=False
+    )
+
+
+def paper_stage2() -> StageConfig:
+    """Step 2 of the paper: image encoder aligned to frozen pose encoders, L_pair + L_triplet."""
+    return StageConfig(
+        name="align_image", batch_size=180, tau_init=1 / 5, tau_min=1 / 10, use_triplet=True
+    )
+
+
+def paper_stage3() -> StageConfig:
+    """Task fine-tuning of the paper: L_cl + L_2D + L_3D, every encoder and decoder trained."""
+    return StageConfig(
+        name="finetune", batch_size=180, tau_init=1 / 5, tau_min=1 / 5, use_triplet=True
+    )
+
+
+def _paper_stages() -> list[StageConfig]:
+    return [paper_stage1(), paper_stage2(), paper_stage3()]
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run: model, run options and the ordered list of stages.
+
+    Attributes:
+        model: Registered model name passed to ``unihpr.models.create_model``.
+        model_overrides: Keyword overrides of the model config.
+        stages: Stages run in order; by default the paper's three stages.
+        output_dir: Checkpoints, ``metrics.jsonl`` and the config copy go here.
+        seed: Seed of every random number generator (each rank adds its rank to
+            the seed of its data-augmentation streams; model init is broadcast).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        amp: ``"auto"`` (bf16 autocast on CUDA when supported, else fp16 with a
+            GradScaler; off on CPU), ``"off"``, ``"bf16"`` or ``"fp16"``.
+        num_workers: DataLoader worker processes.
+        tensorboard: Also write TensorBoard scalars (needs ``unihpr[tensorboard]``).
+        progress: Show tqdm progress bars (only on rank 0 and on a TTY).
+        deterministic: Ask PyTorch for deterministic kernels.
+    """
+
+    model: str = "unihpr-w32"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    stages: list[StageConfig] = field(default_factory=_paper_stages)
+    output_dir: str = "runs/unihpr"
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    num_workers: int = 0
+    tensorboard: bool = False
+    progress: bool = True
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        self.stages = [
+            s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
+        ]
+        if not self.stages:
+            raise ValueError("TrainConfig.stages must contain at least one StageConfig")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(
+                f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(
+                f"TrainConfig.num_workers must be an int >= 0, got {self.num_workers!r}"
+            )
+        if not isinstance(self.seed, int):
+            raise ValueError(f"TrainConfig.seed must be an int, got {self.seed!r}")
+
+    def stage(self, name: str) -> StageConfig:
+        """Return the stage called ``name``; ``KeyError`` if absent."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage {name!r} in this config (have {[s.name for s in self.stages]})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field (stages as dicts)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["model_overrides"] = dict(self.model_overrides)
+        out["stages"] = [s.to_dict() for s in self.stages]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        if not isinstance(data, dict):
+            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if "stages" in data:
+            data["stages"] = [StageConfig.from_dict(s) for s in data["stages"]]
+        return cls(**data)
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Write the config as indented JSON to ``path``."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a config written by :meth:`save_json`.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: The file is not valid JSON or has unknown fields.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config file {str(path)!r} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"training config file {str(path)!r} is not valid JSON: {err}"
+            ) from err
+        return cls.from_dict(data)

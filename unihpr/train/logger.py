@@ -1,0 +1,117 @@
+"""Metric logging (JSONL, optional TensorBoard) and progress bars."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from unihpr._optional import require
+
+
+def _to_float(value: Any) -> float:
+    if hasattr(value, "item"):
+        value = value.item()
+    return float(value)
+
+
+class MetricsLogger:
+    """Append one JSON object per logged step to ``<directory>/metrics.jsonl``.
+
+    Each line is ``{"stage": str, "step": int, <metric>: float, ...}``. Only the
+    process created with ``enabled=True`` (rank 0) writes anything.
+
+    Args:
+        directory: Output directory (created on first write).
+        enabled: ``False`` on non-zero ranks: every method becomes a no-op.
+        tensorboard: Also write scalars with ``torch.utils.tensorboard``; needs
+            the ``tensorboard`` extra (``pip install unihpr[tensorboard]``).
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike, *, enabled: bool = True, tensorboard: bool = False
+    ) -> None:
+        self.directory = Path(directory)
+        self.enabled = enabled
+        self.path = self.directory / "metrics.jsonl"
+        self._writer = None
+        if enabled and tensorboard:
+            require("tensorboard")
+            tb = require("torch.utils.tensorboard", "tensorboard")
+            self._writer = tb.SummaryWriter(log_dir=str(self.directory / "tensorboard"))
+
+    def log(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
+        """Write the metrics of ``step`` of ``stage``; tensors are converted with ``.item()``."""
+        if not self.enabled:
+            return
+        row: dict[str, Any] = {"stage": stage, "step": int(step)}
+        for key, value in metrics.items():
+            v = _to_float(value)
+            row[key] = v if math.isfinite(v) else str(v)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._writer is not None:
+            for key, value in row.items():
+                if key not in ("stage", "step") and isinstance(value, float):
+                    self._writer.add_scalar(f"{stage}/{key}", value, step)
+
+    def truncate_after(self, stage: str, step: int) -> None:
+        """Drop rows of ``stage`` with a step above ``step`` (used when resuming).
+
+        A run that crashed after its last checkpoint has logged steps that the
+        resumed run will log again; removing them keeps one row per step.
+        """
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("stage") == stage and row.get("step", 0) > step:
+                continue
+            kept.append(line)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(k + "\n" for k in kept))
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer, if any."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_metrics(path: str | os.PathLike, stage: str | None = None) -> list[dict[str, Any]]:
+    """Read the rows of a ``metrics.jsonl`` file, optionally only those of ``stage``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: A line is not valid JSON (the line number is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"metrics file {str(path)!r} does not exist")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"metrics file {str(path)!r}, line {n}: invalid JSON ({err})") from err
+        if stage is None or row.get("stage") == stage:
+            rows.append(row)
+    return rows
+
+
+def progress_bar(total: int, *, initial: int = 0, desc: str = "", enabled: bool = True) -> tqdm:
+    """A tqdm bar with an ETA, shown only when ``enabled`` and stderr is a terminal."""
+    show = enabled and sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, disable=not show, dynamic_ncols=True)

@@ -1,0 +1,420 @@
+"""A generic, resumable optimisation loop for one training stage.
+
+The loop knows nothing about UniHPR: it trains any ``nn.Module`` ``stage``
+whose ``forward(batch, generator=...)`` returns ``(loss, metrics)`` and which
+has a ``trainable_parameters()`` method (see :mod:`unihpr.train.stages`).
+
+Exact resume: a checkpoint holds the stage's state dict (model and learnable
+temperatures), the optimiser and GradScaler states, the global torch / CUDA /
+NumPy / Python RNG states of every rank, the state of the generator handed to
+the loss (negative sampling), and the step. The data order is a pure function
+of ``(seed, epoch)`` (a :class:`~torch.utils.data.DistributedSampler`), and a
+resumed epoch starts at the first sample not yet consumed, so the resumed loss
+curve is the uninterrupted one, bit for bit on the CPU with
+``num_workers=0``. (With worker processes, randomness drawn *inside* the
+workers is reseeded per epoch, not per batch, so a run resumed mid-epoch
+draws different augmentations.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from unihpr.train.checkpoint import (
+    capture_rng_state,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from unihpr.train.config import StageConfig
+from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
+from unihpr.train.logger import MetricsLogger, progress_bar
+
+StepCallback = Callable[[int, dict[str, Any]], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """Resolve an AMP mode to ``(autocast dtype or None, use GradScaler)``.
+
+    ``"auto"`` is bf16 autocast on CUDA devices that support it, fp16 with a
+    GradScaler on older ones, and off on the CPU. ``"bf16"`` is also allowed on
+    the CPU; ``"fp16"`` needs CUDA.
+    """
+    if amp not in ("auto", "off", "bf16", "fp16"):
+        raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None, False
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"amp='fp16' needs a CUDA device, got {device}")
+        return torch.float16, True
+    return torch.bfloat16, False
+
+
+class ResumableSampler(Sampler[int]):
+    """A :class:`DistributedSampler` that can start an epoch part-way through.
+
+    The order of an epoch depends only on ``(seed, epoch)``; :meth:`set_start`
+    skips the samples a resumed run has already consumed in that epoch.
+
+    Args:
+        dataset: Any sized dataset.
+        num_replicas: World size.
+        rank: This process's rank.
+        shuffle: Shuffle every epoch.
+        seed: Shuffling seed (identical on all ranks).
+    """
+
+    def __init__(
+        self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.base = DistributedSampler(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+            drop_last=True,
+        )  # fmt: skip
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` (call at the start of every epoch)."""
+        self.base.set_epoch(epoch)
+
+    def set_start(self, start: int) -> None:
+        """Skip the first ``start`` samples of the current epoch."""
+        if not 0 <= start <= len(self.base):
+            raise ValueError(f"start must be in [0, {len(self.base)}], got {start}")
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.base), self.start, None)
+
+    def __len__(self) -> int:
+        return len(self.base) - self.start
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested) batch to ``device``; other values are kept."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    return batch
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes:
+        step: The last completed step (``config.steps`` when the stage finished).
+        history: The logged metric rows of this run (rank 0 and others alike).
+        resumed_from: The checkpoint the run resumed from, if any.
+        seconds: Wall time of the loop.
+    """
+
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: Path | None = None
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Train one stage with Adam, optional AMP/DDP, checkpoints and exact resume.
+
+    Args:
+        stage: Module whose ``forward(batch, generator=g)`` returns ``(loss, metrics)``
+            (a scalar tensor and a dict of scalar tensors/floats) and which provides
+            ``trainable_parameters()``.
+        dataset: Training dataset of dict samples.
+        config: The stage's hyper-parameters.
+        output_dir: Checkpoints go to ``output_dir`` and metrics to
+            ``output_dir/metrics.jsonl`` (rank 0 only).
+        seed: Seed of the data order, the loss generator and the global RNGs.
+        device: Device to train on; by default that of ``dist_info`` or CPU.
+        amp: AMP mode, see :func:`amp_settings`.
+        num_workers: DataLoader workers.
+        collate_fn: DataLoader collate function.
+        dist_info: Process placement; read from ``torch.distributed`` when omitted.
+        logger: A shared :class:`MetricsLogger`; one writing to ``output_dir`` is
+            made when omitted.
+        progress: Show a tqdm bar (rank 0, TTY only).
+        callbacks: Called on every rank after every step with ``(step, metrics)``.
+        find_unused_parameters: Passed to DDP.
+    """
+
+    def __init__(
+        self,
+        stage: nn.Module,
+        dataset: Dataset,
+        config: StageConfig,
+        *,
+        output_dir: str | os.PathLike,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        amp: str = "auto",
+        num_workers: int = 0,
+        collate_fn: Callable | None = None,
+        dist_info: DistInfo | None = None,
+        logger: MetricsLogger | None = None,
+        progress: bool = True,
+        callbacks: Sequence[StepCallback] = (),
+        find_unused_parameters: bool = False,
+    ) -> None:
+        if not isinstance(config, StageConfig):
+            raise TypeError(f"config must be a StageConfig, got {type(config).__name__}")
+        if not hasattr(stage, "trainable_parameters"):
+            raise TypeError(
+                f"stage {type(stage).__name__} must define trainable_parameters() "
+                "(see unihpr.train.stages.Stage)"
+            )
+        self.info = dist_info or get_dist_info()
+        self.device = torch.device(device) if device is not None else self.info.device
+        self.stage = stage.to(self.device)
+        self.dataset = dataset
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.seed = int(seed)
+        self.amp_dtype, use_scaler = amp_settings(amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.num_workers = num_workers
+        self.collate_fn = collate_fn
+        self.logger = logger or MetricsLogger(self.output_dir, enabled=self.info.is_main)
+        self.progress = progress and self.info.is_main
+        self.callbacks = list(callbacks)
+        self.find_unused_parameters = find_unused_parameters
+
+        params = [p for p in stage.trainable_parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"stage {config.name!r} has no trainable parameters")
+        self.optimizer = torch.optim.Adam(
+            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        self.loss_generator = torch.Generator(device="cpu")
+        self.sampler = ResumableSampler(
+            dataset, num_replicas=self.info.world_size, rank=self.info.rank, seed=self.seed
+        )
+        self.loader_generator = torch.Generator(device="cpu")
+        self.loader = DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=num_workers,
+            collate_fn=collate_fn,
+            generator=self.loader_generator,
+            pin_memory=self.device.type == "cuda",
+        )
+        self.steps_per_epoch = len(self.sampler.base) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"dataset of {len(dataset)} samples is too small for batch_size="
+                f"{config.batch_size} x world_size={self.info.world_size}"
+            )
+        self.model: nn.Module = self.stage
+        if self.info.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.stage,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=find_unused_parameters,
+            )
+        self.step = 0
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (gathers per-rank RNG states: call on every rank)."""
+        rank_state = {"rng": capture_rng_state(), "loss_generator": self.loss_generator.get_state()}
+        return {
+            "step": self.step,
+            "stage": self.config.name,
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "world_size": self.info.world_size,
+            "model": _unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ranks": _gather_objects(rank_state, self.info),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, source: str = "checkpoint") -> None:
+        """Restore a :meth:`state_dict`; the batch size must match (it fixes the data position)."""
+        if state.get("stage") != self.config.name:
+            raise ValueError(
+                f"{source} belongs to stage {state.get('stage')!r}, not {self.config.name!r}"
+            )
+        saved_bs = state.get("config", {}).get("batch_size")
+        if saved_bs != self.config.batch_size or state.get("world_size") != self.info.world_size:
+            raise ValueError(
+                f"{source} was written with batch_size={saved_bs}, world_size="
+                f"{state.get('world_size')}; this run has batch_size={self.config.batch_size}, "
+                f"world_size={self.info.world_size}: the data position cannot be restored"
+            )
+        _unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        mine = state["ranks"][self.info.rank]
+        restore_rng_state(mine["rng"])
+        self.loss_generator.set_state(mine["loss_generator"])
+        self.step = int(state["step"])
+
+    def save(self) -> Path | None:
+        """Write the checkpoint of the current step (rank 0 writes; all ranks must call)."""
+        state = self.state_dict()
+        path = None
+        if self.info.is_main:
+            path = save_checkpoint(checkpoint_path(self.output_dir, self.step), state)
+            prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
+        return path
+
+    @torch.no_grad()
+    def sync_buffers(self) -> None:
+        """Copy rank 0's buffers (e.g. BatchNorm statistics) to every rank.
+
+        DDP broadcasts buffers at the *start* of each forward, so after the last
+        step each rank holds the statistics of its own last batch.
+        """
+        if self.info.distributed:
+            for buf in _unwrap(self.model).buffers():
+                dist.broadcast(buf, src=0)
+
+    # ------------------------------------------------------------------- loop
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimiser step on ``batch``; returns the (detached) loss and metrics."""
+        self.model.train()
+        batch = move_to_device(batch, self.device)
+        with self._autocast():
+            loss, metrics = self.model(batch, generator=self.loss_generator)
+        if not self.scaler.is_enabled() and not torch.isfinite(loss.detach()):
+            raise FloatingPointError(
+                f"stage {self.config.name!r}: non-finite loss {loss.item()} at step {self.step + 1}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]],
+                self.config.grad_clip,
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        after_step = getattr(_unwrap(self.model), "after_step", None)
+        if after_step is not None:  # e.g. clamp learnable temperatures back into range
+            after_step()
+        self.step += 1
+        return loss.detach(), metrics
+
+    def fit(self, resume: bool | str | os.PathLike = True) -> TrainResult:
+        """Run the stage to ``config.steps``.
+
+        Args:
+            resume: ``True`` resumes from the newest checkpoint in ``output_dir``
+                if there is one; a path resumes from that file; ``False`` starts
+                from step 0.
+
+        Returns:
+            A :class:`TrainResult`.
+        """
+        cfg = self.config
+        seed_everything(self.seed + self.info.rank)
+        self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
+        resumed_from = None
+        if resume:
+            path = latest_checkpoint(self.output_dir) if resume is True else Path(resume)
+            if path is not None:
+                self.load_state_dict(load_checkpoint(path), source=f"checkpoint {str(path)!r}")
+                resumed_from = path
+        self.logger.truncate_after(cfg.name, self.step)
+        history: list[dict[str, Any]] = []
+        bar = progress_bar(cfg.steps, initial=self.step, desc=cfg.name, enabled=self.progress)
+        t0 = time.perf_counter()
+        t_log, step_log = t0, self.step
+        try:
+            while self.step < cfg.steps:
+                epoch, offset = divmod(self.step, self.steps_per_epoch)
+                self.sampler.set_epoch(epoch)
+                self.sampler.set_start(offset * cfg.batch_size)
+                # Worker seeds come from this generator, not the global RNG, so
+                # creating the iterator never perturbs the training randomness.
+                self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch)
+                for batch in self.loader:
+                    loss, metrics = self.train_step(batch)
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.perf_counter()
+                        row = {"loss": float(loss)}
+                        row.update({k: float(v) for k, v in metrics.items()})
+                        row = all_reduce_mean(row, self.device)
+                        row["lr"] = self.optimizer.param_groups[0]["lr"]
+                        row["samples_per_s"] = (
+                            (self.step - step_log) * cfg.batch_size * self.info.world_size
+                            / max(now - t_log, 1e-9)
+                        )  # fmt: skip
+                        t_log, step_log = now, self.step
+                        self.logger.log(cfg.name, self.step, row)
+                        history.append({"stage": cfg.name, "step": self.step, **row})
+                        bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save()
+                    for cb in self.callbacks:
+                        cb(self.step, metrics)
+                    if self.step >= cfg.steps:
+                        break
+        finally:
+            bar.close()
+        self.sync_buffers()
+        return TrainResult(
+            step=self.step,
+            history=history,
+            resumed_from=resumed_from,
+            seconds=time.perf_counter() - t0,
+        )
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,316 @@
+"""The three training stages of UniHPR (the paper's Fig. 2) as step modules.
+
+Each stage wraps a ``UniHPR`` model and its contrastive criterion in one
+``nn.Module`` whose ``forward(batch, generator=...)`` returns
+``(loss, metrics)``; :class:`~unihpr.train.loop.Trainer` optimises its
+``trainable_parameters()``. A stage decides which sub-modules are frozen
+(``requires_grad=False`` *and* kept in eval mode, so frozen BatchNorm
+statistics and dropout do not move) and which losses are summed:
+
+* :class:`AlignPoseStage` (step 1): 2D and 3D pose encoders trained with the
+  pairwise InfoNCE between their embeddings; everything else frozen.
+* :class:`AlignImageStage` (step 2): the image encoder trained against the
+  frozen pose encoders with L_pair (three pairs) + alpha L_triplet.
+* :class:`FinetuneStage` (task fine-tuning): every encoder and decoder trained
+  with w_cl L_cl + w_3D L_3D + w_2D L_2D, the decoder losses averaged over the
+  modalities the embeddings come from. Without images (lifting only) the image
+  encoder stays frozen and only 2D/3D embeddings are used.
+
+Batches are dicts as produced by ``unihpr.data`` (``"pose2d"`` (B, J, 2)
+pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
+(B, 3, H, W), optional ``"mask"`` (B, J)).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from unihpr.train.config import StageConfig
+
+MODALITIES = ("image", "pose2d", "pose3d")
+_BATCH_KEY = {"image": "image", "pose2d": "pose2d", "pose3d": "pose3d"}
+
+
+def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
+    """The stage's ``unihpr.losses.ContrastiveLoss`` with learnable, clamped temperatures.
+
+    The pairwise and the triplet term get their own ``LearnableTemperature``
+    initialised at ``config.tau_init`` and clamped to ``[tau_min, tau_max]``.
+    The triplet temperature is a fixed float when the triplet term cannot be
+    used (two modalities, or ``use_triplet=False``): a learnable parameter that
+    never receives a gradient would break DDP. Under ``torch.distributed`` the
+    loss gathers negatives across ranks itself.
+    """
+    from unihpr.losses import ContrastiveLoss, LearnableTemperature
+
+    def temp() -> nn.Module:
+        return LearnableTemperature(init=config.tau_init, min=config.tau_min, max=config.tau_max)
+
+    triplet_used = config.use_triplet and num_modalities == 3 and config.alpha > 0
+    kwargs: dict[str, Any] = {}
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if "gather" in inspect.signature(ContrastiveLoss).parameters:
+            kwargs["gather"] = True
+        else:  # an older loss without cross-rank negatives: still correct, fewer negatives
+            warnings.warn(
+                "ContrastiveLoss has no `gather` switch: contrastive negatives come from "
+                "the local batch of each rank only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return ContrastiveLoss(
+        alpha=config.alpha,
+        pair_temperature=temp(),
+        triplet_temperature=temp() if triplet_used else config.tau_init,
+        use_triplet=config.use_triplet,
+        **kwargs,
+    )
+
+
+def _default_target2d(pose2d: Tensor, bbox: Tensor | None, mask: Tensor | None) -> Tensor:
+    from unihpr.models.pose_normalization import normalize_pose2d
+
+    return normalize_pose2d(pose2d, bbox, mask)[0]
+
+
+def _decoder_loss(
+    decoder: nn.Module,
+    embedding: Tensor,
+    source: str,
+    target: Tensor,
+    mask: Tensor | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    # Diffusion decoders draw noise levels; route them through the stage's
+    # generator (checkpointed) when the decoder accepts one.
+    if "generator" in inspect.signature(decoder.loss).parameters:
+        return decoder.loss(embedding, source, target, mask=mask, generator=generator)
+    return decoder.loss(embedding, source, target, mask=mask)
+
+
+def _check_batch(stage: str, batch: Any, keys: Iterable[str]) -> None:
+    if not isinstance(batch, dict):
+        raise TypeError(f"{stage}: a batch must be a dict of tensors, got {type(batch).__name__}")
+    missing = [k for k in keys if k not in batch]
+    if missing:
+        raise ValueError(f"{stage}: batch lacks {missing} (has {sorted(batch)})")
+
+
+class Stage(nn.Module):
+    """Base class: a model, a criterion, a set of frozen sub-modules.
+
+    Args:
+        model: A ``UniHPR`` (or anything with its ``encode_*`` methods and
+            ``image_encoder``, ``pose2d_encoder``, ``pose3d_encoder``,
+            ``decoder3d``, ``decoder2d`` sub-modules).
+        config: The stage's hyper-parameters.
+        criterion: Contrastive loss; :func:`build_criterion` when omitted.
+    """
+
+    name = "stage"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: StageConfig,
+        criterion: nn.Module | None = None,
+        num_modalities: int = 3,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, StageConfig):
+            raise TypeError(f"config must be a StageConfig, got {type(config).__name__}")
+        if config.name != self.name:
+            raise ValueError(
+                f"{type(self).__name__} needs a StageConfig named {self.name!r}, got {config.name!r}"
+            )
+        self.model = model
+        self.config = config
+        self.criterion = (
+            criterion if criterion is not None else build_criterion(config, num_modalities)
+        )
+        self._frozen: list[nn.Module] = []
+        model.requires_grad_(True)
+
+    def freeze(self, *modules: nn.Module) -> None:
+        """Stop gradients into ``modules`` and keep them in eval mode."""
+        for m in modules:
+            m.requires_grad_(False)
+            m.eval()
+            self._frozen.append(m)
+
+    def train(self, mode: bool = True) -> Stage:
+        """Set train/eval mode; frozen sub-modules always stay in eval mode."""
+        super().train(mode)
+        for m in self._frozen:
+            m.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser updates (model and criterion temperatures)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Clamp learnable temperatures back into range after an optimiser step."""
+        for m in self.criterion.modules():
+            if m is not self.criterion and hasattr(m, "project_"):
+                m.project_()
+
+    def embed(self, batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+        """L2-normalised embeddings (B, D) of the requested modalities of ``batch``."""
+        _check_batch(self.name, batch, [_BATCH_KEY[m] for m in modalities])
+        mask = batch.get("mask")
+        out = {}
+        for m in modalities:
+            if m == "image":
+                out[m] = self.model.encode_image(batch["image"])
+            elif m == "pose2d":
+                out[m] = self.model.encode_pose2d(
+                    batch["pose2d"], bbox=batch.get("bbox"), mask=mask
+                )
+            elif m == "pose3d":
+                out[m] = self.model.encode_pose3d(batch["pose3d"], mask=mask)
+            else:
+                raise ValueError(f"unknown modality {m!r}; expected one of {MODALITIES}")
+        return out
+
+    def contrastive(
+        self, emb: dict[str, Tensor], generator: torch.Generator | None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """L_cl of the given embeddings and the criterion's diagnostics."""
+        loss, diag = self.criterion(**emb, generator=generator, return_diagnostics=True)
+        return loss, dict(diag)
+
+
+class AlignPoseStage(Stage):
+    """Step 1: align the 2D and 3D pose encoders with the pairwise InfoNCE."""
+
+    name = "align2d3d"
+
+    def __init__(
+        self, model: nn.Module, config: StageConfig, criterion: nn.Module | None = None
+    ) -> None:
+        super().__init__(model, config, criterion, num_modalities=2)
+        self.freeze(model.image_encoder, model.decoder3d, model.decoder2d)
+
+    def forward(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Returns ``(L_pair(pose2d, pose3d), diagnostics)``."""
+        emb = self.embed(batch, ("pose2d", "pose3d"))
+        return self.contrastive(emb, generator)
+
+
+class AlignImageStage(Stage):
+    """Step 2: align the image encoder to the frozen 2D/3D pose encoders."""
+
+    name = "align_image"
+
+    def __init__(
+        self, model: nn.Module, config: StageConfig, criterion: nn.Module | None = None
+    ) -> None:
+        super().__init__(model, config, criterion)
+        self.freeze(model.pose2d_encoder, model.pose3d_encoder, model.decoder3d, model.decoder2d)
+
+    def forward(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Returns ``(L_pair (3 pairs) + alpha L_triplet, diagnostics)``."""
+        emb = self.embed(batch, ("image",))
+        with torch.no_grad():  # frozen: no activations kept for backward
+            emb.update(self.embed(batch, ("pose2d", "pose3d")))
+        return self.contrastive(emb, generator)
+
+
+class FinetuneStage(Stage):
+    """Task fine-tuning: encoders and decoders with L_cl + L_3D + L_2D.
+
+    Args:
+        model: The UniHPR model.
+        config: Stage hyper-parameters (loss weights included).
+        criterion: Contrastive loss; built from ``config`` when omitted.
+        modalities: Modalities present in the batches; ``("pose2d", "pose3d")``
+            trains the lifting branch alone (image encoder frozen).
+        decode_from: Modalities whose embeddings the decoders are trained on
+            (default: all of ``modalities``).
+        target2d: ``(pose2d (B, J, 2) px, bbox (B, 4) | None, mask | None) ->
+            (B, J, 2)`` target of ``decoder2d``; by default the model's
+            bounding-box normalisation.
+    """
+
+    name = "finetune"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: StageConfig,
+        criterion: nn.Module | None = None,
+        *,
+        modalities: Sequence[str] = MODALITIES,
+        decode_from: Sequence[str] | None = None,
+        target2d: Callable[[Tensor, Tensor | None, Tensor | None], Tensor] | None = None,
+    ) -> None:
+        modalities = tuple(modalities)
+        bad = [m for m in modalities if m not in MODALITIES]
+        if bad or len(set(modalities)) < 2 or len(set(modalities)) != len(modalities):
+            raise ValueError(
+                f"modalities must be two or three distinct names of {MODALITIES}, got {modalities}"
+            )
+        super().__init__(model, config, criterion, num_modalities=len(modalities))
+        decode_from = tuple(decode_from) if decode_from is not None else modalities
+        if not decode_from or any(m not in modalities for m in decode_from):
+            raise ValueError(
+                f"decode_from must be a non-empty subset of modalities {modalities}, got {decode_from}"
+            )
+        self.modalities = modalities
+        self.decode_from = decode_from
+        self.target2d = target2d or _default_target2d
+        if "image" not in modalities:
+            self.freeze(model.image_encoder)
+
+    def forward(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)``."""
+        cfg = self.config
+        emb = self.embed(batch, self.modalities)
+        l_cl, metrics = self.contrastive(emb, generator)
+        mask = batch.get("mask")
+        target2d = self.target2d(batch["pose2d"], batch.get("bbox"), mask)
+        l3d = torch.stack(
+            [
+                _decoder_loss(self.model.decoder3d, emb[s], s, batch["pose3d"], mask, generator)
+                for s in self.decode_from
+            ]
+        ).mean()
+        l2d = torch.stack(
+            [
+                _decoder_loss(self.model.decoder2d, emb[s], s, target2d, mask, generator)
+                for s in self.decode_from
+            ]
+        ).mean()
+        loss = cfg.contrastive_weight * l_cl + cfg.loss_3d_weight * l3d + cfg.loss_2d_weight * l2d
+        metrics.update({"loss/cl": l_cl.detach(), "loss/3d": l3d.detach(), "loss/2d": l2d.detach()})
+        return loss, metrics
+
+
+STAGES: dict[str, type[Stage]] = {
+    AlignPoseStage.name: AlignPoseStage,
+    AlignImageStage.name: AlignImageStage,
+    FinetuneStage.name: FinetuneStage,
+}
+
+
+def make_stage(
+    model: nn.Module, config: StageConfig, criterion: nn.Module | None = None, **kwargs: Any
+) -> Stage:
+    """Build the stage module named by ``config.name`` (extra kwargs go to fine-tuning)."""
+    cls = STAGES[config.name]
+    return cls(model, config, criterion, **kwargs)
