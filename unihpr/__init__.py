@@ -54,6 +54,11 @@ _EXPORTS: dict[str, str] = {
     "ThreeDPW": "unihpr.data",
     "HumanoidMocap": "unihpr.data",
     "ImageIndexDataset": "unihpr.data",
+    # training
+    "TrainConfig": "unihpr.train",
+    "StageConfig": "unihpr.train",
+    "Trainer": "unihpr.train",
+    "train_pipeline": "unihpr.train",
     # figures
     "plot_pose_comparison": "unihpr.viz",
 }
