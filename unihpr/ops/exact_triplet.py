@@ -182,7 +182,10 @@ class _ExactTripletNCE(torch.autograd.Function):
 
 
 def _use_triton(t: Tensor) -> bool:
-    if t.device.type != "cuda" or os.environ.get("UNIHPR_DISABLE_TRITON"):
+    # The kernels are float32; float64 stays on the PyTorch path.
+    if t.device.type != "cuda" or t.dtype != torch.float32:
+        return False
+    if os.environ.get("UNIHPR_DISABLE_TRITON"):
         return False
     try:
         import triton  # noqa: F401
@@ -212,8 +215,9 @@ def exact_triplet_info_nce(
         chunk_size: Rows of length B evaluated per block (PyTorch backend);
             default ``DEFAULT_BLOCK_ELEMENTS // B``. The result does not
             depend on it beyond rounding.
-        backend: ``"auto"`` (Triton for CUDA tensors when it is installed,
-            else PyTorch), ``"torch"`` or ``"triton"``.
+        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA
+            tensors when triton is installed and ``UNIHPR_DISABLE_TRITON`` is
+            unset, else PyTorch), ``"torch"`` or ``"triton"`` (float32 only).
 
     Returns:
         ``(loss, lam_pos, lam_neg)``: the mean over anchors of
