@@ -132,7 +132,7 @@ class TripletInfoNCE(nn.Module):
             fused Triton kernel on CUDA when triton is installed), see
             :func:`unihpr.ops.exact_triplet_info_nce`.
         chunk_size: Rows of length B per block of the exact mode (default:
-            about 2¹⁸ triplets per block).
+            about 2¹⁶ triplets per block).
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.

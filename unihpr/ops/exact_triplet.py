@@ -31,8 +31,9 @@ from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
 
 __all__ = ["DEFAULT_BLOCK_ELEMENTS", "exact_triplet_info_nce", "exact_triplet_num_terms"]
 
-#: Default number of triplets evaluated per block (≈ 1 MiB per float32 temporary).
-DEFAULT_BLOCK_ELEMENTS = 1 << 18
+#: Default number of triplets evaluated per block (256 KiB per float32
+#: temporary; the closed form and its gradient keep a few dozen alive).
+DEFAULT_BLOCK_ELEMENTS = 1 << 16
 
 
 def exact_triplet_num_terms(batch_size: int) -> int:
@@ -213,7 +214,7 @@ def exact_triplet_info_nce(
         tau: Temperature, a float or a 0-dim tensor (may require grad).
         anchors: ``(A,)`` int64 rows whose loss is averaged; default all B.
         chunk_size: Rows of length B evaluated per block (PyTorch backend);
-            default ``DEFAULT_BLOCK_ELEMENTS // B``. The result does not
+            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)``. The result does not
             depend on it beyond rounding.
         backend: ``"auto"`` (the fused Triton kernels for float32 CUDA
             tensors when triton is installed and ``UNIHPR_DISABLE_TRITON`` is
