@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # ops
     "largest_gram_eigenvalue": "unihpr.ops",
+    "exact_triplet_info_nce": "unihpr.ops",
+    "gram_volume": "unihpr.ops",
     # losses
     "LearnableTemperature": "unihpr.losses",
     "PairInfoNCE": "unihpr.losses",
@@ -24,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "UniformTripletSampler": "unihpr.losses",
     "ShuffleTripletSampler": "unihpr.losses",
     "SwapOneTripletSampler": "unihpr.losses",
+    "MultimodalInfoNCE": "unihpr.losses",
     # models
     "UniHPR": "unihpr.models",
     "create_model": "unihpr.models",

@@ -1,6 +1,8 @@
 """Contrastive losses: pairwise InfoNCE, the singular-value Triplet-InfoNCE, samplers."""
 
 from unihpr.losses.contrastive import ContrastiveLoss
+from unihpr.losses.distributed import all_gather_with_grad, gather_embeddings, local_pair_info_nce
+from unihpr.losses.multimodal import MultimodalInfoNCE, gram_scores, sample_tuples
 from unihpr.losses.pair import PairInfoNCE, pair_info_nce
 from unihpr.losses.samplers import (
     ShuffleTripletSampler,
@@ -15,6 +17,7 @@ from unihpr.losses.triplet import TripletInfoNCE, triplet_info_nce, with_positiv
 __all__ = [
     "ContrastiveLoss",
     "LearnableTemperature",
+    "MultimodalInfoNCE",
     "PairInfoNCE",
     "ShuffleTripletSampler",
     "SwapOneTripletSampler",
@@ -22,7 +25,12 @@ __all__ = [
     "TripletInfoNCE",
     "TripletSampler",
     "UniformTripletSampler",
+    "all_gather_with_grad",
+    "gather_embeddings",
+    "gram_scores",
+    "local_pair_info_nce",
     "pair_info_nce",
+    "sample_tuples",
     "triplet_info_nce",
     "with_positives",
 ]

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses.distributed import gather_embeddings, local_pair_info_nce
 from unihpr.losses.pair import pair_info_nce
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
@@ -33,6 +34,14 @@ class ContrastiveLoss(nn.Module):
         sampler: Negative-triplet sampler (default uniform).
         num_negatives: Negatives per anchor for the triplet term (default B−1).
         use_triplet: False gives the "L_pair only" ablation.
+        negatives: Triplet negatives, ``"sampled"`` or ``"all"`` (exact;
+            see :class:`TripletInfoNCE`).
+        chunk_size: Block size of the exact triplet mode.
+        gather: With torch.distributed initialised and world size > 1, every
+            term uses the global batch for negatives and this rank's samples
+            as anchors; False keeps everything local.
+        compile: Run the sampled triplet term's fused body through
+            ``torch.compile`` (see :class:`TripletInfoNCE`).
 
     Example:
         >>> loss_fn = ContrastiveLoss(alpha=1.0)
@@ -48,6 +57,10 @@ class ContrastiveLoss(nn.Module):
         sampler: TripletSampler | None = None,
         num_negatives: int | None = None,
         use_triplet: bool = True,
+        negatives: str = "sampled",
+        chunk_size: int | None = None,
+        gather: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
@@ -56,8 +69,15 @@ class ContrastiveLoss(nn.Module):
         self.use_triplet = bool(use_triplet)
         self.pair_temperature = as_temperature(pair_temperature, owner="ContrastiveLoss")
         self.triplet = TripletInfoNCE(
-            triplet_temperature, sampler=sampler, num_negatives=num_negatives
+            triplet_temperature,
+            sampler=sampler,
+            num_negatives=num_negatives,
+            negatives=negatives,
+            chunk_size=chunk_size,
+            gather=gather,
+            compile=compile,
         )
+        self.gather = bool(gather)
 
     def forward(
         self,
@@ -97,13 +117,22 @@ class ContrastiveLoss(nn.Module):
             )
         check_same_shape(owner, **given)
         names = list(given)
+        batch = gather_embeddings(list(given.values()), self.gather)
+        given = dict(zip(names, batch.tensors))
         sims = {
             (m1, m2): given[m1] @ given[m2].T
             for idx, m1 in enumerate(names)
             for m2 in names[idx + 1 :]
         }
         tau = self.pair_temperature()
-        pair_terms = {key: pair_info_nce(s, tau) for key, s in sims.items()}
+        if batch.distributed:
+            rows = batch.rows
+            pair_terms = {
+                key: local_pair_info_nce(s[rows], s[:, rows].T, rows, tau)
+                for key, s in sims.items()
+            }
+        else:
+            pair_terms = {key: pair_info_nce(s, tau) for key, s in sims.items()}
         loss_pair = torch.stack(list(pair_terms.values())).sum()
         loss = loss_pair
         lam = None
@@ -114,6 +143,7 @@ class ContrastiveLoss(nn.Module):
                 sims[("image", "pose3d")],
                 sims[("pose2d", "pose3d")],
                 generator=generator,
+                anchors=batch.rows if batch.distributed else None,
             )
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:

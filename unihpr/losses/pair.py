@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses.distributed import gather_embeddings, local_pair_info_nce
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 
 
@@ -34,15 +35,21 @@ class PairInfoNCE(nn.Module):
 
     Args:
         temperature: A fixed float τ, or a :class:`LearnableTemperature`.
+        gather: When torch.distributed is initialised with world size > 1,
+            use the global batch for negatives (see
+            :mod:`unihpr.losses.distributed`); False keeps them local.
 
     Example:
         >>> loss_fn = PairInfoNCE(LearnableTemperature(init=1 / 14, min=1 / 100))
         >>> loss = loss_fn(torch.randn(8, 32), torch.randn(8, 32))
     """
 
-    def __init__(self, temperature: float | LearnableTemperature = 0.07) -> None:
+    def __init__(
+        self, temperature: float | LearnableTemperature = 0.07, gather: bool = True
+    ) -> None:
         super().__init__()
         self.temperature = as_temperature(temperature, owner="PairInfoNCE")
+        self.gather = bool(gather)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Loss for ``x`` ``(B, D)`` and ``y`` ``(B, D)``; returns a scalar."""
@@ -50,4 +57,9 @@ class PairInfoNCE(nn.Module):
         x = normalize_embeddings("x", x, owner=owner)
         y = normalize_embeddings("y", y, owner=owner)
         check_same_shape(owner, x=x, y=y)
+        batch = gather_embeddings([x, y], self.gather)
+        if batch.distributed:
+            xg, yg = batch.tensors
+            rows = batch.rows
+            return local_pair_info_nce(xg[rows] @ yg.T, yg[rows] @ xg.T, rows, self.temperature())
         return pair_info_nce(x @ y.T, self.temperature())

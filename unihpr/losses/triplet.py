@@ -14,9 +14,13 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses.distributed import gather_embeddings
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.ops.exact_triplet import exact_triplet_info_nce
 from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+
+NEGATIVE_MODES = ("sampled", "all")
 
 
 def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
@@ -162,6 +166,21 @@ class TripletInfoNCE(nn.Module):
         temperature: Fixed float τ or a :class:`LearnableTemperature`.
         sampler: Negative sampler; default :class:`UniformTripletSampler`.
         num_negatives: Negatives per anchor; default B − 1 (the paper).
+        negatives: ``"sampled"`` (the paper: ``num_negatives`` drawn by
+            ``sampler``) or ``"all"``: the exact log-sum-exp over all
+            3B² − 3B + 1 triplets sharing an embedding with the anchor,
+            streamed in chunks (O(B² + chunk_size·B) memory, O(B³) work; a
+            fused Triton kernel on CUDA when triton is installed), see
+            :func:`unihpr.ops.exact_triplet_info_nce`.
+        chunk_size: Rows of length B per block of the exact mode (default:
+            about 2¹⁶ triplets per block).
+        gather: With torch.distributed initialised and world size > 1, take
+            negatives from the global batch (each rank's loss covers its own
+            anchors); False keeps them local.
+        compile: Run the sampled mode's fused forward/backward body through
+            ``torch.compile``: a few fused loops instead of ~50 elementwise
+            passes over (B, N) tensors. Needs a C++ compiler on the CPU; the
+            first call of each shape compiles (tens of seconds).
 
     Example:
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
@@ -174,8 +193,24 @@ class TripletInfoNCE(nn.Module):
         temperature: float | LearnableTemperature = 0.2,
         sampler: TripletSampler | None = None,
         num_negatives: int | None = None,
+        negatives: str = "sampled",
+        chunk_size: int | None = None,
+        gather: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        if negatives not in NEGATIVE_MODES:
+            raise ValueError(
+                f"TripletInfoNCE: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
+            )
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"TripletInfoNCE: chunk_size must be an int >= 1, got {chunk_size!r}")
+        self.negatives = negatives
+        self.chunk_size = chunk_size
+        self.gather = bool(gather)
+        self.compile = bool(compile)
         self.temperature = as_temperature(temperature, owner="TripletInfoNCE")
         if sampler is not None and not isinstance(sampler, TripletSampler):
             raise TypeError(
@@ -205,7 +240,12 @@ class TripletInfoNCE(nn.Module):
         x2 = normalize_embeddings("x_2d", x_2d, owner=owner)
         x3 = normalize_embeddings("x_3d", x_3d, owner=owner)
         check_same_shape(owner, x_img=x1, x_2d=x2, x_3d=x3)
-        loss, _ = self.from_similarities(x1 @ x2.T, x1 @ x3.T, x2 @ x3.T, generator=generator)
+        batch = gather_embeddings([x1, x2, x3], self.gather)
+        g1, g2, g3 = batch.tensors
+        anchors = batch.rows if batch.distributed else None
+        loss, _ = self.from_similarities(
+            g1 @ g2.T, g1 @ g3.T, g2 @ g3.T, generator=generator, anchors=anchors
+        )
         return loss
 
     def from_similarities(
@@ -214,23 +254,49 @@ class TripletInfoNCE(nn.Module):
         s13: Tensor,
         s23: Tensor,
         generator: torch.Generator | None = None,
+        *,
+        anchors: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Loss from precomputed ``(B, B)`` cosine matrices.
 
+        Args:
+            s12, s13, s23: ``(B, B)`` cosine matrices.
+            generator: Randomness of the sampler (sampled mode).
+            anchors: ``(A,)`` int64 rows whose loss is averaged (default all;
+                the distributed path passes this rank's global rows). In
+                sampled mode negatives are drawn for all B rows and the
+                anchors' rows kept, so a generator seeded alike on every
+                rank reproduces the single-process draw.
+
         Returns:
-            ``(loss, lam)`` with ``lam`` the detached ``(B, 1 + N)`` scores,
-            positives in column 0.
+            ``(loss, lam)`` with ``lam`` the detached scores, positives in
+            column 0: ``(A, 1 + N)`` sampled, or ``(A, 2)`` in exact mode
+            (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives).
         """
         B = s12.shape[0]
-        anchors = torch.arange(B, device=s12.device)
+        if self.negatives == "all":
+            loss, lam_pos, lam_neg = exact_triplet_info_nce(
+                s12, s13, s23, self.temperature(), anchors=anchors, chunk_size=self.chunk_size
+            )
+            return loss, torch.stack([lam_pos, lam_neg], dim=1)
+        all_rows = torch.arange(B, device=s12.device)
         negatives = self.sampler(
             B,
             self.num_negatives,
-            anchors=anchors,
+            anchors=all_rows,
             generator=generator,
             device=s12.device,
             dtype=torch.int32,
         )
+        if anchors is None:
+            anchors = all_rows
+        else:
+            negatives = TripletIndices(*(n[anchors] for n in negatives))
         return triplet_info_nce(
-            s12, s13, s23, with_positives(anchors, negatives), self.temperature()
+            s12,
+            s13,
+            s23,
+            with_positives(anchors, negatives),
+            self.temperature(),
+            compiled=self.compile,
         )

@@ -35,7 +35,12 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["largest_gram_eigenvalue"]
+__all__ = [
+    "gram_determinant",
+    "gram_largest_eigenvalue",
+    "gram_volume",
+    "largest_gram_eigenvalue",
+]
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -232,3 +237,64 @@ def largest_gram_eigenvalue(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     work = _compute_dtype(out_dtype)
     lam = _LargestGramEigenvalue.apply(a.to(work), b.to(work), c.to(work))
     return lam.to(out_dtype)
+
+
+def gram_determinant(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """det of ``[[1, a, b], [a, 1, c], [b, c, 1]]`` = 1 − a² − b² − c² + 2abc, elementwise.
+
+    For unit vectors this is the squared volume of the parallelotope they span
+    (GRAM, ICLR 2025): 0 for (anti)parallel or coplanar triplets, 1 for
+    orthogonal ones.
+
+    Args:
+        a, b, c: Cosines, shapes broadcastable to a common ``(...)``.
+
+    Returns:
+        The determinant, shape ``(...)``.
+    """
+    return 1.0 - a * a - b * b - c * c + 2.0 * a * b * c
+
+
+def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
+    """Gram volume sqrt(det G) of ``(..., K, K)`` Gram matrices of unit vectors.
+
+    Closed forms for K = 2 (sqrt(1 − a²)) and K = 3 (:func:`gram_determinant`),
+    ``torch.linalg.det`` beyond. det G ≥ 0 in exact arithmetic; it is clamped
+    at ``eps`` before the square root, whose derivative is infinite at 0, so
+    the gradient vanishes (instead of exploding) for (near-)degenerate tuples.
+
+    Args:
+        gram: ``(..., K, K)`` symmetric matrices with unit diagonal.
+        eps: Floor of the determinant.
+
+    Returns:
+        ``(...)`` volumes in [sqrt(eps), 1].
+    """
+    K = gram.shape[-1]
+    if K == 2:
+        det = 1.0 - gram[..., 0, 1] ** 2
+    elif K == 3:
+        det = gram_determinant(gram[..., 0, 1], gram[..., 0, 2], gram[..., 1, 2])
+    else:
+        det = torch.linalg.det(gram)
+    return torch.sqrt(det.clamp_min(eps))
+
+
+def gram_largest_eigenvalue(gram: Tensor) -> Tensor:
+    """λ1 of ``(..., K, K)`` Gram matrices of unit vectors (unit diagonal).
+
+    K = 2: 1 + |a|; K = 3: the closed form :func:`largest_gram_eigenvalue`
+    (stable custom backward); K > 3: batched ``torch.linalg.eigvalsh``.
+
+    Args:
+        gram: ``(..., K, K)`` symmetric matrices with unit diagonal, K ≥ 2.
+
+    Returns:
+        ``(...)`` largest eigenvalues in [1, K].
+    """
+    K = gram.shape[-1]
+    if K == 2:
+        return 1.0 + gram[..., 0, 1].abs()
+    if K == 3:
+        return largest_gram_eigenvalue(gram[..., 0, 1], gram[..., 0, 2], gram[..., 1, 2])
+    return torch.linalg.eigvalsh(gram)[..., -1]

@@ -1,0 +1,139 @@
+"""Global negatives across data-parallel ranks.
+
+Semantics ("local loss"): every rank computes the loss of its *own* anchors
+against the *global* batch, i.e. the embeddings of all ranks concatenated in
+rank order. The gathered copies of other ranks' embeddings carry gradient:
+the backward of :func:`all_gather_with_grad` sums the incoming gradient over
+all ranks (each rank's loss depends on every rank's embeddings) and returns
+this rank's slice, so nothing is dropped or counted twice.
+
+Scaling: with equal local batches the single-process loss on the
+concatenated batch is the mean over ranks of the per-rank losses,
+L = (1/W) Σ_r L_r. Rank r's embedding gradient after the summing gather is
+Σ_s ∂L_s/∂x_r, and DDP averages parameter gradients over the W ranks, which
+supplies the 1/W. So no extra factor is needed: after DDP the parameter
+gradients equal those of one process on the concatenated batch (tested with
+two gloo processes). Do not also multiply by the world size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["GlobalBatch", "all_gather_with_grad", "gather_embeddings", "local_pair_info_nce"]
+
+
+def distributed_world(gather: bool = True) -> tuple[int, int] | None:
+    """``(rank, world_size)`` when gathering applies, else None."""
+    if not gather:
+        return None
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    world = dist.get_world_size()
+    if world <= 1:
+        return None
+    return dist.get_rank(), world
+
+
+class _AllGather(torch.autograd.Function):
+    """All-gather along dim 0 whose backward sums over ranks and slices."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        dist = torch.distributed
+        world, rank = dist.get_world_size(), dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.rows = rank, x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM)
+        start = ctx.rank * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
+def all_gather_with_grad(x: Tensor) -> Tensor:
+    """Concatenate ``x`` ``(b, ...)`` from all ranks in rank order -> ``(W·b, ...)``.
+
+    Gradient flows to every rank's own rows: the backward all-reduces (sums)
+    the gradient of the concatenation and keeps this rank's slice. All ranks
+    must pass the same shape.
+
+    Raises:
+        ValueError: If the local shapes differ across ranks.
+    """
+    dist = torch.distributed
+    shape = torch.tensor(list(x.shape), dtype=torch.long, device=x.device)
+    shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
+    dist.all_gather(shapes, shape)
+    if any(not torch.equal(s, shape) for s in shapes):
+        raise ValueError(
+            "all_gather_with_grad: every rank needs the same local shape (equal local "
+            f"batches keep the loss scaling exact), got {[tuple(s.tolist()) for s in shapes]}"
+        )
+    return _AllGather.apply(x)
+
+
+class GlobalBatch:
+    """Gathered embeddings and this rank's rows inside them.
+
+    Attributes:
+        tensors: The gathered ``(W·b, D)`` tensors (the inputs themselves when
+            not distributed).
+        rows: ``(b,)`` int64 global row indices of this rank's samples.
+        size: The global batch size W·b.
+        distributed: Whether anything was gathered.
+    """
+
+    def __init__(self, tensors: list[Tensor], rows: Tensor, distributed: bool) -> None:
+        self.tensors = tensors
+        self.rows = rows
+        self.size = tensors[0].shape[0]
+        self.distributed = distributed
+
+
+def gather_embeddings(tensors: list[Tensor], gather: bool = True) -> GlobalBatch:
+    """Gather ``(b, D)`` embedding sets across ranks when distributed.
+
+    Args:
+        tensors: Embedding sets of this rank, each ``(b, D)``.
+        gather: False keeps everything local (the constructor switch).
+
+    Returns:
+        A :class:`GlobalBatch`; when torch.distributed is not initialised, the
+        world size is 1 or ``gather`` is False, the tensors are returned
+        unchanged with rows ``0..b-1``.
+    """
+    ctx = distributed_world(gather)
+    b = tensors[0].shape[0]
+    if ctx is None:
+        return GlobalBatch(list(tensors), torch.arange(b, device=tensors[0].device), False)
+    rank, _ = ctx
+    gathered = [all_gather_with_grad(t) for t in tensors]
+    rows = torch.arange(rank * b, (rank + 1) * b, device=tensors[0].device)
+    return GlobalBatch(gathered, rows, True)
+
+
+def local_pair_info_nce(
+    x_to_y: Tensor, y_to_x: Tensor, rows: Tensor, tau: Tensor | float
+) -> Tensor:
+    """Symmetric InfoNCE of the anchors ``rows`` against the whole batch.
+
+    Args:
+        x_to_y: ``(A, B)`` cosines ``x_a · y_j`` of the anchors' x rows
+            against every y (``S[rows]`` of the global matrix S = X Yᵀ).
+        y_to_x: ``(A, B)`` cosines ``y_a · x_i`` (``S[:, rows].T``).
+        rows: ``(A,)`` global indices of the anchors (their positives).
+        tau: Temperature.
+
+    Returns:
+        Scalar: the mean of the x→y and y→x cross-entropies over the anchors.
+        With all rows this equals :func:`unihpr.losses.pair_info_nce`.
+    """
+    return 0.5 * (F.cross_entropy(x_to_y / tau, rows) + F.cross_entropy(y_to_x / tau, rows))

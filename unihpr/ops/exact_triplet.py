@@ -1,0 +1,275 @@
+"""Exact all-negatives Triplet-InfoNCE, streamed over chunks (no B³ tensor).
+
+For anchor a the denominator runs over every triplet (i, j, k) that contains
+at least one of a's three embeddings, each counted once: 3B² − 3B + 1 terms,
+the positive (a, a, a) included. The set is split into three disjoint planes
+
+    P0 = {(a, j, k): all j, k}                      B²
+    P1 = {(i, a, k): i ≠ a}                         B(B − 1)
+    P2 = {(i, j, a): i ≠ a, j ≠ a}                  (B − 1)²
+
+and each plane is a B×B slab whose logits λ1(S12[i,j], S13[i,k], S23[j,k]) / τ
+are read out of the three similarity matrices. The forward pass walks the
+slabs in blocks of ``chunk_size`` rows of length B and keeps a running
+(max, sum-exp) per anchor (an online log-sum-exp, as in flash attention); the
+backward pass recomputes each block, forms dL/dλ from the saved per-anchor
+log-sum-exp and scatters it into the three B×B similarity gradients and into
+τ. Memory is O(B² + chunk_size·B).
+
+Anchors may be any subset of the rows (the distributed loss uses the rows of
+one rank), which is why the slabs are organised per anchor.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+
+__all__ = ["DEFAULT_BLOCK_ELEMENTS", "exact_triplet_info_nce", "exact_triplet_num_terms"]
+
+#: Default number of triplets evaluated per block (256 KiB per float32
+#: temporary; the closed form and its gradient keep a few dozen alive).
+DEFAULT_BLOCK_ELEMENTS = 1 << 16
+
+
+def exact_triplet_num_terms(batch_size: int) -> int:
+    """Size of one anchor's denominator, positive included: 3B² − 3B + 1."""
+    return 3 * batch_size * batch_size - 3 * batch_size + 1
+
+
+def _blocks(num_anchors: int, batch_size: int, chunk_size: int):
+    """Yield (anchor slice, row start, row stop) covering anchors × rows."""
+    if chunk_size >= batch_size:
+        per = chunk_size // batch_size
+        for s in range(0, num_anchors, per):
+            yield slice(s, min(s + per, num_anchors)), 0, batch_size
+    else:
+        for s in range(num_anchors):
+            for u0 in range(0, batch_size, chunk_size):
+                yield slice(s, s + 1), u0, min(u0 + chunk_size, batch_size)
+
+
+def _plane(plane: int, s12: Tensor, s13: Tensor, s23: Tensor, a: Tensor, u0: int, u1: int):
+    """Cosines (a, b, c) of plane ``plane`` for anchors ``a`` and rows u0:u1.
+
+    Returns tensors broadcastable to ``(ca, R, B)`` and a validity mask (None
+    when every entry belongs to the set).
+    """
+    B = s23.shape[0]
+    if plane == 0:  # (a, j, k): rows j, columns k
+        av = s12[a, u0:u1][:, :, None]
+        bv = s13[a][:, None, :]
+        cv = s23[u0:u1][None]
+        return av, bv, cv, None
+    rows = torch.arange(u0, u1, device=a.device)
+    row_ok = (rows[None, :] != a[:, None])[:, :, None]
+    if plane == 1:  # (i, a, k), i != a: rows i, columns k
+        av = s12[u0:u1][:, a].T[:, :, None]
+        bv = s13[u0:u1][None]
+        cv = s23[a][:, None, :]
+        return av, bv, cv, row_ok
+    # (i, j, a), i != a, j != a: rows i, columns j
+    av = s12[u0:u1][None]
+    bv = s13[u0:u1][:, a].T[:, :, None]
+    cv = s23[:, a].T[:, None, :]
+    cols = torch.arange(B, device=a.device)
+    return av, bv, cv, row_ok & (cols[None, :] != a[:, None])[:, None, :]
+
+
+def _merge(m: Tensor, s: Tensor, mb: Tensor, sb: Tensor) -> tuple[Tensor, Tensor]:
+    """Combine two (max, sum-exp) partials of a log-sum-exp."""
+    mn = torch.maximum(m, mb)
+    # An all-empty partial has max −inf; shift by 0 there to avoid inf − inf.
+    safe = torch.where(torch.isfinite(mn), mn, torch.zeros_like(mn))
+    return mn, s * torch.exp(m - safe) + sb * torch.exp(mb - safe)
+
+
+def _forward_stats(s12, s13, s23, anchors, tau, chunk_size):
+    """Per-anchor log-sum-exp of the logits and the sum of negative λ1."""
+    A = anchors.numel()
+    B = s23.shape[0]
+    m = torch.full((A,), float("-inf"), dtype=s12.dtype, device=s12.device)
+    s = torch.zeros(A, dtype=s12.dtype, device=s12.device)
+    lam_sum = torch.zeros(A, dtype=s12.dtype, device=s12.device)
+    for sl, u0, u1 in _blocks(A, B, chunk_size):
+        a = anchors[sl]
+        for plane in range(3):
+            av, bv, cv, mask = _plane(plane, s12, s13, s23, a, u0, u1)
+            lam = gram_eig_forward(av, bv, cv)[0]
+            x = lam / tau
+            if mask is not None:
+                x = x.masked_fill(~mask, float("-inf"))
+                lam = lam.masked_fill(~mask, 0.0)
+            mb = x.amax(dim=(1, 2))
+            safe = torch.where(torch.isfinite(mb), mb, torch.zeros_like(mb))
+            sb = torch.exp(x - safe[:, None, None]).sum(dim=(1, 2))
+            m[sl], s[sl] = _merge(m[sl], s[sl], mb, sb)
+            lam_sum[sl] += lam.sum(dim=(1, 2))
+    return m + torch.log(s), lam_sum
+
+
+def _backward_blocks(s12, s13, s23, anchors, tau, lse, g, chunk_size):
+    """Gradients of Σ_a g_a · LSE_a w.r.t. S12, S13, S23 and Σ_t w(t)·λ(t)."""
+    A = anchors.numel()
+    B = s23.shape[0]
+    d12, d13, d23 = (torch.zeros_like(t) for t in (s12, s13, s23))
+    w_lam = torch.zeros((), dtype=s12.dtype, device=s12.device)
+    for sl, u0, u1 in _blocks(A, B, chunk_size):
+        a = anchors[sl]
+        lse_a = lse[sl][:, None, None]
+        g_a = (g[sl] / tau)[:, None, None]
+        for plane in range(3):
+            av, bv, cv, mask = _plane(plane, s12, s13, s23, a, u0, u1)
+            lam, mu1, r, theta = gram_eig_forward(av, bv, cv)
+            # w = dL/dλ = g_a · softmax_a(t) / τ
+            w = torch.exp(lam / tau - lse_a) * g_a
+            if mask is not None:
+                w = w.masked_fill(~mask, 0.0)
+            ga, gb, gc = gram_eig_grad_coeffs(av, bv, cv, mu1, r, theta)
+            w_lam = w_lam + (w * lam).sum()
+            wa, wb, wc = w * ga, w * gb, w * gc
+            if plane == 0:
+                d12[:, u0:u1].index_add_(0, a, wa.sum(2))
+                d13.index_add_(0, a, wb.sum(1))
+                d23[u0:u1] += wc.sum(0)
+            elif plane == 1:
+                d12[u0:u1].index_add_(1, a, wa.sum(2).T)
+                d13[u0:u1] += wb.sum(0)
+                d23.index_add_(0, a, wc.sum(1))
+            else:
+                d12[u0:u1] += wa.sum(0)
+                d13[u0:u1].index_add_(1, a, wb.sum(2).T)
+                d23.index_add_(1, a, wc.sum(1).T)
+    return d12, d13, d23, w_lam
+
+
+class _ExactTripletNCE(torch.autograd.Function):
+    """Streamed exact Triplet-InfoNCE; recomputes every block in backward."""
+
+    @staticmethod
+    def forward(ctx, s12, s13, s23, tau, anchors, chunk_size):  # type: ignore[override]
+        lse, lam_sum = _forward_stats(s12, s13, s23, anchors, tau, chunk_size)
+        a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
+        lam_pos, mu1, r, theta = gram_eig_forward(a0, b0, c0)
+        loss = (lse - lam_pos / tau).mean()
+        B = s23.shape[0]
+        lam_neg = (lam_sum - lam_pos) / (exact_triplet_num_terms(B) - 1)
+        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta)
+        ctx.chunk_size = chunk_size
+        ctx.mark_non_differentiable(lam_pos, lam_neg)
+        return loss, lam_pos, lam_neg
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _g_pos, _g_neg):  # type: ignore[override]
+        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta = ctx.saved_tensors
+        A = anchors.numel()
+        g = (grad_loss / A).expand(A).to(s12.dtype)
+        d12, d13, d23, w_lam = _backward_blocks(s12, s13, s23, anchors, tau, lse, g, ctx.chunk_size)
+        # The positive's −λ_pos/τ term: dL/dλ_pos = −g_a / τ.
+        a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
+        ga, gb, gc = gram_eig_grad_coeffs(a0, b0, c0, mu1, r, theta)
+        wp = -g / tau
+        d12[anchors, anchors] += wp * ga
+        d13[anchors, anchors] += wp * gb
+        d23[anchors, anchors] += wp * gc
+        w_lam = w_lam + (wp * lam_pos).sum()
+        grad_tau = -w_lam / tau if ctx.needs_input_grad[3] else None
+        return d12, d13, d23, grad_tau, None, None
+
+
+def _use_triton(t: Tensor) -> bool:
+    # The kernels are float32; float64 stays on the PyTorch path.
+    if t.device.type != "cuda" or t.dtype != torch.float32:
+        return False
+    if os.environ.get("UNIHPR_DISABLE_TRITON"):
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def exact_triplet_info_nce(
+    s12: Tensor,
+    s13: Tensor,
+    s23: Tensor,
+    tau: Tensor | float,
+    *,
+    anchors: Tensor | None = None,
+    chunk_size: int | None = None,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact Triplet-InfoNCE over all 3B² − 3B + 1 triplets of each anchor.
+
+    Args:
+        s12: ``(B, B)`` image·2D cosines, ``s12[i, j] = x_img_i · x_2d_j``.
+        s13: ``(B, B)`` image·3D cosines.
+        s23: ``(B, B)`` 2D·3D cosines.
+        tau: Temperature, a float or a 0-dim tensor (may require grad).
+        anchors: ``(A,)`` int64 rows whose loss is averaged; default all B.
+        chunk_size: Rows of length B evaluated per block (PyTorch backend);
+            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)``. The result does not
+            depend on it beyond rounding.
+        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA
+            tensors when triton is installed and ``UNIHPR_DISABLE_TRITON`` is
+            unset, else PyTorch), ``"torch"`` or ``"triton"`` (float32 only).
+
+    Returns:
+        ``(loss, lam_pos, lam_neg)``: the mean over anchors of
+        ``−log softmax`` of the positive (differentiable w.r.t. the three
+        matrices and τ), and, detached, the ``(A,)`` positive scores λ1 and
+        the ``(A,)`` mean λ1 over each anchor's 3B² − 3B negatives.
+
+    Raises:
+        TypeError: Non-tensor or non-floating inputs.
+        ValueError: Non-square or mismatched matrices, bad anchors, chunk
+            size or backend.
+    """
+    owner = "exact_triplet_info_nce"
+    for name, t in (("s12", s12), ("s13", s13), ("s23", s23)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise TypeError(f"{owner}: {name} must be a floating-point tensor, got {type(t)}")
+        if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
+            raise ValueError(
+                f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
+                f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
+            )
+    B = s12.shape[0]
+    if B < 2:
+        raise ValueError(f"{owner}: need a batch of at least 2, got shape {tuple(s12.shape)}")
+    if anchors is None:
+        anchors = torch.arange(B, device=s12.device)
+    elif (
+        not isinstance(anchors, Tensor)
+        or anchors.dim() != 1
+        or anchors.dtype != torch.long
+        or anchors.numel() == 0
+    ):
+        raise ValueError(f"{owner}: anchors must be a non-empty 1-D int64 tensor, got {anchors!r}")
+    elif int(anchors.min()) < 0 or int(anchors.max()) >= B:
+        raise ValueError(f"{owner}: anchors must lie in [0, {B}), got {anchors.tolist()[:8]}")
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_BLOCK_ELEMENTS // B)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{owner}: chunk_size must be an int >= 1, got {chunk_size!r}")
+    if backend not in ("auto", "torch", "triton"):
+        raise ValueError(f"{owner}: backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+    work = torch.promote_types(s12.dtype, torch.float32)
+    if not isinstance(tau, Tensor):
+        tau = torch.tensor(float(tau), dtype=work, device=s12.device)
+    if tau.numel() != 1:
+        raise ValueError(f"{owner}: tau must be a scalar, got shape {tuple(tau.shape)}")
+    tau = tau.reshape(()).to(work)
+    s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
+    anchors = anchors.to(s12.device)
+    if backend == "triton" or (backend == "auto" and _use_triton(s12)):
+        from unihpr.ops.triton_triplet import triton_exact_triplet_info_nce
+
+        return triton_exact_triplet_info_nce(s12, s13, s23, tau, anchors=anchors)
+    return _ExactTripletNCE.apply(s12, s13, s23, tau, anchors, chunk_size)

@@ -1,0 +1,314 @@
+"""Fused Triton kernels of the exact all-negatives Triplet-InfoNCE (float32).
+
+This module imports triton at import time; it is itself only imported when the
+Triton backend is selected (see :func:`unihpr.ops.exact_triplet_info_nce`), so
+``import unihpr`` stays free of it.
+
+Forward: one program per anchor walks the anchor's three B×B planes (see
+:mod:`unihpr.ops.exact_triplet`) in (BLOCK_U, BLOCK_V) tiles, evaluating λ1 in
+closed form in registers and keeping a running per-row (max, sum-exp), so the
+only output is one log-sum-exp per anchor.
+
+Backward: dL/dλ of a triplet t = (i, j, k) is, with G_x = g_x/τ for anchors
+and 0 otherwise,
+
+    w(t) = G_i e^{λ/τ − LSE_i} + [j ≠ i] G_j e^{λ/τ − LSE_j}
+           + [k ∉ {i, j}] G_k e^{λ/τ − LSE_k},
+
+a pointwise function of t given the saved LSEs (t belongs to the sets of its
+distinct members, in plane 0, 1, 2 respectively). Each of dS12 = Σ_k w ∂λ/∂a,
+dS13 = Σ_j w ∂λ/∂b and dS23 = Σ_i w ∂λ/∂c is then a plain reduction computed
+by its own grid with recomputation: no atomics, deterministic. The positive's
+−λ/τ term is added in PyTorch.
+
+arccos is evaluated with a Cephes-style minimax polynomial for asin (about
+1 ulp in float32) because libdevice's acos is unavailable in the interpreter
+(TRITON_INTERPRET=1), where these kernels are tested on the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from unihpr._optional import require
+
+triton = require("triton")
+tl = require("triton.language", extra="triton")
+
+from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs  # noqa: E402
+
+__all__ = ["triton_exact_triplet_info_nce"]
+
+_EPS32 = 1.1920928955078125e-07
+_TINY32 = 1.1754943508222875e-38
+
+
+@triton.jit
+def _acos(x):
+    ax = tl.abs(x)
+    big = ax > 0.5
+    z2 = tl.where(big, 0.5 * (1.0 - ax), ax * ax)
+    z = tl.where(big, tl.sqrt(z2), ax)
+    poly = 4.2163199048e-2 * z2 + 2.4181311049e-2
+    poly = poly * z2 + 4.5470025998e-2
+    poly = poly * z2 + 7.4953002686e-2
+    poly = poly * z2 + 1.6666752422e-1
+    asin_z = poly * z2 * z + z
+    r = tl.where(big, 2.0 * asin_z, 1.5707963267948966 - asin_z)
+    return tl.where(x < 0.0, 3.141592653589793 - r, r)
+
+
+@triton.jit
+def _gram_lam(a, b, c):
+    p = a * a + b * b + c * c
+    q = 2.0 * a * b * c
+    r = tl.sqrt(p / 3.0)
+    den = 2.0 * r * r * r
+    x = tl.where(den > 1e-30, q / tl.maximum(den, 1e-30), 0.0)
+    x = tl.minimum(tl.maximum(x, -1.0), 1.0)
+    theta = _acos(x)
+    mu1 = 2.0 * r * tl.cos(theta / 3.0)
+    return 1.0 + mu1, mu1, r, theta, p
+
+
+@triton.jit
+def _gram_grad(a, b, c, mu1, r, theta, p, WHICH: tl.constexpr):
+    # Same rule as unihpr.ops.gram.gram_eig_grad_coeffs, for one partial.
+    if WHICH == 0:
+        u, v, s = b, c, a
+    elif WHICH == 1:
+        u, v, s = a, c, b
+    else:
+        u, v, s = a, b, c
+    thr = 64.0 * 1.1920928955078125e-07 * tl.maximum(p, 1.1754943508222875e-38)
+    den1 = 3.0 * mu1 * mu1 - p
+    simple = den1 > thr
+    g1 = 2.0 * (u * v + s * mu1) / tl.where(simple, den1, 1.0)
+    mu3 = 2.0 * r * tl.cos((theta + 6.283185307179586) / 3.0)
+    den3 = 3.0 * mu3 * mu3 - p
+    triple = den3 <= thr
+    scale = tl.where(triple, 0.0, -1.0 / tl.where(triple, 1.0, den3))
+    g = tl.where(simple, g1, (u * v + s * mu3) * scale)
+    return tl.minimum(tl.maximum(g, -1.0), 1.0)
+
+
+@triton.jit
+def _fwd_kernel(
+    s12, s13, s23, anchors, tau_ptr, lse_out, lamsum_out, B,
+    BLOCK_U: tl.constexpr, BLOCK_V: tl.constexpr,
+):  # fmt: skip
+    n = tl.program_id(0)
+    a = tl.load(anchors + n)
+    inv_tau = 1.0 / tl.load(tau_ptr)
+    offs_u = tl.arange(0, BLOCK_U)
+    offs_v = tl.arange(0, BLOCK_V)
+    m_row = tl.full((BLOCK_U,), -1e30, tl.float32)
+    s_row = tl.zeros((BLOCK_U,), tl.float32)
+    lam_row = tl.zeros((BLOCK_U,), tl.float32)
+    for plane in tl.static_range(3):
+        for u0 in range(0, B, BLOCK_U):
+            u = u0 + offs_u
+            um = u < B
+            for v0 in range(0, B, BLOCK_V):
+                v = v0 + offs_v
+                vm = v < B
+                valid = um[:, None] & vm[None, :]
+                if plane == 0:  # (a, j=u, k=v)
+                    av = tl.load(s12 + a * B + u, mask=um, other=0.0)[:, None]
+                    bv = tl.load(s13 + a * B + v, mask=vm, other=0.0)[None, :]
+                    cv = tl.load(s23 + u[:, None] * B + v[None, :], mask=valid, other=0.0)
+                elif plane == 1:  # (i=u, a, k=v), i != a
+                    av = tl.load(s12 + u * B + a, mask=um, other=0.0)[:, None]
+                    bv = tl.load(s13 + u[:, None] * B + v[None, :], mask=valid, other=0.0)
+                    cv = tl.load(s23 + a * B + v, mask=vm, other=0.0)[None, :]
+                    valid = valid & (u != a)[:, None]
+                else:  # (i=u, j=v, a), i != a, j != a
+                    av = tl.load(s12 + u[:, None] * B + v[None, :], mask=valid, other=0.0)
+                    bv = tl.load(s13 + u * B + a, mask=um, other=0.0)[:, None]
+                    cv = tl.load(s23 + v * B + a, mask=vm, other=0.0)[None, :]
+                    valid = valid & (u != a)[:, None] & (v != a)[None, :]
+                lam, _mu1, _r, _theta, _p = _gram_lam(av, bv, cv)
+                x = tl.where(valid, lam * inv_tau, float("-inf"))
+                m_new = tl.maximum(m_row, tl.max(x, axis=1))
+                s_row = s_row * tl.exp(m_row - m_new) + tl.sum(tl.exp(x - m_new[:, None]), axis=1)
+                m_row = m_new
+                lam_row += tl.sum(tl.where(valid, lam, 0.0), axis=1)
+    m = tl.max(m_row, axis=0)
+    s = tl.sum(s_row * tl.exp(m_row - m), axis=0)
+    tl.store(lse_out + n, m + tl.log(s))
+    tl.store(lamsum_out + n, tl.sum(lam_row, axis=0))
+
+
+@triton.jit
+def _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk):
+    """dL/dλ for the triplets (i, j[:, None], k[None, :]) of a tile."""
+    x = lam * inv_tau
+    ci = tl.load(coef + i)
+    li = tl.load(lse + i)
+    cj = tl.load(coef + j, mask=mj, other=0.0)[:, None]
+    lj = tl.load(lse + j, mask=mj, other=float("inf"))[:, None]
+    ck = tl.load(coef + k, mask=mk, other=0.0)[None, :]
+    lk = tl.load(lse + k, mask=mk, other=float("inf"))[None, :]
+    w = ci * tl.exp(x - li)
+    w += tl.where((j != i)[:, None], cj * tl.exp(x - lj), 0.0)
+    kk = (k[None, :] != i) & (k[None, :] != j[:, None])
+    w += tl.where(kk, ck * tl.exp(x - lk), 0.0)
+    return tl.where(valid, w, 0.0)
+
+
+@triton.jit
+def _bwd_rows_kernel(
+    s12, s13, s23, tau_ptr, coef, lse, out, B,
+    REDUCE_K: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    # REDUCE_K: out = dS12[i, j-tile] = Σ_k w ∂λ/∂a; else out = dS13[i, k-tile] = Σ_j w ∂λ/∂b.
+    i = tl.program_id(0)
+    t = tl.program_id(1)
+    inv_tau = 1.0 / tl.load(tau_ptr)
+    if REDUCE_K:
+        j = t * BLOCK_J + tl.arange(0, BLOCK_J)
+        mj = j < B
+        acc = tl.zeros((BLOCK_J,), tl.float32)
+        av = tl.load(s12 + i * B + j, mask=mj, other=0.0)[:, None]
+        for k0 in range(0, B, BLOCK_K):
+            k = k0 + tl.arange(0, BLOCK_K)
+            mk = k < B
+            valid = mj[:, None] & mk[None, :]
+            bv = tl.load(s13 + i * B + k, mask=mk, other=0.0)[None, :]
+            cv = tl.load(s23 + j[:, None] * B + k[None, :], mask=valid, other=0.0)
+            lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+            w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
+            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, theta, p, 0), axis=1)
+        tl.store(out + i * B + j, acc, mask=mj)
+    else:
+        k = t * BLOCK_K + tl.arange(0, BLOCK_K)
+        mk = k < B
+        acc = tl.zeros((BLOCK_K,), tl.float32)
+        bv = tl.load(s13 + i * B + k, mask=mk, other=0.0)[None, :]
+        for j0 in range(0, B, BLOCK_J):
+            j = j0 + tl.arange(0, BLOCK_J)
+            mj = j < B
+            valid = mj[:, None] & mk[None, :]
+            av = tl.load(s12 + i * B + j, mask=mj, other=0.0)[:, None]
+            cv = tl.load(s23 + j[:, None] * B + k[None, :], mask=valid, other=0.0)
+            lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+            w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
+            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, theta, p, 1), axis=0)
+        tl.store(out + i * B + k, acc, mask=mk)
+
+
+@triton.jit
+def _bwd_s23_kernel(
+    s12, s13, s23, tau_ptr, coef, lse, out, tau_part, B,
+    BLOCK_J: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    # out = dS23[j-tile, k-tile] = Σ_i w ∂λ/∂c; tau_part[pid] = Σ_{i, tile} w λ.
+    pj = tl.program_id(0)
+    pk = tl.program_id(1)
+    inv_tau = 1.0 / tl.load(tau_ptr)
+    j = pj * BLOCK_J + tl.arange(0, BLOCK_J)
+    k = pk * BLOCK_K + tl.arange(0, BLOCK_K)
+    mj = j < B
+    mk = k < B
+    valid = mj[:, None] & mk[None, :]
+    cv = tl.load(s23 + j[:, None] * B + k[None, :], mask=valid, other=0.0)
+    acc = tl.zeros((BLOCK_J, BLOCK_K), tl.float32)
+    tacc = tl.zeros((BLOCK_J, BLOCK_K), tl.float32)
+    for i in range(0, B):
+        av = tl.load(s12 + i * B + j, mask=mj, other=0.0)[:, None]
+        bv = tl.load(s13 + i * B + k, mask=mk, other=0.0)[None, :]
+        lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+        w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
+        acc += w * _gram_grad(av, bv, cv, mu1, r, theta, p, 2)
+        tacc += w * lam
+    tl.store(out + j[:, None] * B + k[None, :], acc, mask=valid)
+    tl.store(tau_part + pj * tl.num_programs(1) + pk, tl.sum(tl.sum(tacc, axis=1), axis=0))
+
+
+def _block(B: int, cap: int) -> int:
+    return max(16, min(cap, triton.next_power_of_2(B)))
+
+
+class _TritonExactTripletNCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s12, s13, s23, tau, anchors):  # type: ignore[override]
+        s12, s13, s23 = s12.contiguous(), s13.contiguous(), s23.contiguous()
+        B, A = s12.shape[0], anchors.numel()
+        tau_buf = tau.detach().reshape(1).contiguous()
+        lse = torch.empty(A, dtype=torch.float32, device=s12.device)
+        lam_sum = torch.empty_like(lse)
+        bu = _block(B, 32)
+        bv = _block(B, 64)
+        _fwd_kernel[(A,)](s12, s13, s23, anchors, tau_buf, lse, lam_sum, B, BLOCK_U=bu, BLOCK_V=bv)
+        idx = anchors
+        lam_pos, mu1, r, theta = gram_eig_forward(s12[idx, idx], s13[idx, idx], s23[idx, idx])
+        loss = (lse - lam_pos / tau).mean()
+        lam_neg = (lam_sum - lam_pos) / (3 * B * B - 3 * B)
+        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta)
+        ctx.mark_non_differentiable(lam_pos, lam_neg)
+        return loss, lam_pos, lam_neg
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _g_pos, _g_neg):  # type: ignore[override]
+        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta = ctx.saved_tensors
+        B, A = s12.shape[0], anchors.numel()
+        g = (grad_loss / A).expand(A).to(torch.float32)
+        coef = torch.zeros(B, dtype=torch.float32, device=s12.device)
+        coef.index_add_(0, anchors, g / tau)
+        lse_full = torch.full((B,), float("inf"), dtype=torch.float32, device=s12.device)
+        lse_full[anchors] = lse
+        tau_buf = tau.detach().reshape(1).contiguous()
+        d12, d13, d23 = (torch.empty_like(s12) for _ in range(3))
+        bj, bk = _block(B, 32), _block(B, 64)
+        n_j, n_k = triton.cdiv(B, bj), triton.cdiv(B, bk)
+        _bwd_rows_kernel[(B, n_j)](
+            s12, s13, s23, tau_buf, coef, lse_full, d12, B,
+            REDUCE_K=True, BLOCK_J=bj, BLOCK_K=bk,
+        )  # fmt: skip
+        _bwd_rows_kernel[(B, n_k)](
+            s12, s13, s23, tau_buf, coef, lse_full, d13, B,
+            REDUCE_K=False, BLOCK_J=bj, BLOCK_K=bk,
+        )  # fmt: skip
+        tau_part = torch.empty(n_j * n_k, dtype=torch.float32, device=s12.device)
+        _bwd_s23_kernel[(n_j, n_k)](
+            s12, s13, s23, tau_buf, coef, lse_full, d23, tau_part, B,
+            BLOCK_J=bj, BLOCK_K=bk,
+        )  # fmt: skip
+        idx = anchors
+        a0, b0, c0 = s12[idx, idx], s13[idx, idx], s23[idx, idx]
+        ga, gb, gc = gram_eig_grad_coeffs(a0, b0, c0, mu1, r, theta)
+        wp = -g / tau
+        d12.index_put_((idx, idx), wp * ga, accumulate=True)
+        d13.index_put_((idx, idx), wp * gb, accumulate=True)
+        d23.index_put_((idx, idx), wp * gc, accumulate=True)
+        grad_tau = None
+        if ctx.needs_input_grad[3]:
+            grad_tau = -(tau_part.sum() + (wp * lam_pos).sum()) / tau
+        return d12, d13, d23, grad_tau, None
+
+
+def triton_exact_triplet_info_nce(
+    s12: Tensor, s13: Tensor, s23: Tensor, tau: Tensor, *, anchors: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Triton implementation of :func:`unihpr.ops.exact_triplet_info_nce`.
+
+    Args:
+        s12, s13, s23: ``(B, B)`` float32 cosine matrices (CUDA, or CPU under
+            ``TRITON_INTERPRET=1``).
+        tau: 0-dim float32 temperature tensor.
+        anchors: ``(A,)`` int64 anchor rows.
+
+    Returns:
+        ``(loss, lam_pos, lam_neg)`` as the PyTorch path.
+
+    Raises:
+        ValueError: If the matrices are not float32.
+    """
+    if s12.dtype != torch.float32:
+        raise ValueError(
+            f"triton_exact_triplet_info_nce: the Triton kernels are float32 only, got {s12.dtype}; "
+            "use backend='torch' for float64"
+        )
+    return _TritonExactTripletNCE.apply(s12, s13, s23, tau, anchors.contiguous())
