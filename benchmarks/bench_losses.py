@@ -89,13 +89,14 @@ def bench_eigen(n_side: int, dim: int, device: torch.device, svd_count: int) -> 
     ]
 
 
-def bench_losses(B: int, dim: int, device: torch.device, repeat: int) -> list[dict]:
+def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: bool) -> list[dict]:
     g = torch.Generator(device="cpu").manual_seed(1)
     base = [torch.randn(B, dim, generator=g).to(device) for _ in range(3)]
     xs = [t.clone().requires_grad_() for t in base]
     pair = PairInfoNCE(0.07).to(device)
     trip = TripletInfoNCE(0.2).to(device)
     cl = ContrastiveLoss(1.0, 0.07, 0.2).to(device)
+    cl_compiled = ContrastiveLoss(1.0, 0.07, 0.2, compile=True).to(device)
     sgen = torch.Generator(device=device).manual_seed(0)
 
     def run_pairs():
@@ -107,6 +108,9 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int) -> list[di
 
     def run_cl():
         cl(*xs, generator=sgen).backward()
+
+    def run_cl_compiled():
+        cl_compiled(*xs, generator=sgen).backward()
 
     def run_cl_naive():
         # The unfused reference: pair terms plus the triplet term through
@@ -132,11 +136,15 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int) -> list[di
     rows = [
         {"bench": "fwd+bwd", "variant": "3x PairInfoNCE", "B": B, "ms": t_pairs, "vs_pairs": 1.0},
     ]
-    for name, fn in (
+    variants = [
         ("TripletInfoNCE", run_triplet),
-        ("ContrastiveLoss (fused)", run_cl),
+        ("ContrastiveLoss (fused, eager)", run_cl),
         ("ContrastiveLoss (plain autograd)", run_cl_naive),
-    ):
+    ]
+    if compiled:
+        run_cl_compiled()  # compile outside the timed region
+        variants.append(("ContrastiveLoss (fused, torch.compile)", run_cl_compiled))
+    for name, fn in variants:
         t = time_fn(fn, device, repeat=repeat)
         rows.append({"bench": "fwd+bwd", "variant": name, "B": B, "ms": t, "vs_pairs": t / t_pairs})
     return rows
@@ -152,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--svd-count", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip the torch.compile variant (compiles ~1 min)"
+    )
     parser.add_argument("--out", default="benchmarks/results/bench_losses.json")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -161,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     loss_rows = []
     for B in args.batch_sizes:
-        loss_rows += bench_losses(B, args.dim, device, args.repeat)
+        loss_rows += bench_losses(B, args.dim, device, args.repeat, not args.no_compile)
     print_table(loss_rows, ["bench", "variant", "B", "ms", "vs_pairs"])
     write_json(
         args.out,

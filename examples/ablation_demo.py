@@ -77,8 +77,16 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", type=Path, default=Path("unihpr-ablation"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--steps", type=int, nargs=3, metavar=("S1", "S2", "S3"),
+                   help="override the steps of (step 1, step 2, fine-tuning)")  # fmt: skip
+    p.add_argument("--batch-sizes", type=int, nargs=3, metavar=("B1", "B2", "B3"),
+                   help="override the batch sizes of the three stages")  # fmt: skip
     args = p.parse_args(argv)
     settings: DemoSettings = copy.deepcopy(QUICK if args.quick else FULL)
+    if args.steps:
+        settings.steps = tuple(args.steps)
+    if args.batch_sizes:
+        settings.batch_sizes = tuple(args.batch_sizes)
     t0 = time.perf_counter()
     train, test = load_demo_data(settings, args.cache_dir, progress=False)
     table = {}
@@ -92,7 +100,10 @@ def main(argv=None) -> int:
     for name, r in table.items():
         lines.append(f"| {name} | {_fmt(r.get('lifting/mpjpe'))} | {_fmt(r.get('lifting/pa_mpjpe'))}"
                      f" | {_fmt(r.get('image/mpjpe'))} | {_fmt(r.get('image/pa_mpjpe'))} |")  # fmt: skip
-    md = "\n".join(lines) + f"\n\nwall time {time.perf_counter() - t0:.0f} s, quick={args.quick}\n"
+    md = "\n".join(lines) + (
+        f"\n\nwall time {time.perf_counter() - t0:.0f} s, steps {settings.steps}, "
+        f"batch sizes {settings.batch_sizes}\n"
+    )
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "ablation.md").write_text(md)
     (args.output_dir / "ablation.json").write_text(json.dumps(table, indent=2) + "\n")

@@ -234,3 +234,16 @@ def test_bad_input():
         largest_gram_eigenvalue(x, torch.ones(3, dtype=torch.long), x)
     with pytest.raises(ValueError, match=r"broadcast.*\(3,\), \(4,\)"):
         largest_gram_eigenvalue(x, torch.rand(4), x)
+
+
+def test_internal_forward_accepts_broadcastable_shapes():
+    """The exact mode calls the in-place kernels with (A, R, 1)-shaped slices."""
+    from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+
+    a = torch.rand(4, 5, 1, dtype=torch.float64)
+    b = torch.rand(4, 1, 6, dtype=torch.float64)
+    c = torch.rand(1, 5, 6, dtype=torch.float64)
+    lam, mu1, r, theta = gram_eig_forward(a, b, c)
+    assert lam.shape == (4, 5, 6)
+    torch.testing.assert_close(lam, reference(*torch.broadcast_tensors(a, b, c)))
+    assert all(g.shape == (4, 5, 6) for g in gram_eig_grad_coeffs(a, b, c, mu1, r, theta))

@@ -1,6 +1,7 @@
 """Tests of the example scripts' argument parsing and no-data paths."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,24 @@ def test_tables_markdown_rows():
     assert "| 2D-3D | 9.2 | - |" in md
     for t in ("Table I ", "Table II ", "Table III ", "Table IV "):
         assert t in md
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("pybullet") is None or importlib.util.find_spec("matplotlib") is None,
+    reason="needs the demo extra (pybullet, matplotlib)",
+)
+def test_ablation_demo_runs_all_rows(tmp_path, capsys):
+    ablation = _load("ablation_demo")
+    out = tmp_path / "abl"
+    rc = ablation.main(
+        ["--output-dir", str(out), "--cache-dir", str(tmp_path / "c"), "--quick",
+         "--steps", "6", "4", "6", "--batch-sizes", "16", "8", "8"]
+    )  # fmt: skip
+    assert rc == 0
+    table = json.loads((out / "ablation.json").read_text())
+    assert len(table) == 5 and "SimpleBaseline MLP lifter" in table
+    for name, row in table.items():
+        value = row["lifting/mpjpe"]
+        assert 0 < value < 5000, (name, value)
+    assert "steps (6, 4, 6)" in (out / "ablation.md").read_text()

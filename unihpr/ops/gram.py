@@ -64,7 +64,9 @@ def gram_eig_forward(
         cubic, r = sqrt(p/3) and θ = arccos(q / 2r³), all of shape ``(...)``.
     """
     # In-place chains: these run on (B, B)-sized tensors in the loss, where
-    # every fresh allocation costs as much as the arithmetic.
+    # every fresh allocation costs as much as the arithmetic. They need the
+    # full shape up front (broadcast views cost nothing).
+    a, b, c = torch.broadcast_tensors(a, b, c)
     p = a * a
     p.addcmul_(b, b).addcmul_(c, c)
     r = p.div(3.0).sqrt_()
@@ -147,6 +149,7 @@ def gram_eig_grad_coeffs(
     absorb rounding close to a repeated eigenvalue. ``branchless`` evaluates
     the repeated-eigenvalue case everywhere (for ``torch.compile``).
     """
+    a, b, c = torch.broadcast_tensors(a, b, c)
     p = a * a
     p.addcmul_(b, b).addcmul_(c, c)
     den1 = mu1.square().mul_(3.0).sub_(p)  # (μ1 - μ2)(μ1 - μ3) >= 0
