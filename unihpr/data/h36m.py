@@ -15,9 +15,8 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
 from unihpr.data.cameras import world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
@@ -181,7 +180,7 @@ def prepare_h36m(
     return out
 
 
-class Human36M(Dataset):
+class Human36M(ArrayPoseDataset):
     """Human3.6M 2D-3D pairs (no images) following the sample-dict contract.
 
     Args:
@@ -221,22 +220,3 @@ class Human36M(Dataset):
             p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
         )
         self.arrays["bbox"] = bbox_from_points(self.arrays["pose2d"], bbox_margin)
-
-    def __len__(self) -> int:
-        return int(self.arrays["pose3d"].shape[0])
-
-    def __getitem__(self, index: int) -> dict:
-        a = self.arrays
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        index = int(index) % len(self)
-        return {
-            "pose3d": torch.from_numpy(a["pose3d"][index]),
-            "pose2d": torch.from_numpy(a["pose2d"][index]),
-            "bbox": torch.from_numpy(a["bbox"][index]),
-            "subject": str(a["subject"][index]),
-            "action": str(a["action"][index]),
-            "camera": str(a["camera"][index]),
-            "frame": int(a["frame"][index]),
-            "index": index,
-        }

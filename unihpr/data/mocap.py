@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from unihpr._optional import require
+from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
 
@@ -395,7 +395,7 @@ def _render_view(renderer, joints_world, r, c, k, size, rng, background) -> dict
     }
 
 
-class HumanoidMocap(Dataset):
+class HumanoidMocap(ArrayPoseDataset):
     """The DeepMimic humanoid mocap dataset (images, 2D and 3D, 15 joints).
 
     Built on first use into the cache (see :func:`build_humanoid_mocap`, whose
@@ -416,6 +416,8 @@ class HumanoidMocap(Dataset):
 
     skeleton = HUMANOID15
 
+    text_fields = ("subject", "action")
+
     def __init__(
         self, split: str = "train", cache_dir: str | os.PathLike | None = None, **build_kwargs
     ) -> None:
@@ -425,24 +427,11 @@ class HumanoidMocap(Dataset):
         with np.load(self.path) as z:
             self.arrays = {k: z[k] for k in z.files}
         self.clips = sorted(set(self.arrays["clip"].tolist()))
-
-    def __len__(self) -> int:
-        return int(self.arrays["pose3d"].shape[0])
+        # The clip names the subject and the action of a sample.
+        self.arrays["subject"] = self.arrays["action"] = self.arrays["clip"]
 
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        i = int(index) % len(self)
-        a = self.arrays
-        image = torch.from_numpy(a["image"][i]).permute(2, 0, 1).float() / 255.0
-        clip = str(a["clip"][i])
-        return {
-            "image": image,
-            "pose2d": torch.from_numpy(a["pose2d"][i]),
-            "bbox": torch.from_numpy(a["bbox"][i]),
-            "pose3d": torch.from_numpy(a["pose3d"][i]),
-            "subject": clip,
-            "action": clip,
-            "frame": int(a["frame"][i]),
-            "index": i,
-        }
+        sample = super().__getitem__(index)
+        image = self.arrays["image"][sample["index"]]
+        sample["image"] = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        return sample

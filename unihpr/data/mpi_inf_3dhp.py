@@ -15,9 +15,8 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
 from unihpr.data.skeletons import MPI_INF_3DHP17, map_joints
 
@@ -91,7 +90,7 @@ def load_3dhp(path: str | os.PathLike) -> list[MPIInf3DHPSequence]:
     return out
 
 
-class MPIInf3DHP(Dataset):
+class MPIInf3DHP(ArrayPoseDataset):
     """MPI-INF-3DHP 2D-3D pairs following the sample-dict contract.
 
     Args:
@@ -149,23 +148,4 @@ class MPIInf3DHP(Dataset):
             "bbox": bbox_from_points(pose2d, bbox_margin),
             "frame": np.concatenate(meta.pop("frame")).astype(np.int64),
             **{k: np.asarray(v) for k, v in meta.items()},
-        }
-
-    def __len__(self) -> int:
-        return int(self.arrays["pose3d"].shape[0])
-
-    def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        i = int(index) % len(self)
-        a = self.arrays
-        return {
-            "pose3d": torch.from_numpy(a["pose3d"][i]),
-            "pose2d": torch.from_numpy(a["pose2d"][i]),
-            "bbox": torch.from_numpy(a["bbox"][i]),
-            "subject": str(a["subject"][i]),
-            "action": str(a["action"][i]),
-            "camera": str(a["camera"][i]),
-            "frame": int(a["frame"][i]),
-            "index": i,
         }

@@ -24,9 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data._io import bbox_from_points, check_array, check_file
 from unihpr.data.cameras import project
 from unihpr.data.skeletons import SMPL24_TO_H36M17
@@ -95,7 +94,7 @@ def _load_regressor(regressor) -> np.ndarray | None:
     return w
 
 
-class ThreeDPW(Dataset):
+class ThreeDPW(ArrayPoseDataset):
     """3DPW 2D-3D pairs in H36M-17 layout, one sample per valid actor frame.
 
     Args:
@@ -115,6 +114,9 @@ class ThreeDPW(Dataset):
     1080x1920 frame); ``bbox``; ``subject`` = ``action`` = sequence name;
     ``actor``; ``frame``; ``index``.
     """
+
+    text_fields = ("subject", "action")
+    int_fields = ("actor", "frame")
 
     def __init__(
         self,
@@ -170,22 +172,4 @@ class ThreeDPW(Dataset):
             "actor": np.concatenate(meta["actor"]).astype(np.int64),
             "frame": np.concatenate(meta["frame"]).astype(np.int64),
         }
-
-    def __len__(self) -> int:
-        return int(self.arrays["pose3d"].shape[0])
-
-    def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        i = int(index) % len(self)
-        a = self.arrays
-        return {
-            "pose3d": torch.from_numpy(a["pose3d"][i]),
-            "pose2d": torch.from_numpy(a["pose2d"][i]),
-            "bbox": torch.from_numpy(a["bbox"][i]),
-            "subject": str(a["subject"][i]),
-            "action": str(a["subject"][i]),
-            "actor": int(a["actor"][i]),
-            "frame": int(a["frame"][i]),
-            "index": i,
-        }
+        self.arrays["action"] = self.arrays["subject"]  # 3DPW has no actions
