@@ -35,6 +35,9 @@ import math
 import torch
 from torch import Tensor
 
+# 3μ1² − p < 0.05 p with μ1 = 2r cos(θ/3) and p = 3r²  <=>  θ > 3 acos(sqrt(1.05 / 4))
+_NEAR_THETA = 3.0 * math.acos(math.sqrt(1.05 / 4.0))
+
 __all__ = [
     "gram_determinant",
     "gram_largest_eigenvalue",
@@ -71,14 +74,16 @@ def gram_eig_forward(
     p.addcmul_(b, b).addcmul_(c, c)
     r = p.div(3.0).sqrt_()
     tiny = torch.finfo(r.dtype).tiny
-    # |q| <= 2 r³ always; where r³ underflows (G ≈ I) any θ gives μ ≈ 0.
+    # q / (2 r³) = abc / r³; |abc| <= r³ always, and where r³ underflows
+    # (G ≈ I) any θ gives μ ≈ 0.
     theta = a * b
-    theta.mul_(c).mul_(2.0).div_(r.pow(3).mul_(2.0).clamp_min_(tiny)).clamp_(-1.0, 1.0).acos_()
+    theta.mul_(c).div_(r.pow(3).clamp_min_(tiny)).clamp_(-1.0, 1.0).acos_()
     mu1 = theta.div(3.0).cos_().mul_(r).mul_(2.0)
     # Near a repeated top eigenvalue (θ → π) the roots of the cubic are
     # ill-conditioned in (p, q): the error grows to ~sqrt(eps). Recompute μ1
-    # there by deflation, which is accurate to ~eps.
-    near = mu1.square().mul_(3.0).sub_(p) < 0.05 * p
+    # there by deflation, which is accurate to ~eps. θ > _NEAR_THETA is
+    # (μ1 − μ2)(μ1 − μ3) < 0.05 p, tested on θ in one pass.
+    near = theta > _NEAR_THETA
     if branchless:
         mu1 = torch.where(near, _top_pair_by_deflation(a, b, c, r, theta), mu1)
     elif bool(near.any()):
