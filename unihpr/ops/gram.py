@@ -87,8 +87,23 @@ def gram_eig_forward(
     if branchless:
         mu1 = torch.where(near, _top_pair_by_deflation(a, b, c, r, theta), mu1)
     elif bool(near.any()):
-        mu1[near] = _top_pair_by_deflation(a[near], b[near], c[near], r[near], theta[near])
+        # Rare: work on those elements only, found by one nonzero pass.
+        idx = near.reshape(-1).nonzero().squeeze(1)
+        a_, b_, c_, r_, t_ = (_take(x, idx) for x in (a, b, c, r, theta))
+        mu1 = _put(mu1, idx, _top_pair_by_deflation(a_, b_, c_, r_, t_))
     return 1.0 + mu1, mu1, r, theta
+
+
+def _put(x: Tensor, idx: Tensor, values: Tensor) -> Tensor:
+    """``x`` with its flattened elements ``idx`` replaced by ``values``."""
+    x = x.contiguous()
+    x.view(-1).index_copy_(0, idx, values)
+    return x
+
+
+def _take(x: Tensor, idx: Tensor) -> Tensor:
+    """Elements ``idx`` of ``x`` flattened (a copy only for broadcast views)."""
+    return x.reshape(-1).index_select(0, idx)
 
 
 def _cross(u: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
@@ -166,18 +181,31 @@ def gram_eig_grad_coeffs(
     ga = torch.addcmul(b * c, a, mu1).mul_(inv)
     gb = torch.addcmul(a * c, b, mu1).mul_(inv)
     gc = torch.addcmul(a * b, c, mu1).mul_(inv)
-    if branchless or not bool(simple.all()):
-        # Repeated top eigenvalue: P_top = I − P3 with P3 the projector of the
-        # (then simple, unless G = I) smallest eigenvalue μ3; m = 2.
-        mu3 = 2.0 * r * torch.cos((theta + 2.0 * math.pi) / 3.0)
-        den3 = 3.0 * mu3 * mu3 - p
-        triple = den3 <= thresh
-        safe3 = torch.where(triple, torch.ones_like(den3), den3)
-        scale = torch.where(triple, torch.zeros_like(den3), -1.0 / safe3)
-        ga = torch.where(simple, ga, (b * c + a * mu3) * scale)
-        gb = torch.where(simple, gb, (a * c + b * mu3) * scale)
-        gc = torch.where(simple, gc, (a * b + c * mu3) * scale)
+    if branchless:
+        fa, fb, fc = _repeated_top_subgradient(a, b, c, p, r, theta, thresh)
+        ga, gb, gc = (torch.where(simple, g, f) for g, f in ((ga, fa), (gb, fb), (gc, fc)))
+    elif not bool(simple.all()):
+        # Rare: evaluate the fallback on those elements only.
+        idx = (~simple).reshape(-1).nonzero().squeeze(1)
+        parts = (_take(x, idx) for x in (a, b, c, p, r, theta, thresh))
+        fa, fb, fc = _repeated_top_subgradient(*parts)
+        ga, gb, gc = _put(ga, idx, fa), _put(gb, idx, fb), _put(gc, idx, fc)
     return ga.clamp_(-1.0, 1.0), gb.clamp_(-1.0, 1.0), gc.clamp_(-1.0, 1.0)
+
+
+def _repeated_top_subgradient(
+    a: Tensor, b: Tensor, c: Tensor, p: Tensor, r: Tensor, theta: Tensor, thresh: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The symmetric subgradient P_top / 2 where μ1 = μ2 (zero where G = I).
+
+    P_top = I − P3 with P3 the projector of the then simple smallest
+    eigenvalue μ3, whose off-diagonal entries follow from the cubic as for μ1.
+    """
+    mu3 = 2.0 * r * torch.cos((theta + 2.0 * math.pi) / 3.0)
+    den3 = 3.0 * mu3 * mu3 - p
+    triple = den3 <= thresh
+    scale = torch.where(triple, torch.zeros_like(den3), -1.0 / torch.where(triple, 1.0, den3))
+    return (b * c + a * mu3) * scale, (a * c + b * mu3) * scale, (a * b + c * mu3) * scale
 
 
 class _LargestGramEigenvalue(torch.autograd.Function):
