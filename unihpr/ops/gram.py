@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # 3μ1² − p < 0.05 p with μ1 = 2r cos(θ/3) and p = 3r²  <=>  θ > 3 acos(sqrt(1.05 / 4))
@@ -83,12 +84,13 @@ def gram_eig_forward(
     # ill-conditioned in (p, q): the error grows to ~sqrt(eps). Recompute μ1
     # there by deflation, which is accurate to ~eps. θ > _NEAR_THETA is
     # (μ1 − μ2)(μ1 − μ3) < 0.05 p, tested on θ in one pass.
-    near = theta > _NEAR_THETA
     if branchless:
-        mu1 = torch.where(near, _top_pair_by_deflation(a, b, c, r, theta), mu1)
-    elif bool(near.any()):
+        near = theta > _NEAR_THETA
+        flat = [x.reshape(-1) for x in (a, b, c, r, theta)]
+        mu1 = torch.where(near, _top_pair_by_deflation(*flat).view_as(mu1), mu1)
+    elif theta.numel() and float(theta.max()) > _NEAR_THETA:
         # Rare: work on those elements only, found by one nonzero pass.
-        idx = near.reshape(-1).nonzero().squeeze(1)
+        idx = (theta > _NEAR_THETA).reshape(-1).nonzero().squeeze(1)
         a_, b_, c_, r_, t_ = (_take(x, idx) for x in (a, b, c, r, theta))
         mu1 = _put(mu1, idx, _top_pair_by_deflation(a_, b_, c_, r_, t_))
     return 1.0 + mu1, mu1, r, theta
@@ -106,16 +108,8 @@ def _take(x: Tensor, idx: Tensor) -> Tensor:
     return x.reshape(-1).index_select(0, idx)
 
 
-def _cross(u: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
-    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
-
-
-def _dot(u: tuple[Tensor, ...], v: tuple[Tensor, ...]) -> Tensor:
-    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
-
-
 def _top_pair_by_deflation(a: Tensor, b: Tensor, c: Tensor, r: Tensor, theta: Tensor) -> Tensor:
-    """μ1 where μ1 ≈ μ2, from the well-separated smallest eigenpair.
+    """μ1 where μ1 ≈ μ2, from the well-separated smallest eigenpair; 1-D inputs.
 
     μ3 and its eigenvector v3 are well conditioned when μ1 ≈ μ2. The top
     eigenvalue is then the larger eigenvalue of H restricted to v3's
@@ -126,28 +120,24 @@ def _top_pair_by_deflation(a: Tensor, b: Tensor, c: Tensor, r: Tensor, theta: Te
     # entries neither underflow nor overflow.
     scale = r.clamp_min(torch.finfo(a.dtype).tiny)
     a, b, c = a / scale, b / scale, c / scale
+    zero = torch.zeros_like(a)
+    H = torch.stack([zero, a, b, a, zero, c, b, c, zero], dim=-1).view(-1, 3, 3)
     mu3 = 2.0 * torch.cos((theta + 2.0 * math.pi) / 3.0)
-    rows = ((-mu3, a, b), (a, -mu3, c), (b, c, -mu3))  # rows of H - μ3 I
-    # v3 spans the null space of the rank-2 matrix: the largest cross
-    # product of two of its rows.
-    crosses = [_cross(rows[0], rows[1]), _cross(rows[0], rows[2]), _cross(rows[1], rows[2])]
-    best = torch.stack([_dot(w, w) for w in crosses]).argmax(0, keepdim=True)
-    v = [torch.stack([w[i] for w in crosses]).gather(0, best)[0] for i in range(3)]
-    norm = torch.sqrt(_dot(v, v)).clamp_min(torch.finfo(a.dtype).tiny)
-    v = tuple(t / norm for t in v)
+    rows = H - mu3[:, None, None] * torch.eye(3, dtype=a.dtype, device=a.device)
+    # v3 spans the null space of the rank-2 matrix H − μ3 I: the largest
+    # cross product of two of its rows.
+    crosses = torch.linalg.cross(rows, rows[:, [1, 2, 2]], dim=-1)[:, [0, 0, 1]]
+    crosses[:, 1] = torch.linalg.cross(rows[:, 0], rows[:, 2], dim=-1)
+    best = crosses.square().sum(-1).argmax(-1)
+    v = F.normalize(crosses[torch.arange(len(best), device=a.device), best], dim=-1)
     # An orthonormal basis (u, w) of v3's complement: u = v3 × e_k for the
     # axis k least aligned with v3.
-    k = torch.stack([t.abs() for t in v]).argmin(0)
-    u = _cross(v, tuple((k == i).to(a.dtype) for i in range(3)))
-    u_norm = torch.sqrt(_dot(u, u))
-    u = tuple(t / u_norm for t in u)
-    w = _cross(v, u)
-
-    def apply_h(x):
-        return (a * x[1] + b * x[2], a * x[0] + c * x[2], b * x[0] + c * x[1])
-
-    hu, hw = apply_h(u), apply_h(w)
-    d1, d2, off = _dot(u, hu), _dot(w, hw), _dot(u, hw)
+    e = F.one_hot(v.abs().argmin(-1), 3).to(a.dtype)
+    u = F.normalize(torch.linalg.cross(v, e, dim=-1), dim=-1)
+    w = torch.linalg.cross(v, u, dim=-1)
+    uw = torch.stack([u, w], dim=-1)  # (n, 3, 2)
+    small = uw.transpose(1, 2) @ H @ uw  # (n, 2, 2)
+    d1, d2, off = small[:, 0, 0], small[:, 1, 1], small[:, 0, 1]
     return (0.5 * (d1 + d2) + torch.sqrt((0.5 * (d1 - d2)) ** 2 + off * off)) * scale
 
 
