@@ -52,7 +52,7 @@ class DemoSettings:
         eval_samples: Held-out samples evaluated (``None``: all).
     """
 
-    # Sized to about 6 minutes on 2 CPU cores (the demo's budget is 10).
+    # Sized to about 5 minutes on 2 CPU cores (the budget is 10).
     steps: tuple[int, int, int] = (1500, 400, 1200)
     batch_sizes: tuple[int, int, int] = (128, 48, 48)
     lr: float = 1e-3
