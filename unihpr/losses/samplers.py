@@ -13,6 +13,7 @@ negatives that never equal the positive.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import torch
@@ -73,7 +74,7 @@ def _skip(x: Tensor, a: Tensor) -> Tensor:
     return x + (x >= a).to(x.dtype)
 
 
-class TripletSampler:
+class TripletSampler(ABC):
     """Base class: ``sampler(batch_size, num_negatives, ...) -> TripletIndices``.
 
     Subclasses implement :meth:`sample`. Sampling is deterministic given a
@@ -115,6 +116,7 @@ class TripletSampler:
         out = self.sample(batch_size, n, anchors.to(device=device, dtype=dtype), generator, device)
         return TripletIndices(*(t.to(dtype) for t in out))
 
+    @abstractmethod
     def sample(
         self,
         batch_size: int,
@@ -123,7 +125,7 @@ class TripletSampler:
         generator: torch.Generator | None,
         device: torch.device,
     ) -> TripletIndices:
-        raise NotImplementedError
+        """Draw ``(A, num_negatives)`` negatives for validated arguments."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -8,6 +8,7 @@ Values are computed in float64 and cast when gathered.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor
@@ -15,7 +16,7 @@ from torch import Tensor
 __all__ = ["CosineSchedule", "LinearSchedule", "NoiseSchedule", "make_schedule"]
 
 
-class NoiseSchedule:
+class NoiseSchedule(ABC):
     """Base class: holds ``betas`` and ``alphas_cumprod`` (T,) in float64."""
 
     name = "base"
@@ -45,9 +46,9 @@ class NoiseSchedule:
         ab = self.alpha_bar(t, x0).view(-1, *([1] * (x0.ndim - 1)))
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
+    @abstractmethod
     def to_dict(self) -> dict:
         """Constructor arguments, JSON-serialisable."""
-        raise NotImplementedError
 
 
 class LinearSchedule(NoiseSchedule):
