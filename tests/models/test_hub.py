@@ -202,3 +202,43 @@ def test_push_to_hub_uploads_saved_folder(monkeypatch):
     assert record["config"]["name"] == "unihpr-tiny" and record["token"] == "t"
     with pytest.raises(ValueError, match="repo_id"):
         M.push_to_hub(_tiny(), "no-slash")
+
+
+_UNREACHABLE = """
+    import socket, time, unittest.mock as mock
+    import unihpr.models as M
+
+    def refuse(*args, **kwargs):
+        raise OSError("simulated: no network")
+
+    t = time.perf_counter()
+    with mock.patch.object(socket, "create_connection", refuse):
+        {body}
+"""
+
+
+def test_unreachable_hub_falls_back_to_cache_without_retries(tmp_path):
+    """No network and HF_HUB_OFFLINE unset: one short probe, then the local cache."""
+    body = """try:
+            M.from_pretrained("unihpr-w48")
+        except M.PretrainedNotFoundError as err:
+            print("ERR", time.perf_counter() - t, err)"""
+    out = _run(_UNREACHABLE.format(body=body), {"HF_HOME": str(tmp_path),
+               "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0"})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ERR" in out.stdout, out.stdout
+    assert float(out.stdout.split()[1]) < 5.0
+    assert "unreachable (simulated: no network)" in out.stdout
+    assert "Retrying" not in out.stderr
+
+
+def test_unreachable_hub_still_loads_a_cached_model(tmp_path):
+    src = _tiny().save_pretrained(tmp_path / "src")
+    hf_home = tmp_path / "hf"
+    _fill_cache(hf_home / "hub", "unihpr/unihpr-tiny", src)
+    body = """m = M.from_pretrained("unihpr-tiny")
+        print("LOADED", m.config.name)"""
+    out = _run(_UNREACHABLE.format(body=body), {"HF_HOME": str(hf_home),
+               "HF_HUB_CACHE": str(hf_home / "hub"), "HF_HUB_OFFLINE": "0"})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED unihpr-tiny" in out.stdout

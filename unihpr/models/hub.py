@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,29 @@ def _hub_offline() -> bool:
     return bool(getattr(constants, "HF_HUB_OFFLINE", False)) or env
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hub endpoint cannot be reached, or None when a TCP connection opens.
+
+    Without this, huggingface_hub retries a failed request five times with
+    backoff (~25 s) before giving up; one short probe lets a machine without
+    network fall back to the local cache at once.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(getattr(constants, "ENDPOINT", "https://huggingface.co"))
+    host, port = (
+        url.hostname or "huggingface.co",
+        url.port or (443 if url.scheme == "https" else 80),
+    )
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"{host}:{port} unreachable ({err})"
+
+
 def _download(
     repo_id: str, revision: str | None, cache_dir: str | None, source: str
 ) -> tuple[Path, Path]:
@@ -244,6 +268,7 @@ def _download(
     except ImportError as err:  # pragma: no cover - a hard dependency
         raise ImportError("loading from the Hub needs `pip install huggingface_hub`") from err
     offline = _hub_offline()
+    unreachable = None if offline else _hub_unreachable()
     paths = []
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         try:
@@ -254,7 +279,7 @@ def _download(
                         filename,
                         revision=revision,
                         cache_dir=cache_dir,
-                        local_files_only=offline,
+                        local_files_only=offline or unreachable is not None,
                         etag_timeout=5,
                     )
                 )
@@ -266,7 +291,12 @@ def _download(
                 if source in HUB_REPOS
                 else ""
             )
-            mode = "offline (HF_HUB_OFFLINE=1, local cache only)" if offline else "online"
+            if offline:
+                mode = "offline (HF_HUB_OFFLINE=1, local cache only)"
+            elif unreachable:
+                mode = f"local cache only: {unreachable}"
+            else:
+                mode = "online"
             raise PretrainedNotFoundError(
                 f"could not load {filename!r} of Hub repo {repo_id!r} (revision "
                 f"{revision or 'main'}, {mode}, cache {cache_dir or 'default'}): "
