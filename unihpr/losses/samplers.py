@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from unihpr.ops import native
+
 
 class TripletIndices(NamedTuple):
     """Indices of triplets, one row per anchor.
@@ -143,11 +145,24 @@ class UniformTripletSampler(TripletSampler):
 
     def sample(self, batch_size, num_negatives, anchors, generator, device):
         B = batch_size
+        u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
+        u = u.to(anchors.dtype)
+        if native.usable(u, anchors):
+            return TripletIndices(*native.uniform_decode(u, anchors, B))
+        return self.decode(u, anchors, B)
+
+    @staticmethod
+    def decode(u: Tensor, anchors: Tensor, batch_size: int) -> TripletIndices:
+        """Map ``(A, N)`` draws below 3B² − 3B to triplets, in PyTorch ops.
+
+        The native CPU kernel computes the same map; this is the path for
+        other devices and the reference for the tests.
+        """
+        B = batch_size
         # Works in the anchors' dtype: int32 arithmetic is several times faster
         # than int64 for the B² divisions below.
         a = anchors[:, None]
-        u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
-        u = u.to(a.dtype)
+        u = u.clone()
         # Skip the positive, which sits at offset a·B + a of plane 1.
         u += u >= a * (B + 1)
         # Planes 1 and 2 both have rows of length B: u = q·B + r.

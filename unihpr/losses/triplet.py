@@ -17,6 +17,7 @@ from unihpr.losses._checks import check_same_shape, normalize_embeddings
 from unihpr.losses.distributed import gather_embeddings
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.ops import native
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
 from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
 
@@ -79,10 +80,18 @@ def _sampled_triplet_body(
 _compiled_body = None
 
 
-def _body(compiled: bool):
+def _use_native(sims: tuple[Tensor, ...], indices: tuple[Tensor, ...]) -> bool:
+    return (
+        sims[0].dtype == torch.float32
+        and indices[0].dtype in (torch.int32, torch.int64)
+        and all(t.dtype == indices[0].dtype for t in indices)
+        and all(s.numel() < native.MAX_CELLS for s in sims)
+        and native.usable(*sims, *indices)
+    )
+
+
+def _compiled():
     global _compiled_body
-    if not compiled:
-        return _sampled_triplet_body
     if _compiled_body is None:
         _compiled_body = torch.compile(_sampled_triplet_body, dynamic=True)
     return _compiled_body
@@ -94,14 +103,23 @@ class _SampledTripletNCE(torch.autograd.Function):
     The gradient of a scalar loss is the upstream scalar times the gradient
     computed in forward, so backward is three scalings. Fusing avoids the
     dozen (A, N+1) intermediates that autograd would keep for the elementwise
-    formula, and with ``compiled=True`` the whole body becomes a few fused
-    loops (``torch.compile``).
+    formula. On the CPU with float32 the body is one native kernel
+    (:mod:`unihpr.ops.native`); elsewhere it is PyTorch ops, or with
+    ``compiled=True`` those ops through ``torch.compile``.
     """
 
     @staticmethod
-    def forward(ctx, s12, s13, s23, i, j, k, tau, compiled):  # type: ignore[override]
+    def forward(ctx, s12, s13, s23, anchors, i, j, k, tau, compiled):  # type: ignore[override]
         need_grad = any(ctx.needs_input_grad)
-        out = _body(compiled)(s12, s13, s23, i, j, k, tau, need_grad, compiled)
+        sims = (s12, s13, s23)
+        index = (i, j, k) if anchors is None else (anchors, i, j, k)
+        if not compiled and _use_native(sims, index):
+            out = native.triplet_sampled(*sims, i, j, k, float(tau), need_grad, anchors=anchors)
+        else:
+            if anchors is not None:
+                i, j, k = with_positives(anchors, TripletIndices(i, j, k))
+            body = _compiled() if compiled else _sampled_triplet_body
+            out = body(*sims, i, j, k, tau, need_grad, compiled)
         loss, lam = out[0], out[1]
         if need_grad:
             ctx.save_for_backward(*out[2:])
@@ -114,8 +132,8 @@ class _SampledTripletNCE(torch.autograd.Function):
         g12, g13, g23, g_tau = ctx.saved_tensors
         need = ctx.needs_input_grad
         grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
-        grad_tau = grad_loss * g_tau if need[6] else None
-        return (*grads, None, None, None, grad_tau, None)
+        grad_tau = grad_loss * g_tau if need[7] else None
+        return (*grads, None, None, None, None, grad_tau, None)
 
 
 def triplet_info_nce(
@@ -125,6 +143,7 @@ def triplet_info_nce(
     triplets: TripletIndices,
     tau: Tensor,
     *,
+    anchors: Tensor | None = None,
     compiled: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Triplet-InfoNCE from similarity matrices and candidate triplets.
@@ -133,9 +152,13 @@ def triplet_info_nce(
         s12: ``(B1, B2)`` image·2D cosines.
         s13: ``(B1, B3)`` image·3D cosines.
         s23: ``(B2, B3)`` 2D·3D cosines.
-        triplets: ``(A, 1 + N)`` indices per modality; column 0 holds each
-            anchor's positive (see :func:`with_positives`).
+        triplets: ``(A, 1 + N)`` indices per modality, column 0 each anchor's
+            positive (see :func:`with_positives`); or, with ``anchors``, the
+            ``(A, N)`` negatives alone.
         tau: Scalar temperature tensor.
+        anchors: ``(A,)`` anchor rows, of the indices' dtype: the positive of
+            row r is then ``(anchors[r],) * 3``. Saves materialising
+            :func:`with_positives`.
         compiled: Run the fused body through ``torch.compile`` (needs a C++
             compiler on the CPU; the first call of a new shape compiles).
 
@@ -146,7 +169,9 @@ def triplet_info_nce(
     work = torch.promote_types(s12.dtype, torch.float32)
     tau = tau.to(work)
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
-    return _SampledTripletNCE.apply(s12, s13, s23, *triplets, tau, bool(compiled))
+    if anchors is not None:
+        anchors = anchors.to(triplets.image.dtype)
+    return _SampledTripletNCE.apply(s12, s13, s23, anchors, *triplets, tau, bool(compiled))
 
 
 class TripletInfoNCE(nn.Module):
@@ -293,10 +318,5 @@ class TripletInfoNCE(nn.Module):
         else:
             negatives = TripletIndices(*(n[anchors] for n in negatives))
         return triplet_info_nce(
-            s12,
-            s13,
-            s23,
-            with_positives(anchors, negatives),
-            self.temperature(),
-            compiled=self.compile,
+            s12, s13, s23, negatives, self.temperature(), anchors=anchors, compiled=self.compile
         )

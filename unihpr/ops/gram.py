@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from unihpr.ops import native
+
 # 3μ1² − p < 0.05 p with μ1 = 2r cos(θ/3) and p = 3r²  <=>  θ > 3 acos(sqrt(1.05 / 4))
 _NEAR_THETA = 3.0 * math.acos(math.sqrt(1.05 / 4.0))
 
@@ -198,6 +200,21 @@ def _repeated_top_subgradient(
     return (b * c + a * mu3) * scale, (a * c + b * mu3) * scale, (a * b + c * mu3) * scale
 
 
+class _NativeLargestGramEigenvalue(torch.autograd.Function):
+    """float32 on the CPU: one vectorised C loop each way, computed in double."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, c: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a, b, c)
+        return native.lambda1(a, b, c)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        a, b, c = ctx.saved_tensors
+        return native.lambda1_grad(a, b, c, grad.contiguous())
+
+
 class _LargestGramEigenvalue(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, c: Tensor) -> Tensor:  # type: ignore[override]
@@ -224,7 +241,9 @@ def largest_gram_eigenvalue(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     unchanged, so it should be paired with a pairwise loss that fixes signs.
 
     Computed by the trigonometric closed form of the 3×3 characteristic
-    polynomial (no eigendecomposition), with a custom backward that is exact
+    polynomial (no eigendecomposition; on the CPU in float32 by a native
+    kernel that evaluates it in double, see :mod:`unihpr.ops.native`), with a
+    custom backward that is exact
     wherever λ1 is differentiable, including a = b = c where autograd through
     the formula would give NaN, and a finite subgradient where the top
     eigenvalue is repeated (e.g. a = b = c ≤ 0).
@@ -261,8 +280,11 @@ def largest_gram_eigenvalue(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
         ) from err
     out_dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), c.dtype)
     work = _compute_dtype(out_dtype)
-    lam = _LargestGramEigenvalue.apply(a.to(work), b.to(work), c.to(work))
-    return lam.to(out_dtype)
+    a, b, c = a.to(work), b.to(work), c.to(work)
+    if work == torch.float32 and a.device.type == "cpu" and native.available():
+        a, b, c = a.contiguous(), b.contiguous(), c.contiguous()
+        return _NativeLargestGramEigenvalue.apply(a, b, c).to(out_dtype)
+    return _LargestGramEigenvalue.apply(a, b, c).to(out_dtype)
 
 
 def gram_determinant(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
