@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, time_fn, write_json
 
 from unihpr.losses import ContrastiveLoss, PairInfoNCE, TripletInfoNCE
-from unihpr.ops import largest_gram_eigenvalue
+from unihpr.ops import largest_gram_eigenvalue, native
 
 
 def bench_eigen(n_side: int, dim: int, device: torch.device, svd_count: int) -> list[dict]:
@@ -39,6 +39,10 @@ def bench_eigen(n_side: int, dim: int, device: torch.device, svd_count: int) -> 
     a, b, c = s12, s13[:, jj], s23[:, jj].diagonal()[None, :].expand(n_side, -1)
     count = n_side * n_side
     closed = time_fn(lambda: largest_gram_eigenvalue(a, b, c), device, repeat=21, warmup=5)
+    with native.disabled():
+        closed_torch = time_fn(
+            lambda: largest_gram_eigenvalue(a, b, c), device, repeat=21, warmup=5
+        )
 
     def eigvalsh():
         G = torch.ones(count, 3, 3, device=device)
@@ -53,14 +57,23 @@ def bench_eigen(n_side: int, dim: int, device: torch.device, svd_count: int) -> 
     svd = time_fn(lambda: torch.linalg.svdvals(m)[:, 0] ** 2, device, repeat=3, warmup=1)
     svd_full = svd * count / svd_count
     err = (largest_gram_eigenvalue(a, b, c).reshape(-1) - eigvalsh()).abs().max()
+    native_used = device.type == "cpu" and native.available()
     return [
         {
             "bench": "lambda1",
-            "variant": "closed form",
+            "variant": "closed form" + (" (native kernel)" if native_used else ""),
             "B": n_side,
             "triplets": count,
             "ms": closed,
             "vs_closed": 1.0,
+        },
+        {
+            "bench": "lambda1",
+            "variant": "closed form (PyTorch ops)",
+            "B": n_side,
+            "triplets": count,
+            "ms": closed_torch,
+            "vs_closed": closed_torch / closed,
         },
         {
             "bench": "lambda1",
@@ -109,6 +122,10 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
     def run_cl():
         cl(*xs, generator=sgen).backward()
 
+    def run_cl_torch_ops():
+        with native.disabled():
+            cl(*xs, generator=sgen).backward()
+
     def run_cl_compiled():
         cl_compiled(*xs, generator=sgen).backward()
 
@@ -136,14 +153,17 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
     rows = [
         {"bench": "fwd+bwd", "variant": "3x PairInfoNCE", "B": B, "ms": t_pairs, "vs_pairs": 1.0},
     ]
+    fused = "native kernel" if device.type == "cpu" and native.available() else "PyTorch ops"
     variants = [
         ("TripletInfoNCE", run_triplet),
-        ("ContrastiveLoss (fused, eager)", run_cl),
-        ("ContrastiveLoss (plain autograd)", run_cl_naive),
+        (f"ContrastiveLoss (fused, {fused})", run_cl),
     ]
+    if fused == "native kernel":
+        variants.append(("ContrastiveLoss (fused, PyTorch ops)", run_cl_torch_ops))
+    variants.append(("ContrastiveLoss (plain autograd)", run_cl_naive))
     if compiled:
         run_cl_compiled()  # compile outside the timed region
-        variants.append(("ContrastiveLoss (fused, torch.compile)", run_cl_compiled))
+        variants.append(("ContrastiveLoss (fused, PyTorch ops, torch.compile)", run_cl_compiled))
     for name, fn in variants:
         t = time_fn(fn, device, repeat=repeat)
         rows.append({"bench": "fwd+bwd", "variant": name, "B": B, "ms": t, "vs_pairs": t / t_pairs})

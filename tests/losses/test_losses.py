@@ -193,6 +193,27 @@ def test_contrastive_equals_sum_of_parts():
         torch.testing.assert_close(g, r)
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_contrastive_backward_twice_with_retained_graph(alpha):
+    # With α = 1 the triplet backward hands out its saved gradient tensors;
+    # a second backward through the retained graph must see them unchanged.
+    xs = embeddings(24, 16, seed=5, dtype=torch.float32)
+    loss_fn = ContrastiveLoss(alpha=alpha)
+    loss = loss_fn(*xs, generator=torch.Generator().manual_seed(0))
+    loss.backward(retain_graph=True)
+    first = [x.grad.clone() for x in xs]
+    for x in xs:
+        x.grad = None
+    loss.backward()
+    for g1, x in zip(first, xs):
+        torch.testing.assert_close(x.grad, g1, rtol=0, atol=0)
+    # and a fresh graph gives the same gradient as the first backward
+    ys = [x.detach().clone().requires_grad_() for x in xs]
+    loss_fn(*ys, generator=torch.Generator().manual_seed(0)).backward()
+    for g1, y in zip(first, ys):
+        torch.testing.assert_close(y.grad, g1, rtol=0, atol=0)
+
+
 def test_contrastive_two_modalities_is_the_pair_loss():
     x = embeddings(9, 4, 8)
     cl = ContrastiveLoss(pair_temperature=0.2)

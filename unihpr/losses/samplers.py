@@ -107,6 +107,14 @@ class TripletSampler(ABC):
         Returns:
             :class:`TripletIndices` of ``(A, N)`` integer tensors.
         """
+        anchors, n, device, dtype = self._prepare(batch_size, num_negatives, anchors, device, dtype)
+        out = self.sample(batch_size, n, anchors, generator, device)
+        return TripletIndices(*(t.to(dtype) for t in out))
+
+    def _prepare(
+        self, batch_size, num_negatives, anchors, device, dtype
+    ) -> tuple[Tensor, int, torch.device, torch.dtype]:
+        """Validated anchors (on ``device``, in the index dtype), N, device and dtype."""
         device = torch.device(device) if device is not None else torch.device("cpu")
         if dtype not in (torch.int32, torch.int64):
             raise ValueError(
@@ -115,8 +123,7 @@ class TripletSampler(ABC):
         if dtype == torch.int32 and 3 * batch_size * batch_size >= 2**31:
             dtype = torch.int64  # int32 would overflow in the decoding
         anchors, n = _validate(type(self).__name__, batch_size, num_negatives, anchors, device)
-        out = self.sample(batch_size, n, anchors.to(device=device, dtype=dtype), generator, device)
-        return TripletIndices(*(t.to(dtype) for t in out))
+        return anchors.to(device=device, dtype=dtype), n, device, dtype
 
     @abstractmethod
     def sample(
@@ -144,16 +151,52 @@ class UniformTripletSampler(TripletSampler):
     """
 
     def sample(self, batch_size, num_negatives, anchors, generator, device):
+        u = self._draw(batch_size, num_negatives, anchors, generator, device)
+        if native.usable(u, anchors):
+            return TripletIndices(*native.uniform_decode(u, anchors, batch_size))
+        return self.decode(u, anchors, batch_size)
+
+    @staticmethod
+    def _draw(batch_size, num_negatives, anchors, generator, device) -> Tensor:
         B = batch_size
         u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
-        u = u.to(anchors.dtype)
-        if native.usable(u, anchors):
-            return TripletIndices(*native.uniform_decode(u, anchors, B))
-        return self.decode(u, anchors, B)
+        return u.to(anchors.dtype)
+
+    def draw(
+        self,
+        batch_size: int,
+        num_negatives: int | None = None,
+        *,
+        anchors: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.int64,
+    ) -> tuple[Tensor, Tensor]:
+        """The draws behind :meth:`__call__`, not yet decoded into triplets.
+
+        Same arguments as :meth:`__call__`, and the same generator use:
+        ``decode(*draw(...), batch_size)`` equals ``sampler(...)``. The loss
+        uses this to let its native kernel decode on the fly instead of
+        materialising three ``(A, N)`` index tensors.
+
+        Returns:
+            ``(u, anchors)``: ``(A, N)`` integers below 3B² − 3B and the
+            validated ``(A,)`` anchors, both of the index dtype.
+        """
+        anchors, n, device, _ = self._prepare(batch_size, num_negatives, anchors, device, dtype)
+        return self._draw(batch_size, n, anchors, generator, device), anchors
 
     @staticmethod
     def decode(u: Tensor, anchors: Tensor, batch_size: int) -> TripletIndices:
         """Map ``(A, N)`` draws below 3B² − 3B to triplets, in PyTorch ops.
+
+        Args:
+            u: ``(A, N)`` draws, as returned by :meth:`draw`.
+            anchors: ``(A,)`` anchor rows, of ``u``'s dtype.
+            batch_size: B.
+
+        Returns:
+            :class:`TripletIndices` of ``(A, N)`` tensors of ``u``'s dtype.
 
         The native CPU kernel computes the same map; this is the path for
         other devices and the reference for the tests.

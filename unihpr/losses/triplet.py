@@ -109,13 +109,20 @@ class _SampledTripletNCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, s12, s13, s23, anchors, i, j, k, tau, compiled):  # type: ignore[override]
+    def forward(ctx, s12, s13, s23, anchors, i, j, k, tau, compiled, uniform_b):  # type: ignore[override]
         need_grad = any(ctx.needs_input_grad)
         sims = (s12, s13, s23)
-        index = (i, j, k) if anchors is None else (anchors, i, j, k)
+        index = [t for t in (anchors, i, j, k) if t is not None]
         if not compiled and _use_native(sims, index):
-            out = native.triplet_sampled(*sims, i, j, k, float(tau), need_grad, anchors=anchors)
+            if uniform_b:
+                out = native.triplet_sampled_uniform(
+                    *sims, i, anchors, uniform_b, float(tau), need_grad
+                )
+            else:
+                out = native.triplet_sampled(*sims, i, j, k, float(tau), need_grad, anchors=anchors)
         else:
+            if uniform_b:
+                i, j, k = UniformTripletSampler.decode(i, anchors, uniform_b)
             if anchors is not None:
                 i, j, k = with_positives(anchors, TripletIndices(i, j, k))
             body = _compiled() if compiled else _sampled_triplet_body
@@ -131,9 +138,15 @@ class _SampledTripletNCE(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
         g12, g13, g23, g_tau = ctx.saved_tensors
         need = ctx.needs_input_grad
-        grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
+        # The usual upstream gradient is exactly 1 (α = 1): skip three (B, B)
+        # multiplications. Autograd never accumulates in place into a tensor
+        # that ctx still references, so handing out the saved one is safe.
+        unit = grad_loss.device.type == "cpu" and bool(grad_loss == 1)
+        grads = [
+            (g if unit else grad_loss * g) if n else None for g, n in zip((g12, g13, g23), need[:3])
+        ]
         grad_tau = grad_loss * g_tau if need[7] else None
-        return (*grads, None, None, None, None, grad_tau, None)
+        return (*grads, None, None, None, None, grad_tau, None, None)
 
 
 def triplet_info_nce(
@@ -171,7 +184,7 @@ def triplet_info_nce(
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
     if anchors is not None:
         anchors = anchors.to(triplets.image.dtype)
-    return _SampledTripletNCE.apply(s12, s13, s23, anchors, *triplets, tau, bool(compiled))
+    return _SampledTripletNCE.apply(s12, s13, s23, anchors, *triplets, tau, bool(compiled), 0)
 
 
 class TripletInfoNCE(nn.Module):
@@ -202,9 +215,10 @@ class TripletInfoNCE(nn.Module):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
-        compile: Run the sampled mode's fused forward/backward body through
-            ``torch.compile``: a few fused loops instead of ~50 elementwise
-            passes over (B, N) tensors. Needs a C++ compiler on the CPU; the
+        compile: Run the sampled mode's PyTorch-op body through
+            ``torch.compile`` instead of the default: on the CPU in float32 a
+            native kernel (:mod:`unihpr.ops.native`, faster than the compiled
+            body), elsewhere eager PyTorch ops. Meant for accelerators; the
             first call of each shape compiles (tens of seconds).
 
     Example:
@@ -305,6 +319,24 @@ class TripletInfoNCE(nn.Module):
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
         all_rows = torch.arange(B, device=s12.device)
+        tau = self.temperature()
+        if type(self.sampler) is UniformTripletSampler and not self.compile:
+            # Same draws as self.sampler(...), decoded inside the fused kernel.
+            draws, rows = self.sampler.draw(
+                B,
+                self.num_negatives,
+                anchors=all_rows,
+                generator=generator,
+                device=s12.device,
+                dtype=torch.int32,
+            )
+            if anchors is not None:
+                draws, rows = draws[anchors], rows[anchors]
+            work = torch.promote_types(s12.dtype, torch.float32)
+            s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
+            return _SampledTripletNCE.apply(
+                s12, s13, s23, rows, draws, None, None, tau.to(work), False, B
+            )
         negatives = self.sampler(
             B,
             self.num_negatives,
@@ -318,5 +350,5 @@ class TripletInfoNCE(nn.Module):
         else:
             negatives = TripletIndices(*(n[anchors] for n in negatives))
         return triplet_info_nce(
-            s12, s13, s23, negatives, self.temperature(), anchors=anchors, compiled=self.compile
+            s12, s13, s23, negatives, tau, anchors=anchors, compiled=self.compile
         )

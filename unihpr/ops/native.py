@@ -19,6 +19,7 @@ same values (the tests compare the two).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "build_error", "library", "num_threads"]
+__all__ = ["available", "build_error", "disabled", "library", "num_threads"]
 
 #: The triplet kernel packs a matrix id and an offset into 32 bits.
 MAX_CELLS = 2**30
@@ -52,7 +53,19 @@ _SIGNATURES = {
     "unihpr_lambda1_grad_f32": (None, [*[_ptr] * 7, _i64, _int]),
     "unihpr_triplet_sampled_f32": (
         _dbl,
-        [*[_ptr] * 3, *[_i64] * 6, *[_ptr] * 4, _int, _i64, _i64, _dbl, _int, *[_ptr] * 5, _int],
+        [
+            *[_ptr] * 3,
+            *[_i64] * 6,
+            *[_ptr] * 4,
+            _i64,
+            _int,
+            _i64,
+            _i64,
+            _dbl,
+            _int,
+            *[_ptr] * 5,
+            _int,
+        ],
     ),
     "unihpr_uniform_decode": (None, [*[_ptr] * 5, _int, _i64, _i64, _i64, _int]),
     "unihpr_release_workspace": (None, []),
@@ -135,7 +148,7 @@ def library() -> ctypes.CDLL | None:
     Disabled by ``UNIHPR_NATIVE=0``. A failed build is reported once, as a
     warning, and not retried in this process.
     """
-    if os.environ.get("UNIHPR_NATIVE", "1") == "0":
+    if os.environ.get("UNIHPR_NATIVE", "1") == "0" or _state.get("disabled"):
         return None
     if "lib" not in _state:
         with _LOCK:
@@ -152,6 +165,22 @@ def library() -> ctypes.CDLL | None:
                         stacklevel=2,
                     )
     return _state["lib"]  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within the block every caller takes its pure-PyTorch path (for comparisons).
+
+    Example:
+        >>> with native.disabled():
+        ...     loss = loss_fn(x_img, x_2d, x_3d)
+    """
+    before = _state.get("disabled", False)
+    _state["disabled"] = True
+    try:
+        yield
+    finally:
+        _state["disabled"] = before
 
 
 def available() -> bool:
@@ -221,6 +250,40 @@ def triplet_sampled(
         ``(loss, lam)``, and with ``need_grad`` also ``(g12, g13, g23,
         grad_tau)``: d loss / d S per matrix and d loss / d τ (0-d float32).
     """
+    return _triplet(s12, s13, s23, i, j, k, anchors, 0, tau, need_grad)
+
+
+def triplet_sampled_uniform(
+    s12: Tensor,
+    s13: Tensor,
+    s23: Tensor,
+    draws: Tensor,
+    anchors: Tensor,
+    batch_size: int,
+    tau: float,
+    need_grad: bool,
+) -> tuple[Tensor, ...]:
+    """:func:`triplet_sampled` on the triplets of UniformTripletSampler draws.
+
+    Decodes each draw inside the kernel (the map of
+    :meth:`unihpr.losses.UniformTripletSampler.decode`), so the ``(A, N)``
+    index tensors are never written.
+
+    Args:
+        s12, s13, s23: Contiguous float32 ``(B, B)`` similarity matrices.
+        draws: ``(A, N)`` int32 or int64 draws below 3B² − 3B.
+        anchors: ``(A,)`` anchors of the draws' dtype.
+        batch_size: B.
+        tau: Temperature.
+        need_grad: Also return the gradient.
+
+    Returns:
+        As :func:`triplet_sampled`.
+    """
+    return _triplet(s12, s13, s23, draws, draws, draws, anchors, batch_size, tau, need_grad)
+
+
+def _triplet(s12, s13, s23, i, j, k, anchors, uniform_b, tau, need_grad):
     A, N1 = i.shape[0], i.shape[1] + (anchors is not None)
     lam = torch.empty(A, N1, dtype=torch.float32)
     grads = [torch.empty_like(s) if need_grad else None for s in (s12, s13, s23)]
@@ -236,6 +299,7 @@ def triplet_sampled(
         _ptr(j),
         _ptr(k),
         _ptr(anchors),
+        uniform_b,
         int(i.dtype == torch.int64),
         A,
         N1,

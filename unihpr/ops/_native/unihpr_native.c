@@ -185,6 +185,49 @@ void unihpr_lambda1_grad_f32(const float *a, const float *b, const float *c, con
 }
 
 /* ------------------------------------------------------------------------ */
+/* Decoding of UniformTripletSampler draws (see samplers.py).                */
+
+static inline int64_t floor_div(int64_t x, int64_t d, double inv_d) {
+    /* x, d >= 0: a double estimate, corrected by one step either way. */
+    int64_t q = (int64_t)((double)x * inv_d);
+    if (q * d > x) --q;
+    if ((q + 1) * d <= x) ++q;
+    return q;
+}
+
+/* Triplet of UniformTripletSampler draw u (below 3B² − 3B) for anchor a. */
+static inline void uniform_triplet(int64_t u, int64_t a, int64_t B, double inv_b, double inv_b1,
+                                   int64_t *i, int64_t *j, int64_t *k) {
+    u += u >= a * (B + 1); /* skip the positive (a, a, a) */
+    if (u < B * B) {       /* plane 1: (a, q, r) */
+        int64_t q = floor_div(u, B, inv_b);
+        *i = a;
+        *j = q;
+        *k = u - q * B;
+    } else if (u < 2 * B * B - B) { /* plane 2: (q2, a, r), q2 != a */
+        int64_t v = u - B * B;
+        int64_t q = floor_div(v, B, inv_b);
+        *i = q + (q >= a);
+        *j = a;
+        *k = v - q * B;
+    } else { /* plane 3: (q3, r3, a), q3 != a, r3 != a */
+        int64_t v = u - (2 * B * B - B);
+        int64_t q = floor_div(v, B - 1, inv_b1);
+        int64_t r = v - q * (B - 1);
+        *i = q + (q >= a);
+        *j = r + (r >= a);
+        *k = a;
+    }
+}
+
+static inline void store_index(void *p, int index64, int64_t n, int64_t v) {
+    if (index64)
+        ((int64_t *)p)[n] = v;
+    else
+        ((int32_t *)p)[n] = (int32_t)v;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Sampled Triplet-InfoNCE: loss and gradient in one pass.                   */
 
 /*
@@ -239,6 +282,7 @@ typedef struct {
     float *grad[3];
     const void *i, *j, *k; /* (A, N1) or, with anchors, (A, N1 - 1) indices */
     const void *anchors;   /* (A,) or NULL; same dtype as the indices */
+    int64_t uniform_b;     /* > 0: i holds UniformTripletSampler draws for batch size B */
     int index64;
     int64_t A, N1;
     double tau;
@@ -301,7 +345,22 @@ static void triplet_range(void *vctx, int64_t begin, int64_t end, int tid) {
             first = 1;
         }
         const int64_t in_row = N1 - first, src = row * in_row - first;
-        if (ctx->index64) {
+        if (ctx->uniform_b) {
+            /* Draws of UniformTripletSampler, decoded here instead of being
+             * materialised as three (A, N) index tensors. */
+            const int64_t a = ri[0], B = ctx->uniform_b;
+            const double inv_b = 1.0 / (double)B, inv_b1 = 1.0 / (double)(B - 1);
+            for (int64_t n = first; n < N1; ++n) {
+                int64_t i, j, k;
+                uniform_triplet(load_index(ctx->i, ctx->index64, src + n), a, B, inv_b, inv_b1, &i,
+                                &j, &k);
+                ri[n] = i;
+                rj[n] = j;
+                f12[n] = i * ctx->ld[0] + j;
+                f13[n] = i * ctx->ld[1] + k;
+                f23[n] = j * ctx->ld[2] + k;
+            }
+        } else if (ctx->index64) {
             const int64_t *I = (const int64_t *)ctx->i + src, *J = (const int64_t *)ctx->j + src,
                           *K = (const int64_t *)ctx->k + src;
 #pragma omp simd
@@ -410,6 +469,10 @@ static void drain_range(void *vctx, int64_t begin, int64_t end, int tid) {
     for (int src = 0; src < T; ++src) {
         const mailbox_t *box = &ctx->mail[src * T + owner];
         for (int64_t n = 0; n < box->size; ++n) {
+            if (n + PF < box->size) {
+                const uint32_t ahead = box->data[n + PF].key;
+                __builtin_prefetch(ctx->w[ahead >> MAIL_SHIFT] + (ahead & mask), 1);
+            }
             const mail_t *mail = &box->data[n];
             ctx->w[mail->key >> MAIL_SHIFT][mail->key & mask].g += mail->value;
         }
@@ -518,7 +581,9 @@ static void mailboxes_release(mailbox_t *mail, int nmail, int owned) {
  * Sampled Triplet-InfoNCE over A anchors with N1 candidates each, column 0 the
  * positive: i, j, k are (A, N1), or with anchors != NULL (A, N1 − 1) negatives
  * and the positive of row r is (anchors[r], anchors[r], anchors[r]). S12 is
- * rows12 × ld12, and so on, row-major. Writes λ1 of every candidate to lam
+ * rows12 × ld12, and so on, row-major. With uniform_b = B > 0, i holds
+ * (A, N1 − 1) draws of UniformTripletSampler (below 3B² − 3B) instead, j and k
+ * are unused, and anchors is required. Writes λ1 of every candidate to lam
  * (A·N1, unless NULL) and returns the mean loss; with need_grad, writes
  * d loss / d S to g12, g13, g23 and d loss / d τ to *gtau. Returns a negative
  * value if memory runs out.
@@ -526,8 +591,8 @@ static void mailboxes_release(mailbox_t *mail, int nmail, int owned) {
 double unihpr_triplet_sampled_f32(const float *s12, const float *s13, const float *s23,
                                   int64_t rows12, int64_t ld12, int64_t rows13, int64_t ld13,
                                   int64_t rows23, int64_t ld23, const void *i, const void *j,
-                                  const void *k, const void *anchors, int index64, int64_t A,
-                                  int64_t N1, double tau,
+                                  const void *k, const void *anchors, int64_t uniform_b,
+                                  int index64, int64_t A, int64_t N1, double tau,
                                   int need_grad, float *lam, float *g12, float *g13, float *g23,
                                   double *gtau, int nthreads) {
     if (nthreads < 1) nthreads = 1;
@@ -550,6 +615,7 @@ double unihpr_triplet_sampled_f32(const float *s12, const float *s13, const floa
     ctx.j = j;
     ctx.k = k;
     ctx.anchors = anchors;
+    ctx.uniform_b = anchors ? uniform_b : 0;
     ctx.index64 = index64;
     ctx.A = A;
     ctx.N1 = N1;
@@ -596,7 +662,7 @@ double unihpr_triplet_sampled_f32(const float *s12, const float *s13, const floa
 }
 
 /* ------------------------------------------------------------------------ */
-/* Decoding of UniformTripletSampler draws (see samplers.py).                */
+/* Batch decoding, for UniformTripletSampler.                                */
 
 typedef struct {
     const void *u; /* (A, N) draws below 3B² − 3B */
@@ -606,21 +672,6 @@ typedef struct {
     int64_t B, N;
 } decode_ctx;
 
-static inline int64_t floor_div(int64_t x, int64_t d, double inv_d) {
-    /* x, d >= 0: a double estimate, corrected by one step either way. */
-    int64_t q = (int64_t)((double)x * inv_d);
-    if (q * d > x) --q;
-    if ((q + 1) * d <= x) ++q;
-    return q;
-}
-
-static inline void store_index(void *p, int index64, int64_t n, int64_t v) {
-    if (index64)
-        ((int64_t *)p)[n] = v;
-    else
-        ((int32_t *)p)[n] = (int32_t)v;
-}
-
 static void decode_range(void *vctx, int64_t begin, int64_t end, int tid) {
     (void)tid;
     decode_ctx *ctx = (decode_ctx *)vctx;
@@ -629,28 +680,8 @@ static void decode_range(void *vctx, int64_t begin, int64_t end, int tid) {
     for (int64_t row = begin; row < end; ++row) {
         const int64_t a = load_index(ctx->anchors, ctx->index64, row);
         for (int64_t n = row * N; n < (row + 1) * N; ++n) {
-            int64_t u = load_index(ctx->u, ctx->index64, n);
-            u += u >= a * (B + 1); /* skip the positive (a, a, a) */
             int64_t i, j, k;
-            if (u < B * B) { /* plane 1: (a, q, r) */
-                int64_t q = floor_div(u, B, inv_b);
-                i = a;
-                j = q;
-                k = u - q * B;
-            } else if (u < 2 * B * B - B) { /* plane 2: (q2, a, r), q2 != a */
-                int64_t v = u - B * B;
-                int64_t q = floor_div(v, B, inv_b);
-                i = q + (q >= a);
-                j = a;
-                k = v - q * B;
-            } else { /* plane 3: (q3, r3, a), q3 != a, r3 != a */
-                int64_t v = u - (2 * B * B - B);
-                int64_t q = floor_div(v, B - 1, inv_b1);
-                int64_t r = v - q * (B - 1);
-                i = q + (q >= a);
-                j = r + (r >= a);
-                k = a;
-            }
+            uniform_triplet(load_index(ctx->u, ctx->index64, n), a, B, inv_b, inv_b1, &i, &j, &k);
             store_index(ctx->i, ctx->index64, n, i);
             store_index(ctx->j, ctx->index64, n, j);
             store_index(ctx->k, ctx->index64, n, k);
