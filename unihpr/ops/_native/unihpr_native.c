@@ -92,12 +92,18 @@ static void *huge_alloc(size_t bytes) {
 /* ------------------------------------------------------------------------ */
 /* λ1 = 1 + μ1 of [[1, a, b], [a, 1, c], [b, c, 1]] and its gradient.        */
 
+/* Clamp to [-1, 1] that keeps NaN (fmin/fmax would drop it), so that a NaN
+ * input gives NaN outputs as on the PyTorch path. */
+static inline double clamp1(double x) {
+    return x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x);
+}
+
 /* μ1 and θ of the depressed cubic μ³ − pμ − 2abc (see gram.py). */
 static inline double top_root(double a, double b, double c, double *theta_out) {
     double p = a * a + b * b + c * c;
     double r = sqrt(p * (1.0 / 3.0));
     double r3 = fmax(r * r * r, DBL_MIN);
-    double x = fmin(fmax(a * b * c / r3, -1.0), 1.0);
+    double x = clamp1(a * b * c / r3);
     double theta = acos(x);
     *theta_out = theta;
     return 2.0 * r * cos(theta * (1.0 / 3.0));
@@ -129,9 +135,9 @@ static inline void grad_coeffs(double a, double b, double c, double mu1, double 
         y = (a * c + b * mu3) * scale;
         z = (a * b + c * mu3) * scale;
     }
-    *ga = fmin(fmax(x, -1.0), 1.0);
-    *gb = fmin(fmax(y, -1.0), 1.0);
-    *gc = fmin(fmax(z, -1.0), 1.0);
+    *ga = clamp1(x);
+    *gb = clamp1(y);
+    *gc = clamp1(z);
 }
 
 typedef struct {
@@ -431,9 +437,9 @@ static void triplet_range(void *vctx, int64_t begin, int64_t end, int tid) {
             int simple = den1 > thresh_scale * fmax(p, (double)FLT_MIN);
             any_repeated |= !simple;
             double inv = simple ? 2.0 / den1 : 0.0, wt = w * inv_tau;
-            ca[n] = (float)(wt * fmin(fmax((b * c + a * m) * inv, -1.0), 1.0));
-            cb[n] = (float)(wt * fmin(fmax((a * c + b * m) * inv, -1.0), 1.0));
-            cc[n] = (float)(wt * fmin(fmax((a * b + c * m) * inv, -1.0), 1.0));
+            ca[n] = (float)(wt * clamp1((b * c + a * m) * inv));
+            cb[n] = (float)(wt * clamp1((a * c + b * m) * inv));
+            cc[n] = (float)(wt * clamp1((a * b + c * m) * inv));
         }
         for (int64_t n = 0; any_repeated && n < N1; ++n) {
             double a = fa[n], b = fb[n], c = fc[n], m = mu[n];
