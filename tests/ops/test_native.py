@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import warnings
@@ -765,3 +766,12 @@ def test_disabled_by_environment(monkeypatch):
     largest_gram_eigenvalue(*x).sum().backward()
     TripletInfoNCE(0.2)(*embeddings32(6, 4, 0)).backward()
     assert not calls
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or shutil.which("cc") is None, reason="needs Linux with a C compiler"
+)
+def test_kernels_build_where_a_compiler_exists():
+    # CI runs on such a machine: without this, a broken build would only show
+    # up as skipped native tests and a silently slower loss.
+    assert native.available(), native.build_error()
