@@ -775,3 +775,85 @@ def test_kernels_build_where_a_compiler_exists():
     # CI runs on such a machine: without this, a broken build would only show
     # up as skipped native tests and a silently slower loss.
     assert native.available(), native.build_error()
+
+
+def _sims(B1=4, B2=5, B3=6):
+    return (torch.rand(B1, B2), torch.rand(B1, B3), torch.rand(B2, B3))
+
+
+def _idx(A=3, N=2, dtype=torch.int32):
+    return tuple(torch.zeros(A, N, dtype=dtype) for _ in range(3))
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: native.lambda1(torch.rand(3), torch.rand(4), torch.rand(3)), "shapes must match"),
+        (lambda: native.lambda1(torch.rand(3).double(), *torch.rand(2, 3)), "float32"),
+        (lambda: native.lambda1(torch.rand(3, 2).T, *torch.rand(2, 2, 3)), "contiguous"),
+        (
+            lambda: native.lambda1_grad(*torch.rand(3, 4), torch.rand(5)),
+            "shapes must match",
+        ),
+        (lambda: native.triplet_sampled(*_sims()[:2], torch.rand(4, 6), *_idx(), 0.2, True), "s23"),
+        (lambda: native.triplet_sampled(*_sims(), *_idx(dtype=torch.int16), 0.2, True), "dtype"),
+        (
+            lambda: native.triplet_sampled(
+                *_sims(), torch.full((3, 2), 4, dtype=torch.int32), *_idx()[1:], 0.2, True
+            ),
+            r"i must lie in \[0, 4\)",
+        ),
+        (
+            lambda: native.triplet_sampled(
+                *_sims(), *_idx()[:2], torch.full((3, 2), -1, dtype=torch.int32), 0.2, True
+            ),
+            "k must lie",
+        ),
+        (
+            lambda: native.triplet_sampled(
+                *_sims(), *_idx(), 0.2, True, anchors=torch.tensor([0, 1, 9], dtype=torch.int32)
+            ),
+            "anchors must lie",
+        ),
+        (
+            lambda: native.triplet_sampled(
+                *_sims(), *_idx(), 0.2, True, anchors=torch.zeros(2, dtype=torch.int32)
+            ),
+            "anchors",
+        ),
+        (lambda: native.triplet_sampled(*_sims(), *_idx(A=0), 0.2, True), "at least one anchor"),
+        (
+            lambda: native.triplet_sampled_uniform(
+                *_sims(4, 4, 4),
+                torch.full((4, 3), 36, dtype=torch.int32),
+                torch.arange(4, dtype=torch.int32),
+                4,
+                0.2,
+                True,
+            ),
+            r"draws must lie in \[0, 36\)",
+        ),
+        (
+            lambda: native.triplet_sampled_uniform(
+                *_sims(), *_idx()[:1], torch.arange(3, dtype=torch.int32), 4, 0.2, True
+            ),
+            "uniform draws need",
+        ),
+        (
+            lambda: native.uniform_decode(
+                torch.full((2, 3), 36, dtype=torch.int32), torch.arange(2, dtype=torch.int32), 4
+            ),
+            "u must lie",
+        ),
+        (
+            lambda: native.uniform_decode(
+                torch.zeros(2, 3, dtype=torch.int32), torch.arange(2, dtype=torch.int64), 4
+            ),
+            "anchors must be",
+        ),
+    ],
+)
+def test_bad_input_raises_before_the_kernel(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -210,8 +210,40 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+# The kernels read raw memory: every wrapper checks what the C code assumes,
+# so bad input raises here instead of reading out of bounds.
+
+
+def _check_tensors(owner: str, dtypes: tuple[torch.dtype, ...], **tensors: Tensor) -> None:
+    for name, t in tensors.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in dtypes or t.device.type != "cpu" or not t.is_contiguous():
+            raise ValueError(
+                f"{owner}: {name} must be a contiguous CPU tensor of dtype "
+                f"{' or '.join(map(str, dtypes))}, got {t.dtype} on {t.device}"
+                + ("" if t.is_contiguous() else " (not contiguous)")
+            )
+
+
+def _check_range(owner: str, name: str, t: Tensor, high: int) -> None:
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= high):
+        raise ValueError(
+            f"{owner}: {name} must lie in [0, {high}), got values in "
+            f"[{int(t.min())}, {int(t.max())}]"
+        )
+
+
+def _check_same_shape(owner: str, **tensors: Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{owner}: shapes must match, got {shapes}")
+
+
 def lambda1(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """λ1 of ``[[1, a, b], [a, 1, c], [b, c, 1]]`` for contiguous float32 ``(...)`` tensors."""
+    _check_tensors("native.lambda1", (torch.float32,), a=a, b=b, c=c)
+    _check_same_shape("native.lambda1", a=a, b=b, c=c)
     lam = torch.empty_like(a)
     library().unihpr_lambda1_f32(_ptr(a), _ptr(b), _ptr(c), _ptr(lam), a.numel(), num_threads())
     return lam
@@ -219,6 +251,8 @@ def lambda1(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 
 def lambda1_grad(a: Tensor, b: Tensor, c: Tensor, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``grad`` times (∂λ1/∂a, ∂λ1/∂b, ∂λ1/∂c), contiguous float32 ``(...)`` tensors."""
+    _check_tensors("native.lambda1_grad", (torch.float32,), a=a, b=b, c=c, grad=grad)
+    _check_same_shape("native.lambda1_grad", a=a, b=b, c=c, grad=grad)
     ga, gb, gc = (torch.empty_like(a) for _ in range(3))
     library().unihpr_lambda1_grad_f32(
         *map(_ptr, (a, b, c, grad, ga, gb, gc)), a.numel(), num_threads()
@@ -286,7 +320,57 @@ def triplet_sampled_uniform(
     return _triplet(s12, s13, s23, draws, draws, draws, anchors, batch_size, tau, need_grad)
 
 
+def _check_triplet_args(s12, s13, s23, i, j, k, anchors, uniform_b):
+    owner = "native.triplet_sampled"
+    _check_tensors(owner, (torch.float32,), s12=s12, s13=s13, s23=s23)
+    if any(s.dim() != 2 for s in (s12, s13, s23)) or not (
+        s12.shape[0] == s13.shape[0]
+        and s12.shape[1] == s23.shape[0]
+        and s13.shape[1] == s23.shape[1]
+    ):
+        raise ValueError(
+            f"{owner}: need s12 (B1, B2), s13 (B1, B3), s23 (B2, B3), got "
+            f"{tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
+        )
+    if max(s.numel() for s in (s12, s13, s23)) >= MAX_CELLS:
+        raise ValueError(f"{owner}: similarity matrices must have fewer than {MAX_CELLS} cells")
+    index = (
+        {"i": i, "j": j, "k": k}
+        if anchors is None
+        else {"i": i, "j": j, "k": k, "anchors": anchors}
+    )
+    _check_tensors(
+        owner,
+        (i.dtype,) if i.dtype in (torch.int32, torch.int64) else (torch.int32, torch.int64),
+        **index,
+    )
+    _check_same_shape(owner, i=i, j=j, k=k)
+    if i.dim() != 2 or (anchors is not None and tuple(anchors.shape) != (i.shape[0],)):
+        raise ValueError(
+            f"{owner}: need (A, N) indices and (A,) anchors, got {tuple(i.shape)} and "
+            f"{None if anchors is None else tuple(anchors.shape)}"
+        )
+    if i.shape[0] < 1 or (anchors is None and i.shape[1] < 1):
+        raise ValueError(
+            f"{owner}: need at least one anchor and one candidate, got {tuple(i.shape)}"
+        )
+    B1, B2, B3 = s12.shape[0], s12.shape[1], s13.shape[1]
+    if uniform_b:
+        if not B1 == B2 == B3 == uniform_b or uniform_b < 2:
+            raise ValueError(
+                f"{owner}: uniform draws need (B, B) matrices with B = {uniform_b}, got {B1}×{B2}×{B3}"
+            )
+        _check_range(owner, "draws", i, 3 * uniform_b * uniform_b - 3 * uniform_b)
+    else:
+        _check_range(owner, "i", i, B1)
+        _check_range(owner, "j", j, B2)
+        _check_range(owner, "k", k, B3)
+    if anchors is not None:
+        _check_range(owner, "anchors", anchors, min(B1, B2, B3))
+
+
 def _triplet(s12, s13, s23, i, j, k, anchors, uniform_b, tau, need_grad):
+    _check_triplet_args(s12, s13, s23, i, j, k, anchors, uniform_b)
     A, N1 = i.shape[0], i.shape[1] + (anchors is not None)
     lam = torch.empty(A, N1, dtype=torch.float32)
     grads = [torch.empty_like(s) if need_grad else None for s in (s12, s13, s23)]
@@ -330,6 +414,16 @@ def uniform_decode(u: Tensor, anchors: Tensor, batch_size: int) -> tuple[Tensor,
     The same map as :class:`unihpr.losses.UniformTripletSampler`'s PyTorch
     code; ``u`` and ``anchors`` share one dtype, int32 or int64.
     """
+    owner = "native.uniform_decode"
+    _check_tensors(owner, (torch.int32, torch.int64), u=u)
+    _check_tensors(owner, (u.dtype,), anchors=anchors)
+    if u.dim() != 2 or tuple(anchors.shape) != (u.shape[0],) or batch_size < 2:
+        raise ValueError(
+            f"{owner}: need (A, N) draws, (A,) anchors and batch_size >= 2, got "
+            f"{tuple(u.shape)}, {tuple(anchors.shape)}, {batch_size}"
+        )
+    _check_range(owner, "u", u, 3 * batch_size * batch_size - 3 * batch_size)
+    _check_range(owner, "anchors", anchors, batch_size)
     out = [torch.empty_like(u) for _ in range(3)]
     library().unihpr_uniform_decode(
         _ptr(u),
