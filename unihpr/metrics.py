@@ -161,7 +161,7 @@ def pa_mpjpe(
     """MPJPE after per-pose similarity Procrustes alignment (protocol 2).
 
     The alignment uses all J joints; ``joints`` / ``exclude_root`` only choose
-    which joints are averaged afterwards. Arguments as in :func:`mpjpe`;
+    which joints are averaged afterwards. Arguments as in [`mpjpe`][];
     shapes (..., J, 3). The alignment minimises the squared error, so the
     aligned RMS error never exceeds the unaligned one; the mean of joint
     distances reported here is almost always, but not provably, <= MPJPE.
@@ -185,7 +185,7 @@ def n_mpjpe(
     """MPJPE after the least-squares per-pose scale ``s = <p, t> / <p, p>``.
 
     Poses are used as given (root-relative poses are the usual input).
-    Arguments as in :func:`mpjpe`.
+    Arguments as in [`mpjpe`][].
     """
     p, t, as_np = _check_pair(pred, target)
     idx = _joint_index(p.shape[-2], joints, exclude_root, root)

@@ -46,7 +46,7 @@ def plot_pose_comparison(
 
     Args:
         path: Output PNG path.
-        skeleton: Layout (name or :class:`Skeleton`) giving the bones.
+        skeleton: Layout (name or [`Skeleton`][]) giving the bones.
         pred3d, true3d: (J, 3) poses (camera frame: y down by default).
         pred2d, true2d: (J, 2) pixel poses.
         image: Optional (3, H, W) in [0, 1] or (H, W, 3) drawn under the 2D poses.

@@ -12,7 +12,7 @@ class ArrayPoseDataset(Dataset):
 
     Subclasses fill ``self.arrays`` with at least ``pose3d`` ``(N, J, 3)``,
     ``pose2d`` ``(N, J, 2)``, ``bbox`` ``(N, 4)`` and the metadata arrays named
-    in :attr:`text_fields` and :attr:`int_fields`. A sample is the contract's
+    in [`text_fields`][] and [`int_fields`][]. A sample is the contract's
     dict: the three tensors, the metadata and ``index``.
     """
 

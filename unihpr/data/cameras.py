@@ -2,7 +2,7 @@
 
 Conventions: camera frame x right, y down, z forward (OpenCV). Quaternions
 are (w, x, y, z). Pixel coordinates put the centre of pixel column i at
-x = i + 0.5 when an image is rendered (see :mod:`unihpr.data.mocap`); the
+x = i + 0.5 when an image is rendered (see [`unihpr.data.mocap`][]); the
 calibrated H36M intrinsics are used exactly as published.
 """
 
@@ -58,7 +58,7 @@ def world_to_camera(points: np.ndarray, rotation: np.ndarray, center: np.ndarray
 
 
 def camera_to_world(points: np.ndarray, rotation: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`world_to_camera`: ``R X + c``."""
+    """Inverse of [`world_to_camera`][]: ``R X + c``."""
     points = np.asarray(points)
     if points.shape[-1] != 3:
         raise ValueError(f"points must have shape (..., 3), got {points.shape}")

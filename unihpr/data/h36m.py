@@ -3,7 +3,7 @@
 Files: ``data_3d_h36m.npz`` with ``positions_3d``: subject -> action ->
 (N, 32, 3) world metres at 50 fps; ``data_2d_h36m_<keypoints>.npz`` with
 ``positions_2d``: subject -> action -> list of 4 arrays (N_c, 17, 2) pixels,
-one per camera in the order of :data:`~unihpr.data.h36m_cameras.CAMERA_IDS`,
+one per camera in the order of [`CAMERA_IDS`][unihpr.data.h36m_cameras.CAMERA_IDS],
 and ``metadata``. ``keypoints="gt"`` are ground-truth projections,
 ``"cpn_ft_h36m_dbb"`` the usual CPN detections.
 """

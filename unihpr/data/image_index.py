@@ -3,9 +3,9 @@
 Each line holds ``image`` (path relative to the index's image root), ``bbox``
 (x0, y0, x1, y1 pixels), ``pose2d`` (J x 2 pixels), ``pose3d`` (J x 3 camera
 metres, root-relative), ``camera`` (id), ``subject``, ``action`` (normalised),
-``action_raw`` and ``frame``. :func:`build_h36m_image_index` writes one from
+``action_raw`` and ``frame``. [`build_h36m_image_index`][] writes one from
 extracted Human3.6M frames plus the VideoPose3D npz files;
-:class:`ImageIndexDataset` loads square-ish crops (needs Pillow:
+[`ImageIndexDataset`][] loads square-ish crops (needs Pillow:
 ``pip install unihpr[image]``).
 
 Run as ``python -m unihpr.data.image_index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``.

@@ -6,7 +6,7 @@ the humanoid itself (``pybullet_data/humanoid/humanoid.urdf``). This module
 turns them into a small image / 2D / 3D pose dataset that needs no download:
 
 * forward kinematics (numpy) of the URDF at ``globalScaling=0.25`` gives the 15
-  joints of :data:`~unihpr.data.skeletons.HUMANOID15` in metres (y-up world);
+  joints of `HUMANOID15` in metres (y-up world);
 * seeded virtual pinhole cameras (1000x1000 sensor, f 1000-1300 px,
   3.5-6 m away, -5..25 degrees elevation, any azimuth) look at the subject;
 * pybullet's TinyRenderer draws an RGB crop around the projected body with a
@@ -280,7 +280,7 @@ def build_humanoid_mocap(
     """Render the dataset once into ``cache_dir`` (one npz per split).
 
     Args:
-        cache_dir: Folder for the cache (default :func:`default_cache_dir`).
+        cache_dir: Folder for the cache (default `default_cache_dir`).
         image_size: Side of the square RGB crops in pixels.
         stride: Use every ``stride``-th mocap frame.
         cameras_per_frame: Random cameras (views) per used frame.
@@ -398,14 +398,14 @@ def _render_view(renderer, joints_world, r, c, k, size, rng, background) -> dict
 class HumanoidMocap(ArrayPoseDataset):
     """The DeepMimic humanoid mocap dataset (images, 2D and 3D, 15 joints).
 
-    Built on first use into the cache (see :func:`build_humanoid_mocap`, whose
+    Built on first use into the cache (see [`build_humanoid_mocap`][], whose
     keyword arguments are accepted here) and then loaded from its npz.
 
     Samples: ``image`` (3, S, S) float32 in [0, 1]; ``pose2d`` (15, 2) crop
     pixels; ``bbox`` (4,) the rendered body's box in crop pixels; ``pose3d``
     (15, 3) camera-frame metres, root-relative; ``subject`` and ``action`` (the
     clip name); ``frame``, ``index``. ``skeleton`` is
-    :data:`~unihpr.data.skeletons.HUMANOID15`.
+    `HUMANOID15`.
 
     Args:
         split: ``"train"`` or ``"test"`` (disjoint clips).

@@ -5,7 +5,7 @@
 whose item is keyed by camera index). ``data_test_3dhp.npz``: ``data`` holding
 ``"TS1" -> {"data_3d": (N, 17, 3), "data_2d": (N, 17, 2), "valid": (N,)}``.
 Joints are the 17 test-set joints in the dataset's order
-(:data:`~unihpr.data.skeletons.MPI_INF_3DHP17`, pelvis = 14), 3D in camera
+([`MPI_INF_3DHP17`][unihpr.data.skeletons.MPI_INF_3DHP17], pelvis = 14), 3D in camera
 millimetres, 2D in pixels of 2048x2048 images (TS5 and TS6: 1920x1080).
 """
 

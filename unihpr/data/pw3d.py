@@ -10,7 +10,7 @@ world metres), ``poses2d`` (per actor (N, 3, 18): OpenPose-18 x, y, confidence),
 H36M-17 joints: the accurate route regresses them from SMPL mesh vertices with
 the H36M joint regressor, which needs the (non-redistributable) SMPL model
 files. Without them this loader maps the 24 SMPL joints of ``jointPositions``
-with :data:`~unihpr.data.skeletons.SMPL24_TO_H36M17`, an approximation (exact
+with [`SMPL24_TO_H36M17`][unihpr.data.skeletons.SMPL24_TO_H36M17], an approximation (exact
 for hips, knees, ankles, shoulders, elbows and wrists up to the SMPL/H36M
 joint-centre definitions; spine, nose and head top interpolated). Numbers
 computed this way are not directly comparable with published 3DPW results.

@@ -1,9 +1,9 @@
 """Joint layouts as data, and mappings between them.
 
-A :class:`Skeleton` is a frozen description of a joint layout: names, the
+A [`Skeleton`][] is a frozen description of a joint layout: names, the
 kinematic parent of each joint and the left/right pairs that a horizontal flip
-swaps. Layouts are module-level constants; :func:`get_skeleton` looks them up
-by name and :func:`map_joints` converts poses between layouts where a mapping
+swaps. Layouts are module-level constants; [`get_skeleton`][] looks them up
+by name and [`map_joints`][] converts poses between layouts where a mapping
 is defined.
 """
 
@@ -369,7 +369,7 @@ def list_skeletons() -> list[str]:
 
 
 def get_skeleton(name: str | Skeleton) -> Skeleton:
-    """Look up a layout by name (a :class:`Skeleton` is returned unchanged)."""
+    """Look up a layout by name (a [`Skeleton`][] is returned unchanged)."""
     if isinstance(name, Skeleton):
         return name
     try:

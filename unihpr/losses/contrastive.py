@@ -29,21 +29,21 @@ class ContrastiveLoss(nn.Module):
     Args:
         alpha: Weight α of the triplet term (paper: 1).
         pair_temperature: τ of the pairwise terms (float or
-            :class:`LearnableTemperature`), shared by the three pairs.
+            [`LearnableTemperature`][]), shared by the three pairs.
         triplet_temperature: τ of the triplet term.
         sampler: Negative-triplet sampler (default uniform).
         num_negatives: Negatives per anchor for the triplet term (default B−1).
         use_triplet: False gives the "L_pair only" ablation.
         negatives: Triplet negatives, ``"sampled"`` or ``"all"`` (exact;
-            see :class:`TripletInfoNCE`).
+            see [`TripletInfoNCE`][]).
         chunk_size: Block size of the exact triplet mode.
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
             as anchors; False keeps everything local.
         compile: Run the sampled triplet term's fused body through
-            ``torch.compile`` (see :class:`TripletInfoNCE`).
+            ``torch.compile`` (see [`TripletInfoNCE`][]).
 
-    Example:
+    Examples:
         >>> loss_fn = ContrastiveLoss(alpha=1.0)
         >>> img, p2d, p3d = (torch.randn(32, 128) for _ in range(3))
         >>> loss, info = loss_fn(img, p2d, p3d, return_diagnostics=True)

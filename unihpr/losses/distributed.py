@@ -3,7 +3,7 @@
 Semantics ("local loss"): every rank computes the loss of its *own* anchors
 against the *global* batch, i.e. the embeddings of all ranks concatenated in
 rank order. The gathered copies of other ranks' embeddings carry gradient:
-the backward of :func:`all_gather_with_grad` sums the incoming gradient over
+the backward of [`all_gather_with_grad`][] sums the incoming gradient over
 all ranks (each rank's loss depends on every rank's embeddings) and returns
 this rank's slice, so nothing is dropped or counted twice.
 
@@ -106,7 +106,7 @@ def gather_embeddings(tensors: list[Tensor], gather: bool = True) -> GlobalBatch
         gather: False keeps everything local (the constructor switch).
 
     Returns:
-        A :class:`GlobalBatch`; when torch.distributed is not initialised, the
+        A [`GlobalBatch`][]; when torch.distributed is not initialised, the
         world size is 1 or ``gather`` is False, the tensors are returned
         unchanged with rows ``0..b-1``.
     """
@@ -134,6 +134,6 @@ def local_pair_info_nce(
 
     Returns:
         Scalar: the mean of the x→y and y→x cross-entropies over the anchors.
-        With all rows this equals :func:`unihpr.losses.pair_info_nce`.
+        With all rows this equals [`unihpr.losses.pair_info_nce`][].
     """
     return 0.5 * (F.cross_entropy(x_to_y / tau, rows) + F.cross_entropy(y_to_x / tau, rows))

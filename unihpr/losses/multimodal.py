@@ -157,12 +157,12 @@ class MultimodalInfoNCE(nn.Module):
     a K-modality sampler.
 
     Args:
-        temperature: Float τ or a :class:`LearnableTemperature`.
+        temperature: Float τ or a [`LearnableTemperature`][].
         score: ``"lambda"`` or ``"volume"``.
-        sampler: ``"uniform"`` or ``"swap-one"`` (see :func:`sample_tuples`).
+        sampler: ``"uniform"`` or ``"swap-one"`` (see [`sample_tuples`][]).
         num_negatives: Negatives per anchor; default B − 1.
 
-    Example:
+    Examples:
         >>> loss_fn = MultimodalInfoNCE(score="volume")
         >>> xs = [torch.randn(8, 16) for _ in range(4)]
         >>> loss = loss_fn(*xs, generator=torch.Generator().manual_seed(0))

@@ -34,12 +34,12 @@ class PairInfoNCE(nn.Module):
     a positive pair, all other rows of the batch are negatives.
 
     Args:
-        temperature: A fixed float τ, or a :class:`LearnableTemperature`.
+        temperature: A fixed float τ, or a [`LearnableTemperature`][].
         gather: When torch.distributed is initialised with world size > 1,
             use the global batch for negatives (see
-            :mod:`unihpr.losses.distributed`); False keeps them local.
+            [`unihpr.losses.distributed`][]); False keeps them local.
 
-    Example:
+    Examples:
         >>> loss_fn = PairInfoNCE(LearnableTemperature(init=1 / 14, min=1 / 100))
         >>> loss = loss_fn(torch.randn(8, 32), torch.randn(8, 32))
     """

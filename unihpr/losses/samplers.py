@@ -79,7 +79,7 @@ def _skip(x: Tensor, a: Tensor) -> Tensor:
 class TripletSampler(ABC):
     """Base class: ``sampler(batch_size, num_negatives, ...) -> TripletIndices``.
 
-    Subclasses implement :meth:`sample`. Sampling is deterministic given a
+    Subclasses implement [`sample`][]. Sampling is deterministic given a
     ``torch.Generator``.
     """
 
@@ -105,7 +105,7 @@ class TripletSampler(ABC):
                 produce and to index with; the losses use it when B² fits).
 
         Returns:
-            :class:`TripletIndices` of ``(A, N)`` integer tensors.
+            [`TripletIndices`][] of ``(A, N)`` integer tensors.
         """
         anchors, n, device, dtype = self._prepare(batch_size, num_negatives, anchors, device, dtype)
         out = self.sample(batch_size, n, anchors, generator, device)
@@ -172,9 +172,9 @@ class UniformTripletSampler(TripletSampler):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
     ) -> tuple[Tensor, Tensor]:
-        """The draws behind :meth:`__call__`, not yet decoded into triplets.
+        """The draws behind `__call__`, not yet decoded into triplets.
 
-        Same arguments as :meth:`__call__`, and the same generator use:
+        Same arguments as `__call__`, and the same generator use:
         ``decode(*draw(...), batch_size)`` equals ``sampler(...)``. The loss
         uses this to let its native kernel decode on the fly instead of
         materialising three ``(A, N)`` index tensors.
@@ -191,12 +191,12 @@ class UniformTripletSampler(TripletSampler):
         """Map ``(A, N)`` draws below 3B² − 3B to triplets, in PyTorch ops.
 
         Args:
-            u: ``(A, N)`` draws, as returned by :meth:`draw`.
+            u: ``(A, N)`` draws, as returned by [`draw`][].
             anchors: ``(A,)`` anchor rows, of ``u``'s dtype.
             batch_size: B.
 
         Returns:
-            :class:`TripletIndices` of ``(A, N)`` tensors of ``u``'s dtype.
+            [`TripletIndices`][] of ``(A, N)`` tensors of ``u``'s dtype.
 
         The native CPU kernel computes the same map; this is the path for
         other devices and the reference for the tests.

@@ -47,7 +47,7 @@ class LearnableTemperature(nn.Module):
         max: Largest temperature returned.
         learnable: If False, τ is a buffer and receives no gradient.
 
-    Example:
+    Examples:
         >>> tau = LearnableTemperature(init=1 / 14, min=1 / 100, max=1e4)
         >>> float(tau())  # doctest: +ELLIPSIS
         0.0714...

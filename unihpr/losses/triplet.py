@@ -104,7 +104,7 @@ class _SampledTripletNCE(torch.autograd.Function):
     computed in forward, so backward is three scalings. Fusing avoids the
     dozen (A, N+1) intermediates that autograd would keep for the elementwise
     formula. On the CPU with float32 the body is one native kernel
-    (:mod:`unihpr.ops.native`); elsewhere it is PyTorch ops, or with
+    ([`unihpr.ops.native`][]); elsewhere it is PyTorch ops, or with
     ``compiled=True`` those ops through ``torch.compile``.
     """
 
@@ -166,12 +166,12 @@ def triplet_info_nce(
         s13: ``(B1, B3)`` image·3D cosines.
         s23: ``(B2, B3)`` 2D·3D cosines.
         triplets: ``(A, 1 + N)`` indices per modality, column 0 each anchor's
-            positive (see :func:`with_positives`); or, with ``anchors``, the
+            positive (see [`with_positives`][]); or, with ``anchors``, the
             ``(A, N)`` negatives alone.
         tau: Scalar temperature tensor.
         anchors: ``(A,)`` anchor rows, of the indices' dtype: the positive of
             row r is then ``(anchors[r],) * 3``. Saves materialising
-            :func:`with_positives`.
+            [`with_positives`][].
         compiled: Run the fused body through ``torch.compile`` (needs a C++
             compiler on the CPU; the first call of a new shape compiles).
 
@@ -197,19 +197,19 @@ class TripletInfoNCE(nn.Module):
     of the 3×3 Gram matrix of its normalised embeddings.
 
     λ1 is sign-blind (negating one embedding leaves it unchanged), so use it
-    together with the pairwise InfoNCE (:class:`ContrastiveLoss`), as the
+    together with the pairwise InfoNCE ([`ContrastiveLoss`][]), as the
     paper does.
 
     Args:
-        temperature: Fixed float τ or a :class:`LearnableTemperature`.
-        sampler: Negative sampler; default :class:`UniformTripletSampler`.
+        temperature: Fixed float τ or a [`LearnableTemperature`][].
+        sampler: Negative sampler; default [`UniformTripletSampler`][].
         num_negatives: Negatives per anchor; default B − 1 (the paper).
         negatives: ``"sampled"`` (the paper: ``num_negatives`` drawn by
             ``sampler``) or ``"all"``: the exact log-sum-exp over all
             3B² − 3B + 1 triplets sharing an embedding with the anchor,
             streamed in chunks (O(B² + chunk_size·B) memory, O(B³) work; a
             fused Triton kernel on CUDA when triton is installed), see
-            :func:`unihpr.ops.exact_triplet_info_nce`.
+            [`unihpr.ops.exact_triplet_info_nce`][].
         chunk_size: Rows of length B per block of the exact mode (default:
             about 2¹⁶ triplets per block).
         gather: With torch.distributed initialised and world size > 1, take
@@ -217,11 +217,11 @@ class TripletInfoNCE(nn.Module):
             anchors); False keeps them local.
         compile: Run the sampled mode's PyTorch-op body through
             ``torch.compile`` instead of the default: on the CPU in float32 a
-            native kernel (:mod:`unihpr.ops.native`, faster than the compiled
+            native kernel ([`unihpr.ops.native`][], faster than the compiled
             body), elsewhere eager PyTorch ops. Meant for accelerators; the
             first call of each shape compiles (tens of seconds).
 
-    Example:
+    Examples:
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
         >>> x = [torch.randn(16, 64) for _ in range(3)]
         >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0))

@@ -104,7 +104,7 @@ class UniHPRConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UniHPRConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        """Inverse of [`to_dict`][]; unknown keys raise ``ValueError`` naming them."""
         if not isinstance(data, dict):
             raise TypeError(f"config must be a dict, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}

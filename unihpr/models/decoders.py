@@ -7,7 +7,7 @@ turns it off for ablations.
 
 Outputs: root-relative 3D poses (B, J, 3) in metres for ``dims=3``; 2D poses
 (B, J, 2) in the bounding-box frame of
-:func:`unihpr.models.pose_normalization.normalize_pose2d` for ``dims=2``.
+[`unihpr.models.pose_normalization.normalize_pose2d`][] for ``dims=2``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class PoseDecoder(nn.Module):
     def loss(
         self, embedding: Tensor, source: str, target: Tensor, mask: Tensor | None = None
     ) -> Tensor:
-        """L2 training loss: :func:`masked_pose_mse` of the prediction.
+        """L2 training loss: `masked_pose_mse` of the prediction.
 
         Args:
             embedding: (B, D).

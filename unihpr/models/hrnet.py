@@ -10,7 +10,7 @@ therefore load with ``strict=True``.
 The classification head (``incre_modules``, ``downsamp_modules``,
 ``final_layer``, ``classifier``) is only built when ``include_head=True``;
 UniHPR uses the four stage-4 branch outputs and builds the backbone without it.
-:func:`load_timm_state_dict` drops the head keys of a timm checkpoint in that
+[`load_timm_state_dict`][] drops the head keys of a timm checkpoint in that
 case (and only those: every backbone key must still match).
 """
 
@@ -105,7 +105,7 @@ def hrnet_spec(name: str) -> HRNetSpec:
         name: One of ``"hrnet_w18"``, ``"hrnet_w32"``, ``"hrnet_w48"``, ``"hrnet_tiny"``.
 
     Returns:
-        The :class:`HRNetSpec`.
+        The `HRNetSpec`.
     """
     if name not in _SPECS:
         raise ValueError(f"unknown HRNet {name!r}; expected one of {sorted(_SPECS)}")
@@ -230,9 +230,9 @@ class HRNet(nn.Module):
     """HRNet backbone returning the four stage-4 feature maps.
 
     Args:
-        spec: Architecture, see :func:`hrnet_spec`.
+        spec: Architecture, see [`hrnet_spec`][].
         include_head: Also build timm's ImageNet classification head (unused by
-            :meth:`forward`; present only so that a full timm state dict loads
+            [`forward`][]; present only so that a full timm state dict loads
             with ``strict=True``).
 
     Shapes:
@@ -297,7 +297,7 @@ class HRNet(nn.Module):
 
     @property
     def out_channels(self) -> tuple[int, ...]:
-        """Channels of the four outputs of :meth:`forward`."""
+        """Channels of the four outputs of [`forward`][]."""
         return self.spec.out_channels
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -328,13 +328,13 @@ def load_timm_state_dict(
 ) -> None:
     """Load a timm ``hrnet_w*`` state dict (e.g. ImageNet weights from the Hub).
 
-    Head keys (:data:`HEAD_PREFIXES`) are dropped when ``model`` was built
+    Head keys (`HEAD_PREFIXES`) are dropped when ``model`` was built
     without the head; every other key must match (when ``strict``).
 
     Args:
         model: The backbone to fill.
         state_dict: Keys and tensors as saved by ``timm.create_model(...).state_dict()``.
-        strict: Passed to :meth:`torch.nn.Module.load_state_dict` after dropping head keys.
+        strict: Passed to `torch.nn.Module.load_state_dict` after dropping head keys.
     """
     if not model.include_head:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIXES)}

@@ -3,7 +3,7 @@
 Weights are stored with safetensors only (never pickle). ``huggingface_hub`` is
 imported lazily, only when a Hub repo is actually needed.
 
-Short names map to Hub repositories in :data:`HUB_REPOS`. **No weights are
+Short names map to Hub repositories in `HUB_REPOS`. **No weights are
 published under these repositories yet**; loading a short name therefore fails
 unless the files are already in the local Hugging Face cache, and the error says
 so together with how to load a local folder.
@@ -318,7 +318,7 @@ def from_pretrained(
 ) -> UniHPR:
     """Load a UniHPR model from a local folder, a short name or a Hub repo id.
 
-    Resolution order: an existing folder; a short name from :data:`HUB_REPOS`; a
+    Resolution order: an existing folder; a short name from `HUB_REPOS`; a
     ``"org/name"`` Hub repo id. Hub files come from ``huggingface_hub``'s cache
     when ``HF_HUB_OFFLINE=1``.
 

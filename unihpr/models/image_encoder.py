@@ -23,7 +23,7 @@ class ImageEncoder(nn.Module):
     (``sum(C_k)`` features, e.g. 480 for W32, 720 for W48) and projected to D.
 
     Args:
-        backbone: HRNet name, see :func:`unihpr.models.hrnet.hrnet_spec`.
+        backbone: HRNet name, see `unihpr.models.hrnet.hrnet_spec`.
         embed_dim: Output dimension D.
         image_size: Expected input (H, W); checked on every call.
     """

@@ -17,7 +17,7 @@ class PoseEncoder(nn.Module):
 
     Tokens: ``[CLS] [BBOX] joint_1 ... joint_J``. Each joint token is a linear
     embedding of its normalised coordinates (keypoint-wise patch embedding, see
-    :mod:`unihpr.models.pose_normalization`) plus a learnable per-joint position
+    `unihpr.models.pose_normalization`) plus a learnable per-joint position
     embedding. The bounding-box token embeds the geometry removed by the
     normalisation:
 

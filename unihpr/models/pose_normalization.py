@@ -83,7 +83,7 @@ def normalize_pose2d(
 
 
 def denormalize_pose2d(pose2d: Tensor, bbox: Tensor) -> Tensor:
-    """Inverse of :func:`normalize_pose2d`: box-frame keypoints (B, J, 2) -> pixels (B, J, 2)."""
+    """Inverse of [`normalize_pose2d`][]: box-frame keypoints (B, J, 2) -> pixels (B, J, 2)."""
     centre, half = _centre_and_half(bbox)
     return pose2d * half[:, None, None] + centre[:, None]
 

@@ -52,7 +52,7 @@ MODEL_CONFIGS: dict[str, UniHPRConfig] = {
 
 
 def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, sorted."""
+    """Names accepted by [`create_model`][], sorted."""
     return sorted(MODEL_CONFIGS)
 
 
@@ -67,8 +67,8 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> UniHP
     """Build a named UniHPR model.
 
     Args:
-        name: One of :func:`list_models`.
-        pretrained: Load published weights (see :mod:`unihpr.models.hub`); only inference
+        name: One of [`list_models`][].
+        pretrained: Load published weights (see `unihpr.models.hub`); only inference
             settings (``diffusion_sampling_steps``, ``num_hypotheses``,
             ``hypothesis_aggregation``) may then be overridden.
         **overrides: ``UniHPRConfig`` fields to change, e.g. ``decoder="mlp"``.

@@ -214,7 +214,7 @@ class UniHPR(nn.Module):
     ) -> Tensor:
         """Box-normalised 2D pose (B, J, 2) (see ``denormalize_pose2d`` for pixels).
 
-        Same inputs as :meth:`estimate_3d`.
+        Same inputs as [`estimate_3d`][].
         """
         emb, source = self._embed_one(image, pose2d, pose3d, bbox, mask)
         return self.decoder2d(emb, source, **decoder_kwargs)
@@ -286,13 +286,13 @@ class UniHPR(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> UniHPR:
-        """Load from a local folder or the Hub; see :func:`unihpr.models.hub.from_pretrained`."""
+        """Load from a local folder or the Hub; see `unihpr.models.hub.from_pretrained`."""
         from unihpr.models.hub import from_pretrained
 
         return from_pretrained(name_or_path, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        """Upload to the Hugging Face Hub; see :func:`unihpr.models.hub.push_to_hub`."""
+        """Upload to the Hugging Face Hub; see `unihpr.models.hub.push_to_hub`."""
         from unihpr.models.hub import push_to_hub
 
         return push_to_hub(self, repo_id, **kwargs)

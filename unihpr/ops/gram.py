@@ -242,7 +242,7 @@ def largest_gram_eigenvalue(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 
     Computed by the trigonometric closed form of the 3×3 characteristic
     polynomial (no eigendecomposition; on the CPU in float32 by a native
-    kernel that evaluates it in double, see :mod:`unihpr.ops.native`), with a
+    kernel that evaluates it in double, see [`unihpr.ops.native`][]), with a
     custom backward that is exact
     wherever λ1 is differentiable, including a = b = c where autograd through
     the formula would give NaN, and a finite subgradient where the top
@@ -306,7 +306,7 @@ def gram_determinant(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
     """Gram volume sqrt(det G) of ``(..., K, K)`` Gram matrices of unit vectors.
 
-    Closed forms for K = 2 (sqrt(1 − a²)) and K = 3 (:func:`gram_determinant`),
+    Closed forms for K = 2 (sqrt(1 − a²)) and K = 3 ([`gram_determinant`][]),
     ``torch.linalg.det`` beyond. det G ≥ 0 in exact arithmetic; it is clamped
     at ``eps`` before the square root, whose derivative is infinite at 0, so
     the gradient vanishes (instead of exploding) for (near-)degenerate tuples.
@@ -331,7 +331,7 @@ def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
 def gram_largest_eigenvalue(gram: Tensor) -> Tensor:
     """λ1 of ``(..., K, K)`` Gram matrices of unit vectors (unit diagonal).
 
-    K = 2: 1 + |a|; K = 3: the closed form :func:`largest_gram_eigenvalue`
+    K = 2: 1 + |a|; K = 3: the closed form [`largest_gram_eigenvalue`][]
     (stable custom backward); K > 3: batched ``torch.linalg.eigvalsh``.
 
     Args:

@@ -9,10 +9,10 @@ arithmetic in double and vectorised (glibc's libmvec).
 The source is compiled with the system C compiler (``$CC``, else ``cc``) the
 first time a kernel is needed, into ``$UNIHPR_CACHE_DIR`` (default
 ``~/.cache/unihpr``) under a key of the source, flags, compiler and CPU, and
-loaded with :mod:`ctypes`; a later process reuses the library. The build takes
+loaded with `ctypes`; a later process reuses the library. The build takes
 about a second and needs no PyTorch headers.
 
-Without a working compiler, or with ``UNIHPR_NATIVE=0``, :func:`library`
+Without a working compiler, or with ``UNIHPR_NATIVE=0``, [`library`][]
 returns None and every caller keeps its pure-PyTorch path, which computes the
 same values (the tests compare the two).
 """
@@ -174,7 +174,7 @@ def library() -> ctypes.CDLL | None:
 def disabled():
     """Within the block every caller takes its pure-PyTorch path (for comparisons).
 
-    Example:
+    Examples:
         >>> with native.disabled():
         ...     loss = loss_fn(x_img, x_2d, x_3d)
     """
@@ -300,10 +300,10 @@ def triplet_sampled_uniform(
     tau: float,
     need_grad: bool,
 ) -> tuple[Tensor, ...]:
-    """:func:`triplet_sampled` on the triplets of UniformTripletSampler draws.
+    """[`triplet_sampled`][] on the triplets of UniformTripletSampler draws.
 
     Decodes each draw inside the kernel (the map of
-    :meth:`unihpr.losses.UniformTripletSampler.decode`), so the ``(A, N)``
+    [`unihpr.losses.UniformTripletSampler.decode`][]), so the ``(A, N)``
     index tensors are never written.
 
     Args:
@@ -315,7 +315,7 @@ def triplet_sampled_uniform(
         need_grad: Also return the gradient.
 
     Returns:
-        As :func:`triplet_sampled`.
+        As [`triplet_sampled`][].
     """
     return _triplet(s12, s13, s23, draws, draws, draws, anchors, batch_size, tau, need_grad)
 
@@ -411,7 +411,7 @@ def _triplet(s12, s13, s23, i, j, k, anchors, uniform_b, tau, need_grad):
 def uniform_decode(u: Tensor, anchors: Tensor, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """Decode ``(A, N)`` uniform draws below 3B² − 3B into triplet indices.
 
-    The same map as :class:`unihpr.losses.UniformTripletSampler`'s PyTorch
+    The same map as [`unihpr.losses.UniformTripletSampler`][]'s PyTorch
     code; ``u`` and ``anchors`` share one dtype, int32 or int64.
     """
     owner = "native.uniform_decode"

@@ -1,11 +1,11 @@
 """Fused Triton kernels of the exact all-negatives Triplet-InfoNCE (float32).
 
 This module imports triton at import time; it is itself only imported when the
-Triton backend is selected (see :func:`unihpr.ops.exact_triplet_info_nce`), so
+Triton backend is selected (see [`unihpr.ops.exact_triplet_info_nce`][]), so
 ``import unihpr`` stays free of it.
 
 Forward: one program per anchor walks the anchor's three B×B planes (see
-:mod:`unihpr.ops.exact_triplet`) in (BLOCK_U, BLOCK_V) tiles, evaluating λ1 in
+[`unihpr.ops.exact_triplet`][]) in (BLOCK_U, BLOCK_V) tiles, evaluating λ1 in
 closed form in registers and keeping a running per-row (max, sum-exp), so the
 only output is one log-sum-exp per anchor.
 
@@ -292,7 +292,7 @@ class _TritonExactTripletNCE(torch.autograd.Function):
 def triton_exact_triplet_info_nce(
     s12: Tensor, s13: Tensor, s23: Tensor, tau: Tensor, *, anchors: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Triton implementation of :func:`unihpr.ops.exact_triplet_info_nce`.
+    """Triton implementation of [`unihpr.ops.exact_triplet_info_nce`][].
 
     Args:
         s12, s13, s23: ``(B, B)`` float32 cosine matrices (CUDA, or CPU under

@@ -1,12 +1,12 @@
 """Training pipeline of UniHPR: the paper's three stages, resumable, distributed-ready.
 
-* :mod:`~unihpr.train.config`: ``StageConfig`` / ``TrainConfig`` (paper defaults).
-* :mod:`~unihpr.train.stages`: the stage modules (which parts train, which losses).
-* :mod:`~unihpr.train.loop`: ``Trainer``, the generic loop with exact resume.
-* :mod:`~unihpr.train.pipeline`: ``train_pipeline``, all stages in order.
-* :mod:`~unihpr.train.evaluate`: the paper's evaluation protocols.
-* :mod:`~unihpr.train.checkpoint`, :mod:`~unihpr.train.logger`,
-  :mod:`~unihpr.train.distributed`: atomic checkpoints, JSONL/TensorBoard
+* `config`: ``StageConfig`` / ``TrainConfig`` (paper defaults).
+* `stages`: the stage modules (which parts train, which losses).
+* `loop`: ``Trainer``, the generic loop with exact resume.
+* `pipeline`: ``train_pipeline``, all stages in order.
+* `evaluate`: the paper's evaluation protocols.
+* `checkpoint`, `logger`,
+  `distributed`: atomic checkpoints, JSONL/TensorBoard
   logging, torchrun set-up.
 """
 

@@ -21,13 +21,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically.
 
     The state is written to a temporary file in the same directory, flushed to
-    disk and moved over ``path`` with :func:`os.replace`, so a crash at any
+    disk and moved over ``path`` with `os.replace`, so a crash at any
     moment leaves either the old file or the complete new one, never a
     truncated checkpoint.
 
     Args:
         path: Destination file; its directory is created if needed.
-        state: Anything :func:`torch.save` can serialise.
+        state: Anything `torch.save` can serialise.
 
     Returns:
         The destination path.
@@ -49,11 +49,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by [`save_checkpoint`][].
 
     Args:
         path: Checkpoint file.
-        map_location: Passed to :func:`torch.load`.
+        map_location: Passed to `torch.load`.
 
     Returns:
         The saved state dict.
@@ -125,7 +125,7 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore a snapshot taken by :func:`capture_rng_state`."""
+    """Restore a snapshot taken by [`capture_rng_state`][]."""
     for key in ("torch", "numpy", "python"):
         if key not in state:
             raise ValueError(f"RNG state lacks the {key!r} entry (has {sorted(state)})")

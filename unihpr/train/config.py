@@ -109,7 +109,7 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
         if not isinstance(data, dict):
             raise TypeError(f"StageConfig.from_dict expects a dict, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -211,7 +211,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
         if not isinstance(data, dict):
             raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -229,7 +229,7 @@ class TrainConfig:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> TrainConfig:
-        """Read a config written by :meth:`save_json`.
+        """Read a config written by [`save_json`][].
 
         Raises:
             FileNotFoundError: ``path`` does not exist.

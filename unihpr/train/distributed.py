@@ -2,7 +2,7 @@
 
 ``torchrun --nproc_per_node N`` (and multi-node launches) export ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
-:func:`init_distributed` reads them and starts the process group (NCCL on
+[`init_distributed`][] reads them and starts the process group (NCCL on
 CUDA, gloo on CPU). Without those variables everything runs as a single
 process and the helpers below degrade to no-ops.
 """
@@ -70,11 +70,11 @@ def init_distributed(device: str = "auto", backend: str | None = None) -> DistIn
     """Start the process group described by the torchrun environment variables.
 
     Args:
-        device: Requested device kind (see :func:`resolve_device`).
+        device: Requested device kind (see `resolve_device`).
         backend: ``"nccl"`` or ``"gloo"``; by default NCCL on CUDA, gloo on CPU.
 
     Returns:
-        The process's :class:`DistInfo`. With ``WORLD_SIZE`` unset or 1 no process
+        The process's [`DistInfo`][]. With ``WORLD_SIZE`` unset or 1 no process
         group is created.
 
     Raises:

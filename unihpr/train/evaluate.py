@@ -1,4 +1,4 @@
-"""Evaluation of a UniHPR model with the paper's protocols, via :mod:`unihpr.metrics`.
+"""Evaluation of a UniHPR model with the paper's protocols, via [`unihpr.metrics`][].
 
 One pass over a dataset collects the embeddings of every modality present,
 the 3D poses decoded from each source embedding and the ground truth; the
@@ -39,7 +39,7 @@ MODALITIES = ("image", "pose2d", "pose3d")
 
 @dataclass
 class Collected:
-    """Arrays gathered by :func:`collect`.
+    """Arrays gathered by [`collect`][].
 
     Attributes:
         embeddings: ``{modality: (N, D)}`` L2-normalised embeddings.
@@ -85,7 +85,7 @@ def collect(
         decoder_kwargs: Passed to ``model.decoder3d`` (e.g. diffusion sampling steps).
 
     Returns:
-        A :class:`Collected`, tensors on the CPU.
+        A [`Collected`][], tensors on the CPU.
     """
     if len(dataset) == 0:
         raise ValueError("dataset is empty")
@@ -177,13 +177,13 @@ def compute_metrics(
     gallery: Collected | None = None,
     image_retrieval_stride: int = 1,
 ) -> dict[str, float]:
-    """All evaluation numbers of :func:`collect` output (errors in mm, accuracies in %).
+    """All evaluation numbers of [`collect`][] output (errors in mm, accuracies in %).
 
     Keys (those whose modalities are present): ``lifting/mpjpe``,
     ``lifting/pa_mpjpe`` (2D -> 3D), ``image/mpjpe``, ``image/pa_mpjpe``
     (image -> 3D), ``retrieval/2d-3d/mpjpe``, ``retrieval/2d-3d/pa_mpjpe``,
     ``retrieval/image-3d/...``, ``retrieval/3d-image/top1|top3``,
-    ``retrieval/2d-image/top1|top3``, and ``cos/...`` from :func:`mean_cosine`.
+    ``retrieval/2d-image/top1|top3``, and ``cos/...`` from [`mean_cosine`][].
 
     Args:
         data: The evaluated set.
@@ -238,7 +238,7 @@ def evaluate(
     max_samples: int | None = None,
     decoder_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Collect and score ``dataset`` (see :func:`compute_metrics` for the keys)."""
+    """Collect and score ``dataset`` (see [`compute_metrics`][] for the keys)."""
     data = collect(
         model, dataset, modalities=modalities, batch_size=batch_size, device=device,
         max_samples=max_samples, decoder_kwargs=decoder_kwargs,

@@ -2,13 +2,13 @@
 
 The loop knows nothing about UniHPR: it trains any ``nn.Module`` ``stage``
 whose ``forward(batch, generator=...)`` returns ``(loss, metrics)`` and which
-has a ``trainable_parameters()`` method (see :mod:`unihpr.train.stages`).
+has a ``trainable_parameters()`` method (see `unihpr.train.stages`).
 
 Exact resume: a checkpoint holds the stage's state dict (model and learnable
 temperatures), the optimiser and GradScaler states, the global torch / CUDA /
 NumPy / Python RNG states of every rank, the state of the generator handed to
 the loss (negative sampling), and the step. The data order is a pure function
-of ``(seed, epoch)`` (a :class:`~torch.utils.data.DistributedSampler`), and a
+of ``(seed, epoch)`` (a `DistributedSampler`), and a
 resumed epoch starts at the first sample not yet consumed, so the resumed loss
 curve is the uninterrupted one, bit for bit on the CPU with
 ``num_workers=0``. (With worker processes, randomness drawn *inside* the
@@ -78,9 +78,9 @@ def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bo
 
 
 class ResumableSampler(Sampler[int]):
-    """A :class:`DistributedSampler` that can start an epoch part-way through.
+    """A `DistributedSampler` that can start an epoch part-way through.
 
-    The order of an epoch depends only on ``(seed, epoch)``; :meth:`set_start`
+    The order of an epoch depends only on ``(seed, epoch)``; [`set_start`][]
     skips the samples a resumed run has already consumed in that epoch.
 
     Args:
@@ -143,7 +143,7 @@ def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns.
+    """What [`Trainer.fit`][] returns.
 
     Attributes:
         step: The last completed step (``config.steps`` when the stage finished).
@@ -171,11 +171,11 @@ class Trainer:
             ``output_dir/metrics.jsonl`` (rank 0 only).
         seed: Seed of the data order, the loss generator and the global RNGs.
         device: Device to train on; by default that of ``dist_info`` or CPU.
-        amp: AMP mode, see :func:`amp_settings`.
+        amp: AMP mode, see `amp_settings`.
         num_workers: DataLoader workers.
         collate_fn: DataLoader collate function.
         dist_info: Process placement; read from ``torch.distributed`` when omitted.
-        logger: A shared :class:`MetricsLogger`; one writing to ``output_dir`` is
+        logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
             made when omitted.
         progress: Show a tqdm bar (rank 0, TTY only).
         callbacks: Called on every rank after every step with ``(step, metrics)``.
@@ -276,7 +276,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any], *, source: str = "checkpoint") -> None:
-        """Restore a :meth:`state_dict`; the batch size must match (it fixes the data position)."""
+        """Restore a [`state_dict`][]; the batch size must match (it fixes the data position)."""
         if state.get("stage") != self.config.name:
             raise ValueError(
                 f"{source} belongs to stage {state.get('stage')!r}, not {self.config.name!r}"
@@ -357,7 +357,7 @@ class Trainer:
                 from step 0.
 
         Returns:
-            A :class:`TrainResult`.
+            A [`TrainResult`][].
         """
         cfg = self.config
         seed_everything(self.seed + self.info.rank)

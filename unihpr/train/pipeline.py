@@ -5,7 +5,7 @@ Each stage trains in ``<output_dir>/<stage name>/`` with its own checkpoints;
 command after a crash resumes the unfinished stage (finished stages are
 restored from their final checkpoint and skipped). Under ``torchrun`` the
 process group is started from the environment (see
-:mod:`unihpr.train.distributed`).
+`unihpr.train.distributed`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from unihpr.train.stages import make_stage
 
 @dataclass
 class PipelineResult:
-    """What :func:`train_pipeline` returns.
+    """What [`train_pipeline`][] returns.
 
     Attributes:
         model: The trained model (unwrapped, on the training device).
@@ -78,7 +78,7 @@ def train_pipeline(
             ``decode_from``).
 
     Returns:
-        A :class:`PipelineResult`.
+        A [`PipelineResult`][].
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")

@@ -2,16 +2,16 @@
 
 Each stage wraps a ``UniHPR`` model and its contrastive criterion in one
 ``nn.Module`` whose ``forward(batch, generator=...)`` returns
-``(loss, metrics)``; :class:`~unihpr.train.loop.Trainer` optimises its
+``(loss, metrics)``; [`Trainer`][unihpr.train.loop.Trainer] optimises its
 ``trainable_parameters()``. A stage decides which sub-modules are frozen
 (``requires_grad=False`` *and* kept in eval mode, so frozen BatchNorm
 statistics and dropout do not move) and which losses are summed:
 
-* :class:`AlignPoseStage` (step 1): 2D and 3D pose encoders trained with the
+* [`AlignPoseStage`][] (step 1): 2D and 3D pose encoders trained with the
   pairwise InfoNCE between their embeddings; everything else frozen.
-* :class:`AlignImageStage` (step 2): the image encoder trained against the
+* [`AlignImageStage`][] (step 2): the image encoder trained against the
   frozen pose encoders with L_pair (three pairs) + alpha L_triplet.
-* :class:`FinetuneStage` (task fine-tuning): every encoder and decoder trained
+* [`FinetuneStage`][] (task fine-tuning): every encoder and decoder trained
   with w_cl L_cl + w_3D L_3D + w_2D L_2D, the decoder losses averaged over the
   modalities the embeddings come from. Without images (lifting only) the image
   encoder stays frozen and only 2D/3D embeddings are used.
@@ -111,7 +111,7 @@ class Stage(nn.Module):
             ``image_encoder``, ``pose2d_encoder``, ``pose3d_encoder``,
             ``decoder3d``, ``decoder2d`` sub-modules).
         config: The stage's hyper-parameters.
-        criterion: Contrastive loss; :func:`build_criterion` when omitted.
+        criterion: Contrastive loss; [`build_criterion`][] when omitted.
     """
 
     name = "stage"
