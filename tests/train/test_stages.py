@@ -146,6 +146,32 @@ def test_stage3_loss_float64_matches_manual():
     torch.testing.assert_close(loss, manual, rtol=1e-12, atol=1e-12)
 
 
+def test_normalized_balance_is_unit_free_and_tracks_a_running_mean():
+    model = FakeUniHPR()
+    cfg = _cfg("finetune", loss_balance="normalized", loss_2d_weight=0.5)
+    a = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    b = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    g = torch.Generator().manual_seed(0)
+    ref, d = torch.zeros(3, dtype=torch.float64), a.mean_decay
+    units = torch.tensor([1.0, 1e6, 1.0], dtype=torch.float64)  # L_3D in mm² instead of m²
+    for n in range(1, 30):
+        terms = torch.rand(3, generator=g, dtype=torch.float64) + 0.1
+        wa, wb = a.balance(terms), b.balance(terms * units)
+        torch.testing.assert_close(wa * terms, wb * terms * units)  # the units cancel
+        ref = d * ref + (1 - d) * terms
+        torch.testing.assert_close(wa, torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64)
+                                   / (ref / (1 - d**n)))  # fmt: skip
+    assert int(a.loss_mean_steps) == 29 and "loss_means" in a.state_dict()
+    a.eval()
+    before = a.loss_means.clone()
+    a.balance(torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(a.loss_means, before)  # evaluation does not move the means
+    # the first training step weighs every term by 1 / itself
+    c = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    loss, _ = c(_batch())
+    assert loss.item() == pytest.approx(2.5, rel=1e-5)
+
+
 def test_after_step_projects_temperature():
     model = FakeUniHPR()
     crit = PairCriterion(0.1, 0.05, 1.0)

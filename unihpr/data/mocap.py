@@ -46,6 +46,7 @@ __all__ = [
     "build_humanoid_mocap",
     "humanoid_forward_kinematics",
     "list_mocap_clips",
+    "load_humanoid_motion",
     "load_mocap_clip",
     "look_at_camera",
     "opengl_matrices",
@@ -105,6 +106,44 @@ def load_mocap_clip(clip: str, data_path: str | os.PathLike | None = None) -> np
     if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or len(frames) == 0:
         raise ValueError(f"{path}: 'Frames' has shape {frames.shape}, expected (N, {FRAME_SIZE})")
     return frames
+
+
+def load_humanoid_motion(
+    split: str = "train",
+    *,
+    test_clips: Sequence[str] = DEFAULT_TEST_CLIPS,
+    stride: int = 1,
+    data_path: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """World-frame joints of the clips of one split, for virtual cameras.
+
+    Args:
+        split: ``"train"`` (clips not in ``test_clips``), ``"test"`` or ``"all"``.
+        test_clips: Clips of the test split.
+        stride: Use every ``stride``-th frame.
+        data_path: pybullet data folder (default: the installed package's).
+
+    Returns:
+        ``(motion (N, 15, 3) float64 metres, y up; clip name per frame; frame index per frame)``,
+        ready for [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
+        with [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15].
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    clips = list_mocap_clips(data_path)
+    unknown = sorted(set(test_clips) - set(clips))
+    if unknown:
+        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    chosen = [c for c in clips if split == "all" or (c in test_clips) == (split == "test")]
+    poses, names, frames = [], [], []
+    for clip in chosen:
+        world = humanoid_forward_kinematics(load_mocap_clip(clip, data_path))[::stride]
+        poses.append(world)
+        names += [clip] * len(world)
+        frames += list(range(0, stride * len(world), stride))
+    return np.concatenate(poses), names, frames
 
 
 def _rot_z(theta: np.ndarray) -> np.ndarray:
@@ -402,7 +441,8 @@ class HumanoidMocap(ArrayPoseDataset):
     keyword arguments are accepted here) and then loaded from its npz.
 
     Samples: ``image`` (3, S, S) float32 in [0, 1]; ``pose2d`` (15, 2) crop
-    pixels; ``bbox`` (4,) the rendered body's box in crop pixels; ``pose3d``
+    pixels; ``bbox`` (4,) in crop pixels, the keypoints' box (default) or the
+    rendered body's silhouette box; ``pose3d``
     (15, 3) camera-frame metres, root-relative; ``subject`` and ``action`` (the
     clip name); ``frame``, ``index``. ``skeleton`` is
     `HUMANOID15`.
@@ -410,6 +450,10 @@ class HumanoidMocap(ArrayPoseDataset):
     Args:
         split: ``"train"`` or ``"test"`` (disjoint clips).
         cache_dir: Cache folder; default ``~/.cache/unihpr`` (or ``$UNIHPR_CACHE``).
+        box: ``"keypoints"``: ``bbox`` is the 2D joints' tight box, which a user
+            of a lifter can always compute, so training and inference see the
+            same box; ``"silhouette"``: the rendered body's box (what a person
+            detector would give; keypoints lie inside it with a margin).
         **build_kwargs: ``image_size``, ``stride``, ``cameras_per_frame``,
             ``test_clips``, ``seed``, ``background``, ``progress``, ``force``.
     """
@@ -419,13 +463,24 @@ class HumanoidMocap(ArrayPoseDataset):
     text_fields = ("subject", "action")
 
     def __init__(
-        self, split: str = "train", cache_dir: str | os.PathLike | None = None, **build_kwargs
+        self,
+        split: str = "train",
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        box: str = "keypoints",
+        **build_kwargs,
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if box not in ("keypoints", "silhouette"):
+            raise ValueError(f"box must be 'keypoints' or 'silhouette', got {box!r}")
         self.path = build_humanoid_mocap(cache_dir, **build_kwargs)[split]
         with np.load(self.path) as z:
             self.arrays = {k: z[k] for k in z.files}
+        self.arrays["silhouette_bbox"] = self.arrays["bbox"]
+        if box == "keypoints":
+            p2d = self.arrays["pose2d"]
+            self.arrays["bbox"] = np.concatenate([p2d.min(1), p2d.max(1)], axis=-1)
         self.clips = sorted(set(self.arrays["clip"].tolist()))
         # The clip names the subject and the action of a sample.
         self.arrays["subject"] = self.arrays["action"] = self.arrays["clip"]

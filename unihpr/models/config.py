@@ -30,6 +30,12 @@ class UniHPRConfig:
         pose_width, pose_depth, pose_heads, pose_mlp_ratio: Pose-encoder Transformers.
         pose_attend_to_masked: Invisible joints stay in the attention as mask tokens
             (default: excluded via ``key_padding_mask``).
+        pose_readout: Pose-encoder readout: ``"cls"`` (the paper's [CLS] token) or
+            ``"tokens"`` (all output tokens flattened; much better for small
+            models, see the benchmarks page).
+        bbox_features: What the 2D box token encodes: ``"shape"`` (aspect ratio
+            only: lifting does not depend on the pixel frame of the 2D input) or
+            ``"frame"`` (also size and position relative to ``bbox_reference``).
         dropout: Dropout in all Transformers.
         bbox_reference: Pixel scale of the 2D bounding-box token (frame size of the 2D data).
         decoder: "mlp", "transformer" or "diffusion".
@@ -55,6 +61,8 @@ class UniHPRConfig:
     pose_heads: int = 8
     pose_mlp_ratio: float = 4.0
     pose_attend_to_masked: bool = False
+    pose_readout: str = "cls"
+    bbox_features: str = "shape"
     dropout: float = 0.0
     bbox_reference: float = 1000.0
     decoder: str = "diffusion"
@@ -81,6 +89,12 @@ class UniHPRConfig:
         if not 0 <= self.root_joint < self.num_joints:
             raise ValueError(
                 f"root_joint must be in [0, num_joints={self.num_joints}), got {self.root_joint}"
+            )
+        if self.pose_readout not in ("cls", "tokens"):
+            raise ValueError(f"pose_readout must be 'cls' or 'tokens', got {self.pose_readout!r}")
+        if self.bbox_features not in ("shape", "frame"):
+            raise ValueError(
+                f"bbox_features must be 'shape' or 'frame', got {self.bbox_features!r}"
             )
         if self.decoder not in DECODER_TYPES:
             raise ValueError(f"decoder must be one of {DECODER_TYPES}, got {self.decoder!r}")

@@ -23,7 +23,14 @@ from unihpr.train.config import (
     paper_stage3,
 )
 from unihpr.train.distributed import DistInfo, cleanup_distributed, init_distributed
-from unihpr.train.evaluate import Collected, collect, compute_metrics, evaluate, mean_cosine
+from unihpr.train.evaluate import (
+    Collected,
+    collect,
+    compute_metrics,
+    evaluate,
+    mean_cosine,
+    pose_errors,
+)
 from unihpr.train.logger import MetricsLogger, read_metrics
 from unihpr.train.loop import ResumableSampler, Trainer, TrainResult, seed_everything
 from unihpr.train.pipeline import PipelineResult, train_pipeline
@@ -63,6 +70,7 @@ __all__ = [
     "paper_stage1",
     "paper_stage2",
     "paper_stage3",
+    "pose_errors",
     "read_metrics",
     "save_checkpoint",
     "seed_everything",

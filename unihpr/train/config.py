@@ -20,6 +20,7 @@ from typing import Any
 
 STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+LOSS_BALANCES = ("fixed", "normalized")
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -52,6 +53,12 @@ class StageConfig:
             0 turns fine-tuning into plain supervised training).
         loss_3d_weight: Weight of L_3D (fine-tuning only).
         loss_2d_weight: Weight of L_2D (fine-tuning only).
+        loss_balance: How fine-tuning combines its terms. ``"fixed"``: the weighted
+            sum ``w_cl L_cl + w_3D L_3D + w_2D L_2D`` (the paper's; its balance
+            depends on the units of the poses: L_3D is in m²). ``"normalized"``:
+            each term is divided by a running mean of its own value before
+            weighting, so every term contributes on a comparable, unit-free
+            scale (a term's gradient is relative to its current size).
         grad_clip: Max global gradient norm, or ``None`` for no clipping.
         checkpoint_every: Write a checkpoint every this many steps (and at the end).
         keep_checkpoints: Number of step checkpoints kept on disk.
@@ -72,6 +79,7 @@ class StageConfig:
     contrastive_weight: float = 1.0
     loss_3d_weight: float = 1.0
     loss_2d_weight: float = 1.0
+    loss_balance: str = "fixed"
     grad_clip: float | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -100,6 +108,10 @@ class StageConfig:
             )
         if self.grad_clip is not None:
             _check_positive("StageConfig.grad_clip", self.grad_clip)
+        if self.loss_balance not in LOSS_BALANCES:
+            raise ValueError(
+                f"StageConfig.loss_balance must be one of {LOSS_BALANCES}, got {self.loss_balance!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of every field."""

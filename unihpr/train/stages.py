@@ -13,8 +13,10 @@ statistics and dropout do not move) and which losses are summed:
   frozen pose encoders with L_pair (three pairs) + alpha L_triplet.
 * [`FinetuneStage`][] (task fine-tuning): every encoder and decoder trained
   with w_cl L_cl + w_3D L_3D + w_2D L_2D, the decoder losses averaged over the
-  modalities the embeddings come from. Without images (lifting only) the image
-  encoder stays frozen and only 2D/3D embeddings are used.
+  modalities the embeddings come from (with ``loss_balance="normalized"``
+  each term is first divided by a running mean of itself). Without images
+  (lifting only) the image encoder stays frozen and only 2D/3D embeddings
+  are used.
 
 Batches are dicts as produced by ``unihpr.data`` (``"pose2d"`` (B, J, 2)
 pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
@@ -274,12 +276,48 @@ class FinetuneStage(Stage):
         self.target2d = target2d or _default_target2d
         if "image" not in modalities:
             self.freeze(model.image_encoder)
+        # Running means of (L_cl, L_3D, L_2D) for loss_balance="normalized"; buffers,
+        # so that they are checkpointed with the stage and a resume is exact.
+        self.register_buffer("loss_means", torch.ones(3, dtype=torch.float64))
+        self.register_buffer("loss_mean_steps", torch.zeros((), dtype=torch.long))
+
+    #: Decay of the running means of the normalised loss balance (~100-step memory).
+    mean_decay = 0.99
+
+    def balance(self, terms: Tensor) -> Tensor:
+        """Weights of (L_cl, L_3D, L_2D) under ``config.loss_balance``: (3,) -> (3,).
+
+        ``"fixed"``: the configured weights. ``"normalized"``: the weights
+        divided by bias-corrected running means of the detached terms (updated
+        with ``terms`` in training mode), so ``weight * term / mean`` is about
+        ``weight`` whatever the units of the term.
+        """
+        cfg = self.config
+        w = torch.tensor(
+            [cfg.contrastive_weight, cfg.loss_3d_weight, cfg.loss_2d_weight],
+            dtype=terms.dtype, device=terms.device,
+        )  # fmt: skip
+        if cfg.loss_balance == "fixed":
+            return w
+        if self.training:
+            with torch.no_grad():
+                value = terms.detach().to(self.loss_means.dtype)
+                if dist.is_available() and dist.is_initialized():
+                    dist.all_reduce(value)
+                    value /= dist.get_world_size()
+                d = self.mean_decay
+                # EMA started at 0, bias-corrected (Adam-style) so step 1 gives the value itself.
+                n = int(self.loss_mean_steps) + 1
+                raw = self.loss_means * (1 - d ** (n - 1)) if n > 1 else torch.zeros_like(value)
+                raw = d * raw + (1 - d) * value
+                self.loss_means.copy_(raw / (1 - d**n))
+                self.loss_mean_steps.fill_(n)
+        return w / self.loss_means.to(terms.dtype).clamp_min(1e-12)
 
     def forward(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)``."""
-        cfg = self.config
+        """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)`` (see [`balance`][])."""
         emb = self.embed(batch, self.modalities)
         l_cl, metrics = self.contrastive(emb, generator)
         mask = batch.get("mask")
@@ -296,7 +334,8 @@ class FinetuneStage(Stage):
                 for s in self.decode_from
             ]
         ).mean()
-        loss = cfg.contrastive_weight * l_cl + cfg.loss_3d_weight * l3d + cfg.loss_2d_weight * l2d
+        terms = torch.stack([l_cl, l3d, l2d])
+        loss = (self.balance(terms.detach()) * terms).sum()
         metrics.update({"loss/cl": l_cl.detach(), "loss/3d": l3d.detach(), "loss/2d": l2d.detach()})
         return loss, metrics
 

@@ -1,0 +1,183 @@
+"""Small, seeded lifting experiments on the bundled mocap clips (issue #16's log).
+
+Each run trains one lifter (the SimpleBaseline MLP or the UniHPR 2D encoder +
+3D decoder, optionally after step 1 and with the contrastive term) and scores
+it on the held-out clips, per sample and per clip. Results are appended as
+JSON lines to ``benchmarks/results/learn_lab.jsonl``; ``--summary`` prints
+mean ± std per experiment name. Accuracy depends only on the seed and the
+arguments, never on machine load (wall times do).
+
+    python benchmarks/learn_lab.py NAME --model unihpr --readout tokens --seeds 0 1 2
+    python benchmarks/learn_lab.py --summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+LOG = Path(__file__).parent / "results" / "learn_lab.jsonl"
+
+
+def _parse_kv(items):
+    out = {}
+    for item in items or []:
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def build_data(args):
+    from unihpr.data import HUMANOID15, HumanoidMocap
+    from unihpr.data.augment import PoseAugmentation
+    from unihpr.data.mocap import load_humanoid_motion
+    from unihpr.data.virtual_cameras import CameraDistribution, VirtualCameraDataset
+
+    test = HumanoidMocap("test", progress=False, box=args.box)
+    if args.data == "rendered":
+        train = HumanoidMocap("train", progress=False, box=args.box)
+    else:
+        motion, clips, frames = load_humanoid_motion("train")
+        aug = PoseAugmentation(**_parse_kv(args.aug))
+        cams = CameraDistribution(**_parse_kv(args.cams))
+        train = VirtualCameraDataset(motion, HUMANOID15, cameras=cams,
+                                     augment=aug if aug.active else None, clips=clips,
+                                     frames=frames)  # fmt: skip
+    return train, test
+
+
+def score(pred, target, actions):
+    from unihpr.metrics import mpjpe, pa_mpjpe, per_action_error
+
+    out = {}
+    for name, fn in (("mpjpe", mpjpe), ("pa_mpjpe", pa_mpjpe)):
+        out[f"{name}_sample"] = 1000 * float(fn(pred, target))
+        out[f"{name}_clip"] = 1000 * per_action_error(pred, target, actions, name)["average"]
+    return out
+
+
+def run_one(args, seed, train, test):
+    from unihpr.models import create_model
+    from unihpr.train import StageConfig, Trainer, seed_everything
+    from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
+    from unihpr.train.distributed import DistInfo
+    from unihpr.train.stages import make_stage
+
+    tmp = Path(tempfile.mkdtemp(prefix="lab"))
+    common = {"lr": args.lr, "log_every": 50, "checkpoint_every": 10**6}
+    t0 = time.perf_counter()
+    seed_everything(seed)
+
+    def fit(stage, cfg, name):
+        Trainer(stage, train, cfg, output_dir=tmp / name, seed=seed, amp="off",
+                dist_info=DistInfo(), progress=False).fit(resume=False)  # fmt: skip
+
+    batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
+    if args.model == "mlp":
+        lifter = SimpleBaselineLifter(15, dropout=args.dropout)
+        cfg = StageConfig(name="finetune", steps=args.s1 + args.s3, batch_size=args.b, **common)
+        fit(LifterStage(lifter, cfg), cfg, "mlp")
+        lifter.eval()
+        with torch.no_grad():
+            pred = lifter(batch["pose2d"], batch["bbox"])
+        extra = {}
+    else:
+        model = create_model("unihpr-tiny", **_parse_kv(args.override))
+        if args.s1:
+            c1 = StageConfig(name="align2d3d", steps=args.s1, batch_size=args.b1 or args.b,
+                             tau_init=1 / 14, tau_min=1 / 100, **common)  # fmt: skip
+            fit(make_stage(model, c1), c1, "s1")
+        c3 = StageConfig(name="finetune", steps=args.s3, batch_size=args.b, tau_init=0.2,
+                         tau_min=0.2, use_triplet=False, contrastive_weight=args.cl,
+                         loss_2d_weight=args.w2d, loss_balance=args.balance, **common)  # fmt: skip
+        stage = make_stage(model, c3, modalities=("pose2d", "pose3d"),
+                           decode_from=tuple(args.decode_from))  # fmt: skip
+        fit(stage, c3, "s3")
+        model.eval()
+        with torch.no_grad():
+            e2 = model.encode_pose2d(batch["pose2d"], bbox=batch["bbox"])
+            e3 = model.encode_pose3d(batch["pose3d"])
+            pred = model.decoder3d(e2, "pose2d")
+            cos = float((e2 * e3).sum(-1).mean())
+            top1 = float(((e2 @ e3.T).argmax(1) == torch.arange(len(e2))).float().mean())
+        extra = {"cos_2d3d": cos, "top1_2d3d": 100 * top1}
+    res = score(pred, batch["pose3d"], list(batch["action"]))
+    res.update(extra)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def summary(names=None):
+    rows: dict[str, list] = {}
+    for line in LOG.read_text().splitlines():
+        r = json.loads(line)
+        rows.setdefault(r["name"], []).append(r)
+    for name, rs in rows.items():
+        if names and name not in names:
+            continue
+        keys = ["mpjpe_clip", "pa_mpjpe_clip", "mpjpe_sample", "pa_mpjpe_sample"]
+        cells = []
+        for k in keys:
+            v = [r["result"][k] for r in rs]
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            cells.append(f"{statistics.mean(v):6.1f} ± {sd:4.1f}")
+        extra = ""
+        if "cos_2d3d" in rs[0]["result"]:
+            extra = " cos {:.2f} top1 {:.0f}%".format(
+                statistics.mean(r["result"]["cos_2d3d"] for r in rs),
+                statistics.mean(r["result"]["top1_2d3d"] for r in rs),
+            )
+        print(f"{name:40s} n={len(rs)} | " + " | ".join(cells) + extra)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("name", nargs="?")
+    p.add_argument("--summary", nargs="*")
+    p.add_argument("--model", choices=("mlp", "unihpr"), default="unihpr")
+    p.add_argument("--data", choices=("rendered", "virtual"), default="rendered")
+    p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")
+    p.add_argument("--aug", nargs="*", help="PoseAugmentation fields k=v")
+    p.add_argument("--cams", nargs="*", help="CameraDistribution fields k=v")
+    p.add_argument("--override", nargs="*", help="UniHPRConfig fields k=v")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--s1", type=int, default=0)
+    p.add_argument("--b1", type=int, default=0)
+    p.add_argument("--s3", type=int, default=1500)
+    p.add_argument("--b", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--cl", type=float, default=0.0, help="contrastive weight in fine-tuning")
+    p.add_argument("--w2d", type=float, default=0.0, help="L_2D weight in fine-tuning")
+    p.add_argument("--balance", default="fixed")
+    p.add_argument("--decode-from", nargs="+", default=["pose2d"])
+    p.add_argument("--dropout", type=float, default=0.5, help="MLP lifter dropout")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.summary is not None:
+        summary(args.summary)
+        return 0
+    torch.set_num_threads(args.threads)
+    train, test = build_data(args)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        res = run_one(args, seed, train, test)
+        rec = {"name": args.name, "seed": seed, "args": vars(args), "result": res}
+        with LOG.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(args.name, seed, {k: round(v, 1) for k, v in res.items()}, flush=True)
+    summary([args.name])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
