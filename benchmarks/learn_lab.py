@@ -74,7 +74,8 @@ def run_one(args, seed, train, test):
     from unihpr.train.stages import make_stage
 
     tmp = Path(tempfile.mkdtemp(prefix="lab"))
-    common = {"lr": args.lr, "log_every": 50, "checkpoint_every": 10**6}
+    common = {"lr": args.lr, "lr_schedule": args.sched, "log_every": 50,
+              "checkpoint_every": 10**6}  # fmt: skip
     t0 = time.perf_counter()
     seed_everything(seed)
 
@@ -156,6 +157,7 @@ def main(argv=None):
     p.add_argument("--s3", type=int, default=1500)
     p.add_argument("--b", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--sched", default="constant", help="StageConfig.lr_schedule")
     p.add_argument("--cl", type=float, default=0.0, help="contrastive weight in fine-tuning")
     p.add_argument("--w2d", type=float, default=0.0, help="L_2D weight in fine-tuning")
     p.add_argument("--balance", default="fixed")

@@ -63,6 +63,8 @@ def test_stage_roundtrip_property(steps, bs, lr, tau_min, triplet):
         ({"betas": (0.9, 1.5)}, "betas"),
         ({"grad_clip": 0.0}, "grad_clip"),
         ({"log_every": 0}, "log_every"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"loss_balance": "auto"}, "loss_balance"),
     ],
 )
 def test_stage_validation(kwargs, match):

@@ -21,6 +21,7 @@ from typing import Any
 STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 LOSS_BALANCES = ("fixed", "normalized")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -40,7 +41,9 @@ class StageConfig:
         steps: Number of optimiser steps.
         batch_size: Samples per step *per process* (the global batch is
             ``batch_size * world_size``).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak rate under a schedule).
+        lr_schedule: ``"constant"`` (the paper's) or ``"cosine"``: the rate decays
+            from ``lr`` to 0 along half a cosine over ``steps`` (see [`lr_at`][]).
         weight_decay: Adam (L2) weight decay.
         betas: Adam betas.
         tau_init: Initial value of every learnable temperature.
@@ -69,6 +72,7 @@ class StageConfig:
     steps: int = 10_000
     batch_size: int = 2048
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     tau_init: float = 1 / 14
@@ -108,10 +112,23 @@ class StageConfig:
             )
         if self.grad_clip is not None:
             _check_positive("StageConfig.grad_clip", self.grad_clip)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"StageConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
         if self.loss_balance not in LOSS_BALANCES:
             raise ValueError(
                 f"StageConfig.loss_balance must be one of {LOSS_BALANCES}, got {self.loss_balance!r}"
             )
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of the optimiser step that follows ``step`` completed steps.
+
+        A pure function of the step, so a resumed run follows the same schedule.
+        """
+        if self.lr_schedule == "constant":
+            return self.lr
+        return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of every field."""

@@ -340,6 +340,8 @@ class Trainer:
                 [p for g in self.optimizer.param_groups for p in g["params"]],
                 self.config.grad_clip,
             )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         after_step = getattr(_unwrap(self.model), "after_step", None)
