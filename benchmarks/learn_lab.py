@@ -37,14 +37,14 @@ def _parse_kv(items):
     return out
 
 
-def build_data(args):
+def build_data(args, kind=None):
     from unihpr.data import HUMANOID15, HumanoidMocap
     from unihpr.data.augment import PoseAugmentation
     from unihpr.data.mocap import load_humanoid_motion
     from unihpr.data.virtual_cameras import CameraDistribution, VirtualCameraDataset
 
     test = HumanoidMocap("test", progress=False, box=args.box)
-    if args.data == "rendered":
+    if (kind or args.data) == "rendered":
         train = HumanoidMocap("train", progress=False, box=args.box)
     else:
         motion, clips, frames = load_humanoid_motion("train")
@@ -66,7 +66,7 @@ def score(pred, target, actions):
     return out
 
 
-def run_one(args, seed, train, test):
+def run_one(args, seed, train, test, train1=None):
     from unihpr.models import create_model
     from unihpr.train import StageConfig, Trainer, seed_everything
     from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
@@ -79,8 +79,8 @@ def run_one(args, seed, train, test):
     t0 = time.perf_counter()
     seed_everything(seed)
 
-    def fit(stage, cfg, name):
-        Trainer(stage, train, cfg, output_dir=tmp / name, seed=seed, amp="off",
+    def fit(stage, cfg, name, data=None):
+        Trainer(stage, data or train, cfg, output_dir=tmp / name, seed=seed, amp="off",
                 dist_info=DistInfo(), progress=False).fit(resume=False)  # fmt: skip
 
     batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
@@ -97,7 +97,7 @@ def run_one(args, seed, train, test):
         if args.s1:
             c1 = StageConfig(name="align2d3d", steps=args.s1, batch_size=args.b1 or args.b,
                              tau_init=1 / 14, tau_min=1 / 100, **common)  # fmt: skip
-            fit(make_stage(model, c1), c1, "s1")
+            fit(make_stage(model, c1), c1, "s1", train1)
         c3 = StageConfig(name="finetune", steps=args.s3, batch_size=args.b, tau_init=0.2,
                          tau_min=0.2, use_triplet=False, contrastive_weight=args.cl,
                          loss_2d_weight=args.w2d, loss_balance=args.balance, **common)  # fmt: skip
@@ -153,6 +153,7 @@ def main(argv=None):
     p.add_argument("--override", nargs="*", help="UniHPRConfig fields k=v")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--s1", type=int, default=0)
+    p.add_argument("--data1", choices=("rendered", "virtual"), help="stage-1 data (default --data)")
     p.add_argument("--b1", type=int, default=0)
     p.add_argument("--s3", type=int, default=1500)
     p.add_argument("--b", type=int, default=64)
@@ -170,9 +171,10 @@ def main(argv=None):
         return 0
     torch.set_num_threads(args.threads)
     train, test = build_data(args)
+    train1 = build_data(args, args.data1)[0] if args.data1 else None
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        res = run_one(args, seed, train, test)
+        res = run_one(args, seed, train, test, train1)
         rec = {"name": args.name, "seed": seed, "args": vars(args), "result": res}
         with LOG.open("a") as f:
             f.write(json.dumps(rec) + "\n")
