@@ -43,9 +43,14 @@ def build_data(args, kind=None):
     from unihpr.data.mocap import load_humanoid_motion
     from unihpr.data.virtual_cameras import CameraDistribution, VirtualCameraDataset
 
-    test = HumanoidMocap("test", progress=False, box=args.box)
+    kw = {"progress": False, "box": args.box, "cameras_per_frame": args.views}
+    test = HumanoidMocap("test", **{**kw, "cameras_per_frame": 2})
     if (kind or args.data) == "rendered":
-        train = HumanoidMocap("train", progress=False, box=args.box)
+        from unihpr.data.augment import RandomFlip
+
+        train = HumanoidMocap("train", **kw)
+        if args.flip:
+            train = RandomFlip(train, HUMANOID15, p=args.flip)
     else:
         motion, clips, frames = load_humanoid_motion("train")
         aug = PoseAugmentation(**_parse_kv(args.aug))
@@ -84,7 +89,34 @@ def run_one(args, seed, train, test, train1=None):
                 dist_info=DistInfo(), progress=False).fit(resume=False)  # fmt: skip
 
     batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
-    if args.model == "mlp":
+    if args.model == "mean":
+        from unihpr.train.baselines import MeanPose
+
+        poses = torch.stack([train[i]["pose3d"] for i in range(len(train))])
+        pred, extra = MeanPose(poses)(len(test)), {}
+    elif args.model == "image":
+        model = create_model("unihpr-tiny", **_parse_kv(args.override))
+
+        class ImageStage(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def trainable_parameters(self):
+                return [*model.image_encoder.parameters(), *model.decoder3d.parameters()]
+
+            def forward(self, b, generator=None):
+                emb = model.encode_image(b["image"])
+                return model.decoder3d.loss(emb, "image", b["pose3d"]), {}
+
+        c3 = StageConfig(name="finetune", steps=args.s3, batch_size=args.b, **common)
+        fit(ImageStage(), c3, "img")
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model.estimate_3d(image=batch["image"][i : i + 256])
+                              for i in range(0, len(test), 256)])  # fmt: skip
+        extra = {}
+    elif args.model == "mlp":
         lifter = SimpleBaselineLifter(15, dropout=args.dropout)
         cfg = StageConfig(name="finetune", steps=args.s1 + args.s3, batch_size=args.b, **common)
         fit(LifterStage(lifter, cfg), cfg, "mlp")
@@ -145,7 +177,9 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("name", nargs="?")
     p.add_argument("--summary", nargs="*")
-    p.add_argument("--model", choices=("mlp", "unihpr"), default="unihpr")
+    p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr")
+    p.add_argument("--views", type=int, default=2, help="rendered views per frame (train)")
+    p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
     p.add_argument("--data", choices=("rendered", "virtual"), default="rendered")
     p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")
     p.add_argument("--aug", nargs="*", help="PoseAugmentation fields k=v")

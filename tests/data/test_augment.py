@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unihpr.data import H36M17, HUMANOID15
-from unihpr.data.augment import PoseAugmentation, limb_roots, recombine_limbs, scale_bones
+from unihpr.data.augment import (
+    PoseAugmentation,
+    RandomFlip,
+    limb_roots,
+    recombine_limbs,
+    scale_bones,
+)
 
 
 def _poses(n=6, skeleton=HUMANOID15, seed=0):
@@ -145,3 +151,35 @@ def test_validation(kwargs, match):
         PoseAugmentation(**kwargs)
     with pytest.raises(ValueError, match="pose must be"):
         PoseAugmentation(mirror=1.0)(torch.zeros(2, 14, 3), HUMANOID15)
+
+
+class _Images(torch.utils.data.Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        p2d = torch.rand(15, 2, generator=g) * 50 + 7
+        return {"image": torch.rand(3, 64, 64, generator=g), "pose2d": p2d,
+                "pose3d": torch.randn(15, 3, generator=g),
+                "bbox": torch.cat([p2d.amin(0), p2d.amax(0)]), "action": "a"}  # fmt: skip
+
+
+def test_random_flip_mirrors_image_2d_and_3d_together():
+    base = _Images()
+    always = RandomFlip(base, HUMANOID15, p=1.0)
+    s, f = base[1], always[1]
+    perm = list(HUMANOID15.flip_permutation)
+    torch.testing.assert_close(f["image"], s["image"].flip(-1))
+    torch.testing.assert_close(f["pose2d"][:, 0], 64 - s["pose2d"][perm, 0])
+    torch.testing.assert_close(f["pose2d"][:, 1], s["pose2d"][perm, 1])
+    torch.testing.assert_close(f["pose3d"][:, 0], -s["pose3d"][perm, 0])
+    torch.testing.assert_close(f["bbox"], torch.cat([f["pose2d"].amin(0), f["pose2d"].amax(0)]))
+    twice = RandomFlip(always, HUMANOID15, p=1.0)[1]
+    for k in ("image", "pose2d", "pose3d"):
+        torch.testing.assert_close(twice[k], s[k])
+    never = RandomFlip(base, HUMANOID15, p=0.0)[1]
+    torch.testing.assert_close(never["image"], s["image"])
+    assert len(always) == 3 and f["action"] == "a"
+    with pytest.raises(ValueError, match="probability"):
+        RandomFlip(base, HUMANOID15, p=2.0)

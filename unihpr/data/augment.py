@@ -17,6 +17,8 @@ joints before a camera sees them (see
 * **tilt**: a rotation by up to ``tilt`` degrees about a random horizontal
   axis through the root (rotations about the up axis are the cameras' job).
 
+[`RandomFlip`][] mirrors rendered samples (image, 2D and 3D together).
+
 Everything is driven by the [`Skeleton`][unihpr.data.skeletons.Skeleton]
 (``parents``, ``flip_pairs``, ``root``), so any layout works.
 
@@ -37,11 +39,12 @@ from functools import lru_cache
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import up_basis
 
-__all__ = ["PoseAugmentation", "limb_roots", "recombine_limbs", "scale_bones"]
+__all__ = ["PoseAugmentation", "RandomFlip", "limb_roots", "recombine_limbs", "scale_bones"]
 
 
 @lru_cache(maxsize=32)
@@ -259,3 +262,50 @@ def _rotate(v: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
     cross = torch.linalg.cross(k.expand_as(v), v)
     dot = (v * k).sum(-1, keepdim=True)
     return v * cos + cross * sin + k * dot * (1 - cos)
+
+
+class RandomFlip(Dataset):
+    """Mirror image samples left/right with probability ``p`` (images, 2D and 3D alike).
+
+    The image is flipped horizontally, the 2D keypoints follow (``x -> W - x``
+    in pixels whose column i covers [i, i + 1)), the camera-frame 3D pose is
+    reflected (``x -> -x``), left and right joints are swapped, and ``bbox``
+    becomes the flipped keypoints' box. A mirrored person is a valid person,
+    so this doubles the distinct images without rendering.
+
+    Args:
+        dataset: Samples with ``image`` (3, H, W), ``pose2d`` (J, 2), ``pose3d`` (J, 3).
+        skeleton: Their joint layout (``flip_pairs``).
+        p: Probability of a flip.
+    """
+
+    def __init__(self, dataset: Dataset, skeleton: Skeleton | str, p: float = 0.5) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p is a probability in [0, 1], got {p!r}")
+        self.dataset = dataset
+        self.skeleton = get_skeleton(skeleton)
+        self.p = float(p)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str):
+        # arrays, clips, ... of the wrapped dataset stay reachable
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = dict(self.dataset[index])
+        if self.p == 0.0 or float(torch.rand(())) >= self.p:
+            return sample
+        perm = list(self.skeleton.flip_permutation)
+        image = sample["image"].flip(-1)
+        width = image.shape[-1]
+        p2d = sample["pose2d"][perm].clone()
+        p2d[:, 0] = width - p2d[:, 0]
+        p3d = sample["pose3d"][perm].clone()
+        p3d[:, 0] = -p3d[:, 0]
+        sample.update(image=image, pose2d=p2d, pose3d=p3d,
+                      bbox=torch.cat([p2d.amin(0), p2d.amax(0)]))  # fmt: skip
+        return sample
