@@ -115,7 +115,22 @@ def run_one(args, seed, train, test, train1=None):
         with torch.no_grad():
             pred = torch.cat([model.estimate_3d(image=batch["image"][i : i + 256])
                               for i in range(0, len(test), 256)])  # fmt: skip
-        extra = {}
+            base = getattr(train, "dataset", train)  # unflipped training samples
+            tb = torch.utils.data.default_collate([base[i] for i in range(0, len(base), 3)])
+            tp = model.estimate_3d(image=tb["image"])
+        # the silhouette of a pose equals that of its depth-mirrored, left/right-swapped
+        # twin (facing the camera vs facing away): error against the closer of the two
+        from unihpr.data import HUMANOID15
+        from unihpr.metrics import mpjpe
+
+        gt = batch["pose3d"]
+        twin = gt[:, list(HUMANOID15.flip_permutation)].clone()
+        twin[..., 2] = -twin[..., 2]
+        e1 = mpjpe(pred, gt, reduction="none")
+        e2 = mpjpe(pred, twin, reduction="none")
+        extra = {"train_mpjpe_sample": 1000 * float(mpjpe(tp, tb["pose3d"])),
+                 "twin_mpjpe_sample": 1000 * float(torch.minimum(e1, e2).mean()),
+                 "twin_share": float((e2 < e1).float().mean())}  # fmt: skip
     elif args.model == "mlp":
         lifter = SimpleBaselineLifter(15, dropout=args.dropout)
         cfg = StageConfig(name="finetune", steps=args.s1 + args.s3, batch_size=args.b, **common)
@@ -169,6 +184,15 @@ def summary(names=None):
             extra = " cos {:.2f} top1 {:.0f}%".format(
                 statistics.mean(r["result"]["cos_2d3d"] for r in rs),
                 statistics.mean(r["result"]["top1_2d3d"] for r in rs),
+            )
+        if "train_mpjpe_sample" in rs[0]["result"]:
+            extra += " train {:.0f}".format(
+                statistics.mean(r["result"]["train_mpjpe_sample"] for r in rs)
+            )
+        if "twin_mpjpe_sample" in rs[0]["result"]:
+            extra += " twin-min {:.0f} (closer to twin {:.0%})".format(
+                statistics.mean(r["result"]["twin_mpjpe_sample"] for r in rs),
+                statistics.mean(r["result"]["twin_share"] for r in rs),
             )
         print(f"{name:40s} n={len(rs)} | " + " | ".join(cells) + extra)
 
