@@ -83,7 +83,7 @@ class LifterStage(nn.Module):
         return list(self.lifter.parameters())
 
     def forward(self, batch: dict[str, Tensor], generator: torch.Generator | None = None):
-        pred = self.lifter(batch["pose2d"], batch.get("bbox"))
+        pred = self.lifter(batch["pose2d"])  # the keypoints' own box, as UniHPR
         loss = ((pred - batch["pose3d"]) ** 2).sum(-1).mean()
         return loss, {}
 

@@ -118,7 +118,8 @@ def collect(
                 if m == "image":
                     e = model.encode_image(b["image"])
                 elif m == "pose2d":
-                    e = model.encode_pose2d(b["pose2d"], bbox=b.get("bbox"), mask=mask)
+                    # the keypoints' own box, as in training (unihpr.train.stages)
+                    e = model.encode_pose2d(b["pose2d"], mask=mask)
                 else:
                     e = model.encode_pose3d(b["pose3d"], mask=mask)
                 embs[m].append(e.float().cpu())

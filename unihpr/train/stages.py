@@ -19,8 +19,11 @@ statistics and dropout do not move) and which losses are summed:
   are used.
 
 Batches are dicts as produced by ``unihpr.data`` (``"pose2d"`` (B, J, 2)
-pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
-(B, 3, H, W), optional ``"mask"`` (B, J)).
+pixels, ``"pose3d"`` (B, J, 3) metres, ``"image"`` (B, 3, H, W), optional
+``"mask"`` (B, J)). A batch's ``"bbox"`` is not used: 2D poses are always
+expressed in their own keypoints' box, in training as at inference (where a
+user has keypoints but no person box), so nothing depends on a silhouette or
+detector box or on the pixel frame of the 2D input.
 """
 
 from __future__ import annotations
@@ -174,9 +177,8 @@ class Stage(nn.Module):
             if m == "image":
                 out[m] = self.model.encode_image(batch["image"])
             elif m == "pose2d":
-                out[m] = self.model.encode_pose2d(
-                    batch["pose2d"], bbox=batch.get("bbox"), mask=mask
-                )
+                # the keypoints' own box (see the module docstring)
+                out[m] = self.model.encode_pose2d(batch["pose2d"], mask=mask)
             elif m == "pose3d":
                 out[m] = self.model.encode_pose3d(batch["pose3d"], mask=mask)
             else:
@@ -321,7 +323,7 @@ class FinetuneStage(Stage):
         emb = self.embed(batch, self.modalities)
         l_cl, metrics = self.contrastive(emb, generator)
         mask = batch.get("mask")
-        target2d = self.target2d(batch["pose2d"], batch.get("bbox"), mask)
+        target2d = self.target2d(batch["pose2d"], None, mask)
         l3d = torch.stack(
             [
                 _decoder_loss(self.model.decoder3d, emb[s], s, batch["pose3d"], mask, generator)
