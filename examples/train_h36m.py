@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         ThreeDPW,
     )
     from unihpr.models import UniHPR, get_config
-    from unihpr.train import evaluate, init_distributed, train_pipeline
+    from unihpr.evaluation import evaluate
+    from unihpr.train import init_distributed, train_pipeline
     from unihpr.train.distributed import barrier
 
     cfg = make_config(args)

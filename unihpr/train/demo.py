@@ -32,7 +32,7 @@ from torch import nn
 from unihpr._optional import require
 from unihpr.train.config import StageConfig, TrainConfig
 from unihpr.train.distributed import DistInfo
-from unihpr.train.evaluate import evaluate
+from unihpr.evaluation import evaluate
 from unihpr.train.loop import Trainer, seed_everything
 from unihpr.train.pipeline import train_pipeline
 from unihpr.train.stages import make_stage

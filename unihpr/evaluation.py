@@ -1,5 +1,7 @@
 """Evaluation of a UniHPR model with the paper's protocols, via [`unihpr.metrics`][].
 
+(Formerly ``unihpr.train.evaluate``; the old names still work for one release.)
+
 One pass over a dataset collects the embeddings of every modality present,
 the 3D poses decoded from each source embedding and the ground truth; the
 numbers are then computed from those arrays:
