@@ -162,8 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         MPIInf3DHP,
         ThreeDPW,
     )
-    from unihpr.models import UniHPR, get_config
     from unihpr.evaluation import evaluate
+    from unihpr.models import UniHPR, get_config
     from unihpr.train import init_distributed, train_pipeline
     from unihpr.train.distributed import barrier
 
