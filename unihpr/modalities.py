@@ -14,6 +14,7 @@ from collections.abc import Iterable
 __all__ = ["MODALITIES", "check_modalities"]
 
 MODALITIES: tuple[str, str, str] = ("image", "pose2d", "pose3d")
+"""The modality names, in the order of the triplet and of the representation tokens."""
 
 
 def check_modalities(
@@ -22,7 +23,7 @@ def check_modalities(
     """Validate a collection of distinct modality names and return it as a tuple.
 
     Args:
-        modalities: Names among [`MODALITIES`][unihpr.modalities.MODALITIES].
+        modalities: Names among [`MODALITIES`][MODALITIES].
         name: Argument name for the error message.
         min_count: Fewest names accepted.
 

@@ -29,13 +29,17 @@ __all__ = [
 ]
 
 DECODER_TYPES = ("mlp", "transformer", "diffusion")
+"""Values of ``UniHPRConfig.decoder``."""
 SCHEDULE_NAMES = ("cosine", "linear")
+"""Values of ``UniHPRConfig.diffusion_schedule``."""
 AGGREGATIONS = ("mean", "median")
+"""Values of ``UniHPRConfig.hypothesis_aggregation``."""
 # Fields that change how a trained model is *run*, not its weights: they may be
 # overridden when loading a checkpoint.
 INFERENCE_FIELDS = frozenset(
     {"diffusion_sampling_steps", "num_hypotheses", "hypothesis_aggregation", "name"}
 )
+"""Fields that may be overridden when loading weights (they do not change the weights)."""
 # Largest accepted sizes. The paper's models use widths of 512 and depths of 4;
 # these bounds are far above any sensible model and keep one parameter tensor
 # below a few hundred MB (8192 x 8192 floats = 256 MiB).
@@ -52,6 +56,7 @@ LIMITS: dict[str, int | float] = {
     "bbox_reference": 1e6,
     "target_scale_3d": 1e3,
 }
+"""Upper bounds of the size fields (``width`` applies to every width, ``depth`` to every depth)."""
 
 
 def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
@@ -179,7 +184,7 @@ class UniHPRConfig:
         target_scale_3d: 3D poses (metres) are divided by it inside the diffusion decoder.
 
     The config is frozen (a built model's config cannot drift from its
-    weights); use [`replace`][unihpr.models.UniHPRConfig.replace] for a changed copy.
+    weights); use [`replace`][UniHPRConfig.replace] for a changed copy.
 
     Raises:
         TypeError: A field of the wrong type (``embed_dim=True``, ``image_size=(64.0, 64)``).
@@ -254,7 +259,7 @@ class UniHPRConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UniHPRConfig:
-        """Inverse of [`to_dict`][unihpr.models.UniHPRConfig.to_dict], with every field checked.
+        """Inverse of [`to_dict`][UniHPRConfig.to_dict], with every field checked.
 
         Unknown keys raise ``ValueError`` naming them. The key ``"extra"``
         (a field of unihpr 0.1 that was never read) is ignored with a
@@ -287,7 +292,7 @@ class UniHPRConfig:
         """Copy with inference settings replaced, as allowed when loading trained weights.
 
         Args:
-            **overrides: Fields of [`INFERENCE_FIELDS`][unihpr.models.config.INFERENCE_FIELDS]
+            **overrides: Fields of `INFERENCE_FIELDS`
                 (``num_hypotheses``, ``diffusion_sampling_steps``,
                 ``hypothesis_aggregation``, ``name``).
 

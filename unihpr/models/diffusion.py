@@ -6,10 +6,10 @@ score-matching loss ``|eps - eps_theta(x_t, t, c)|²`` (Ho et al. 2020, the
 epsilon form of Song & Ermon's objective).
 
 As in diffusers, the network knows nothing of sampling: the DDIM sampler is
-[`DDIMScheduler`][unihpr.models.schedules.DDIMScheduler] beside the noise
+[`DDIMScheduler`][DDIMScheduler] beside the noise
 schedule, the loop that draws hypotheses from it is
-[`unihpr.models.sampling.sample_poses`][], and the hypotheses are combined
-into one estimate by [`UniHPR.decode`][unihpr.models.UniHPR.decode].
+[`sample_poses`][], and the hypotheses are combined
+into one estimate by [`UniHPR.decode`][UniHPR.decode].
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class DiffusionDecoder(PoseDecoder):
 
     Unlike the regression decoders, ``forward`` is one denoiser evaluation,
     not a pose estimate; poses come from
-    [`UniHPR.decode`][unihpr.models.UniHPR.decode] (or
-    [`sample_poses`][unihpr.models.sampling.sample_poses]).
+    [`UniHPR.decode`][UniHPR.decode] (or
+    [`sample_poses`][sample_poses]).
 
     Args:
         num_joints: J.
@@ -112,7 +112,7 @@ class DiffusionDecoder(PoseDecoder):
         Args:
             x_t: Noisy scaled poses (N, J, dims).
             t: Steps (N,) long.
-            cond: Projected condition (N, width) from [`encode_condition`][unihpr.models.DiffusionDecoder.encode_condition].
+            cond: Projected condition (N, width) from [`encode_condition`][DiffusionDecoder.encode_condition].
 
         Returns:
             Predicted noise (N, J, dims).

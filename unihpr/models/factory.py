@@ -16,8 +16,8 @@ def create_model(name: str, /, pretrained: bool = False, **overrides: Any) -> Un
     """Build a registered UniHPR model.
 
     Args:
-        name: One of [`list_models`][unihpr.models.list_models] (built-in or added with
-            [`register_model`][unihpr.models.register_model]).
+        name: One of [`list_models`][list_models] (built-in or added with
+            [`register_model`][register_model]).
         pretrained: Load the entry's weights (shipped in a package, or from its Hub
             id); only inference settings (``diffusion_sampling_steps``,
             ``num_hypotheses``, ``hypothesis_aggregation``) may then be overridden.
@@ -41,5 +41,5 @@ def create_model(name: str, /, pretrained: bool = False, **overrides: Any) -> Un
 
 
 def from_pretrained(name_or_path: str | os.PathLike, **kwargs: Any) -> UniHPR:
-    """Load a model; see [`UniHPR.from_pretrained`][unihpr.models.UniHPR.from_pretrained]."""
+    """Load a model; see [`UniHPR.from_pretrained`][UniHPR.from_pretrained]."""
     return UniHPR.from_pretrained(name_or_path, **kwargs)

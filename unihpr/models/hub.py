@@ -156,7 +156,7 @@ def push_to_hub(
     """Save ``model`` to a temporary folder and upload it to a Hub model repo.
 
     Args:
-        model: Model to upload (as for [`save_pretrained`][unihpr.models.hub.save_pretrained]).
+        model: Model to upload (as for `save_pretrained`).
         repo_id: ``"org/name"``; created if it does not exist.
         private: Create the repo as private.
         token: Hub token (default: the logged-in user's).

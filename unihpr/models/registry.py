@@ -1,10 +1,10 @@
 """The model registry: named configurations with where their weights live.
 
-One table, in the shape of timm's: each [`ModelEntry`][unihpr.models.registry.ModelEntry]
+One table, in the shape of timm's: each [`ModelEntry`][ModelEntry]
 holds a configuration and, when weights exist or are planned, their Hub id
-and/or a folder shipped inside a Python package. [`register_model`][unihpr.models.register_model]
-adds users' own entries; [`create_model`][unihpr.models.create_model] and
-[`UniHPR.from_pretrained`][unihpr.models.UniHPR.from_pretrained] read it.
+and/or a folder shipped inside a Python package. [`register_model`][register_model]
+adds users' own entries; [`create_model`][create_model] and
+[`UniHPR.from_pretrained`][UniHPR.from_pretrained] read it.
 This module imports no model class.
 """
 

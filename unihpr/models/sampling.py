@@ -1,14 +1,14 @@
 """Pose estimates from a diffusion decoder: the DDIM loop, hypotheses, aggregation.
 
 This is the pipeline of diffusers' split: the denoiser
-([`DiffusionDecoder`][unihpr.models.DiffusionDecoder]) predicts noise, the
-scheduler ([`DDIMScheduler`][unihpr.models.schedules.DDIMScheduler]) steps,
-and [`ddim_sample`][unihpr.models.sampling.ddim_sample] runs one between the
-other. [`sample_poses`][unihpr.models.sampling.sample_poses] draws ``H``
+([`DiffusionDecoder`][DiffusionDecoder]) predicts noise, the
+scheduler ([`DDIMScheduler`][DDIMScheduler]) steps,
+and `ddim_sample` runs one between the
+other. [`sample_poses`][sample_poses] draws ``H``
 hypotheses per input from seeded noise (reproducible estimates), and
-[`aggregate_hypotheses`][unihpr.models.sampling.aggregate_hypotheses] combines
+[`aggregate_hypotheses`][aggregate_hypotheses] combines
 them per joint by their mean or geometric median — the ground truth is never
-consulted. [`UniHPR.decode`][unihpr.models.UniHPR.decode] is where the two
+consulted. [`UniHPR.decode`][UniHPR.decode] is where the two
 are put together.
 """
 
@@ -37,9 +37,11 @@ __all__ = [
 # (poses / target_scale, about unit scale): 4 leaves every plausible pose alone
 # and stops a diverging early step from throwing the sample far off.
 CLIP_SAMPLE = 4.0
+"""Default clamp of the x_0 estimates, in the decoder's scaled units."""
 # Seed of the starting noise when no generator is given: a model's estimate is
 # then a deterministic function of its input.
 DEFAULT_SEED = 0
+"""Seed of the starting noise when no generator is given."""
 
 
 def geometric_median(points: Tensor, dim: int = 1, iters: int = 64, eps: float = 1e-9) -> Tensor:
@@ -128,7 +130,7 @@ def sample_poses(
         num_hypotheses: H samples per input.
         generator: RNG of the starting noise; one seeded with ``DEFAULT_SEED``
             when ``None``, which makes the output a deterministic function of the input.
-        clip_sample: See [`DDIMScheduler`][unihpr.models.schedules.DDIMScheduler].
+        clip_sample: See [`DDIMScheduler`][DDIMScheduler].
 
     Returns:
         Hypotheses (B, H, J, dims) in the decoder's output units.

@@ -2,15 +2,15 @@
 
 As in diffusers, the network knows nothing of sampling:
 
-* a [`NoiseSchedule`][unihpr.models.schedules.NoiseSchedule] defines the
+* a [`NoiseSchedule`][NoiseSchedule] defines the
   cumulative signal level ``alpha_bar[t]``, t = 0 … T-1, of the forward process
   ``x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps`` (``add_noise``, used by the training
   loss);
-* a [`DDIMScheduler`][unihpr.models.schedules.DDIMScheduler] walks it backwards:
+* a [`DDIMScheduler`][DDIMScheduler] walks it backwards:
   ``set_timesteps(n)`` picks n steps, ``step(eps, t, x_t)`` returns x at the
   next step and the current estimate of x_0;
 * the loop that calls the denoiser between steps is
-  [`unihpr.models.sampling.ddim_sample`][].
+  ``unihpr.models.sampling.ddim_sample``.
 
 Values are computed in float64 on the CPU (also when a model is built under
 ``torch.device("meta")``) and cast when gathered.
@@ -160,7 +160,7 @@ def ddim_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
 
 @dataclass
 class SchedulerOutput:
-    """Result of [`DDIMScheduler.step`][unihpr.models.schedules.DDIMScheduler.step].
+    """Result of [`DDIMScheduler.step`][DDIMScheduler.step].
 
     Attributes:
         prev_sample: x at the next (lower) step, or the final sample after step 0.

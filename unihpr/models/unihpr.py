@@ -169,7 +169,7 @@ class UniHPR(nn.Module):
             batch: Dict as produced by ``unihpr.data``: ``"image"`` (B, 3, H, W) in
                 [0, 1], ``"pose2d"`` (B, J, 2) pixels with optional ``"bbox"`` (B, 4),
                 ``"pose3d"`` (B, J, 3) metres, optional ``"mask"`` (B, J) bool.
-            modalities: Names among [`MODALITIES`][unihpr.modalities.MODALITIES]; default:
+            modalities: Names among `MODALITIES`; default:
                 every one present in ``batch``.
             normalize: L2-normalise the embeddings.
 
@@ -213,7 +213,7 @@ class UniHPR(nn.Module):
         bbox: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Embed whichever modalities are given (see [`embed`][unihpr.models.UniHPR.embed]).
+        """Embed whichever modalities are given (see [`embed`][UniHPR.embed]).
 
         Returns:
             Dict with keys among "image", "pose2d", "pose3d", each (B, D) L2-normalised.
@@ -255,8 +255,8 @@ class UniHPR(nn.Module):
 
         A regression decoder (MLP, Transformer) gives one pose per input. A
         diffusion decoder draws ``num_hypotheses`` samples with DDIM from seeded
-        noise ([`sample_poses`][unihpr.models.sampling.sample_poses]) and combines
-        them per joint ([`aggregate_hypotheses`][unihpr.models.sampling.aggregate_hypotheses]);
+        noise ([`sample_poses`][sample_poses]) and combines
+        them per joint ([`aggregate_hypotheses`][aggregate_hypotheses]);
         the ground truth is never consulted.
 
         Args:
@@ -318,7 +318,7 @@ class UniHPR(nn.Module):
             image: (B, 3, H, W) in [0, 1], or
             pose2d: (B, J, 2) pixels (with optional ``bbox`` (B, 4) and ``mask`` (B, J)), or
             pose3d: (B, J, 3) (reconstruction through the embedding).
-            **decode_kwargs: Passed to [`decode`][unihpr.models.UniHPR.decode]
+            **decode_kwargs: Passed to [`decode`][UniHPR.decode]
                 (``num_steps``, ``num_hypotheses``, ``aggregation``, ``generator``).
         """
         emb, source = self._embed_one(image, pose2d, pose3d, bbox, mask)
@@ -336,7 +336,7 @@ class UniHPR(nn.Module):
     ) -> Tensor:
         """Box-normalised 2D pose (B, J, 2) (see ``denormalize_pose2d`` for pixels).
 
-        Same inputs as [`estimate_3d`][unihpr.models.UniHPR.estimate_3d].
+        Same inputs as [`estimate_3d`][UniHPR.estimate_3d].
         """
         emb, source = self._embed_one(image, pose2d, pose3d, bbox, mask)
         return self.decode(emb, source, dims=2, **decode_kwargs)
@@ -344,7 +344,7 @@ class UniHPR(nn.Module):
     # ---------------------------------------------------------------- retrieval
     @staticmethod
     def retrieve(queries: Tensor, gallery: Tensor, k: int = 1) -> tuple[Tensor, Tensor]:
-        """Cosine top-k retrieval (via [`unihpr.metrics.retrieve_nearest`][]).
+        """Cosine top-k retrieval (via ``unihpr.metrics.retrieve_nearest``).
 
         Args:
             queries: (Q, D).
@@ -419,7 +419,7 @@ class UniHPR(nn.Module):
 
         Resolution order: an existing folder; a registered name (weights shipped in
         a package first, then its Hub id); a ``"org/name"`` Hub repo id (see
-        [`locate_weights`][unihpr.models.registry.locate_weights]). Hub files come from
+        `locate_weights`). Hub files come from
         ``huggingface_hub``'s cache when ``HF_HUB_OFFLINE=1`` or when the Hub cannot
         be reached (decided within seconds). Before any module is allocated,
         ``config.json`` is validated and the weights' shapes are compared with it.
@@ -457,7 +457,7 @@ class UniHPR(nn.Module):
         )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        """Upload to the Hugging Face Hub; see [`push_to_hub`][unihpr.models.hub.push_to_hub]."""
+        """Upload to the Hugging Face Hub; see `push_to_hub`."""
         return hub.push_to_hub(self, repo_id, **kwargs)
 
     def num_parameters(self) -> int:
