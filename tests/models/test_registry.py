@@ -136,3 +136,32 @@ def test_pretrained_override_checked_before_any_lookup():
         create_model("unihpr-w64", pretrained=True)
     with pytest.raises(TypeError, match="pretrained"):
         create_model("unihpr-tiny", pretrained="yes")
+
+
+def test_models_package_has_no_import_cycle():
+    """Every import inside unihpr.models (lazy ones included) forms an acyclic graph."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "unihpr" / "models"
+    graph = {}
+    for path in root.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "unihpr.models":  # `from unihpr.models import hub`
+                    deps |= {f"unihpr.models.{a.name}" for a in node.names}
+                elif node.module.startswith("unihpr.models."):
+                    deps.add(node.module)
+        graph[f"unihpr.models.{path.stem}"] = {d for d in deps if d != "unihpr.models"}
+
+    def visit(node, stack):
+        assert node not in stack, " -> ".join([*stack, node])
+        for dep in graph.get(node, ()):
+            visit(dep, [*stack, node])
+
+    for module in graph:
+        visit(module, [])
+    assert "unihpr.models.unihpr" not in graph["unihpr.models.hub"]
+    assert "unihpr.models.hub" in graph["unihpr.models.unihpr"]

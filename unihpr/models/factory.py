@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from unihpr.models.config import UniHPRConfig
 from unihpr.models.registry import get_config
 from unihpr.models.unihpr import UniHPR
 
@@ -34,9 +33,8 @@ def create_model(name: str, /, pretrained: bool = False, **overrides: Any) -> Un
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be a bool, got {type(pretrained).__name__}")
     if pretrained:
-        UniHPRConfig.check_inference_overrides(overrides)
         get_config(name)  # an unknown name is a ValueError listing the names
-        return UniHPR.from_pretrained(name, **overrides)
+        return UniHPR.from_pretrained(name, **overrides)  # checks the overrides first
     return UniHPR(get_config(name, **overrides))
 
 
