@@ -289,13 +289,17 @@ class _Proxy:
         self.server.server_close()
 
 
+def _proxy_env(tmp_path, variable: str, url: str, endpoint: str) -> dict:
+    return {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0",
+            variable: url, variable.lower(): url, "NO_PROXY": "", "no_proxy": "",
+            "HF_ENDPOINT": endpoint}  # fmt: skip
+
+
 def test_requests_go_through_https_proxy(tmp_path):
     """HTTPS_PROXY is honoured (no direct TCP probe): the proxy sees the CONNECT, and its
     refusal makes the load fail within seconds."""
     with _Proxy() as proxy:
-        env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
-               "HF_HUB_OFFLINE": "0", "HTTPS_PROXY": proxy.url, "https_proxy": proxy.url,
-               "NO_PROXY": "", "no_proxy": "", "HF_ENDPOINT": "https://huggingface.co"}  # fmt: skip
+        env = _proxy_env(tmp_path, "HTTPS_PROXY", proxy.url, "https://huggingface.co")
         out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert any(s.startswith("CONNECT huggingface.co:443") for s in proxy.seen), proxy.seen
@@ -305,9 +309,7 @@ def test_requests_go_through_https_proxy(tmp_path):
 
 def test_hub_answer_through_http_proxy_says_not_published(tmp_path):
     with _Proxy() as proxy:
-        env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
-               "HF_HUB_OFFLINE": "0", "HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
-               "NO_PROXY": "", "no_proxy": "", "HF_ENDPOINT": "http://hub.invalid"}  # fmt: skip
+        env = _proxy_env(tmp_path, "HTTP_PROXY", proxy.url, "http://hub.invalid")
         out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAD http://hub.invalid/unihpr/unihpr-w48/resolve/main/config.json" in proxy.seen

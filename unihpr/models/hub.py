@@ -268,6 +268,14 @@ def read_config_json(path: str | os.PathLike) -> dict[str, Any]:
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 
 
+def _unreadable(path: Path, err: BaseException) -> CheckpointError:
+    size = path.stat().st_size if path.exists() else 0
+    return CheckpointError(
+        f"{path} ({size} bytes) is corrupt or truncated and cannot be read as "
+        f"safetensors: {err}. Re-download it or re-save the model with save_pretrained()."
+    )
+
+
 def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
     """Names, shapes and dtypes of the tensors in a safetensors file, reading only its header.
 
@@ -291,11 +299,7 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[tuple[in
                 out[key] = (tuple(int(s) for s in sl.get_shape()), str(sl.get_dtype()))
             return out
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        size = path.stat().st_size if path.exists() else 0
-        raise CheckpointError(
-            f"{path} ({size} bytes) is corrupt or truncated and cannot be read as "
-            f"safetensors: {err}. Re-download it or re-save the model with save_pretrained()."
-        ) from None
+        raise _unreadable(path, err) from None
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -305,11 +309,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        size = path.stat().st_size if path.exists() else 0
-        raise CheckpointError(
-            f"{path} ({size} bytes) is corrupt or truncated and cannot be read as "
-            f"safetensors: {err}. Re-download it or re-save the model with save_pretrained()."
-        ) from None
+        raise _unreadable(path, err) from None
 
 
 def _compare_with_header(
