@@ -165,3 +165,11 @@ def test_models_package_has_no_import_cycle():
         visit(module, [])
     assert "unihpr.models.unihpr" not in graph["unihpr.models.hub"]
     assert "unihpr.models.hub" in graph["unihpr.models.unihpr"]
+
+
+def test_hub_repos_table_is_a_deprecated_view_of_the_registry():
+    import unihpr.models
+
+    with pytest.warns(DeprecationWarning, match="hub_id"):
+        table = unihpr.models.HUB_REPOS
+    assert table["unihpr-w48"] == "unihpr/unihpr-w48" and set(table) == set(list_models())

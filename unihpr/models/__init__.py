@@ -74,3 +74,18 @@ __all__ = [
     "save_pretrained",
     "slerp",
 ]
+
+
+def __getattr__(name: str):
+    # Deprecated in 0.2: the Hub ids now live in the registry entries.
+    if name == "HUB_REPOS":
+        import warnings
+
+        warnings.warn(
+            "unihpr.models.HUB_REPOS is deprecated; the Hub id of a model is "
+            "unihpr.models.get_entry(name).hub_id",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {n: get_entry(n).hub_id for n in list_models() if get_entry(n).hub_id}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
