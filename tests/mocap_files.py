@@ -46,20 +46,20 @@ def bvh_text(joints: list[dict], frames: np.ndarray, frame_time: float = 1 / 30)
         j, ind = joints[i], "\t" * depth
         lines.append(f"{ind}{'ROOT' if j['parent'] < 0 else 'JOINT'} {j['name']}")
         lines.append(f"{ind}{{")
-        lines.append(f"{ind}\tOFFSET " + " ".join(f"{v:.10g}" for v in j["offset"]))
+        lines.append(f"{ind}\tOFFSET " + " ".join(f"{v:.17g}" for v in j["offset"]))
         lines.append(f"{ind}\tCHANNELS {len(j['channels'])} " + " ".join(j["channels"]))
         for c in children.get(i, []):
             emit(c, depth + 1)
         if j.get("end") is not None:
             lines.extend([f"{ind}\tEnd Site", f"{ind}\t{{",
-                          f"{ind}\t\tOFFSET " + " ".join(f"{v:.10g}" for v in j["end"]),
+                          f"{ind}\t\tOFFSET " + " ".join(f"{v:.17g}" for v in j["end"]),
                           f"{ind}\t}}"])  # fmt: skip
         lines.append(f"{ind}}}")
 
     emit(0, 0)
     frames = np.atleast_2d(frames)
-    lines += ["MOTION", f"Frames: {len(frames)}", f"Frame Time: {frame_time:.10g}"]
-    lines += [" ".join(f"{v:.10g}" for v in row) for row in frames]
+    lines += ["MOTION", f"Frames: {len(frames)}", f"Frame Time: {frame_time:.17g}"]
+    lines += [" ".join(f"{v:.17g}" for v in row) for row in frames]
     return "\n".join(lines) + "\n"
 
 
@@ -136,9 +136,9 @@ def asf_text(bones: list[dict], *, length_factor: float = 1.0, angle: str = "deg
     for k, b in enumerate(bones):
         d = b["direction"]
         lines += ["  begin", f"     id {k + 1}", f"     name {b['name']}",
-                  f"     direction {d[0]:.10g} {d[1]:.10g} {d[2]:.10g}",
-                  f"     length {b['length'] * length_factor:.10g}",
-                  "     axis " + " ".join(f"{v:.10g}" for v in b["axis"]) + f" {b['order']}"]  # fmt: skip
+                  f"     direction {d[0]:.17g} {d[1]:.17g} {d[2]:.17g}",
+                  f"     length {b['length'] * length_factor:.17g}",
+                  "     axis " + " ".join(f"{v:.17g}" for v in b["axis"]) + f" {b['order']}"]  # fmt: skip
         if b["dof"]:
             lines.append("    dof " + " ".join(b["dof"]))
             lines.append("    limits " + "\n           ".join("(-180.0 , 180.0)" for _ in b["dof"]))
@@ -158,7 +158,33 @@ def amc_text(root: np.ndarray, values: dict[str, np.ndarray], first: int = 1,
     lines = ["#!OML:ASF test.asf", ":FULLY-SPECIFIED", header]
     for t in range(len(root)):
         lines.append(str(first + t))
-        lines.append("root " + " ".join(f"{v:.10g}" for v in root[t]))
+        lines.append("root " + " ".join(f"{v:.17g}" for v in root[t]))
         for name, v in values.items():
-            lines.append(f"{name} " + " ".join(f"{x:.10g}" for x in np.atleast_1d(v[t])))
+            lines.append(f"{name} " + " ".join(f"{x:.17g}" for x in np.atleast_1d(v[t])))
     return "\n".join(lines) + "\n"
+
+
+def asf_bone(name, parent, direction, length, axis=(0, 0, 0), order="XYZ", dof=("rx", "ry", "rz")):
+    """One bone for [`asf_text`]: direction in the global frame, axis angles in degrees."""
+    return {"name": name, "parent": parent, "direction": np.asarray(direction, dtype=float),
+            "length": length, "axis": axis, "order": order, "dof": list(dof)}  # fmt: skip
+
+
+def cmu_like_bones():
+    """A standing skeleton with CMU's bone names, lengths in inches."""
+    b = asf_bone
+    return [
+        b("lhipjoint", "root", (0.7, -0.6, 0.3), 2.5), b("lfemur", "lhipjoint", (0.34, -0.94, 0), 16.0),
+        b("ltibia", "lfemur", (0.34, -0.94, 0), 16.5), b("lfoot", "ltibia", (0, -0.3, 0.95), 5.5),
+        b("ltoes", "lfoot", (0, 0, 1), 2.5),
+        b("rhipjoint", "root", (-0.7, -0.6, 0.3), 2.5), b("rfemur", "rhipjoint", (-0.34, -0.94, 0), 16.0),
+        b("rtibia", "rfemur", (-0.34, -0.94, 0), 16.5), b("rfoot", "rtibia", (0, -0.3, 0.95), 5.5),
+        b("rtoes", "rfoot", (0, 0, 1), 2.5),
+        b("lowerback", "root", (0, 1, 0), 4.5), b("upperback", "lowerback", (0, 1, 0), 4.5),
+        b("thorax", "upperback", (0, 1, 0), 4.5), b("lowerneck", "thorax", (0, 1, 0), 3.8),
+        b("upperneck", "lowerneck", (0, 1, 0), 3.8), b("head", "upperneck", (0, 1, 0), 3.9),
+        b("lclavicle", "thorax", (0.9, 0.4, 0), 7.0), b("lhumerus", "lclavicle", (1, 0, 0), 11.0),
+        b("lradius", "lhumerus", (1, 0, 0), 7.5), b("lwrist", "lradius", (1, 0, 0), 3.7),
+        b("rclavicle", "thorax", (-0.9, 0.4, 0), 7.0), b("rhumerus", "rclavicle", (-1, 0, 0), 11.0),
+        b("rradius", "rhumerus", (-1, 0, 0), 7.5), b("rwrist", "rradius", (-1, 0, 0), 3.7),
+    ]  # fmt: skip

@@ -638,10 +638,10 @@ def resolve_rig_mapping(
                 try:
                     return resolve_rig_mapping(rig, dst_sk, preset)
                 except _MissingJoints as err:
-                    failures.append(f"{preset!r} lacks {err.missing}")
+                    failures.append(f"{preset!r} lacks {'; '.join(err.missing)}")
             raise ValueError(
                 f"no preset of RIG_MAPPINGS fits rig {rig.name!r} for {dst_sk.name!r}: "
-                + "; ".join(failures)
+                + " | ".join(failures)
                 + f". Rig joints: {list(rig.joint_names)}. Pass mapping={{joint: rig joint}}."
             )
         if mapping not in RIG_MAPPINGS:
@@ -677,7 +677,8 @@ def resolve_rig_mapping(
     if missing:
         raise _MissingJoints(
             missing,
-            f"rig {rig.name!r} lacks joints for {dst_sk.name!r} ({label}): {missing}. "
+            f"rig {rig.name!r} lacks joints for {dst_sk.name!r} ({label}): "
+            f"{'; '.join(missing)}. "
             f"Rig joints: {list(rig.joint_names)}",
         )
     return out
