@@ -128,7 +128,8 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
             if joint.offset is not None:
                 raise err(line, f"second OFFSET for joint {joint.name!r}")
             vals = toks[pos : pos + 3]
-            extra = pos + 3 < len(toks) and toks[pos + 3][1] == line
+            # a fourth number on the line is an error; a keyword may follow (compact files)
+            extra = pos + 3 < len(toks) and toks[pos + 3][1] == line and is_float(toks[pos + 3][0])
             if len(vals) < 3 or any(v[1] != line for v in vals) or extra:
                 raise err(line, "OFFSET needs exactly 3 numbers on its line")
             joint.offset = np.array([parse_float(v, path, line, "OFFSET") for v, _ in vals])
@@ -149,7 +150,8 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
                 found = [t for t, ln in toks[pos:] if ln == line]
                 raise err(line, f"CHANNELS {n} must be followed by {n} of {sorted(_CHANNELS)} "
                           f"on its line, found {found}")  # fmt: skip
-            if pos + n < len(toks) and toks[pos + n][1] == line:
+            nxt = toks[pos + n] if pos + n < len(toks) else None
+            if nxt is not None and nxt[1] == line and nxt[0].lower() in _CHANNELS:
                 raise err(line, f"CHANNELS {n} has more than {n} names: "
                           f"{[t for t, ln in toks[pos:] if ln == line]}")  # fmt: skip
             chans = [_CHANNELS[t.lower()] for t in names]

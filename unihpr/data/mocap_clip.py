@@ -41,9 +41,6 @@ __all__ = [
     "tree_diameter",
 ]
 
-#: Metres per file unit. ``"cmu"`` is the unit of the CMU motion-capture database:
-#: its ASF files store inches times ``:units length 0.45``, and the popular BVH
-#: conversions of it keep those numbers, so one unit is 0.0254 / 0.45 m.
 LENGTH_UNITS: dict[str, float] = {
     "m": 1.0,
     "cm": 0.01,
@@ -51,6 +48,9 @@ LENGTH_UNITS: dict[str, float] = {
     "inch": 0.0254,
     "cmu": 0.0254 / 0.45,
 }
+"""Metres per file unit. ``"cmu"`` is the unit of the CMU motion-capture database:
+its ASF files store inches times ``:units length 0.45``, and the popular BVH
+conversions of it keep those numbers, so one unit is 0.0254 / 0.45 m."""
 
 # The skeleton "diameter" (longest joint-to-joint path) that unit="auto" aims at.
 _TYPICAL_DIAMETER_M = 2.0
@@ -179,7 +179,8 @@ def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.nda
     Frame k of the result is the motion at time ``k / fps_out``, linearly
     interpolated between the two nearest input frames, for every time inside
     the clip (``[0, (T - 1) / fps_in]``). When ``fps_in / fps_out`` is an
-    integer the result is exactly every ``fps_in / fps_out``-th frame.
+    integer (within a relative 1e-4, as frame times are written with few
+    digits) the result is exactly every ``fps_in / fps_out``-th frame.
     """
     motion = np.asarray(motion)
     for name, v in (("fps_in", fps_in), ("fps_out", fps_out)):
@@ -188,9 +189,13 @@ def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.nda
     t = motion.shape[0]
     if t == 0:
         raise ValueError("motion has no frames")
-    # in input frames; the small tolerance keeps the last frame when the ratio is exact
-    n = math.floor((t - 1) * fps_out / fps_in + 1e-9) + 1
-    pos = np.arange(n) * (fps_in / fps_out)
+    step = fps_in / fps_out  # in input frames
+    if round(step) >= 1 and abs(step - round(step)) <= 1e-4 * step:
+        # files write frame times with few digits (0.0333333, 0.0083333): a rate within
+        # 1e-4 of an integer multiple of fps_out is taken as that multiple
+        step = float(round(step))
+    n = math.floor((t - 1) / step + 1e-9) + 1
+    pos = np.arange(n) * step
     lo = np.minimum(np.floor(pos + 1e-9).astype(np.int64), t - 1)
     hi = np.minimum(lo + 1, t - 1)
     w = np.clip(pos - lo, 0.0, 1.0).reshape(-1, *([1] * (motion.ndim - 1)))

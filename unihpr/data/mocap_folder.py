@@ -115,7 +115,7 @@ class MocapFolder(Dataset):
         up_axis: ``"y"`` or ``"z"``: the files' up axis; the motion is y up.
         fps: Frame rate to resample every clip to (``None`` keeps each file's).
         split: ``"all"``, ``"train"`` or ``"test"``.
-        test_clips: Clip ids (see [`clips`][]) of the test split; by default a
+        test_clips: Clip ids (see ``clips`` below) of the test split; by default a
             clip is a test clip when a hash of its id falls below ``test_fraction``.
         test_fraction: Share of clips in the test split when ``test_clips`` is ``None``.
         amc_fps: Frame rate of the AMC files (they do not store it; CMU's is 120).

@@ -515,13 +515,16 @@ def _expand_rig_preset(parts, left, right, trunks) -> dict[str, dict[str, JointS
     return out
 
 
-#: ``{preset: {layout: {layout joint: rig joint source}}}`` for motion-capture rigs
-#: read by joint name (see [`resolve_rig_mapping`][]). Rig names match exactly,
-#: else ignoring case, a namespace prefix (``"mixamorig:"``) and ``_ - . ``
-#: and spaces.
 RIG_MAPPINGS: dict[str, dict[str, dict[str, JointSource]]] = {
     preset: _expand_rig_preset(*spec) for preset, spec in _RIG_PRESETS.items()
 }
+"""``{preset: {layout: {layout joint: rig joint source}}}`` for motion-capture rigs
+read by joint name (see [`resolve_rig_mapping`][unihpr.data.skeletons.resolve_rig_mapping]).
+Presets: ``"cmu_bvh"``, ``"mixamo"``, ``"cmu_asf"``, ``"generic"``; layouts
+``"humanoid15"`` and ``"h36m17"``. A source is a rig joint name, a tuple of
+alternative names (the first the rig has is used) or ``{name: weight}``. Rig
+names match exactly, else ignoring case, a namespace prefix (``"mixamorig:"``),
+``_``, ``-``, ``.`` and spaces."""
 
 
 def _normalise_joint_name(name: str) -> str:
