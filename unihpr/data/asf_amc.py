@@ -419,8 +419,9 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
         raise ValueError(f"{path}: no frames (a frame starts with a line holding its number)")
     if starts[0] != 0:
         raise ValueError(f"{path}:{body[0] + 1}: expected a frame number, found {lines[body[0]]!r}")
-    # allocated from the number of frame lines the file actually holds
-    values = np.full((len(starts), start), np.nan)
+    # one string per value, converted at once; the array is sized by what the file holds
+    tokens: list[str] = []
+    src_line, counts, bases = [], [], []  # per bone line: its line, value count, destination
     first_number = int(lines[body[0]])
     for f, k in enumerate(starts):
         number_line = body[k]
@@ -432,27 +433,48 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
         for i in body[k + 1 : end]:
             toks = lines[i].split()
             bone = toks[0]
-            if bone not in cols:
+            c = cols.get(bone)
+            if c is None:
                 raise ValueError(f"{path}:{i + 1}: {bone!r} is not a bone with dof in {asf.source}")
             if bone in seen:
                 raise ValueError(f"{path}:{i + 1}: bone {bone!r} appears twice in frame "
                                  f"{lines[number_line]}")  # fmt: skip
             seen.add(bone)
-            c = cols[bone]
-            if len(toks) - 1 != c.stop - c.start:
-                raise ValueError(f"{path}:{i + 1}: bone {bone!r} needs {c.stop - c.start} "
-                                 f"values (its dof), found {len(toks) - 1}")  # fmt: skip
-            try:
-                values[f, c] = toks[1:]
-            except ValueError:
-                bad = next(t for t in toks[1:] if not is_float(t))
-                raise ValueError(f"{path}:{i + 1}: {bone} value {bad!r} is not a number") from None
-            if not np.isfinite(values[f, c]).all():
-                raise ValueError(f"{path}:{i + 1}: {bone} has a NaN or infinite value")
-        missing = [b for b in cols if b not in seen]
-        if missing:
+            n = c.stop - c.start
+            if len(toks) - 1 != n:
+                raise ValueError(f"{path}:{i + 1}: bone {bone!r} needs {n} values (its dof), "
+                                 f"found {len(toks) - 1}")  # fmt: skip
+            tokens.extend(toks[1:])
+            src_line.append(i)
+            counts.append(n)
+            bases.append(f * start + c.start)
+        if len(seen) != len(cols):
+            missing = [b for b in cols if b not in seen]
             raise ValueError(f"{path}:{number_line + 1}: frame {lines[number_line]} lacks "
                              f"bones {missing}")  # fmt: skip
+    try:
+        flat = np.array(list(map(float, tokens)), dtype=np.float64)
+    except ValueError:
+        at = 0
+        for i, n in zip(src_line, counts):
+            bad = [t for t in tokens[at : at + n] if not is_float(t)]
+            if bad:
+                bone = lines[i].split()[0]
+                raise ValueError(
+                    f"{path}:{i + 1}: {bone} value {bad[0]!r} is not a number"
+                ) from None
+            at += n
+        raise
+    counts_a = np.asarray(counts, dtype=np.int64)
+    finite = np.isfinite(flat)
+    if not finite.all():
+        i = int(np.repeat(src_line, counts_a)[np.argmin(finite)])
+        raise ValueError(f"{path}:{i + 1}: {lines[i].split()[0]} has a NaN or infinite value")
+    offsets = np.arange(flat.size) - np.repeat(np.cumsum(counts_a) - counts_a, counts_a)
+    values = np.empty(len(starts) * start)
+    # every frame lists every bone once with its exact count: each slot is written once
+    values[np.repeat(np.asarray(bases, dtype=np.int64), counts_a) + offsets] = flat
+    values = values.reshape(len(starts), start)
     return values, [(b, cols[b]) for b, _ in layout], angle
 
 
