@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,34 @@ def test_arguments_and_missing_files(tmp_path):
     assert [p.name for p in list_mocap_files(root / "cmu")] == ["walk.bvh"]
     with pytest.raises(ValueError, match=r"not a \.bvh or \.amc file"):
         list_mocap_files(root / "asf" / "01.asf")
+
+
+def test_cache_serves_unchanged_files_and_rereads_changed_ones(tmp_path, monkeypatch):
+    from unihpr.data import mocap_folder
+
+    root = _make_folder(tmp_path / "mocap")
+    cache = tmp_path / "cache"
+    first = MocapFolder(root, cache_dir=cache)
+    assert len(list(cache.glob("*.npz"))) == 4
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("a cached file was parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(mocap_folder, "read_mocap_file", no_parsing)
+        again = MocapFolder(root, cache_dir=cache)
+        np.testing.assert_array_equal(again.motion, first.motion)
+        assert again.clip_info == first.clip_info
+    kept = MocapFolder(root / "asf", cache_dir=cache, skeleton=None)  # other settings: parsed
+    assert kept.motion.shape[1] == 30
+    assert len(list(cache.glob("*.npz"))) == 6
+    # a changed file is parsed again; a corrupt cache entry is ignored
+    path = root / "cmu" / "walk.bvh"
+    path.write_text(re.sub(r"Frame Time: \S+", "Frame Time: 0.0166667", path.read_text()))
+    for f in cache.glob("*.npz"):
+        f.write_bytes(b"not a zip")
+    changed = MocapFolder(root, cache_dir=cache)
+    assert changed.clip_info["cmu/walk"]["file_fps"] == pytest.approx(60.0, rel=1e-4)
+    assert (changed.clip_index == changed.clips.index("cmu/walk")).sum() == 21  # 41 at 60 -> 30 fps
+    asf_rows = changed.clip_index == changed.clips.index("asf/01_01")  # re-read, same result
+    np.testing.assert_array_equal(changed.motion[asf_rows], first.motion[first.clip_index == 0])

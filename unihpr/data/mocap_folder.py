@@ -17,8 +17,10 @@ its name before the first ``_`` (CMU: ``01_02.amc`` -> ``01.asf``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,33 @@ from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton
 __all__ = ["MocapFolder", "list_mocap_files", "read_mocap_file"]
 
 _SUFFIXES = (".bvh", ".amc")
+_CACHE_VERSION = 1
+_INFO_KEYS = {"unit", "file_fps", "file_frames", "rig_joints", "rig_parents"}
+
+
+def _stamp(path: Path) -> list:
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"mapping values must be names, tuples of names or weight dicts, got {obj!r}")
+
+
+def _load_cached(path: Path) -> tuple[np.ndarray, dict] | None:
+    """A cached file's (motion, info), or None when absent or unreadable (then re-read)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            motion, info = z["motion"], json.loads(str(z["info"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    ok = motion.dtype == np.float32 and motion.ndim == 3 and motion.shape[2] == 3
+    ok = ok and isinstance(info, dict) and _INFO_KEYS <= set(info)
+    return (motion, info) if ok else None
 
 
 def list_mocap_files(root: str | os.PathLike) -> list[Path]:
@@ -121,6 +150,9 @@ class MocapFolder(Dataset):
         amc_fps: Frame rate of the AMC files (they do not store it; CMU's is 120).
         skip_invalid: Warn about and skip unreadable or unmappable files instead
             of raising.
+        cache_dir: Keep every file's result here (an npz named by a hash of the
+            file's path, size and modification time and of these settings), so
+            that reading the folder again only parses new or changed files.
 
     Attributes:
         motion: (N, J, 3) float32 world joints, metres, y up.
@@ -152,6 +184,7 @@ class MocapFolder(Dataset):
         test_fraction: float = 0.2,
         amc_fps: float = 120.0,
         skip_invalid: bool = False,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if split not in ("all", "train", "test"):
             raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
@@ -184,21 +217,29 @@ class MocapFolder(Dataset):
         self._keep_rig = skeleton is None
         self.skeleton = None if self._keep_rig else get_skeleton(skeleton)
         self.fps = fps
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
+        settings = {
+            "version": _CACHE_VERSION,
+            "skeleton": None if self._keep_rig else [self.skeleton.name, self.skeleton.joint_names],
+            "mapping": mapping, "unit": unit, "up_axis": up_axis, "fps": fps, "amc_fps": amc_fps,
+        }  # fmt: skip
         self.clips: list[str] = []
         self.clip_info: dict[str, dict[str, Any]] = {}
         motions, asf_cache = [], {}
         for f in files:
             try:
-                clip, joints = self._load(f, mapping, unit, up_axis, amc_fps, asf_cache)
+                joints, info = self._read(f, settings, asf_cache)
+                self._check_rig(f, info)
             except (ValueError, FileNotFoundError) as err:
                 if not skip_invalid:
                     raise
                 warnings.warn(f"skipping {f}: {err}", stacklevel=2)
                 continue
             self.clips.append(ids[f])
-            self.clip_info[ids[f]] = {"source": f, "unit": clip.unit, "file_fps": clip.fps,
-                                      "file_frames": clip.num_frames}  # fmt: skip
-            motions.append(joints.astype(np.float32))
+            self.clip_info[ids[f]] = {"source": f, "unit": info["unit"],
+                                      "file_fps": info["file_fps"],
+                                      "file_frames": info["file_frames"]}  # fmt: skip
+            motions.append(joints)
         if not motions:
             raise ValueError(f"no readable motion under {self.root} (every file was skipped)")
         self.motion = np.concatenate(motions)
@@ -207,30 +248,50 @@ class MocapFolder(Dataset):
         )
         self.frames = np.concatenate([np.arange(len(m), dtype=np.int64) for m in motions])
 
-    def _load(self, f, mapping, unit, up_axis, amc_fps, asf_cache) -> tuple[MocapClip, np.ndarray]:
+    def _read(self, f: Path, settings: dict, asf_cache: dict) -> tuple[np.ndarray, dict]:
+        """(joints (T, J, 3) float32 in the dataset's layout and rate, info) of one file."""
+        asf_path = _asf_for(f) if f.suffix.lower() == ".amc" else None
+        cache = None
+        if self.cache_dir is not None:
+            stamp = {"file": _stamp(f), "asf": _stamp(asf_path) if asf_path else None}
+            blob = json.dumps({**settings, **stamp}, sort_keys=True, default=_jsonable)
+            cache = self.cache_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.npz"
+            hit = _load_cached(cache)
+            if hit is not None:
+                return hit
         asf = None
-        if f.suffix.lower() == ".amc":
-            asf_path = _asf_for(f)
+        if asf_path is not None:
             if asf_path not in asf_cache:
                 asf_cache[asf_path] = read_asf(asf_path)
             asf = asf_cache[asf_path]
-        clip = read_mocap_file(f, unit=unit, up_axis=up_axis, amc_fps=amc_fps, asf=asf)
-        if self._keep_rig:
-            if self.skeleton is None:  # the first file fixes the layout
-                self.skeleton = Skeleton(
-                    "mocap", clip.skeleton.joint_names, clip.skeleton.parents, ()
-                )
-            elif clip.skeleton.joint_names != self.skeleton.joint_names:
-                raise ValueError(
-                    f"{f}: joints {list(clip.skeleton.joint_names)} differ from the first "
-                    f"file's {list(self.skeleton.joint_names)}; pass skeleton= to map them"
-                )
-            joints = clip.joints
-        else:
-            joints = clip.map_to(self.skeleton, mapping)
+        clip = read_mocap_file(f, unit=settings["unit"], up_axis=settings["up_axis"],
+                               amc_fps=settings["amc_fps"], asf=asf)  # fmt: skip
+        joints = clip.joints if self._keep_rig else clip.map_to(self.skeleton, settings["mapping"])
         if self.fps is not None:
             joints = resample_motion(joints, clip.fps, self.fps)
-        return clip, joints
+        joints = joints.astype(np.float32)
+        info = {"unit": clip.unit, "file_fps": clip.fps, "file_frames": clip.num_frames,
+                "rig_joints": list(clip.skeleton.joint_names),
+                "rig_parents": list(clip.skeleton.parents)}  # fmt: skip
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, motion=joints, info=np.array(json.dumps(info)))
+            os.replace(tmp, cache)
+        return joints, info
+
+    def _check_rig(self, f: Path, info: dict) -> None:
+        """With ``skeleton=None`` the first file fixes the layout; later ones must match it."""
+        if not self._keep_rig:
+            return
+        names, parents = tuple(info["rig_joints"]), tuple(info["rig_parents"])
+        if self.skeleton is None:
+            self.skeleton = Skeleton("mocap", names, parents, ())
+        elif names != self.skeleton.joint_names:
+            raise ValueError(
+                f"{f}: joints {list(names)} differ from the first file's "
+                f"{list(self.skeleton.joint_names)}; pass skeleton= to map them"
+            )
 
     @property
     def clip_names(self) -> list[str]:
