@@ -139,3 +139,14 @@ def test_resample_snaps_rates_written_with_few_digits():
     np.testing.assert_array_equal(resample_motion(motion, 1 / 0.0333333, 30.0), motion)
     # a genuinely different rate is interpolated
     assert len(resample_motion(motion, 25.0, 30.0)) == 10
+
+
+def test_auto_unit_warns_when_the_guess_is_implausible():
+    with pytest.warns(UserWarning, match=r"walk\.bvh: unit='auto' chose 'm'.* 0\.30 m across"):
+        resolve_length_unit("auto", 0.3, "walk.bvh")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_length_unit("auto", 180.0, "ok.bvh")  # 1.8 m in cm: no warning
+        resolve_length_unit("m", 0.3, "doll.bvh")  # an explicit unit is never questioned

@@ -529,7 +529,7 @@ def read_amc(
         if kind == "end" or (kind == "start" and asf.bones[b].parent != "root"):
             bone = asf.bones[b] if kind == "end" else _bone(asf, asf.bones[b].parent)
             offsets[j] = bone.direction * bone.length
-    scale, unit_name = resolve_length_unit(unit, tree_diameter(offsets, parents))
+    scale, unit_name = resolve_length_unit(unit, tree_diameter(offsets, parents), path)
     t = values.shape[0]
     root_vals = values[:, cols["root"]]
     root_pos = np.repeat(asf.root_position[None], t, axis=0)

@@ -327,7 +327,7 @@ def read_bvh(
     frames, dt = _parse_motion(path, lines, motion, n_channels)
     parents = [j.parent for j in joints]
     scale, unit_name = resolve_length_unit(
-        unit, tree_diameter(np.stack([j.offset for j in joints]), parents)
+        unit, tree_diameter(np.stack([j.offset for j in joints]), parents), path
     )
     world = to_y_up(_forward_kinematics(joints, frames) * scale, up_axis)
     if not end_sites:

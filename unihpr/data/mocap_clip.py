@@ -21,6 +21,7 @@ children, animals or rigs with long props.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +134,29 @@ def guess_length_unit(diameter: float) -> str:
     )
 
 
-def resolve_length_unit(unit: str | float, diameter: float) -> tuple[float, str]:
+def resolve_length_unit(
+    unit: str | float, diameter: float, source: object = None
+) -> tuple[float, str]:
     """``(metres per file unit, unit name)`` for ``unit`` (a name, a number or ``"auto"``).
 
     Args:
         unit: A key of [`LENGTH_UNITS`][], ``"auto"`` or metres per file unit.
         diameter: The skeleton's longest joint-to-joint path in file units
             (only read for ``"auto"``).
+        source: The file, named in the warning given when a guessed unit makes
+            the skeleton less than 1 m or more than 4 m across.
     """
     if isinstance(unit, str):
         if unit == "auto":
             unit = guess_length_unit(diameter)
+            size = diameter * LENGTH_UNITS[unit]
+            if not 1.0 <= size <= 4.0:
+                warnings.warn(
+                    f"{source or 'motion capture'}: unit='auto' chose {unit!r}, which makes the "
+                    f"skeleton {size:.2f} m across (an adult's is 1.5-2.8 m); pass unit= if "
+                    "that is wrong",
+                    stacklevel=3,
+                )
         if unit not in LENGTH_UNITS:
             raise ValueError(f"unit must be 'auto', one of {sorted(LENGTH_UNITS)} or metres "
                              f"per file unit, got {unit!r}")  # fmt: skip

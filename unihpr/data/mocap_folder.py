@@ -67,7 +67,7 @@ def _load_cached(path: Path) -> tuple[np.ndarray, dict] | None:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
     ok = motion.dtype == np.float32 and motion.ndim == 3 and motion.shape[2] == 3
-    ok = ok and isinstance(info, dict) and _INFO_KEYS <= set(info)
+    ok = ok and isinstance(info, dict) and set(info) >= _INFO_KEYS
     return (motion, info) if ok else None
 
 
