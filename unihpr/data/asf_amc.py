@@ -177,7 +177,6 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
 
     units = {"length": 1.0, "angle": "deg"}
     root: dict = {"order": None, "axis": "XYZ", "position": np.zeros(3), "orientation": np.zeros(3)}
-    root_lines: dict[str, int] = {}
     bones: list[dict] = []
     children: dict[str, list[str]] = {}
     child_line: dict[str, int] = {}
@@ -223,7 +222,6 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
                 units["angle"] = toks[1].lower()
         elif section == ":root":
             key = toks[0].lower()
-            root_lines[key] = i
             if key == "order":
                 order = tuple(t.lower() for t in toks[1:])
                 bad = [t for t in order if t not in _ROTATIONS and t not in _TRANSLATIONS]

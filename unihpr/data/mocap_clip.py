@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from unihpr.data.skeletons import Skeleton, get_skeleton, map_joints
+from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton, map_joints
 
 __all__ = [
     "LENGTH_UNITS",
@@ -246,7 +246,9 @@ class MocapClip:
         d = self.joints - self.joints[:, np.maximum(parents, 0)]
         return np.linalg.norm(d, axis=-1) * (parents >= 0)
 
-    def map_to(self, skeleton: str | Skeleton, mapping: object = "auto") -> np.ndarray:
+    def map_to(
+        self, skeleton: str | Skeleton, mapping: str | Mapping[str, JointSource] = "auto"
+    ) -> np.ndarray:
         """The joints in another layout, (T, J_dst, 3): see
         [`resolve_rig_mapping`][unihpr.data.skeletons.resolve_rig_mapping] for ``mapping``."""
         try:
