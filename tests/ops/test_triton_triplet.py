@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip("triton")
+# CI installs the `triton` extra in a separate step and runs `pytest -m triton`.
+pytestmark = pytest.mark.triton
 
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
 
