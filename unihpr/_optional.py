@@ -33,5 +33,5 @@ def require(module: str, extra: str | None = None) -> ModuleType:
         # hint is the command that works there.
         raise ImportError(
             f"{module!r} is required for this feature but is not installed; install "
-            f"unihpr's {extra!r} extra: `pip install -e \".[{extra}]\"` in the unihpr checkout"
+            f'unihpr\'s {extra!r} extra: `pip install -e ".[{extra}]"` in the unihpr checkout'
         ) from err

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip("triton")
-# CI installs the `triton` extra in a separate step and runs `pytest -m triton`.
-pytestmark = pytest.mark.triton
 
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
+
+# CI installs the `triton` extra in a separate step and runs `pytest -m triton`.
+pytestmark = pytest.mark.triton
 
 
 def _sims(B, D, seed, aligned):

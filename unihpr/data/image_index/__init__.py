@@ -226,28 +226,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     Shared by ``unihpr build-image-index`` and ``python -m unihpr.data.image_index``.
     """
-    parser.add_argument("frames_root", help="folder of the extracted frames; image paths "
-                        "in the index are relative to it")
+    parser.add_argument(
+        "frames_root",
+        help="folder of the extracted frames; image paths in the index are relative to it",
+    )
     parser.add_argument("data_3d", help="data_3d_h36m.npz (VideoPose3D format)")
-    parser.add_argument("data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints "
-                        "(boxes and 2D targets)")
+    parser.add_argument(
+        "data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints (boxes and 2D targets)"
+    )
     parser.add_argument("out", help="output .jsonl file")
-    parser.add_argument("--subjects", nargs="+",
-                        default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS),
-                        help="subjects to index (default: %(default)s)")
-    parser.add_argument("--stride", type=int, default=1,
-                        help="index every STRIDE-th mocap frame; 50 gives the paper's 1 fps "
-                        "(default: %(default)s)")
-    parser.add_argument("--pattern", default=DEFAULT_PATTERN,
-                        help="image path relative to FRAMES_ROOT, with fields {subject}, "
-                        "{action}, {camera}, {frame}, {number} (default: %(default)s)")
-    parser.add_argument("--first-number", type=int, default=1,
-                        help="file number of mocap frame 0 (default: %(default)s)")
-    parser.add_argument("--bbox-margin", type=float, default=0.15,
-                        help="grow the keypoints' box by this fraction per side "
-                        "(default: %(default)s)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail on a missing image instead of skipping it")
+    parser.add_argument(
+        "--subjects",
+        nargs="+",
+        default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS),
+        help="subjects to index (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="index every STRIDE-th mocap frame; 50 gives the paper's 1 fps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pattern",
+        default=DEFAULT_PATTERN,
+        help="image path relative to FRAMES_ROOT, with fields {subject}, "
+        "{action}, {camera}, {frame}, {number} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--first-number",
+        type=int,
+        default=1,
+        help="file number of mocap frame 0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bbox-margin",
+        type=float,
+        default=0.15,
+        help="grow the keypoints' box by this fraction per side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail on a missing image instead of skipping it"
+    )
     return parser
 
 
