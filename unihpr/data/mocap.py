@@ -37,6 +37,7 @@ import torch
 
 from unihpr._optional import require
 from unihpr.data._arrays import ArrayPoseDataset
+from unihpr.data._io import silence_c_output
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
 
@@ -191,16 +192,19 @@ class _Renderer:
     """One pybullet DIRECT client holding the humanoid, posed frame by frame."""
 
     def __init__(self, data_path: Path) -> None:
-        self.p = require("pybullet", "demo")
-        self.client = self.p.connect(self.p.DIRECT)
-        self.body = self.p.loadURDF(
-            str(data_path / "humanoid" / "humanoid.urdf"),
-            globalScaling=SCALE,
-            useFixedBase=True,
-            # keep URDF link order so that link j is HUMANOID15 joint j
-            flags=self.p.URDF_MAINTAIN_LINK_ORDER,
-            physicsClientId=self.client,
-        )
+        # pybullet prints a banner on import and "b3Warning ... urdfdom" lines
+        # for this URDF from C, straight to fds 1 and 2.
+        with silence_c_output():
+            self.p = require("pybullet", "demo")
+            self.client = self.p.connect(self.p.DIRECT)
+            self.body = self.p.loadURDF(
+                str(data_path / "humanoid" / "humanoid.urdf"),
+                globalScaling=SCALE,
+                useFixedBase=True,
+                # keep URDF link order so that link j is HUMANOID15 joint j
+                flags=self.p.URDF_MAINTAIN_LINK_ORDER,
+                physicsClientId=self.client,
+            )
 
     def pose(self, frame: np.ndarray) -> None:
         p, c = self.p, self.client
