@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, required=True, help="folder with the dataset files")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/h36m"))
+    p.add_argument("--output-dir", type=Path, default=Path("runs/h36m"),
+                   help="checkpoints, model and results; a run there is resumed")  # fmt: skip
     p.add_argument("--model", default="unihpr-w32", help="unihpr-w32 | unihpr-w48 | unihpr-tiny")
     p.add_argument("--config", type=Path, help="TrainConfig JSON overriding the paper defaults")
     p.add_argument("--keypoints", choices=sorted(KEYPOINT_FILES), default="cpn",
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-process batch sizes (paper: 2048 180 180)")  # fmt: skip
     p.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
     p.add_argument("--eval-stride", type=int, default=1, help="use every k-th test frame")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
-    p.add_argument("--num-workers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available), cpu, cuda or cuda:N")  # fmt: skip
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
+                   help="mixed precision (auto: bf16, or fp16 on older GPUs; off on the CPU)")  # fmt: skip
+    p.add_argument("--num-workers", type=int, default=4, help="DataLoader workers per process")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
     p.add_argument("--eval-only", action="store_true", help="evaluate OUTPUT/model only")
     return p
 

@@ -82,3 +82,24 @@ def test_module_entry_points_run_without_warnings(module):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "usage:" in proc.stdout
+
+
+def test_every_script_argument_has_help():
+    # The scripts of examples/ and benchmarks/ and any parser in the package:
+    # every add_argument call says what the argument is for.
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [p for d in ("unihpr", "examples", "benchmarks") for p in (root / d).rglob("*.py")]
+    missing = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "add_argument"
+                and not any(k.arg == "help" for k in node.keywords)
+            ):
+                missing.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert any(p.name == "train_h36m.py" for p in files)
+    assert missing == []
