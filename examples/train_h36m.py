@@ -10,7 +10,7 @@ Files expected in ``DIR`` (VideoPose3D / P-STMO conventions, see
 * ``data_3d_h36m.npz`` (required) and ``data_2d_h36m_cpn_ft_h36m_dbb.npz``
   (required with ``--keypoints cpn``, the default) or ``data_2d_h36m_gt.npz``;
 * ``h36m_images.jsonl`` (optional): an image index written by
-  ``python -m unihpr.data.image_index`` with image paths relative to ``DIR``;
+  ``unihpr build-image-index`` with image paths relative to ``DIR``;
   without it only the lifting branch is trained (no step 2, no image rows);
 * ``data_train_3dhp.npz`` (only with ``--with-3dhp``): MPI-INF-3DHP training data;
 * ``3dpw/`` (optional): 3DPW ``sequenceFiles/test`` pickles for the
@@ -87,7 +87,7 @@ def missing_data_message(args: argparse.Namespace) -> str | None:
         lines.append(f"  [{state:7s}] {path}  - {what}")
     lines.append(
         "The npz files are those of VideoPose3D (github.com/facebookresearch/VideoPose3D, "
-        "DATASETS.md); the image index is built with `python -m unihpr.data.image_index`."
+        "DATASETS.md); the image index is built with `unihpr build-image-index`."
     )
     return "\n".join(lines)
 

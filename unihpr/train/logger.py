@@ -31,7 +31,7 @@ class MetricsLogger:
         directory: Output directory (created on first write).
         enabled: ``False`` on non-zero ranks: every method becomes a no-op.
         tensorboard: Also write scalars with ``torch.utils.tensorboard``; needs
-            the ``tensorboard`` extra (``pip install unihpr[tensorboard]``).
+            the ``tensorboard`` extra (``pip install -e ".[tensorboard]"`` in a checkout).
     """
 
     def __init__(
