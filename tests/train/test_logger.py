@@ -101,3 +101,5 @@ def test_text_progress_resumed_run_and_disabled(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="every must be >= 1"):
         TextProgress(10, every=0)
+    images = TextProgress(4, desc="rendering", every=2, unit="image")
+    assert images.line() == "rendering: image 0/4 (0%), elapsed 0:00:00"

@@ -292,7 +292,7 @@ def build_humanoid_mocap(
         seed: Seed of the camera sampling (with clip, frame and view index).
         background: Fill the background with a random (seeded) flat colour
             instead of the renderer's constant one.
-        progress: Show a tqdm bar.
+        progress: Show progress (a bar on a terminal, else a log line every few percent).
         force: Rebuild even if the cache exists.
 
     Returns:
@@ -324,9 +324,11 @@ def build_humanoid_mocap(
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_frames = {c: load_mocap_clip(c, data_path) for c in clips}
     total = sum(len(range(0, len(f), stride)) for f in clip_frames.values()) * cameras_per_frame
-    from tqdm.auto import tqdm
+    from unihpr.train.logger import progress_bar
 
-    bar = tqdm(total=total, desc="rendering humanoid mocap", disable=not progress, unit="img")
+    bar = progress_bar(
+        total, desc="rendering the humanoid mocap dataset (once)", enabled=progress, unit="image"
+    )
     renderer = _Renderer(data_path)
     try:
         for split, names in splits.items():

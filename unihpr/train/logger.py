@@ -133,17 +133,19 @@ class TextProgress:
             ``"align_image (no L_triplet)"``).
         every: Steps between lines; the last step always gets one.
         file: Stream written to (default ``sys.stderr``).
+        unit: What is counted (``"step"``, ``"image"``, ...).
     """
 
     disable = False
 
     def __init__(
-        self, total: int, *, initial: int = 0, desc: str = "", every: int = 1, file: Any = None
-    ) -> None:
+        self, total: int, *, initial: int = 0, desc: str = "", every: int = 1, file: Any = None,
+        unit: str = "step",
+    ) -> None:  # fmt: skip
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.total, self.n, self.desc, self.every = int(total), int(initial), desc, int(every)
-        self.file = file
+        self.file, self.unit = file, unit
         self.postfix: dict[str, Any] = {}
         self._start_n = self.n
         self._t0 = time.perf_counter()
@@ -162,7 +164,7 @@ class TextProgress:
         """The current progress line."""
         elapsed = time.perf_counter() - self._t0
         done = self.n - self._start_n
-        parts = [f"step {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%)"]
+        parts = [f"{self.unit} {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%)"]
         parts += [f"{k} {v}" for k, v in self.postfix.items()]
         parts.append(f"elapsed {_clock(elapsed)}")
         if done > 0 and self.n < self.total:
@@ -178,7 +180,7 @@ class TextProgress:
 
 def progress_bar(
     total: int, *, initial: int = 0, desc: str = "", enabled: bool = True, lines: int = 20,
-    align: int = 1,
+    align: int = 1, unit: str = "step",
 ) -> tqdm | TextProgress:  # fmt: skip
     """Progress display of a run of ``total`` steps labelled ``desc``.
 
@@ -190,5 +192,7 @@ def progress_bar(
     """
     if enabled and not sys.stderr.isatty():
         every = max(1, round(total / max(lines, 1) / align)) * align
-        return TextProgress(total, initial=initial, desc=desc, every=every)
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True)
+        return TextProgress(total, initial=initial, desc=desc, every=every, unit=unit)
+    return tqdm(
+        total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, unit=unit
+    )
