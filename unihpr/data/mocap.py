@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from unihpr._optional import require
+from unihpr._quiet import silence_c_output
 from unihpr.data._arrays import ArrayPoseDataset
-from unihpr.data._io import silence_c_output
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
 

@@ -1,4 +1,4 @@
-"""Loader helpers: silencing C libraries that print to the process's fds."""
+"""Silencing C libraries that print to the process's file descriptors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from unihpr.data._io import silence_c_output
+from unihpr._quiet import silence_c_output
 
 
 def test_silence_c_output_hides_fd_writes_and_restores_them(capfd):
