@@ -7,7 +7,7 @@ see `unihpr.train.ablation` for what each row trains): mean training pose,
 SimpleBaseline MLP lifter (same pair data, augmentation and number of pairs),
 UniHPR without alignment, with L_pair, with L_pair + L_triplet, and + the
 representation token. Columns: 2D -> 3D and image -> 3D MPJPE / PA-MPJPE on
-the held-out clips, per clip and per sample (`unihpr.train.evaluate.pose_errors`,
+the held-out clips, per clip and per sample (`unihpr.evaluation.pose_errors`,
 the one protocol of the project), mean ± std over seeds. Fig. 4: mean
 cross-modal cosine similarity of the training batches in step 2 and in
 fine-tuning, with and without L_triplet, mean ± std over seeds.

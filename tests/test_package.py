@@ -34,5 +34,28 @@ def test_import_is_light():
 def test_optional_dependency_error_names_the_extra():
     from unihpr._optional import require
 
-    with pytest.raises(ImportError, match=r"pip install unihpr\[demo\]"):
+    with pytest.raises(ImportError, match=r"'demo' extra: `pip install -e \"\.\[demo\]\"`"):
         require("definitely_not_a_module_xyz", "demo")
+
+
+def test_modality_names_are_written_once():
+    """One table: every module imports unihpr.modalities.MODALITIES instead of spelling it."""
+    import ast
+    from pathlib import Path
+
+    import unihpr.modalities
+
+    root = Path(unihpr.__file__).parent
+    names = ["image", "pose2d", "pose3d"]
+    hits = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, (ast.Tuple, ast.List))
+                and [getattr(e, "value", None) for e in node.elts] == names
+            ):
+                hits.append(str(path.relative_to(root)))
+    assert hits == ["modalities.py"], hits
+    from unihpr.models import MODALITIES
+
+    assert MODALITIES is unihpr.modalities.MODALITIES

@@ -46,8 +46,8 @@ def test_unihpr_demo_quick(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"align2d3d", "align_image", "finetune"}
     from unihpr.data import HumanoidMocap
+    from unihpr.evaluation import evaluate
     from unihpr.models import UniHPR
-    from unihpr.train import evaluate
 
     # the saved folder is the evaluated model: reloading it gives the same numbers
     loaded = UniHPR.from_pretrained(out / "model")

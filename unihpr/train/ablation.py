@@ -2,7 +2,7 @@
 
 [`run_ablation`][] trains every row with the demo's recipe and step counts
 and scores all of them with one protocol
-([`pose_errors`][unihpr.train.evaluate.pose_errors]) on the held-out clips:
+([`pose_errors`][unihpr.evaluation.pose_errors]) on the held-out clips:
 
 * ``mean_pose``: the mean training pose (the floor to beat);
 * ``mlp``: the SimpleBaseline MLP lifter on the same 2D–3D pair data and
@@ -93,10 +93,10 @@ def run_ablation(
         "curves": {"pair" | "triplet": {"step2" | "finetune": (steps, mean cosines)}}}``
         (errors in mm).
     """
+    from unihpr.evaluation import evaluate, pose_errors
     from unihpr.models import create_model
     from unihpr.train.baselines import MeanPose, fit_lifter
     from unihpr.train.distributed import DistInfo
-    from unihpr.train.evaluate import evaluate, pose_errors
     from unihpr.train.loop import seed_everything
     from unihpr.train.pipeline import train_pipeline
 

@@ -19,7 +19,7 @@ Writes to the output folder:
 
 * ``results.json`` / ``results.md``: ``{"unihpr": {...}, "mlp_lifter": {...},
   "mean_pose": {...}}`` in mm, per clip (the Human3.6M protocol) and per
-  sample (``..._sample``), see [`pose_errors`][unihpr.train.evaluate.pose_errors];
+  sample (``..._sample``), see [`pose_errors`][unihpr.evaluation.pose_errors];
 * ``fig4_cosine.png``: mean cross-modal cosine similarity during step 2 and
   fine-tuning with and without L_triplet (the paper's Fig. 4);
 * ``skeletons.png``: held-out crops, their image -> 3D and 2D -> 3D
@@ -45,9 +45,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from unihpr.evaluation import evaluate, pose_errors
 from unihpr.train.config import StageConfig, TrainConfig
 from unihpr.train.distributed import DistInfo
-from unihpr.train.evaluate import evaluate, pose_errors
 from unihpr.train.loop import Trainer, seed_everything
 from unihpr.train.pipeline import train_pipeline
 from unihpr.train.stages import make_stage
@@ -404,7 +404,8 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
             stage = make_stage(branch, cfg)
             trainer = Trainer(stage, datasets[name], cfg, output_dir=out / "no_triplet" / name,
                               seed=seed, amp="off", dist_info=DistInfo(),
-                              progress=config.progress)  # fmt: skip
+                              progress=config.progress,
+                              progress_label=f"{name} (no L_triplet, Fig. 4)")  # fmt: skip
             key = "step 2 (image alignment)" if name == "align_image" else "fine-tuning"
             histories[key]["L_pair only"] = _full_history(trainer, out / "no_triplet" / name)
             clock.save()

@@ -177,7 +177,10 @@ class Trainer:
         dist_info: Process placement; read from ``torch.distributed`` when omitted.
         logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
             made when omitted.
-        progress: Show a tqdm bar (rank 0, TTY only).
+        progress: Show progress on rank 0: a tqdm bar on a terminal, else one
+            log line every few steps (see `unihpr.train.logger.progress_bar`).
+        progress_label: What the progress display calls this run (default: the
+            stage name); tells apart two runs of one stage.
         callbacks: Called on every rank after every step with ``(step, metrics)``.
         find_unused_parameters: Passed to DDP.
     """
@@ -197,6 +200,7 @@ class Trainer:
         dist_info: DistInfo | None = None,
         logger: MetricsLogger | None = None,
         progress: bool = True,
+        progress_label: str | None = None,
         callbacks: Sequence[StepCallback] = (),
         find_unused_parameters: bool = False,
     ) -> None:
@@ -220,6 +224,7 @@ class Trainer:
         self.collate_fn = collate_fn
         self.logger = logger or MetricsLogger(self.output_dir, enabled=self.info.is_main)
         self.progress = progress and self.info.is_main
+        self.progress_label = progress_label or config.name
         self.callbacks = list(callbacks)
         self.find_unused_parameters = find_unused_parameters
 
@@ -372,7 +377,10 @@ class Trainer:
                 resumed_from = path
         self.logger.truncate_after(cfg.name, self.step)
         history: list[dict[str, Any]] = []
-        bar = progress_bar(cfg.steps, initial=self.step, desc=cfg.name, enabled=self.progress)
+        bar = progress_bar(
+            cfg.steps, initial=self.step, desc=self.progress_label, enabled=self.progress,
+            align=cfg.log_every,
+        )  # fmt: skip
         t0 = time.perf_counter()
         t_log, step_log = t0, self.step
         try:
@@ -385,7 +393,6 @@ class Trainer:
                 self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch)
                 for batch in self.loader:
                     loss, metrics = self.train_step(batch)
-                    bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
@@ -400,6 +407,7 @@ class Trainer:
                         self.logger.log(cfg.name, self.step, row)
                         history.append({"stage": cfg.name, "step": self.step, **row})
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    bar.update(1)  # after set_postfix: a log line shows this step's loss
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                         self.save()
                     for cb in self.callbacks:
@@ -415,8 +423,3 @@ class Trainer:
             resumed_from=resumed_from,
             seconds=time.perf_counter() - t0,
         )
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of (trainable) parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
