@@ -127,7 +127,7 @@ def load_humanoid_motion(
     Returns:
         ``(motion (N, 15, 3) float64 metres, y up; clip name per frame; frame index per frame)``,
         ready for [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
-        with [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15].
+        with ``HUMANOID15``.
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")

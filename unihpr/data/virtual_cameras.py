@@ -163,7 +163,7 @@ def sample_cameras(
         generator: Random generator; torch's global one when ``None``.
 
     Returns:
-        [`VirtualCameras`][] of batch B, float64.
+        ``VirtualCameras`` of batch B, float64.
     """
     dist = distribution or CameraDistribution()
     if not isinstance(target, Tensor) or target.ndim != 2 or target.shape[1] != 3:
