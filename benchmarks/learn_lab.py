@@ -44,6 +44,8 @@ def build_data(args, kind=None):
     from unihpr.data.virtual_cameras import CameraDistribution, VirtualCameraDataset
 
     kw = {"progress": False, "box": args.box, "cameras_per_frame": args.views}
+    if args.colours:
+        kw["side_colours"] = True
     test = HumanoidMocap("test", **{**kw, "cameras_per_frame": 2})
     if (kind or args.data) == "rendered":
         from unihpr.data.augment import RandomFlip
@@ -203,6 +205,7 @@ def main(argv=None):
     p.add_argument("--summary", nargs="*")
     p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr")
     p.add_argument("--views", type=int, default=2, help="rendered views per frame (train)")
+    p.add_argument("--colours", action="store_true", help="side-coloured renders")
     p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
     p.add_argument("--data", choices=("rendered", "virtual"), default="rendered")
     p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")

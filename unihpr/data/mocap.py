@@ -227,10 +227,15 @@ def opengl_matrices(
     return view.T.reshape(-1).tolist(), proj.T.reshape(-1).tolist()
 
 
+#: RGBA of the left / right links and of the trunk and head with ``side_colours=True``.
+SIDE_COLOURS = {"left": (0.2, 0.4, 1.0, 1.0), "right": (1.0, 0.3, 0.2, 1.0),
+                "centre": (0.85, 0.85, 0.85, 1.0)}  # fmt: skip
+
+
 class _Renderer:
     """One pybullet DIRECT client holding the humanoid, posed frame by frame."""
 
-    def __init__(self, data_path: Path) -> None:
+    def __init__(self, data_path: Path, side_colours: bool = False) -> None:
         # pybullet prints a banner on import and "b3Warning ... urdfdom" lines
         # for this URDF from C, straight to fds 1 and 2.
         with silence_c_output():
@@ -244,6 +249,11 @@ class _Renderer:
                 flags=self.p.URDF_MAINTAIN_LINK_ORDER,
                 physicsClientId=self.client,
             )
+        if side_colours:
+            for j, name in enumerate(HUMANOID15.joint_names):
+                side = name.split("_")[0] if name.startswith(("left", "right")) else "centre"
+                self.p.changeVisualShape(self.body, j, rgbaColor=SIDE_COLOURS[side],
+                                         physicsClientId=self.client)  # fmt: skip
 
     def pose(self, frame: np.ndarray) -> None:
         p, c = self.p, self.client
@@ -317,6 +327,7 @@ def build_humanoid_mocap(
     test_clips: Sequence[str] = DEFAULT_TEST_CLIPS,
     seed: int = 0,
     background: bool = True,
+    side_colours: bool = False,
     progress: bool = True,
     force: bool = False,
 ) -> dict[str, Path]:
@@ -331,6 +342,11 @@ def build_humanoid_mocap(
         seed: Seed of the camera sampling (with clip, frame and view index).
         background: Fill the background with a random (seeded) flat colour
             instead of the renderer's constant one.
+        side_colours: Paint the left limbs blue and the right limbs red (trunk and
+            head light grey). The plain grey humanoid looks the same facing the
+            camera as facing away with left and right swapped, an ambiguity a
+            person's face and clothes resolve in real images (see the benchmarks
+            page for what it does to image -> 3D).
         progress: Show progress (a bar on a terminal, else a log line every few percent).
         force: Rebuild even if the cache exists.
 
@@ -355,6 +371,7 @@ def build_humanoid_mocap(
     key = _config_key(
         image_size=image_size, stride=stride, cameras=cameras_per_frame,
         test=sorted(test_clips), seed=seed, background=background,
+        **({"side_colours": True} if side_colours else {}),  # old cache keys stay valid
     )  # fmt: skip
     out_dir = Path(cache_dir or default_cache_dir()) / f"humanoid_mocap_{key}"
     paths = {s: out_dir / f"{s}.npz" for s in splits}
@@ -368,7 +385,7 @@ def build_humanoid_mocap(
     bar = progress_bar(
         total, desc="rendering the humanoid mocap dataset (once)", enabled=progress, unit="image"
     )
-    renderer = _Renderer(data_path)
+    renderer = _Renderer(data_path, side_colours)
     try:
         for split, names in splits.items():
             rec: dict[str, list] = {k: [] for k in (
@@ -461,7 +478,8 @@ class HumanoidMocap(ArrayPoseDataset):
             same box; ``"silhouette"``: the rendered body's box (what a person
             detector would give; keypoints lie inside it with a margin).
         **build_kwargs: ``image_size``, ``stride``, ``cameras_per_frame``,
-            ``test_clips``, ``seed``, ``background``, ``progress``, ``force``.
+            ``test_clips``, ``seed``, ``background``, ``side_colours``, ``progress``,
+            ``force``.
     """
 
     skeleton = HUMANOID15
