@@ -47,7 +47,12 @@ def build_data(args, kind=None):
     if args.colours:
         kw["side_colours"] = True
     test = HumanoidMocap("test", **{**kw, "cameras_per_frame": 2})
-    if (kind or args.data) == "rendered":
+    kind = kind or args.data
+    if kind == "with-poses":
+        from unihpr.data.virtual_cameras import WithPoses
+
+        return WithPoses(build_data(args, "rendered")[0], build_data(args, "virtual")[0]), test
+    if kind == "rendered":
         from unihpr.data.augment import RandomFlip
 
         train = HumanoidMocap("train", **kw)
@@ -167,7 +172,7 @@ def run_one(args, seed, train, test, train1=None):
     return res
 
 
-def summary(names=None):
+def summary(names=None, markdown=False):
     rows: dict[str, list] = {}
     for line in LOG.read_text().splitlines():
         r = json.loads(line)
@@ -196,18 +201,22 @@ def summary(names=None):
                 statistics.mean(r["result"]["twin_mpjpe_sample"] for r in rs),
                 statistics.mean(r["result"]["twin_share"] for r in rs),
             )
-        print(f"{name:40s} n={len(rs)} | " + " | ".join(cells) + extra)
+        if markdown:
+            print(f"| {name} | " + " | ".join(cells) + f" | {extra.strip() or '–'} | {len(rs)} |")
+        else:
+            print(f"{name:40s} n={len(rs)} | " + " | ".join(cells) + extra)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("name", nargs="?")
     p.add_argument("--summary", nargs="*")
+    p.add_argument("--markdown", action="store_true", help="summary as Markdown table rows")
     p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr")
     p.add_argument("--views", type=int, default=2, help="rendered views per frame (train)")
     p.add_argument("--colours", action="store_true", help="side-coloured renders")
     p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
-    p.add_argument("--data", choices=("rendered", "virtual"), default="rendered")
+    p.add_argument("--data", choices=("rendered", "virtual", "with-poses"), default="rendered")
     p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")
     p.add_argument("--aug", nargs="*", help="PoseAugmentation fields k=v")
     p.add_argument("--cams", nargs="*", help="CameraDistribution fields k=v")
@@ -228,7 +237,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if args.summary is not None:
-        summary(args.summary)
+        summary(args.summary, args.markdown)
         return 0
     torch.set_num_threads(args.threads)
     train, test = build_data(args)

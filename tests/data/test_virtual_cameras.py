@@ -128,3 +128,21 @@ def test_validation():
         far = _motion(2) + torch.tensor([0.0, 0.0, 50.0], dtype=torch.float64)
         cams = sample_cameras(torch.zeros(2, 3), CameraDistribution(distance=(3, 3)))
         project_to_camera(far, cams)
+
+
+def test_with_poses_attaches_a_random_fresh_pair_to_every_sample():
+    from unihpr.data.virtual_cameras import WithPoses
+
+    base = [{"image": torch.zeros(3, 4, 4), "pose2d": torch.zeros(15, 2),
+             "pose3d": torch.zeros(15, 3)} for _ in range(5)]  # fmt: skip
+    data = WithPoses(base, VirtualCameraDataset(_motion(7), HUMANOID15))
+    torch.manual_seed(0)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=5)))
+    assert batch["poses"]["pose2d"].shape == (5, 15, 2)
+    assert batch["poses"]["pose3d"].shape == (5, 15, 3) and batch["image"].shape == (5, 3, 4, 4)
+    assert len(data) == 5 and set(data[0]) == {"image", "pose2d", "pose3d", "poses"}
+    torch.manual_seed(0)
+    again = next(iter(torch.utils.data.DataLoader(data, batch_size=5)))
+    torch.testing.assert_close(again["poses"]["pose2d"], batch["poses"]["pose2d"])
+    with pytest.raises(ValueError, match="empty"):
+        WithPoses(base, [])

@@ -284,3 +284,39 @@ def test_stage_embeddings_come_from_model_embed():
     assert calls == [("image", "pose2d", "pose3d")]
     with pytest.raises(ValueError, match=r"finetune: batch lacks \['image'\]"):
         stage.embed({"pose2d": batch["pose2d"]}, ("image",))
+
+
+def test_stage3_extra_pose_pairs_join_every_term_float64():
+    model = FakeUniHPR().double().eval()
+
+    def dbl(b):
+        return {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+                for k, v in b.items()}  # fmt: skip
+
+    batch, poses = dbl(_batch(8)), dbl(_batch(6, images=False))
+    batch["poses"] = {"pose2d": poses["pose2d"], "pose3d": poses["pose3d"]}
+    crit = PairCriterion(0.2, 0.2).double()
+    stage = FinetuneStage(model, _cfg("finetune"), crit, decode_from=("image", "pose2d"),
+                          target2d=target2d).eval()  # fmt: skip
+    loss, _ = stage(batch)
+    e = {"image": model.encode_image(batch["image"]),
+         "pose2d": model.encode_pose2d(batch["pose2d"]),
+         "pose3d": model.encode_pose3d(batch["pose3d"])}  # fmt: skip
+    p = {"pose2d": model.encode_pose2d(poses["pose2d"]),
+         "pose3d": model.encode_pose3d(poses["pose3d"])}  # fmt: skip
+
+    def dec(emb, b, sources):
+        t2 = target2d(b["pose2d"], None, None)
+        l3 = sum(((model.decoder3d(emb[s], s) - b["pose3d"]) ** 2).sum(-1).mean()
+                 for s in sources) / len(sources)  # fmt: skip
+        l2 = sum(((model.decoder2d(emb[s], s) - t2) ** 2).sum(-1).mean()
+                 for s in sources) / len(sources)  # fmt: skip
+        return l3, l2
+
+    m3, m2 = dec(e, batch, ("image", "pose2d"))
+    x3, x2 = dec(p, poses, ("pose2d",))  # the pose pairs decode from their 2D only here
+    manual = (crit(**e) + crit(**p)) / 2 + (m3 + x3) / 2 + (m2 + x2) / 2
+    torch.testing.assert_close(loss, manual, rtol=1e-12, atol=1e-12)
+    # the extra pairs change the loss, and gradients reach the pose encoders through them
+    without = stage({k: v for k, v in batch.items() if k != "poses"})[0]
+    assert not torch.allclose(loss, without)

@@ -55,6 +55,7 @@ from unihpr.data.skeletons import (
 from unihpr.data.virtual_cameras import (
     CameraDistribution,
     VirtualCameraDataset,
+    WithPoses,
     project_to_camera,
     sample_cameras,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "Skeleton",
     "ThreeDPW",
     "VirtualCameraDataset",
+    "WithPoses",
     "build_h36m_image_index",
     "build_humanoid_mocap",
     "camera_to_world",

@@ -50,6 +50,7 @@ __all__ = [
     "CameraDistribution",
     "VirtualCameraDataset",
     "VirtualCameras",
+    "WithPoses",
     "keypoint_bbox",
     "project_to_camera",
     "sample_cameras",
@@ -339,3 +340,42 @@ class VirtualCameraDataset(Dataset):
             }
             for k, i in enumerate(idx)
         ]
+
+
+class WithPoses(Dataset):
+    """Attach a random 2D–3D pair of ``poses`` to every sample of ``dataset``.
+
+    Sample ``i`` is ``dataset[i]`` plus ``"poses"``: ``poses[k]`` for a random
+    ``k`` (drawn from torch's global generator, which the trainer checkpoints).
+    With ``poses`` a [`VirtualCameraDataset`][] the fine-tuning stage learns
+    from a fresh view of a random training frame next to every rendered image
+    (see [`FinetuneStage`][unihpr.train.stages.FinetuneStage]).
+
+    Args:
+        dataset: The main samples (e.g. rendered images with their 2D and 3D).
+        poses: Samples with ``pose2d`` and ``pose3d`` (and optional ``mask``).
+    """
+
+    def __init__(self, dataset: Dataset, poses: Dataset) -> None:
+        if len(poses) == 0:  # type: ignore[arg-type]
+            raise ValueError("poses is empty")
+        self.dataset = dataset
+        self.poses = poses
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Samples of ``indices``, each with a random pose pair under ``"poses"``."""
+        picks = torch.randint(0, len(self.poses), (len(indices),)).tolist()  # type: ignore[arg-type]
+        fetch = getattr(self.poses, "__getitems__", None)
+        extra = fetch(picks) if fetch is not None else [self.poses[k] for k in picks]
+        out = []
+        for i, pose in zip(indices, extra):
+            sample = dict(self.dataset[i])
+            sample["poses"] = {k: pose[k] for k in ("pose2d", "pose3d", "mask") if k in pose}
+            out.append(sample)
+        return out

@@ -237,6 +237,13 @@ class FinetuneStage(Stage):
         target2d: ``(pose2d (B, J, 2) px, bbox (B, 4) | None, mask | None) ->
             (B, J, 2)`` target of ``decoder2d``; by default the model's
             bounding-box normalisation.
+
+    A batch may carry extra 2D–3D pairs under ``"poses"`` (a dict with
+    ``"pose2d"``, ``"pose3d"`` and optional ``"mask"``, e.g. fresh virtual views
+    attached by [`WithPoses`][unihpr.data.virtual_cameras.WithPoses]): they add
+    their pairwise InfoNCE to L_cl (averaged with the batch's) and their 2D and
+    3D decoder losses to L_2D and L_3D, so the pose branch keeps learning from
+    many views while the images are a fixed rendered set.
     """
 
     name = "finetune"
@@ -301,26 +308,40 @@ class FinetuneStage(Stage):
                 self.loss_mean_steps.fill_(n)
         return w / self.loss_means.to(terms.dtype).clamp_min(1e-12)
 
+    def _decoder_terms(
+        self,
+        batch: dict[str, Tensor],
+        emb: dict[str, Tensor],
+        sources: Sequence[str],
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor]:
+        """(L_3D, L_2D) of ``batch``, averaged over the ``sources`` embeddings."""
+        mask = batch.get("mask")
+        target2d = self.target2d(batch["pose2d"], None, mask)
+        d3, d2 = self.model.decoder3d, self.model.decoder2d
+        l3d = torch.stack(
+            [_decoder_loss(d3, emb[s], s, batch["pose3d"], mask, generator) for s in sources]
+        ).mean()
+        l2d = torch.stack(
+            [_decoder_loss(d2, emb[s], s, target2d, mask, generator) for s in sources]
+        ).mean()
+        return l3d, l2d
+
     def forward(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)`` (see [`balance`][])."""
         emb = self.embed(batch, self.modalities)
         l_cl, metrics = self.contrastive(emb, generator)
-        mask = batch.get("mask")
-        target2d = self.target2d(batch["pose2d"], None, mask)
-        l3d = torch.stack(
-            [
-                _decoder_loss(self.model.decoder3d, emb[s], s, batch["pose3d"], mask, generator)
-                for s in self.decode_from
-            ]
-        ).mean()
-        l2d = torch.stack(
-            [
-                _decoder_loss(self.model.decoder2d, emb[s], s, target2d, mask, generator)
-                for s in self.decode_from
-            ]
-        ).mean()
+        l3d, l2d = self._decoder_terms(batch, emb, self.decode_from, generator)
+        extra = batch.get("poses")
+        if extra is not None:
+            pose_modalities = ("pose2d", "pose3d")
+            pemb = self.embed(extra, pose_modalities)
+            p_cl, _ = self.contrastive(pemb, generator)
+            sources = tuple(s for s in self.decode_from if s in pose_modalities) or ("pose2d",)
+            p3d, p2d = self._decoder_terms(extra, pemb, sources, generator)
+            l_cl, l3d, l2d = (l_cl + p_cl) / 2, (l3d + p3d) / 2, (l2d + p2d) / 2
         terms = torch.stack([l_cl, l3d, l2d])
         loss = (self.balance(terms.detach()) * terms).sum()
         metrics.update({"loss/cl": l_cl.detach(), "loss/3d": l3d.detach(), "loss/2d": l2d.detach()})
