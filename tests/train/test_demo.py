@@ -77,7 +77,7 @@ def test_demo_config_uses_paper_temperatures_and_the_recipe(tmp_path):
 
 def test_lifter_sees_as_many_pairs_as_unihpr_pose_path():
     cfg = lifter_config(QUICK)
-    pairs = QUICK.steps[0] * QUICK.batch_sizes[0] + QUICK.steps[2] * QUICK.batch_sizes[2]
+    pairs = QUICK.steps[0] * QUICK.batch_sizes[0] + 2 * QUICK.steps[2] * QUICK.batch_sizes[2]
     assert abs(cfg.steps * cfg.batch_size - pairs) < cfg.batch_size
 
 

@@ -30,7 +30,14 @@ from typing import Any
 
 import torch
 
-from unihpr.train.demo import DemoData, DemoSettings, cosine_curve, demo_config, lifter_config
+from unihpr.train.demo import (
+    DemoData,
+    DemoSettings,
+    cosine_curve,
+    demo_config,
+    demo_datasets,
+    lifter_config,
+)
 
 __all__ = ["ABLATION_COLUMNS", "ABLATION_ROWS", "ablation_markdown", "run_ablation"]
 
@@ -101,7 +108,7 @@ def run_ablation(
     from unihpr.train.pipeline import train_pipeline
 
     root = Path(output_dir)
-    datasets = {"align2d3d": data.poses, "align_image": data.train, "finetune": data.train}
+    datasets = demo_datasets(data)
     n = min(len(data.test), settings.eval_samples or len(data.test))
     batch = torch.utils.data.default_collate([data.test[i] for i in range(n)])
     actions = list(batch["action"])

@@ -12,16 +12,19 @@ mean training pose. The recipe (measured in ``benchmarks/results/learn_log.md``)
   stages are not limited to the rendered views;
 * step 2 (image alignment) on the rendered crops, with and without
   L_triplet from the same step-1 weights (for Fig. 4);
-* fine-tuning with the losses balanced by their running means
-  (``loss_balance="normalized"``), cosine learning-rate decay.
+* fine-tuning on the rendered crops, each with a fresh virtual 2D–3D pair of
+  a random training frame attached
+  ([`WithPoses`][unihpr.data.virtual_cameras.WithPoses]), the losses balanced
+  by their running means (``loss_balance="normalized"``);
+* cosine learning-rate decay in every stage.
 
 Writes to the output folder:
 
 * ``results.json`` / ``results.md``: ``{"unihpr": {...}, "mlp_lifter": {...},
   "mean_pose": {...}}`` in mm, per clip (the Human3.6M protocol) and per
   sample (``..._sample``), see [`pose_errors`][unihpr.evaluation.pose_errors];
-* ``fig4_cosine.png``: mean cross-modal cosine similarity during step 2 and
-  fine-tuning with and without L_triplet (the paper's Fig. 4);
+* ``fig4_cosine.png``: mean cross-modal cosine similarity during step 2 with
+  and without L_triplet from the same step-1 weights (the paper's Fig. 4);
 * ``skeletons.png``: held-out crops, their image -> 3D and 2D -> 3D
   predictions over the ground truth, clip, view and error;
 * ``model/``: the evaluated model (``save_pretrained``), ``mlp_lifter/``;
@@ -59,6 +62,7 @@ __all__ = [
     "DemoSettings",
     "cosine_curve",
     "demo_config",
+    "demo_datasets",
     "lifter_config",
     "load_demo_data",
     "results_markdown",
@@ -129,10 +133,14 @@ def demo_config(settings: DemoSettings, output_dir: str | Path, seed: int = 0,
 
 
 def lifter_config(settings: DemoSettings) -> StageConfig:
-    """Training of the MLP lifter: as many 2D–3D pairs as UniHPR's step 1 + fine-tuning."""
-    pairs = (
-        settings.steps[0] * settings.batch_sizes[0] + settings.steps[2] * settings.batch_sizes[2]
-    )
+    """Training of the MLP lifter: as many 2D–3D pairs as UniHPR's step 1 + fine-tuning.
+
+    Fine-tuning sees two pairs per sample (the rendered view's and an attached
+    virtual one, see [`demo_datasets`][]).
+    """
+    s1, _, s3 = settings.steps
+    b1, _, b3 = settings.batch_sizes
+    pairs = s1 * b1 + 2 * s3 * b3
     steps = max(pairs // settings.lifter_batch_size, 1)
     return StageConfig(name="finetune", steps=steps, batch_size=settings.lifter_batch_size,
                        lr=settings.lr, lr_schedule=settings.lr_schedule, tau_init=0.2,
@@ -166,6 +174,15 @@ def _pose_data(settings: DemoSettings) -> Any:
     aug = PoseAugmentation(**settings.augment)
     return VirtualCameraDataset(motion, HUMANOID15, augment=aug if aug.active else None,
                                 clips=clips, frames=frames)  # fmt: skip
+
+
+def demo_datasets(data: DemoData) -> dict[str, Any]:
+    """The dataset of each stage: pose pairs for step 1, rendered images for step 2, and
+    rendered images with a fresh pose pair attached to each for fine-tuning."""
+    from unihpr.data.virtual_cameras import WithPoses
+
+    return {"align2d3d": data.poses, "align_image": data.train,
+            "finetune": WithPoses(data.train, data.poses)}  # fmt: skip
 
 
 def load_demo_data(settings: DemoSettings, cache_dir: str | Path | None = None,
@@ -334,22 +351,22 @@ def _examples(model: nn.Module, lifter: nn.Module, test: Any, count: int) -> lis
     return out
 
 
-def _fig4(curves: dict[str, dict[str, list[dict[str, Any]]]], path: Path) -> Path:
+def _fig4(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     from unihpr.train.demo_figures import Curve, plot_curves
 
-    panels: dict[str, dict[str, Curve]] = {}
-    for stage, runs in curves.items():
-        panels[stage] = {}
-        for label, hist in runs.items():
-            x, y = cosine_curve(hist)
-            lo, hi = rolling_band(y)
-            panels[stage][label] = Curve(x, y, lo, hi)
+    panel: dict[str, Curve] = {}
+    for label, hist in runs.items():
+        x, y = cosine_curve(hist)
+        lo, hi = rolling_band(y)
+        panel[label] = Curve(x, y, lo, hi)
+    panels = {"step 2: image encoder aligned to the frozen pose encoders": panel}
     caption = (
         "Mean over the three modality pairs (image-2D, image-3D, 2D-3D) of the cosine "
         "similarity of matching embeddings in each logged training batch; the band is one "
         "standard deviation of that value over 9 neighbouring logged batches (batch-to-batch "
-        "noise). Both runs start from the same step-1 weights; fine-tuning continues each "
-        "run's own step 2. The paper's Fig. 4: with L_triplet the modalities align faster."
+        "noise). Both runs start from the same step-1 weights. The paper's Fig. 4: with "
+        "L_triplet the modalities align faster. Over seeds and in fine-tuning: "
+        "benchmarks/bench_lifting.py."
     )
     return plot_curves(panels, path, caption=caption)
 
@@ -385,33 +402,27 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         lifter_job = pool.submit(_train_lifter_job, *job_args)
     try:
-        datasets = {"align2d3d": data.poses, "align_image": data.train, "finetune": data.train}
-        histories: dict[str, dict[str, list]] = {"step 2 (image alignment)": {},
-                                                 "fine-tuning": {}}  # fmt: skip
+        datasets = demo_datasets(data)
         config = demo_config(settings, out, seed=seed, progress=progress)
         seed_everything(seed)
         model = create_model(config.model)
-        # Step 1 once; step 2 and fine-tuning then run twice from the same weights (with
-        # and without L_triplet) for Fig. 4; the with-triplet model is the demo's model.
+        # Step 1 once; step 2 then runs twice from the same weights (with and without
+        # L_triplet) for Fig. 4; the with-triplet run continues to fine-tuning.
+        # (benchmarks/bench_lifting.py also branches fine-tuning, over seeds.)
         step1 = copy.deepcopy(config)
         step1.stages = [config.stage("align2d3d")]
         train_pipeline(step1, datasets, model=model, dist_info=DistInfo(), save_model=False)
         clock.save()
-        branch = copy.deepcopy(model)
-        for name in ("align_image", "finetune"):
-            cfg = copy.deepcopy(config.stage(name))
-            cfg.use_triplet = False
-            stage = make_stage(branch, cfg)
-            trainer = Trainer(stage, datasets[name], cfg, output_dir=out / "no_triplet" / name,
-                              seed=seed, amp="off", dist_info=DistInfo(),
-                              progress=config.progress,
-                              progress_label=f"{name} (no L_triplet, Fig. 4)")  # fmt: skip
-            key = "step 2 (image alignment)" if name == "align_image" else "fine-tuning"
-            histories[key]["L_pair only"] = _full_history(trainer, out / "no_triplet" / name)
-            clock.save()
+        cfg = copy.deepcopy(config.stage("align_image"))
+        cfg.use_triplet = False
+        trainer = Trainer(make_stage(copy.deepcopy(model), cfg), datasets["align_image"], cfg,
+                          output_dir=out / "align_image_no_triplet", seed=seed, amp="off",
+                          dist_info=DistInfo(), progress=config.progress,
+                          progress_label="align_image (no L_triplet, Fig. 4)")  # fmt: skip
+        histories = {"L_pair only": _full_history(trainer, out / "align_image_no_triplet")}
+        clock.save()
         result = train_pipeline(config, datasets, model=model, dist_info=DistInfo())
-        for name, key in (("align_image", "step 2 (image alignment)"), ("finetune", "fine-tuning")):
-            histories[key]["L_pair + L_triplet"] = _read_history(out / "metrics.jsonl", name)
+        histories["L_pair + L_triplet"] = _read_history(out / "metrics.jsonl", "align_image")
         clock.save()
         # Retrieval queries are held-out samples; the gallery is the training
         # clips' 3D poses, so a query's own pose is never among the candidates.
