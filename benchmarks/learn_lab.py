@@ -46,7 +46,9 @@ def build_data(args, kind=None):
     kw = {"progress": False, "box": args.box, "cameras_per_frame": args.views}
     if args.colours:
         kw["side_colours"] = True
-    test = HumanoidMocap("test", **{**kw, "cameras_per_frame": 2})
+    if args.recombined:
+        kw["recombined"] = args.recombined
+    test = HumanoidMocap("test", **{**kw, "cameras_per_frame": 2, "recombined": 0})
     kind = kind or args.data
     if kind == "with-poses":
         from unihpr.data.virtual_cameras import WithPoses
@@ -215,6 +217,7 @@ def main(argv=None):
     p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr")
     p.add_argument("--views", type=int, default=2, help="rendered views per frame (train)")
     p.add_argument("--colours", action="store_true", help="side-coloured renders")
+    p.add_argument("--recombined", type=int, default=0, help="recombined training frames")
     p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
     p.add_argument("--data", choices=("rendered", "virtual", "with-poses"), default="rendered")
     p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")

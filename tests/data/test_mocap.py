@@ -157,3 +157,27 @@ def test_bad_arguments(tmp_path):
         mocap.HumanoidMocap("val", tmp_path)
     with pytest.raises(ValueError, match=r"\(N, 44\)"):
         mocap.humanoid_forward_kinematics(np.zeros((3, 43)))
+
+
+def test_recombined_frames_mix_limbs_of_real_frames():
+    frames = np.concatenate([mocap.load_mocap_clip(c) for c in ("walk", "punch", "jump")])
+    out = mocap.recombine_frames(frames, 200, np.random.default_rng(0), p=0.5)
+    assert out.shape == (200, 44)
+    limbs = mocap._LIMB_SLICES
+    trunk = np.r_[0:16]
+    mixed = 0
+    for f in out:
+        base = np.flatnonzero(np.all(frames[:, trunk] == f[trunk], axis=1))
+        assert base.size  # root, chest and neck of one real frame
+        for limb in limbs:  # every limb is some real frame's limb
+            assert np.any(np.all(frames[:, limb] == f[limb], axis=1))
+        mixed += not np.any(np.all(frames == f, axis=1))
+    assert mixed > 100  # most are new poses
+    # rotations stay unit quaternions, so forward kinematics keeps the bone lengths
+    pos = mocap.humanoid_forward_kinematics(out)
+    ref = mocap.humanoid_forward_kinematics(frames[:1])
+    for j, p in HUMANOID15.bones:
+        np.testing.assert_allclose(np.linalg.norm(pos[:, j] - pos[:, p], axis=-1),
+                                   np.linalg.norm(ref[:, j] - ref[:, p], axis=-1)[0], atol=1e-9)  # fmt: skip
+    with pytest.raises(ValueError, match="frames"):
+        mocap.recombine_frames(np.zeros((3, 40)), 2, np.random.default_rng(0))

@@ -51,6 +51,7 @@ __all__ = [
     "load_mocap_clip",
     "look_at_camera",
     "opengl_matrices",
+    "recombine_frames",
 ]
 
 _VERSION = 1
@@ -328,6 +329,7 @@ def build_humanoid_mocap(
     seed: int = 0,
     background: bool = True,
     side_colours: bool = False,
+    recombined: int = 0,
     progress: bool = True,
     force: bool = False,
 ) -> dict[str, Path]:
@@ -347,6 +349,10 @@ def build_humanoid_mocap(
             camera as facing away with left and right swapped, an ambiguity a
             person's face and clothes resolve in real images (see the benchmarks
             page for what it does to image -> 3D).
+        recombined: Extra training frames (clip ``"recombined"``) whose limbs come
+            from different training frames (see [`recombine_frames`][]): new,
+            anatomically valid poses for the image branch, whose limit is the
+            number of distinct training poses. Rendered like the others.
         progress: Show progress (a bar on a terminal, else a log line every few percent).
         force: Rebuild even if the cache exists.
 
@@ -355,6 +361,8 @@ def build_humanoid_mocap(
     """
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16, got {image_size}")
+    if recombined < 0:
+        raise ValueError(f"recombined must be >= 0, got {recombined}")
     if stride < 1 or cameras_per_frame < 1:
         raise ValueError(
             f"stride and cameras_per_frame must be >= 1, got {stride}, {cameras_per_frame}"
@@ -371,7 +379,9 @@ def build_humanoid_mocap(
     key = _config_key(
         image_size=image_size, stride=stride, cameras=cameras_per_frame,
         test=sorted(test_clips), seed=seed, background=background,
-        **({"side_colours": True} if side_colours else {}),  # old cache keys stay valid
+        # only non-default options enter the key, so older caches stay valid
+        **({"side_colours": True} if side_colours else {}),
+        **({"recombined": recombined} if recombined else {}),
     )  # fmt: skip
     out_dir = Path(cache_dir or default_cache_dir()) / f"humanoid_mocap_{key}"
     paths = {s: out_dir / f"{s}.npz" for s in splits}
@@ -379,7 +389,15 @@ def build_humanoid_mocap(
         return paths
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_frames = {c: load_mocap_clip(c, data_path) for c in clips}
-    total = sum(len(range(0, len(f), stride)) for f in clip_frames.values()) * cameras_per_frame
+    if recombined:
+        pool = np.concatenate([clip_frames[c][::stride] for c in splits["train"]])
+        rng = np.random.default_rng([seed, 7919])
+        clip_frames[RECOMBINED] = recombine_frames(pool, recombined, rng)
+        clips = [*clips, RECOMBINED]
+        splits["train"].append(RECOMBINED)
+    strides = {c: 1 if c == RECOMBINED else stride for c in clips}
+    total = sum(len(range(0, len(f), strides[c])) for c, f in clip_frames.items())
+    total *= cameras_per_frame
     from unihpr.train.logger import progress_bar
 
     bar = progress_bar(
@@ -395,7 +413,7 @@ def build_humanoid_mocap(
                 frames = clip_frames[clip]
                 world = humanoid_forward_kinematics(frames)
                 clip_id = clips.index(clip)
-                for fi in range(0, len(frames), stride):
+                for fi in range(0, len(frames), strides[clip]):
                     renderer.pose(frames[fi])
                     for v in range(cameras_per_frame):
                         rng = np.random.default_rng([seed, clip_id, fi, v])
@@ -421,6 +439,48 @@ def build_humanoid_mocap(
         renderer.close()
         bar.close()
     return paths
+
+
+#: Clip name of the frames made by ``build_humanoid_mocap(recombined=...)``.
+RECOMBINED = "recombined"
+# Slices of the four limbs in a 44-number frame: local rotations of hip, knee,
+# ankle (legs) and shoulder, elbow (arms); relative to their parent link.
+_LIMB_SLICES = (slice(16, 25), slice(25, 30), slice(30, 39), slice(39, 44))
+
+
+def recombine_frames(
+    frames: np.ndarray, count: int, rng: np.random.Generator, p: float = 0.5
+) -> np.ndarray:
+    """New DeepMimic frames whose limbs come from other frames.
+
+    Each new frame starts from a random frame of ``frames`` (root, chest and
+    neck included); each of its four limbs (hip, knee and ankle; shoulder and
+    elbow) takes, with probability ``p``, the local joint rotations of another
+    random frame. Local rotations are relative to the parent link, so a limb
+    keeps its pose relative to the trunk: the result is a valid pose of the
+    humanoid that no clip contains (the image counterpart of
+    [`PoseAugmentation.limb_swap`][unihpr.data.augment.PoseAugmentation]).
+
+    Args:
+        frames: (N, 44) frames.
+        count: Number of new frames.
+        rng: Random generator.
+        p: Probability that a limb is replaced.
+
+    Returns:
+        (count, 44) frames.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or len(frames) == 0:
+        raise ValueError(
+            f"frames must have shape (N, {FRAME_SIZE}) with N >= 1, got {frames.shape}"
+        )
+    out = frames[rng.integers(0, len(frames), count)].copy()
+    for limb in _LIMB_SLICES:
+        swap = rng.random(count) < p
+        donors = frames[rng.integers(0, len(frames), count)]
+        out[swap, limb] = donors[swap, limb]
+    return out
 
 
 def _render_view(renderer, joints_world, r, c, k, size, rng, background) -> dict:
@@ -478,8 +538,8 @@ class HumanoidMocap(ArrayPoseDataset):
             same box; ``"silhouette"``: the rendered body's box (what a person
             detector would give; keypoints lie inside it with a margin).
         **build_kwargs: ``image_size``, ``stride``, ``cameras_per_frame``,
-            ``test_clips``, ``seed``, ``background``, ``side_colours``, ``progress``,
-            ``force``.
+            ``test_clips``, ``seed``, ``background``, ``side_colours``,
+            ``recombined``, ``progress``, ``force``.
     """
 
     skeleton = HUMANOID15
