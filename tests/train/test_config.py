@@ -20,6 +20,7 @@ def test_paper_defaults():
     assert math.isclose(s3.tau_init, 1 / 5) and math.isclose(s3.tau_min, 1 / 5)
     assert all(s.tau_max == 1e4 and s.lr == 1e-4 and s.alpha == 1.0 for s in cfg.stages)
     assert not s1.use_triplet and s2.use_triplet and s3.use_triplet
+    assert s3.loss_balance == "normalized"  # unit-free balance (docs/reproducing.md)
     assert cfg.stage("align_image") == paper_stage2()
     assert paper_stage1() == s1 and paper_stage3() == s3
     with pytest.raises(KeyError, match="nope"):
