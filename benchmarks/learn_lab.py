@@ -59,7 +59,8 @@ def build_data(args, kind=None):
 
         train = HumanoidMocap("train", **kw)
         if args.flip:
-            train = RandomFlip(train, HUMANOID15, p=args.flip)
+            swap = (0, 2) if args.colours else None
+            train = RandomFlip(train, HUMANOID15, p=args.flip, swap_channels=swap)
     else:
         motion, clips, frames = load_humanoid_motion("train")
         aug = PoseAugmentation(**_parse_kv(args.aug))

@@ -183,3 +183,8 @@ def test_random_flip_mirrors_image_2d_and_3d_together():
     assert len(always) == 3 and f["action"] == "a"
     with pytest.raises(ValueError, match="probability"):
         RandomFlip(base, HUMANOID15, p=2.0)
+    with pytest.raises(ValueError, match="swap_channels"):
+        RandomFlip(base, HUMANOID15, swap_channels=(0, 3))
+    # side-coloured renders: red and blue trade places so the colours keep naming the sides
+    coloured = RandomFlip(base, HUMANOID15, p=1.0, swap_channels=(0, 2))[1]
+    torch.testing.assert_close(coloured["image"], s["image"].flip(-1)[[2, 1, 0]])

@@ -277,11 +277,28 @@ class RandomFlip(Dataset):
         dataset: Samples with ``image`` (3, H, W), ``pose2d`` (J, 2), ``pose3d`` (J, 3).
         skeleton: Their joint layout (``flip_pairs``).
         p: Probability of a flip.
+        swap_channels: Two colour channels exchanged in a flipped image, for
+            renders whose left and right sides have distinct colours (e.g.
+            ``(0, 2)`` for ``HumanoidMocap(side_colours=True)``: blue left, red
+            right), so that the colours keep naming the sides after the mirror.
     """
 
-    def __init__(self, dataset: Dataset, skeleton: Skeleton | str, p: float = 0.5) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        skeleton: Skeleton | str,
+        p: float = 0.5,
+        swap_channels: tuple[int, int] | None = None,
+    ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p is a probability in [0, 1], got {p!r}")
+        if swap_channels is not None and (
+            len(swap_channels) != 2 or not all(c in (0, 1, 2) for c in swap_channels)
+        ):
+            raise ValueError(
+                f"swap_channels must be two channel indices in 0-2, got {swap_channels!r}"
+            )
+        self.swap_channels = swap_channels
         self.dataset = dataset
         self.skeleton = get_skeleton(skeleton)
         self.p = float(p)
@@ -301,6 +318,11 @@ class RandomFlip(Dataset):
             return sample
         perm = list(self.skeleton.flip_permutation)
         image = sample["image"].flip(-1)
+        if self.swap_channels is not None:
+            a, b = self.swap_channels
+            order = [0, 1, 2]
+            order[a], order[b] = b, a
+            image = image[order]
         width = image.shape[-1]
         p2d = sample["pose2d"][perm].clone()
         p2d[:, 0] = width - p2d[:, 0]
