@@ -12,6 +12,7 @@ from unihpr.train.demo import (
     cosine_curve,
     demo_config,
     lifter_config,
+    load_demo_data,
     results_markdown,
 )
 
@@ -45,14 +46,13 @@ def test_unihpr_demo_quick(tmp_path, capsys):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"align2d3d", "align_image", "finetune"}
-    from unihpr.data import HumanoidMocap
     from unihpr.evaluation import evaluate
     from unihpr.models import UniHPR
 
     # the saved folder is the evaluated model: reloading it gives the same numbers
     loaded = UniHPR.from_pretrained(out / "model")
     assert loaded.config.name == "unihpr-tiny"
-    test = HumanoidMocap("test", tmp_path / "c", stride=2, cameras_per_frame=1, progress=False)
+    test = load_demo_data(QUICK, tmp_path / "c", progress=False).test
     again = evaluate(loaded, test, max_samples=200)
     assert again["lifting/mpjpe"] == pytest.approx(u["lifting_mpjpe"], rel=1e-5)
     assert again["image/mpjpe"] == pytest.approx(u["image_mpjpe"], rel=1e-5)

@@ -118,7 +118,7 @@ def run_ablation(
         return {f"{p}_{k}": v for p in prefixes for k, v in e.items()}
 
     rows: dict[str, dict[str, float]] = {}
-    rows["mean_pose"] = errors(MeanPose(torch.from_numpy(data.train.arrays["pose3d"]))(n),
+    rows["mean_pose"] = errors(MeanPose(torch.from_numpy(data.rendered.arrays["pose3d"]))(n),
                                ("lifting", "image"))  # fmt: skip
     lifter = fit_lifter(data.poses, lifter_config(settings), root / "mlp", seed=seed)
     with torch.no_grad():

@@ -87,6 +87,11 @@ class DemoSettings:
         eval_samples: Held-out samples evaluated (``None``: all).
         augment: [`PoseAugmentation`][unihpr.data.augment.PoseAugmentation]
             fields for the pose-only data.
+        side_colours: Render the left limbs blue and the right ones red (see
+            [`build_humanoid_mocap`][unihpr.data.build_humanoid_mocap]).
+        recombined: Extra rendered training frames with limbs recombined across
+            frames (new poses for the image branch).
+        image_flip: Probability of mirroring a training image (with its 2D and 3D).
         lifter_batch_size: Batch size of the MLP lifter; its step count gives it as
             many 2D–3D pairs as UniHPR's pose path sees (see [`lifter_config`][]).
     """
@@ -105,12 +110,15 @@ class DemoSettings:
     cameras_per_frame: int = 2
     eval_samples: int | None = None
     augment: dict[str, float] = field(default_factory=lambda: {"mirror": 0.5})
+    side_colours: bool = True
+    recombined: int = 3462
+    image_flip: float = 0.5
     lifter_batch_size: int = 64
 
 
 FULL = DemoSettings()
 QUICK = DemoSettings(steps=(40, 12, 16), batch_sizes=(64, 24, 24), log_every=2, stride=2,
-                     cameras_per_frame=1, eval_samples=200)  # fmt: skip
+                     cameras_per_frame=1, eval_samples=200, recombined=100)  # fmt: skip
 
 
 def demo_config(settings: DemoSettings, output_dir: str | Path, seed: int = 0,
@@ -157,15 +165,18 @@ class DemoData:
     """The demo's datasets.
 
     Attributes:
-        train: Rendered training views (image, 2D, 3D).
+        train: Rendered training views (image, 2D, 3D), randomly mirrored.
         test: Rendered held-out views (clips disjoint from ``train``).
         poses: The training clips' motion through fresh virtual cameras
             (augmented), for the pose-only stages and the MLP lifter.
+        rendered: The rendered training views without augmentation (the
+            retrieval gallery and the mean pose).
     """
 
     train: Any
     test: Any
     poses: Any
+    rendered: Any
 
 
 def _pose_data(settings: DemoSettings) -> Any:
@@ -191,13 +202,23 @@ def demo_datasets(data: DemoData) -> dict[str, Any]:
 
 def load_demo_data(settings: DemoSettings, cache_dir: str | Path | None = None,
                    progress: bool = True) -> DemoData:  # fmt: skip
-    """Rendered train / held-out splits (built and cached on first use) and the pose data."""
-    from unihpr.data import HumanoidMocap
+    """Rendered train / held-out splits (built and cached on first use) and the pose data.
+
+    The training images are mirrored at random (``image_flip``); the held-out
+    split is never augmented.
+    """
+    from unihpr.data import HUMANOID15, HumanoidMocap, RandomFlip
 
     kw = {"stride": settings.stride, "cameras_per_frame": settings.cameras_per_frame,
-          "image_size": 64, "progress": progress}  # fmt: skip
-    return DemoData(HumanoidMocap("train", cache_dir, **kw), HumanoidMocap("test", cache_dir, **kw),
-                    _pose_data(settings))  # fmt: skip
+          "image_size": 64, "progress": progress, "side_colours": settings.side_colours,
+          "recombined": settings.recombined}  # fmt: skip
+    rendered = HumanoidMocap("train", cache_dir, **kw)
+    train = rendered
+    if settings.image_flip:
+        swap = (0, 2) if settings.side_colours else None  # keep blue = left after a mirror
+        train = RandomFlip(rendered, HUMANOID15, p=settings.image_flip, swap_channels=swap)
+    test = HumanoidMocap("test", cache_dir, **kw)
+    return DemoData(train, test, _pose_data(settings), rendered)
 
 
 def _train_lifter_job(settings: dict[str, Any], out_dir: str, seed: int) -> str:
@@ -430,7 +451,9 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         clock.save()
         # Retrieval queries are held-out samples; the gallery is the training
         # clips' 3D poses, so a query's own pose is never among the candidates.
-        metrics = evaluate(model, data.test, max_samples=settings.eval_samples, gallery=data.train)
+        metrics = evaluate(
+            model, data.test, max_samples=settings.eval_samples, gallery=data.rendered
+        )
         weights = lifter_job.result() if lifter_job is not None else _train_lifter_job(*job_args)
     finally:
         if pool is not None:
@@ -441,7 +464,7 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
     actions = list(batch["action"])
     with torch.no_grad():
         lifted = lifter(batch["pose2d"])
-    mean = MeanPose(torch.from_numpy(data.train.arrays["pose3d"]))
+    mean = MeanPose(torch.from_numpy(data.rendered.arrays["pose3d"]))
     summary: dict[str, Any] = {
         "unihpr": _rows(metrics),
         "mlp_lifter": {f"lifting_{k}": v for k, v in pose_errors(lifted, batch["pose3d"],
