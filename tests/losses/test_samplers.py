@@ -131,9 +131,17 @@ def test_bad_arguments():
         s(4, 0)
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\)"):
         s(4, anchors=torch.tensor([4]))
-    with pytest.raises(ValueError, match="anchors must be a 1-D"):
+    with pytest.raises(
+        ValueError, match=r"anchors must be an int32 or int64 tensor of shape \(A,\)"
+    ):
         s(4, anchors=torch.tensor([[0]]))
+    with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\), got values \[-1\]"):
+        s(4, anchors=torch.tensor([-1, 2]))
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
+        s(4, generator=5)
     with pytest.raises(ValueError, match="dtype must be"):
         s(4, dtype=torch.float32)
     with pytest.raises(ValueError, match="anchor_modality must be"):
-        ShuffleTripletSampler(anchor_modality=3)
+        ShuffleTripletSampler(anchor_modality=-1)
+    with pytest.raises(ValueError, match="anchor_modality=3 needs more than 3 modalities"):
+        ShuffleTripletSampler(anchor_modality=3)(5)

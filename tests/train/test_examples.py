@@ -34,7 +34,7 @@ def test_h36m_parser_defaults_and_overrides(tmp_path):
     assert [s.batch_size for s in cfg.stages] == [8, 4, 4]
     assert cfg.output_dir == str(tmp_path / "o")
     # the paper's temperatures survive the overrides
-    assert cfg.stages[0].tau_init == pytest.approx(1 / 14)
+    assert cfg.stages[0].loss.tau_init == pytest.approx(1 / 14)
     with pytest.raises(SystemExit):
         h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--keypoints", "sh"])
     with pytest.raises(SystemExit):

@@ -9,18 +9,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import FakeUniHPR, PoseImageSet, target2d
 
-from unihpr.train import StageConfig, TrainConfig, read_metrics, train_pipeline
+from unihpr.train import LossConfig, StageConfig, TrainConfig, read_metrics, train_pipeline
 from unihpr.train.distributed import DistInfo
 
 
 def _config(tmp_path, steps=(3, 2, 2)):
     stages = [
-        StageConfig(name="align2d3d", steps=steps[0], batch_size=8, tau_init=1 / 14,
-                    tau_min=1 / 100, log_every=1, checkpoint_every=1),
-        StageConfig(name="align_image", steps=steps[1], batch_size=8, tau_init=0.2, tau_min=0.1,
-                    use_triplet=True, log_every=1, checkpoint_every=1),
-        StageConfig(name="finetune", steps=steps[2], batch_size=8, tau_init=0.2, tau_min=0.2,
-                    use_triplet=True, log_every=1, checkpoint_every=1),
+        StageConfig(name="align2d3d", steps=steps[0], batch_size=8,
+                    loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100), log_every=1,
+                    checkpoint_every=1),
+        StageConfig(name="align_image", steps=steps[1], batch_size=8,
+                    loss=LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True), log_every=1,
+                    checkpoint_every=1),
+        StageConfig(name="finetune", steps=steps[2], batch_size=8,
+                    loss=LossConfig(tau_init=0.2, tau_min=0.2, use_triplet=True), log_every=1,
+                    checkpoint_every=1),
     ]  # fmt: skip
     return TrainConfig(model="stand-in", stages=stages, output_dir=str(tmp_path), device="cpu",
                        progress=False)  # fmt: skip

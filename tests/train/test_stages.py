@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import FakeUniHPR, PairCriterion, PoseImageSet, target2d
 
-from unihpr.train.config import StageConfig
+from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.loop import Trainer
 from unihpr.train.stages import (
     AlignImageStage,
@@ -19,9 +19,11 @@ from unihpr.train.stages import (
 )
 
 CFG = {
-    "align2d3d": dict(name="align2d3d", tau_init=1 / 14, tau_min=1 / 100),
-    "align_image": dict(name="align_image", tau_init=0.2, tau_min=0.1, use_triplet=True),
-    "finetune": dict(name="finetune", tau_init=0.2, tau_min=0.2, use_triplet=True),
+    "align2d3d": dict(name="align2d3d", loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100)),
+    "align_image": dict(
+        name="align_image", loss=LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True)
+    ),
+    "finetune": dict(name="finetune", loss=LossConfig(tau_init=0.2, tau_min=0.2, use_triplet=True)),
 }
 
 

@@ -94,7 +94,7 @@ class LearnableTemperature(nn.Module):
         self.log_tau.clamp_(math.log(self.min), math.log(self.max))
 
     def extra_repr(self) -> str:
-        tau = math.exp(float(self.log_tau))
+        tau = math.exp(float(self.log_tau.detach()))
         return f"tau={tau:.4g}, min={self.min:g}, max={self.max:g}, learnable={self.learnable}"
 
 
