@@ -5,7 +5,7 @@ Every loss and functional form with a kernel choice takes ``backend``:
 ``"auto"`` (default)
     The fused Triton kernels where the computation has one (the exact
     all-negatives triplet loss) and they can run (float32 CUDA tensors,
-    ``triton`` installed); PyTorch ops otherwise.
+    ``triton`` installed); PyTorch ops otherwise (always on the CPU).
 ``"torch"``
     PyTorch ops on any device and dtype.
 ``"triton"``
@@ -96,7 +96,9 @@ def resolve_backend(
             if env in kernels:
                 backend, source = env, f"{ENV_VAR}={env!r}"
     if backend == "auto":
-        if "triton" in kernels and device is not None and _triton_problem(device, dtype) is None:
+        # Only for CUDA tensors: the CPU interpreter is for tests, never a default.
+        on_cuda = device is not None and device.type == "cuda"
+        if "triton" in kernels and on_cuda and _triton_problem(device, dtype) is None:
             return "triton"
         return "torch"
     if backend not in kernels:
