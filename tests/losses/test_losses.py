@@ -414,9 +414,10 @@ def test_functional_forms_accept_a_float_temperature():
     torch.testing.assert_close(pair_info_nce(s12, 0.1), pair_info_nce(s12, torch.tensor(0.1)))
     rows = torch.tensor([1, 3])
     expected = pair_loss_reference(x[0], x[1], 0.1)  # all rows
-    halves = pair_info_nce(s12, 0.1, anchors=torch.tensor([0, 2, 4])) * 3 + pair_info_nce(
-        s12, 0.1, anchors=rows
-    ) * 2
+    halves = (
+        pair_info_nce(s12, 0.1, anchors=torch.tensor([0, 2, 4])) * 3
+        + pair_info_nce(s12, 0.1, anchors=rows) * 2
+    )
     torch.testing.assert_close(halves / 5, expected)
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 5\), got values \[-1\]"):
         pair_info_nce(s12, 0.1, anchors=torch.tensor([-1]))
@@ -437,7 +438,9 @@ def test_mixed_dtypes_devices_meta_and_generators_are_named(make):
     with pytest.raises(ValueError, match="is a meta tensor"):
         fn(*meta)
     if make is not PairInfoNCE:
-        with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        with pytest.raises(
+            TypeError, match=r"generator must be a torch\.Generator or None, got int"
+        ):
             fn(*good, generator=5)
     # half-precision sets next to float32 ones (autocast outputs) are promoted, not refused
     half = [good[0].bfloat16(), *good[1:]]
@@ -518,7 +521,9 @@ def test_any_sampler_subclass_is_only_asked_for_indices():
         xs[0] @ xs[1].T, xs[0] @ xs[2].T, xs[1] @ xs[2].T, idx, 0.2, anchors=torch.arange(5)
     )[0]
     torch.testing.assert_close(got, ref)
-    torch.testing.assert_close(got, triplet_loss_reference(*x, with_positives(torch.arange(5), idx), 0.2))
+    torch.testing.assert_close(
+        got, triplet_loss_reference(*x, with_positives(torch.arange(5), idx), 0.2)
+    )
 
 
 def test_printing_a_loss_with_learnable_temperatures_warns_nothing():

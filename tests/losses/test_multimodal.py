@@ -34,7 +34,9 @@ def reference_loss(xs, tuples, tau, score):
 
 def _embeddings(B, K, seed):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(B, 7, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(K)]
+    return [
+        torch.randn(B, 7, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(K)
+    ]
 
 
 @pytest.mark.parametrize("K", [2, 3, 4, 5])
@@ -153,7 +155,7 @@ def test_bad_forward_inputs():
         fn(torch.randn(4, 3), torch.randn(5, 3))
     with pytest.raises(ValueError, match=r"embeddings\[2\] has a zero row"):
         fn(torch.randn(4, 3), torch.randn(4, 3), torch.zeros(4, 3))
-    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
         fn(torch.randn(4, 3), torch.randn(4, 3), generator=5)
     with pytest.raises(ValueError, match="num_modalities"):
         make_sampler("uniform").tuples(4, 1, 2)

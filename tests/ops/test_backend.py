@@ -43,7 +43,7 @@ def test_explicit_triton_says_why_it_cannot_run(monkeypatch):
         resolve_backend("triton", owner="o", kernels=EXACT, device=CPU, dtype=torch.float32)
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # the interpreter runs them on the CPU
     assert resolve_backend("triton", owner="o", kernels=EXACT, device=CPU, dtype=torch.float32)
-    with pytest.raises(ValueError, match="float32 only, got torch.float64"):
+    with pytest.raises(ValueError, match=r"float32 only, got torch\.float64"):
         resolve_backend("triton", owner="o", kernels=EXACT, device=CPU, dtype=torch.float64)
     # auto never picks the interpreter: the kernels are a default on CUDA only
     assert resolve_backend("auto", owner="o", kernels=EXACT, device=CPU, dtype=torch.float32) == (
@@ -56,7 +56,9 @@ def test_explicit_triton_without_triton_installed(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
     )
-    with pytest.raises(ValueError, match=r"triton is not installed \(pip install unihpr\[triton\]\)"):
+    with pytest.raises(
+        ValueError, match=r"triton is not installed \(pip install unihpr\[triton\]\)"
+    ):
         resolve_backend("triton", owner="o", kernels=EXACT)
 
 
@@ -79,11 +81,15 @@ def test_environment_variable_replaces_auto_only(monkeypatch):
 def test_losses_check_the_backend_when_built():
     from unihpr.losses import ContrastiveLoss, MultimodalInfoNCE, TripletInfoNCE
 
-    with pytest.raises(ValueError, match=r"TripletInfoNCE\(negatives='sampled'\): backend='triton'"):
+    with pytest.raises(
+        ValueError, match=r"TripletInfoNCE\(negatives='sampled'\): backend='triton'"
+    ):
         TripletInfoNCE(backend="triton")
     with pytest.raises(ValueError, match=r"negatives='all'\): backend='compile' is not available"):
         ContrastiveLoss(negatives="all", backend="compile")
     with pytest.raises(ValueError, match="MultimodalInfoNCE: backend='triton'"):
         MultimodalInfoNCE(backend="triton")
-    with pytest.raises(ValueError, match=r"MultimodalInfoNCE\(K=4, score='lambda'\): backend='compile'"):
+    with pytest.raises(
+        ValueError, match=r"MultimodalInfoNCE\(K=4, score='lambda'\): backend='compile'"
+    ):
         MultimodalInfoNCE(backend="compile")(*[torch.randn(4, 3) for _ in range(4)])

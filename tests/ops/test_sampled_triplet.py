@@ -55,7 +55,9 @@ def test_matches_float64_eigvalsh_reference(B, A, M, seed, use_anchors):
     ref = reference(*sims, *idx, tau, anchors)
     torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
     assert lam.shape == (A, M + (1 if use_anchors else 0)) and not lam.requires_grad
-    for g, r in zip(torch.autograd.grad(loss, [*sims, tau]), torch.autograd.grad(ref, [*sims, tau])):
+    for g, r in zip(
+        torch.autograd.grad(loss, [*sims, tau]), torch.autograd.grad(ref, [*sims, tau])
+    ):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-11)
 
 

@@ -237,7 +237,10 @@ def test_build_criterion_reaches_every_loss_field():
     assert crit.alpha == 0.5 and crit.use_triplet
     trip = crit.triplet
     assert (trip.negatives, trip.num_negatives, trip.chunk_size, trip.backend) == (
-        "all", 7, 16, "torch"
+        "all",
+        7,
+        16,
+        "torch",
     )
     assert isinstance(trip.sampler, SwapOneTripletSampler)
     for t in (crit.pair_temperature, trip.temperature):
@@ -249,7 +252,7 @@ def test_configure_step_switches_diagnostics_and_validation():
     model = FakeUniHPR()
     stage = make_stage(model, _cfg("align_image"))
     batch = _batch()
-    loss, metrics = stage(batch)
+    _, metrics = stage(batch)
     assert "lambda/pos" in metrics and stage.criterion.validate
     stage.configure_step(diagnostics=False, validate=False)
     loss2, metrics2 = stage(batch, generator=torch.Generator().manual_seed(0))
