@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from sync_guard import record_host_syncs
 
+from unihpr.ops._host_syncs import record_host_syncs
 from unihpr.ops.exact_triplet import exact_triplet_info_nce, exact_triplet_num_terms
 
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
-from sync_guard import record_host_syncs
 
 from unihpr.ops import (
     gram_largest_eigenvalue,
@@ -18,6 +17,7 @@ from unihpr.ops import (
     lambda1_from_gram,
     largest_gram_eigenvalue,
 )
+from unihpr.ops._host_syncs import record_host_syncs
 from unihpr.ops.gram import lambda1_forward, lambda1_grad
 
 

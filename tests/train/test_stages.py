@@ -271,7 +271,7 @@ def test_a_quiet_training_step_makes_no_host_sync(tmp_path, name, negatives):
     On a GPU each would wait for the queued kernels; benchmarks/gpu_check.py
     checks the same with torch.cuda.set_sync_debug_mode("error").
     """
-    from sync_guard import record_host_syncs
+    from unihpr.ops._host_syncs import record_host_syncs
 
     loss = LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True, negatives=negatives)
     kw = {"target2d": target2d} if name == "finetune" else {}

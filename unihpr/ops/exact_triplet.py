@@ -36,13 +36,21 @@ from unihpr.ops._checks import (
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.gram import lambda1_forward, lambda1_grad
 
-__all__ = ["DEFAULT_BLOCK_ELEMENTS", "exact_triplet_info_nce", "exact_triplet_num_terms"]
+__all__ = [
+    "DEFAULT_BLOCK_ELEMENTS",
+    "DEFAULT_BLOCK_ELEMENTS_CUDA",
+    "exact_triplet_info_nce",
+    "exact_triplet_num_terms",
+]
 
 KERNELS = ("torch", "triton")
 
-#: Default number of triplets evaluated per block (256 KiB per float32
-#: temporary; the closed form and its gradient keep a few dozen alive).
+#: Default number of triplets evaluated per block on the CPU (256 KiB per
+#: float32 temporary; the closed form and its gradient keep a few dozen alive).
 DEFAULT_BLOCK_ELEMENTS = 1 << 16
+#: The same on a GPU, where small blocks would leave it waiting on kernel
+#: launches (64 MiB per float32 temporary).
+DEFAULT_BLOCK_ELEMENTS_CUDA = 1 << 24
 
 
 def exact_triplet_num_terms(batch_size: int) -> int:
@@ -211,7 +219,8 @@ def exact_triplet_info_nce(
         tau: Temperature, a float or a 0-dim tensor (may require grad).
         anchors: ``(A,)`` int32/int64 rows whose loss is averaged; default all B.
         chunk_size: Rows of length B evaluated per block (PyTorch backend);
-            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)``. The result does not
+            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)`` on the CPU and
+            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU. The result does not
             depend on it beyond rounding.
         backend: ``"auto"`` (the fused Triton kernels for float32 CUDA tensors
             when triton is installed, else PyTorch), ``"torch"`` or
@@ -258,7 +267,8 @@ def exact_triplet_info_nce(
             check_range(owner, "anchors", anchors, B)
         anchors = anchors.long()
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_BLOCK_ELEMENTS // B)
+        per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
+        chunk_size = max(1, per_block // B)
     check_positive_int(owner, "chunk_size", chunk_size)
     work = torch.promote_types(s12.dtype, torch.float32)
     tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)

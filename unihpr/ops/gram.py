@@ -121,18 +121,19 @@ def lambda1_forward(a: Tensor, b: Tensor, c: Tensor) -> Lambda1:
     y *= inv
     z *= inv  # x + y + z = 1 (or 0 where p underflows)
     dxy, dyz, dzx = x - y, y - z, z - x
-    # Δ/(4p³) = Σ_cyc (x − y)² (½ + 3z) for the scaled squares.
-    dxy.square_().mul_(z.mul_(3.0).add_(0.5))
-    dyz.square_().mul_(x.mul_(3.0).add_(0.5))
-    dzx.square_().mul_(y.mul_(3.0).add_(0.5))
-    sin_part = dxy.add_(dyz).add_(dzx).sqrt_()
-    # −3√3 abc / p^{3/2}: the same scale as sqrt(Δ/4) / p^{3/2}.
+    dxy.square_()
+    dyz.square_()
+    dzx.square_()
+    # 2Δ/(4p³) = 6 Σ_cyc z (x − y)² + Σ (x − y)² for the scaled squares.
+    two_disc = torch.mul(z, dxy, out=z).addcmul_(x, dyz).addcmul_(y, dzx).mul_(6.0)
+    sin_part = two_disc.add_(dxy).add_(dyz).add_(dzx).sqrt_()
+    # −3√3 abc / p^{3/2}, times √2 to match the factor 2 under the root above.
     cos_part = torch.mul(a, b, out=x).mul_(c)
     inv.sqrt_()
-    cos_part.mul_(inv).mul_(inv).mul_(inv).mul_(-_SQRT27)
+    cos_part.mul_(inv).mul_(inv).mul_(inv).mul_(-_SQRT27 * math.sqrt(2.0))
     phi = torch.atan2(sin_part, cos_part, out=y)
     r = s.div_(3.0).sqrt_()
-    mu1 = torch.sub(math.pi, phi).div_(3.0).cos_().mul_(r).mul_(2.0)
+    mu1 = phi.mul(-1.0 / 3.0).add_(_PI_3).cos_().mul_(r).mul_(2.0)
     return Lambda1(1.0 + mu1, mu1, r, phi)
 
 
