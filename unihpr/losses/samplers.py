@@ -363,12 +363,12 @@ class ShuffleTripletSampler(TripletSampler):
         return f"ShuffleTripletSampler(anchor_modality={self.anchor_modality})"
 
 
-#: Sampler classes by name (the names a [`LossConfig`][unihpr.train.LossConfig] uses).
 SAMPLERS: dict[str, type[TripletSampler]] = {
     "uniform": UniformTripletSampler,
     "swap-one": SwapOneTripletSampler,
     "shuffle": ShuffleTripletSampler,
 }
+"""Sampler classes by name (the names a [`LossConfig`][unihpr.train.LossConfig] uses)."""
 
 
 def make_sampler(name: str) -> TripletSampler:

@@ -35,7 +35,9 @@ import torch
 __all__ = ["BACKENDS", "ENV_VAR", "resolve_backend"]
 
 BACKENDS = ("auto", "torch", "triton", "compile")
+"""The values of every ``backend=`` argument."""
 ENV_VAR = "UNIHPR_LOSS_BACKEND"
+"""The environment variable that replaces ``"auto"`` (see the module docstring)."""
 
 
 def _triton_problem(device: torch.device | None, dtype: torch.dtype | None) -> str | None:

@@ -45,12 +45,12 @@ __all__ = [
 
 KERNELS = ("torch", "triton")
 
-#: Default number of triplets evaluated per block on the CPU (256 KiB per
-#: float32 temporary; the closed form and its gradient keep a few dozen alive).
 DEFAULT_BLOCK_ELEMENTS = 1 << 16
-#: The same on a GPU, where small blocks would leave it waiting on kernel
-#: launches (64 MiB per float32 temporary).
+"""Triplets evaluated per block on the CPU (256 KiB per float32 temporary; the
+closed form and its gradient keep a few dozen alive)."""
 DEFAULT_BLOCK_ELEMENTS_CUDA = 1 << 24
+"""The same on a GPU, where small blocks would leave it waiting on kernel
+launches (64 MiB per float32 temporary)."""
 
 
 def exact_triplet_num_terms(batch_size: int) -> int:
