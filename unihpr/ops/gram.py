@@ -156,35 +156,31 @@ def lambda1_grad(
         Three ``(...)`` tensors.
     """
     a, b, c = torch.broadcast_tensors(a, b, c)
-    eps = torch.finfo(a.dtype).eps
+    eps, tiny = torch.finfo(a.dtype).eps, torch.finfo(a.dtype).tiny
     third = phi / 3.0
     # (μ1 − μ2)(μ1 − μ3) / p = 4 sin(φ/3) sin((2π − φ)/3): no cancellation.
     gap = torch.sub(_TWO_PI_3, third).sin_().mul_(third.sin()).mul_(4.0)
-    # The formula's relative error is about eps / gap (the numerator cancels
-    # as the top eigenvalue becomes repeated).
+    # The simple-eigenvalue formula's relative error is about eps / gap (its
+    # numerator cancels as the top eigenvalue becomes repeated).
     simple = gap > 64.0 * eps
     p = r.square().mul_(3.0)
-    # 1/p is clamped where p underflows (there bc + aμ1 ≈ 0 as well).
-    p_safe = p.clamp_min(torch.finfo(a.dtype).tiny)
-    inv = torch.where(simple, gap, 1.0).reciprocal_().div_(p_safe).mul_(2.0)
-    bc, ac, ab = b * c, a * c, a * b
-    ga = torch.addcmul(bc, a, mu1).mul_(inv)
-    gb = torch.addcmul(ac, b, mu1).mul_(inv)
-    gc = torch.addcmul(ab, c, mu1).mul_(inv)
-    # Repeated top eigenvalue (μ1 = μ2): P_top / 2 = (I − P3) / 2 with P3 the
-    # projector of the then simple smallest eigenvalue μ3 = −2r cos(φ/3),
-    # whose off-diagonal entries follow from the cubic as for μ1. Zero where
-    # G = I (all three eigenvalues equal).
+    p_safe = p.clamp_min(tiny)  # where p underflows, bc + aμ ≈ 0 as well
+    # Repeated top eigenvalue (μ1 = μ2): the subgradient P_top / 2 = (I − P3) / 2
+    # with P3 the projector of the then simple smallest eigenvalue
+    # μ3 = −2r cos(φ/3), whose off-diagonal entries follow from the cubic as
+    # for μ1; zero where G = I (all three eigenvalues equal). Both cases are
+    # (bc + aμ) · coef with their own root μ and coefficient.
     mu3 = third.cos_().mul_(r).mul_(-2.0)
     den3 = mu3.square().mul_(3.0).sub_(p)
-    triple = den3 <= p_safe.mul_(64.0 * eps)
-    scale = torch.where(triple, 0.0, torch.where(triple, 1.0, den3).reciprocal_().neg_())
-    fa = torch.addcmul(bc, a, mu3).mul_(scale)
-    fb = torch.addcmul(ac, b, mu3).mul_(scale)
-    fc = torch.addcmul(ab, c, mu3).mul_(scale)
-    return tuple(  # type: ignore[return-value]
-        torch.where(simple, g, f).clamp_(-1.0, 1.0) for g, f in ((ga, fa), (gb, fb), (gc, fc))
-    )
+    triple = den3 <= p_safe * (64.0 * eps)
+    coef3 = torch.where(triple, 1.0, den3).reciprocal_().neg_().masked_fill_(triple, 0.0)
+    coef1 = gap.mul_(p_safe).reciprocal_().mul_(2.0)
+    coef = torch.where(simple, coef1, coef3)
+    mu = torch.where(simple, mu1, mu3)
+    ga = torch.addcmul(b * c, a, mu).mul_(coef).clamp_(-1.0, 1.0)
+    gb = torch.addcmul(a * c, b, mu).mul_(coef).clamp_(-1.0, 1.0)
+    gc = torch.addcmul(a * b, c, mu).mul_(coef).clamp_(-1.0, 1.0)
+    return ga, gb, gc
 
 
 class _Lambda1(torch.autograd.Function):
