@@ -31,8 +31,10 @@ _EXPORTS: dict[str, str] = {
     "SwapOneTripletSampler": "unihpr.losses",
     "MultimodalInfoNCE": "unihpr.losses",
     # models
+    "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",
     "create_model": "unihpr.models",
+    "register_model": "unihpr.models",
     "list_models": "unihpr.models",
     "from_pretrained": "unihpr.models",
     "UniHPRConfig": "unihpr.models",
@@ -50,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "per_action_error": "unihpr.metrics",
     "pose_retrieval_error": "unihpr.metrics",
     "image_retrieval_topk": "unihpr.metrics",
+    # evaluation
+    "evaluate": "unihpr.evaluation",
     # data
     "Skeleton": "unihpr.data",
     "get_skeleton": "unihpr.data",
@@ -60,6 +64,11 @@ _EXPORTS: dict[str, str] = {
     "ThreeDPW": "unihpr.data",
     "HumanoidMocap": "unihpr.data",
     "ImageIndexDataset": "unihpr.data",
+    "MocapFolder": "unihpr.data",
+    "MocapClip": "unihpr.data",
+    "read_bvh": "unihpr.data",
+    "read_asf": "unihpr.data",
+    "read_amc": "unihpr.data",
     # training
     "TrainConfig": "unihpr.train",
     "StageConfig": "unihpr.train",

@@ -306,18 +306,31 @@ def _embeddings(x: ArrayLike, name: str) -> torch.Tensor:
 
 
 def retrieve_nearest(
-    queries: ArrayLike, gallery: ArrayLike, k: int = 1, chunk_size: int = 4096
-) -> torch.Tensor:
-    """Indices (Q, k) of the k gallery items most cosine-similar to each query."""
+    queries: ArrayLike,
+    gallery: ArrayLike,
+    k: int = 1,
+    chunk_size: int = 4096,
+    return_scores: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Indices (Q, k) of the k gallery items most cosine-similar to each query, best first.
+
+    Args:
+        queries: (Q, D) embeddings (need not be normalised).
+        gallery: (G, D) embeddings.
+        k: Number of neighbours, 1 <= k <= G.
+        chunk_size: Queries scored at once (bounds memory at ``chunk_size * G``).
+        return_scores: Also return the cosine similarities (Q, k), float64.
+    """
     q, g = _embeddings(queries, "queries"), _embeddings(gallery, "gallery")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"queries have D={q.shape[1]} but gallery has D={g.shape[1]}")
     if not 1 <= k <= g.shape[0]:
         raise ValueError(f"k must be in [1, {g.shape[0]}], got {k}")
-    out = [
-        (q[i : i + chunk_size] @ g.T).topk(k, dim=1).indices for i in range(0, len(q), chunk_size)
-    ]
-    return torch.cat(out)
+    tops = [(q[i : i + chunk_size] @ g.T).topk(k, dim=1) for i in range(0, len(q), chunk_size)]
+    idx = torch.cat([t.indices for t in tops])
+    if return_scores:
+        return idx, torch.cat([t.values for t in tops])
+    return idx
 
 
 def pose_retrieval_error(

@@ -284,3 +284,22 @@ def test_a_quiet_training_step_makes_no_host_sync(tmp_path, name, negatives):
     with record_host_syncs() as calls:
         trainer.train_step(batch, diagnostics=False, validate=False)
     assert calls == []
+
+
+def test_stage_embeddings_come_from_model_embed():
+    model = FakeUniHPR()
+    calls = []
+    real = model.embed
+
+    def spy(batch, modalities):
+        calls.append(tuple(modalities))
+        return real(batch, modalities)
+
+    model.embed = spy
+    stage = make_stage(model, StageConfig(name="finetune", steps=1, batch_size=4),
+                       criterion=PairCriterion())  # fmt: skip
+    batch = torch.utils.data.default_collate([PoseImageSet(4)[i] for i in range(4)])
+    stage(batch)
+    assert calls == [("image", "pose2d", "pose3d")]
+    with pytest.raises(ValueError, match=r"finetune: batch lacks \['image'\]"):
+        stage.embed({"pose2d": batch["pose2d"]}, ("image",))

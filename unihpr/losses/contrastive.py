@@ -12,9 +12,8 @@ from unihpr.losses.pair import pair_info_nce
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.losses.triplet import TripletInfoNCE, deprecated_compile
+from unihpr.modalities import MODALITIES
 from unihpr.ops._checks import check_generator
-
-MODALITIES = ("image", "pose2d", "pose3d")
 
 
 class ContrastiveLoss(nn.Module):
