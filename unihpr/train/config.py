@@ -37,6 +37,16 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
+def _check_dict(cls: type, data: object, extra: tuple[str, ...] = ()) -> None:
+    """``data`` is a dict whose keys are fields of dataclass ``cls`` (or ``extra``)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known - set(extra))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+
+
 @dataclass
 class LossConfig:
     """The contrastive loss of a stage: what [`build_criterion`][unihpr.train.build_criterion] builds.
@@ -105,12 +115,7 @@ class LossConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LossConfig:
         """Build a config from [`to_dict`][unihpr.train.LossConfig.to_dict] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"LossConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown LossConfig field(s) {unknown}; known: {sorted(known)}")
+        _check_dict(cls, data)
         return cls(**data)
 
 
@@ -239,12 +244,7 @@ class StageConfig:
         (flat ``alpha``, ``use_triplet``, ``tau_*`` keys) still load: the flat
         keys are moved into ``loss``.
         """
-        if not isinstance(data, dict):
-            raise TypeError(f"StageConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - set(LEGACY_LOSS_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown StageConfig field(s) {unknown}; known: {sorted(known)}")
+        _check_dict(cls, data, extra=LEGACY_LOSS_FIELDS)
         data = dict(data)
         legacy = {k: data.pop(k) for k in LEGACY_LOSS_FIELDS if k in data}
         if legacy:
@@ -356,12 +356,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
+        _check_dict(cls, data)
         data = dict(data)
         if "stages" in data:
             data["stages"] = [StageConfig.from_dict(s) for s in data["stages"]]
