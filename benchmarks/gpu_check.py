@@ -272,6 +272,8 @@ def _quiet_trainer(model_name: str, stage_name: str, B: int, device: torch.devic
     cfg = StageConfig(name=stage_name, steps=10**6, batch_size=B, loss=loss)
     stage = make_stage(model, cfg)
     batch = synthetic_batch(model, B, device)
+    if stage_name == "align2d3d":  # pose-only stage: no 1.2 GB of unused images at B = 2048
+        del batch["image"]
     data = [dict(zip(batch, values)) for values in zip(*(v.cpu() for v in batch.values()))]
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}_{stage_name}"
     trainer = Trainer(stage, data, cfg, output_dir=out, device=device, amp=amp,
