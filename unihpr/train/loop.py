@@ -178,7 +178,10 @@ class Trainer:
         logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
             made when omitted.
         progress: Show a tqdm bar (rank 0, TTY only).
-        callbacks: Called on every rank after every step with ``(step, metrics)``.
+        callbacks: Called on every rank after every step with ``(step, metrics)``;
+            the stage computes its diagnostics only on logging steps (every
+            ``log_every`` steps and the last), so ``metrics`` may be empty
+            in between.
         find_unused_parameters: Passed to DDP.
     """
 
