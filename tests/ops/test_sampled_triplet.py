@@ -177,19 +177,24 @@ def test_no_gradient_work_without_grad():
     assert not loss.requires_grad and lam.shape == (4, 3)
 
 
-@pytest.mark.slow
-def test_compile_backend_matches_eager():
-    pytest.importorskip("torch._inductor")
+def test_compile_backend_traces_as_one_graph(monkeypatch):
+    """backend="compile": the body traces without a graph break (no data-dependent branch).
+
+    Dynamo with the "eager" backend checks the tracing in seconds; the C++/Triton
+    code generation of the default backend is left to benchmarks/gpu_check.py
+    (on the CPU it compiles for minutes under load).
+    """
+    from unihpr.ops import sampled_triplet as module
+
+    compiled = torch.compile(module._body, backend="eager", dynamic=True, fullgraph=True)
+    monkeypatch.setattr(module, "_compiled_body", compiled)
     sims, idx = _problem(6, 6, 6, 6, 5, seed=8, dtype=torch.float32)
     eager = [s.clone().requires_grad_() for s in sims]
     comp = [s.clone().requires_grad_() for s in sims]
     anchors = torch.arange(6)
     loss_e, lam_e = sampled_triplet_info_nce(*eager, *idx, 0.2, anchors, backend="torch")
-    try:
-        loss_c, lam_c = sampled_triplet_info_nce(*comp, *idx, 0.2, anchors, backend="compile")
-    except Exception as err:  # no C++ toolchain for inductor here
-        pytest.skip(f"torch.compile unavailable: {type(err).__name__}: {err}"[:200])
-    torch.testing.assert_close(loss_c, loss_e, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(lam_c, lam_e, rtol=1e-5, atol=1e-6)
+    loss_c, lam_c = sampled_triplet_info_nce(*comp, *idx, 0.2, anchors, backend="compile")
+    torch.testing.assert_close(loss_c, loss_e, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(lam_c, lam_e, rtol=1e-6, atol=1e-7)
     for ge, gc in zip(torch.autograd.grad(loss_e, eager), torch.autograd.grad(loss_c, comp)):
-        torch.testing.assert_close(gc, ge, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(gc, ge, rtol=1e-5, atol=1e-7)

@@ -116,7 +116,8 @@ _compiled_body = None
 def _get_compiled_body():
     global _compiled_body
     if _compiled_body is None:
-        _compiled_body = torch.compile(_body, dynamic=True)
+        # fullgraph: the body is branchless, so a graph break would be a bug.
+        _compiled_body = torch.compile(_body, dynamic=True, fullgraph=True)
     return _compiled_body
 
 
