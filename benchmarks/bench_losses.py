@@ -148,21 +148,31 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda when available)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[48, 180, 2048])
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[48, 180, 2048],
+        help="batch sizes B of the loss timings",
+    )  # fmt: skip
+    parser.add_argument("--dim", type=int, default=512, help="embedding size D")
     parser.add_argument(
         "--eigen-batch", type=int, default=512, help="B for the λ1 comparison (B² triplets)"
     )
-    parser.add_argument("--svd-count", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--svd-count", type=int, default=4096, help="triplets timed with per-triplet SVDs"
+    )
+    parser.add_argument("--repeat", type=int, default=7, help="timed repeats per row")
     parser.add_argument(
         "--compile", action="store_true", help="add backend='compile' (compiles ~1 min per B)"
     )
     parser.add_argument("--no-compile", action="store_true", help=argparse.SUPPRESS)  # old flag
     parser.add_argument("--label", default="", help="free text stored in the JSON")
-    parser.add_argument("--out", default="benchmarks/results/bench_losses.json")
+    parser.add_argument(
+        "--out", default="benchmarks/results/bench_losses.json", help="JSON file of the rows"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
