@@ -404,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compile", action="store_true", help="also measure backend='compile' with --tiny"
     )
-    p.add_argument("--out", default="benchmarks/results/gpu_check.json")
+    p.add_argument(
+        "--out", default="benchmarks/results/gpu_check.json", help="JSON file of the report"
+    )
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

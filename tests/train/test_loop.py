@@ -257,7 +257,7 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
     torch.manual_seed(0)
     cfg = StageConfig(
         name="align_image", steps=40, batch_size=8, checkpoint_every=40, log_every=5,
-        lr=1e-2, tau_init=0.1, tau_min=0.01,
+        lr=1e-2, loss=LOSS,
     )  # fmt: skip
     Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress_label="align_image (B)"
