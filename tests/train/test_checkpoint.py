@@ -52,7 +52,7 @@ def test_corrupt_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match=r"trunc.pt"):
         ck.load_checkpoint(trunc)
     other = tmp_path / "other.pt"
-    torch.save({"weights": 1}, other)
+    ck.save_checkpoint(other, {"weights": 1})
     with pytest.raises(ValueError, match=r"other.pt.*no 'step'"):
         ck.load_checkpoint(other)
 

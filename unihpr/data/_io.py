@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from unihpr.data._safe_pickle import read_npz
+
 
 def check_file(path: str | os.PathLike, what: str) -> Path:
     """Return ``path`` as a Path or raise ``FileNotFoundError`` naming it."""
@@ -19,16 +21,12 @@ def check_file(path: str | os.PathLike, what: str) -> Path:
 
 
 def load_npz_object(path: Path, key: str, expected: str) -> Any:
-    """Load ``key`` from an npz whose value is a pickled object (``.item()``)."""
-    try:
-        with np.load(path, allow_pickle=True) as z:
-            if key not in z.files:
-                raise ValueError(
-                    f"{path}: missing key {key!r} (expected {expected}); keys are {z.files}"
-                )
-            arr = z[key]
-    except (OSError, EOFError) as err:  # zip/pickle corruption
-        raise ValueError(f"{path}: not a readable npz file ({err})") from err
+    """Load ``key`` from an npz whose value is a pickled object (``.item()``).
+
+    Pickled values go through the restricted unpickler of
+    `unihpr.data._safe_pickle`: only numpy arrays and builtin values load.
+    """
+    arr = read_npz(path, key, expected)
     try:
         return arr.item() if arr.dtype == object else arr
     except ValueError as err:

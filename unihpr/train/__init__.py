@@ -11,8 +11,11 @@
 """
 
 from unihpr.train.checkpoint import (
+    CorruptCheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from unihpr.train.config import (
@@ -40,6 +43,7 @@ __all__ = [
     "AlignImageStage",
     "AlignPoseStage",
     "Collected",
+    "CorruptCheckpointError",
     "DistInfo",
     "FinetuneStage",
     "MetricsLogger",
@@ -58,12 +62,14 @@ __all__ = [
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "make_stage",
     "mean_cosine",
     "paper_stage1",
     "paper_stage2",
     "paper_stage3",
     "read_metrics",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "seed_everything",
     "train_pipeline",

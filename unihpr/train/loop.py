@@ -23,6 +23,7 @@ import itertools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +38,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
-    latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     prune_checkpoints,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
@@ -352,9 +354,11 @@ class Trainer:
         """Run the stage to ``config.steps``.
 
         Args:
-            resume: ``True`` resumes from the newest checkpoint in ``output_dir``
-                if there is one; a path resumes from that file; ``False`` starts
-                from step 0.
+            resume: ``True`` resumes from the newest intact checkpoint in
+                ``output_dir`` if there is one (a damaged newer one is reported,
+                renamed to ``*.corrupt`` and skipped); a path resumes from that
+                file; ``False`` starts from step 0. Temporary files left by an
+                interrupted save are removed first.
 
         Returns:
             A [`TrainResult`][].
@@ -363,11 +367,19 @@ class Trainer:
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
         resumed_from = None
+        if self.info.is_main:
+            for stale in remove_stale_temporaries(self.output_dir):
+                warnings.warn(
+                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=2
+                )
         if resume:
-            path = latest_checkpoint(self.output_dir) if resume is True else Path(resume)
-            if path is not None:
-                self.load_state_dict(load_checkpoint(path), source=f"checkpoint {str(path)!r}")
-                resumed_from = path
+            if resume is True:
+                found = load_latest_checkpoint(self.output_dir, quarantine=self.info.is_main)
+            else:
+                found = load_checkpoint(resume), Path(resume)
+            if found is not None:
+                state, resumed_from = found
+                self.load_state_dict(state, source=f"checkpoint {str(resumed_from)!r}")
         self.logger.truncate_after(cfg.name, self.step)
         history: list[dict[str, Any]] = []
         bar = progress_bar(cfg.steps, initial=self.step, desc=cfg.name, enabled=self.progress)
