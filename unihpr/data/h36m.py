@@ -176,7 +176,8 @@ def prepare_h36m(
                 cam = h36m_camera(subject, ci)
                 xyz = world_to_camera(world[frames].astype(np.float64), cam.rotation, cam.position)
                 root = xyz[:, :1]
-                parts["pose3d"].append((xyz - root).astype(np.float32))
+                with np.errstate(invalid="ignore"):  # inf - inf: reported by the loader
+                    parts["pose3d"].append((xyz - root).astype(np.float32))
                 parts["root"].append(root[:, 0].astype(np.float32))
                 parts["pose2d"].append(kp[:n][frames])
                 parts["frame"].append(frames.astype(np.int64))

@@ -135,7 +135,8 @@ class MPIInf3DHP(ArrayPoseDataset):
             if valid_only:
                 idx = idx[s.valid[idx]]
             root = MPI_INF_3DHP17.root
-            p3 = (s.pose3d[idx] - s.pose3d[idx, root : root + 1]) * scale
+            with np.errstate(invalid="ignore"):  # inf - inf: reported below
+                p3 = (s.pose3d[idx] - s.pose3d[idx, root : root + 1]) * scale
             p3s.append(p3)
             p2s.append(s.pose2d[idx])
             meta["subject"] += [s.subject] * len(idx)
