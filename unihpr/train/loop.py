@@ -363,6 +363,8 @@ class Trainer:
         Returns:
             A [`TrainResult`][].
         """
+        if not isinstance(resume, (bool, str, os.PathLike)):
+            raise TypeError(f"resume must be a bool or a checkpoint path, got {resume!r}")
         cfg = self.config
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
