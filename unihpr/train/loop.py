@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from unihpr._validate import check_int
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
@@ -45,7 +46,7 @@ from unihpr.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from unihpr.train.config import StageConfig
+from unihpr.train.config import MAX_SEED, StageConfig
 from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
 from unihpr.train.logger import MetricsLogger, progress_bar
 
@@ -215,7 +216,7 @@ class Trainer:
         self.dataset = dataset
         self.config = config
         self.output_dir = Path(output_dir)
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, low=0, high=MAX_SEED)
         self.amp_dtype, use_scaler = amp_settings(amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.num_workers = num_workers
