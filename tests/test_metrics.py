@@ -253,7 +253,7 @@ def test_retrieval_rejects_nan_inf_and_zero_embeddings(bad, which):
     name = "query_embeddings" if which == "queries" else "gallery_embeddings"
     with pytest.raises(ValueError, match=rf"{name} row 1"):
         image_retrieval_topk(q, g)
-    with pytest.raises(ValueError, match=rf"{which} row 1"):
+    with pytest.raises(ValueError, match=rf"{name} row 1"):
         pose_retrieval_error(q, g, torch.zeros(5, 2, 3), torch.zeros(3, 2, 3))
 
 

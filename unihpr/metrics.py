@@ -358,11 +358,23 @@ def retrieve_nearest(
     """
     k = check_int("k", k, low=1)
     chunk_size = check_int("chunk_size", chunk_size, low=1)
-    q, g = _embeddings(queries, "queries"), _embeddings(gallery, "gallery")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"queries have D={q.shape[1]} but gallery has D={g.shape[1]}")
+    q, g = _embedding_pair(queries, gallery, "queries", "gallery")
     if not 1 <= k <= g.shape[0]:
         raise ValueError(f"k must be in [1, {g.shape[0]}], got {k}")
+    return _nearest(q, g, k, chunk_size)
+
+
+def _embedding_pair(
+    queries: ArrayLike, gallery: ArrayLike, q_name: str, g_name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    q, g = _embeddings(queries, q_name), _embeddings(gallery, g_name)
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"{q_name} have D={q.shape[1]} but {g_name} has D={g.shape[1]}")
+    return q, g
+
+
+def _nearest(q: torch.Tensor, g: torch.Tensor, k: int, chunk_size: int = 4096) -> torch.Tensor:
+    """Top-k indices for unit rows ``q`` (Q, D) and ``g`` (G, D)."""
     out = [
         (q[i : i + chunk_size] @ g.T).topk(k, dim=1).indices for i in range(0, len(q), chunk_size)
     ]
@@ -396,12 +408,15 @@ def pose_retrieval_error(
     check_choice("metric", metric, sorted(fns))
     gp, _ = _to_tensor(gallery_poses, "gallery_poses")
     qp, _ = _to_tensor(query_poses, "query_poses")
-    n_q, n_g = np.shape(query_embeddings)[0], np.shape(gallery_embeddings)[0]
+    q, g = _embedding_pair(
+        query_embeddings, gallery_embeddings, "query_embeddings", "gallery_embeddings"
+    )
+    n_q, n_g = q.shape[0], g.shape[0]
     if gp.ndim != 3 or gp.shape[0] != n_g:
         raise ValueError(f"gallery_poses must have shape ({n_g}, J, 3), got {tuple(gp.shape)}")
     if qp.ndim != 3 or qp.shape[0] != n_q:
         raise ValueError(f"query_poses must have shape ({n_q}, J, 3), got {tuple(qp.shape)}")
-    idx = retrieve_nearest(query_embeddings, gallery_embeddings, k=1)[:, 0]
+    idx = _nearest(q, g, 1)[:, 0]
     return float(fns[metric](gp.detach().double()[idx], qp.detach().double(), **kwargs))
 
 
@@ -428,9 +443,8 @@ def image_retrieval_topk(
     ks = [check_int(f"ks[{i}]", k, low=1) for i, k in enumerate(ks)]
     if not ks:
         raise ValueError("ks must hold at least one k")
-    q, g = (
-        _embeddings(query_embeddings, "query_embeddings"),
-        _embeddings(gallery_embeddings, "gallery_embeddings"),
+    q, g = _embedding_pair(
+        query_embeddings, gallery_embeddings, "query_embeddings", "gallery_embeddings"
     )
     n_q, n_g = q.shape[0], g.shape[0]
     if targets is None:
@@ -445,7 +459,7 @@ def image_retrieval_topk(
         if tgt.shape[0] != n_q or (tgt < 0).any() or (tgt >= n_g).any():
             raise ValueError(f"targets must be {n_q} indices in [0, {n_g})")
     kmax = min(max(ks), n_g)
-    top = retrieve_nearest(q, g, k=kmax)
+    top = _nearest(q, g, kmax)
     hit = top == tgt[:, None]
     return {
         f"top{k}": float(hit[:, : min(int(k), n_g)].any(dim=1).double().mean() * 100.0) for k in ks

@@ -35,11 +35,14 @@ def apply_nonfinite_policy(
 
     Returns:
         ``(arrays, number of rows left out)``.
+
+    Raises:
+        ValueError: No rows at all, every row non-finite, or (``"raise"``) some.
     """
     check_nonfinite_policy(nonfinite)
     n = len(next(iter(arrays.values())))
     if n == 0:
-        return arrays, 0
+        raise ValueError(f"{', '.join(sorted(set(sources.values())))}: no samples to load")
     bad = np.zeros(n, dtype=bool)
     for key, source in sources.items():
         a = arrays[key]

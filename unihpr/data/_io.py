@@ -37,12 +37,16 @@ def check_array(
     value: Any, path: Path | str, key: str, shape: Sequence[int | None], dims: str
 ) -> np.ndarray:
     """Validate an array's rank and fixed dimensions; ``None`` matches any size."""
-    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    try:
+        arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{path}: {key} is not an array of shape {dims} ({err})") from err
     ok = arr.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, arr.shape))
-    if not ok or not np.issubdtype(arr.dtype, np.number):
+    real = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if not ok or not real:
         raise ValueError(
             f"{path}: {key} has shape {getattr(arr, 'shape', None)} and dtype "
-            f"{getattr(arr, 'dtype', None)}, expected a numeric array of shape {dims}"
+            f"{getattr(arr, 'dtype', None)}, expected a real-valued array of shape {dims}"
         )
     return arr
 

@@ -183,6 +183,12 @@ class TrainConfig:
             raise TypeError(
                 f"TrainConfig.stages must be a list of StageConfig, got {type(self.stages).__name__}"
             )
+        for i, s in enumerate(self.stages):
+            if not isinstance(s, (dict, StageConfig)):
+                raise TypeError(
+                    f"TrainConfig.stages[{i}] must be a StageConfig or a dict of its fields, got "
+                    f"{type(s).__name__}"
+                )
         self.stages = [
             s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
         ]
@@ -246,7 +252,16 @@ class TrainConfig:
                 raise TypeError(
                     f"TrainConfig.stages must be a list, got {type(data['stages']).__name__}"
                 )
-            data["stages"] = [StageConfig.from_dict(s) for s in data["stages"]]
+            for i, s in enumerate(data["stages"]):
+                if not isinstance(s, (dict, StageConfig)):
+                    raise TypeError(
+                        f"TrainConfig.stages[{i}] must be a dict of StageConfig fields, got "
+                        f"{type(s).__name__}"
+                    )
+            data["stages"] = [
+                s if isinstance(s, StageConfig) else StageConfig.from_dict(s)
+                for s in data["stages"]
+            ]
         return cls(**data)
 
     def save_json(self, path: str | os.PathLike) -> None:
