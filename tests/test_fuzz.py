@@ -49,7 +49,6 @@ from unihpr.models import from_pretrained as load_pretrained
 from unihpr.ops import exact_triplet_info_nce, gram_largest_eigenvalue, largest_gram_eigenvalue
 from unihpr.train import StageConfig, TrainConfig, load_checkpoint, read_metrics, save_checkpoint
 
-
 # nonfinite="mask" is fuzzed on purpose: its warning is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*nonfinite='mask':UserWarning")
 
