@@ -57,6 +57,11 @@ _EXPORTS: dict[str, str] = {
     "ThreeDPW": "unihpr.data",
     "HumanoidMocap": "unihpr.data",
     "ImageIndexDataset": "unihpr.data",
+    "MocapFolder": "unihpr.data",
+    "MocapClip": "unihpr.data",
+    "read_bvh": "unihpr.data",
+    "read_asf": "unihpr.data",
+    "read_amc": "unihpr.data",
     # training
     "TrainConfig": "unihpr.train",
     "StageConfig": "unihpr.train",

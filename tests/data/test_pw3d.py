@@ -192,3 +192,12 @@ def test_argument_validation(tmp_path, kwargs, error):
     write_sequence(f)
     with pytest.raises(error, match=next(iter(kwargs))):
         ThreeDPW(f, **kwargs)
+
+
+def test_regressor_file_must_be_a_plain_npy(tmp_path):
+    f = tmp_path / "seq.pkl"
+    write_sequence(f)
+    evil = tmp_path / "J_regressor.npy"
+    np.save(evil, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"J_regressor\.npy: not a readable \.npy regressor"):
+        ThreeDPW(f, regressor=evil)

@@ -94,3 +94,101 @@ def test_flip_pose_mirrors_and_swaps():
     assert torch.allclose(flip_pose(p2, H36M17, center=32.0)[:, 0], torch.full((17,), 54.0))
     with pytest.raises(ValueError, match="axis"):
         flip_pose(pose, "h36m17", axis=3)
+
+
+# --- motion-capture rigs mapped by joint name ---------------------------------------
+
+from unihpr.data.skeletons import HUMANOID15, RIG_MAPPINGS, resolve_rig_mapping  # noqa: E402
+
+_MB = ("Hips", "Spine", "Spine1", "Neck", "Head", "Head_end", "LeftArm", "LeftForeArm",
+       "LeftHand", "RightArm", "RightForeArm", "RightHand", "LeftUpLeg", "LeftLeg",
+       "LeftFoot", "RightUpLeg", "RightLeg", "RightFoot")  # fmt: skip
+
+
+def _rig(names, name="rig"):
+    return Skeleton(name, tuple(names), (-1,) + (0,) * (len(names) - 1), ())
+
+
+def test_rig_presets_cover_their_layouts():
+    for preset, tables in RIG_MAPPINGS.items():
+        for dst, table in tables.items():
+            assert tuple(table) == get_skeleton(dst).joint_names, (preset, dst)
+
+
+def test_cmu_bvh_preset_maps_by_name():
+    rig = _rig(_MB)
+    pose = np.arange(len(_MB) * 3, dtype=np.float64).reshape(len(_MB), 3)
+    out = map_joints(pose, rig, "humanoid15", mapping="cmu_bvh")
+    for dst, src in [("root", "Hips"), ("chest", "Spine1"), ("neck", "Neck"),
+                     ("left_shoulder", "LeftArm"), ("right_wrist", "RightHand"),
+                     ("left_hip", "LeftUpLeg"), ("right_knee", "RightLeg"),
+                     ("left_ankle", "LeftFoot")]:  # fmt: skip
+        np.testing.assert_array_equal(out[HUMANOID15.index(dst)], pose[_MB.index(src)])
+    h36 = map_joints(pose, rig, "h36m17", mapping="auto")
+    np.testing.assert_array_equal(h36[H36M17.index("head")], pose[_MB.index("Head_end")])
+    # torch tensors go through the same mapping
+    t = map_joints(torch.from_numpy(pose), rig, "humanoid15", mapping="cmu_bvh")
+    np.testing.assert_array_equal(t.numpy(), out)
+
+
+def test_mixamo_namespace_and_auto_preset_choice():
+    names = ["mixamorig:" + n for n in _MB if n != "Head_end"] + ["mixamorig:HeadTop_End"]
+    rig = _rig(names)
+    res = resolve_rig_mapping(rig, "h36m17", "auto")  # cmu_bvh lacks Head_end -> mixamo
+    assert res["head"] == {"mixamorig:HeadTop_End": 1.0}
+    assert res["pelvis"] == {"mixamorig:Hips": 1.0}
+    assert resolve_rig_mapping(rig, "humanoid15", "mixamo")["chest"] == {"mixamorig:Spine1": 1.0}
+
+
+def test_generic_preset_other_spellings():
+    names = ["Pelvis", "Chest", "Neck", "L_Thigh", "L_Shin", "L_Foot", "R_Thigh", "R_Shin",
+             "R_Foot", "upper_arm.L", "forearm.L", "hand.L", "upper_arm.R", "forearm.R",
+             "hand.R"]  # fmt: skip
+    res = resolve_rig_mapping(_rig(names), "humanoid15", "generic")
+    assert res["left_knee"] == {"L_Shin": 1.0}
+    assert res["right_shoulder"] == {"upper_arm.R": 1.0}
+    assert res["chest"] == {"Chest": 1.0}
+    assert resolve_rig_mapping(_rig(names), "humanoid15", "auto") == res
+
+
+def test_user_mapping_with_weights_gives_a_matrix():
+    rig = _rig(_MB)
+    table = dict(RIG_MAPPINGS["cmu_bvh"]["humanoid15"])
+    table["chest"] = {"Spine": 0.5, "Neck": 0.5}
+    m = joint_mapping(rig, "humanoid15", mapping=table)
+    assert isinstance(m, np.ndarray) and m.shape == (15, len(_MB))
+    np.testing.assert_allclose(m.sum(1), 1.0)
+    pose = np.random.default_rng(0).normal(size=(2, len(_MB), 3))
+    out = map_joints(pose, rig, "humanoid15", mapping=table)
+    mid = (pose[:, _MB.index("Spine")] + pose[:, _MB.index("Neck")]) / 2
+    np.testing.assert_allclose(out[:, HUMANOID15.index("chest")], mid)
+    # a plain renaming stays an index tuple
+    assert isinstance(joint_mapping(rig, "humanoid15", mapping="cmu_bvh"), tuple)
+
+
+def test_rig_mapping_errors_list_what_is_missing():
+    rig = _rig(["Hips", "Spine1", "Neck", "LeftArm"], name="bvh:walk")
+    with pytest.raises(ValueError, match=r"rig 'bvh:walk' lacks joints for 'humanoid15' \(preset "
+                       r"'cmu_bvh'\): right_hip <- 'RightUpLeg'; .*; left_elbow <- 'LeftForeArm'; "):  # fmt: skip
+        resolve_rig_mapping(rig, "humanoid15", "cmu_bvh")
+    with pytest.raises(ValueError, match=r"no preset of RIG_MAPPINGS fits .*'cmu_asf' lacks .* Rig "
+                       r"joints: \['Hips', 'Spine1', 'Neck', 'LeftArm'\]"):  # fmt: skip
+        resolve_rig_mapping(rig, "humanoid15", "auto")
+    with pytest.raises(ValueError, match=r"missing: \['chest'"):
+        resolve_rig_mapping(rig, "humanoid15", {"root": "Hips"})
+    with pytest.raises(ValueError, match=r"keys \['pelvis'\] that are not joints"):
+        resolve_rig_mapping(rig, "humanoid15", {"pelvis": "Hips"})
+    bad = {j: "Hips" for j in HUMANOID15.joint_names}
+    bad["chest"] = {"Hips": 0.5, "Neck": 0.4}
+    with pytest.raises(ValueError, match="weights must be finite and sum to 1"):
+        resolve_rig_mapping(rig, "humanoid15", bad)
+    with pytest.raises(ValueError, match="unknown rig preset 'vicon'"):
+        resolve_rig_mapping(rig, "humanoid15", "vicon")
+    with pytest.raises(ValueError, match="has no mapping to 'coco17'"):
+        resolve_rig_mapping(rig, "coco17", "cmu_bvh")
+    with pytest.raises(ValueError, match="is ambiguous"):
+        resolve_rig_mapping(
+            _rig(["Hips", "hips"]), "h36m17", {j: "HIPS" for j in H36M17.joint_names}
+        )
+    with pytest.raises(ValueError, match="pass mapping="):
+        joint_mapping(rig, "humanoid15")

@@ -7,6 +7,8 @@ Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 """
 
 from unihpr.data._safe_pickle import UnsafePickleError
+from unihpr.data.asf_amc import AsfBone, AsfSkeleton, read_amc, read_asf
+from unihpr.data.bvh import read_bvh
 from unihpr.data.cameras import camera_to_world, project, quaternion_to_matrix, world_to_camera
 from unihpr.data.h36m import (
     H36M_TEST_SUBJECTS,
@@ -27,6 +29,8 @@ from unihpr.data.mocap import (
     list_mocap_clips,
     load_mocap_clip,
 )
+from unihpr.data.mocap_clip import LENGTH_UNITS, MocapClip, euler_to_matrix, resample_motion
+from unihpr.data.mocap_folder import MocapFolder, list_mocap_files, read_mocap_file
 from unihpr.data.mpi_inf_3dhp import MPIInf3DHP, load_3dhp
 from unihpr.data.pw3d import ThreeDPW, load_3dpw_sequence
 from unihpr.data.skeletons import (
@@ -36,6 +40,7 @@ from unihpr.data.skeletons import (
     HUMANOID15,
     MPI_INF_3DHP17,
     OPENPOSE18,
+    RIG_MAPPINGS,
     SMPL24,
     SMPL24_TO_H36M17,
     Skeleton,
@@ -44,6 +49,7 @@ from unihpr.data.skeletons import (
     joint_mapping,
     list_skeletons,
     map_joints,
+    resolve_rig_mapping,
 )
 
 __all__ = [
@@ -55,27 +61,35 @@ __all__ = [
     "H36M_TEST_SUBJECTS",
     "H36M_TRAIN_SUBJECTS",
     "HUMANOID15",
+    "LENGTH_UNITS",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
+    "RIG_MAPPINGS",
     "SMPL24",
     "SMPL24_TO_H36M17",
+    "AsfBone",
+    "AsfSkeleton",
     "H36MCamera",
     "Human36M",
     "HumanoidMocap",
     "ImageIndexDataset",
     "MPIInf3DHP",
+    "MocapClip",
+    "MocapFolder",
     "Skeleton",
     "ThreeDPW",
     "UnsafePickleError",
     "build_h36m_image_index",
     "build_humanoid_mocap",
     "camera_to_world",
+    "euler_to_matrix",
     "flip_pose",
     "get_skeleton",
     "h36m_camera",
     "humanoid_forward_kinematics",
     "joint_mapping",
     "list_mocap_clips",
+    "list_mocap_files",
     "list_skeletons",
     "load_3dhp",
     "load_3dpw_sequence",
@@ -87,6 +101,12 @@ __all__ = [
     "prepare_h36m",
     "project",
     "quaternion_to_matrix",
+    "read_amc",
+    "read_asf",
+    "read_bvh",
     "read_image_index",
+    "read_mocap_file",
+    "resample_motion",
+    "resolve_rig_mapping",
     "world_to_camera",
 ]

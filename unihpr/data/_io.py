@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,3 +58,35 @@ def bbox_from_points(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
     lo, hi = points.min(axis=-2), points.max(axis=-2)
     pad = (hi - lo) * margin
     return np.concatenate([lo - pad, hi + pad], axis=-1).astype(np.float32)
+
+
+def read_text_lines(path: Path, what: str) -> list[str]:
+    """The lines of a text file (UTF-8, else Latin-1); ``ValueError`` for binary data."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"{path}: not a {what} text file (it contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # never fails; joint names may then look odd
+    return text.splitlines()
+
+
+def is_float(token: str) -> bool:
+    """Whether ``float(token)`` succeeds."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_float(token: str, path: Path, line: int, what: str) -> float:
+    """``float(token)``, finite, or a ``ValueError`` naming the file, line and field."""
+    try:
+        value = float(token)
+    except ValueError:
+        raise ValueError(f"{path}:{line}: {what} must be a number, got {token!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}:{line}: {what} must be finite, got {token!r}")
+    return value

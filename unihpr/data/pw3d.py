@@ -110,7 +110,10 @@ def _load_regressor(regressor) -> np.ndarray | None:
         return None
     if isinstance(regressor, (str, os.PathLike)):
         path = check_file(regressor, "joint regressor (.npy)")
-        regressor = np.load(path)
+        try:
+            regressor = np.load(path, allow_pickle=False)  # a regressor is numbers only
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path}: not a readable .npy regressor ({err})") from err
     w = np.asarray(regressor, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != 17 or w.shape[1] not in (24, 6890):
         raise ValueError(f"regressor must have shape (17, 24) or (17, 6890), got {w.shape}")
