@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from unihpr.models import create_model, list_models
+from unihpr.models import count_parameters, create_model, list_models
 
 
 def _time(fn, repeats: int, device: str) -> float:
@@ -41,7 +41,7 @@ def bench(name: str, device: str, batch: int, repeats: int, steps: int) -> dict:
     p2 = torch.rand(batch, c.num_joints, 2, device=device) * min(h, w)
     p3 = torch.randn(batch, c.num_joints, 3, device=device) * 0.3
     counts = {
-        k: sum(p.numel() for p in getattr(model, k).parameters())
+        k: count_parameters(getattr(model, k))
         for k in ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
     }
     with torch.inference_mode():
@@ -57,7 +57,7 @@ def bench(name: str, device: str, batch: int, repeats: int, steps: int) -> dict:
             "ms_encode_image": _time(lambda: model.encode_image(img), repeats, device),
             "ms_encode_pose2d": _time(lambda: model.encode_pose2d(p2), repeats, device),
             "ms_encode_pose3d": _time(lambda: model.encode_pose3d(p3), repeats, device),
-            "ms_decode3d": _time(lambda: model.decoder3d(emb, "pose2d"), repeats, device),
+            "ms_decode3d": _time(lambda: model.decode(emb, "pose2d"), repeats, device),
         }
     return row
 

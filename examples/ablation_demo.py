@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
+from unihpr.evaluation import evaluate
 from unihpr.models import create_model
-from unihpr.train import StageConfig, Trainer, evaluate, seed_everything, train_pipeline
+from unihpr.train import StageConfig, Trainer, seed_everything, train_pipeline
 from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
 from unihpr.train.demo import FULL, QUICK, DemoSettings, demo_config, load_demo_data
 from unihpr.train.distributed import DistInfo

@@ -162,8 +162,9 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         MPIInf3DHP,
         ThreeDPW,
     )
-    from unihpr.models import UniHPR, get_config
-    from unihpr.train import evaluate, init_distributed, train_pipeline
+    from unihpr.evaluation import evaluate
+    from unihpr.models import MODALITIES, UniHPR, get_config
+    from unihpr.train import init_distributed, train_pipeline
     from unihpr.train.distributed import barrier
 
     cfg = make_config(args)
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
     images = None
     if index.is_file():
         images = ImageIndexDataset(index, root, image_size=image_size)
-    modalities = ("image", "pose2d", "pose3d") if images is not None else ("pose2d", "pose3d")
+    modalities = MODALITIES if images is not None else ("pose2d", "pose3d")
     if not args.eval_only:
         datasets = {"align2d3d": lift_train, "finetune": lift_train}
         if images is not None:

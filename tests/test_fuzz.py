@@ -558,7 +558,7 @@ def _check_built_model(model, cfg):
     assert e2.shape == (2, cfg.embed_dim)
 
 
-@fuzz(needs="models", examples=25)
+@fuzz(examples=25)
 @given(overrides=config_overrides())
 def test_unihpr_config_and_create_model(overrides):
     names = [*list(CONFIG_FIELDS), "image_size"]
@@ -592,7 +592,7 @@ def saved_tiny(tmp_path_factory):
     return folder
 
 
-@fuzz(needs="models", examples=25, files=True)
+@fuzz(examples=25, files=True)
 @given(data=st.data())
 def test_from_pretrained_with_a_tampered_config(saved_tiny, data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tampered")

@@ -36,3 +36,26 @@ def test_optional_dependency_error_names_the_extra():
 
     with pytest.raises(ImportError, match=r"pip install unihpr\[demo\]"):
         require("definitely_not_a_module_xyz", "demo")
+
+
+def test_modality_names_are_written_once():
+    """One table: every module imports unihpr.modalities.MODALITIES instead of spelling it."""
+    import ast
+    from pathlib import Path
+
+    import unihpr.modalities
+
+    root = Path(unihpr.__file__).parent
+    names = ["image", "pose2d", "pose3d"]
+    hits = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, (ast.Tuple, ast.List))
+                and [getattr(e, "value", None) for e in node.elts] == names
+            ):
+                hits.append(str(path.relative_to(root)))
+    assert hits == ["modalities.py"], hits
+    from unihpr.models import MODALITIES
+
+    assert MODALITIES is unihpr.modalities.MODALITIES

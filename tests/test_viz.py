@@ -32,3 +32,43 @@ def test_bad_inputs(tmp_path):
         plot_pose_comparison(tmp_path / "a.png", "h36m17")
     with pytest.raises(ValueError, match=r"\(17, 3\)"):
         plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=np.zeros((15, 3)))
+
+
+def test_several_samples_overlaid_with_images_and_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    true3d = rng.normal(scale=0.3, size=(4, 17, 3))
+    true2d = rng.uniform(10, 50, size=(4, 17, 2))
+    images = rng.uniform(size=(4, 3, 64, 64))
+    from PIL import Image
+
+    for view in ("front", "3d"):
+        out = plot_pose_comparison(
+            tmp_path / f"{view}.png", H36M17, pred3d=true3d + 0.05, true3d=true3d,
+            true2d=true2d, image=images, overlay=True, view=view,
+            labels=[f"clip {i}" for i in range(4)],
+        )  # fmt: skip
+        img = np.asarray(Image.open(out).convert("RGB")).astype(float)
+        # four columns (samples), two rows (input + 2D, 3D)
+        assert 1.2 * img.shape[0] < img.shape[1] < 3.0 * img.shape[0]
+        red = (img[..., 0] > 150) & (img[..., 1] < 100) & (img[..., 2] < 100)
+        assert red.sum() > 100  # the predictions are drawn in red
+    # an image without 2D poses still gets its own "input" panel
+    only = plot_pose_comparison(tmp_path / "in.png", "h36m17", pred3d=true3d[0],
+                                true3d=true3d[0], image=images[0], overlay=True)  # fmt: skip
+    assert only.is_file()
+
+
+def test_bad_batched_inputs(tmp_path):
+    z = np.zeros((3, 17, 3))
+    with pytest.raises(ValueError, match="same number of samples"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", pred3d=z, true3d=z[:2])
+    with pytest.raises(ValueError, match="labels"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=z, labels=["a"])
+    with pytest.raises(ValueError, match="view"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=z, view="top")
+    with pytest.raises(ValueError, match="image"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=z, image=np.zeros((2, 3, 8, 8)))
+    with pytest.raises(ValueError, match="NaN"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=np.full((17, 3), np.nan))
+    with pytest.raises(ValueError, match="N <= 16"):
+        plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=np.zeros((17, 17, 3)))

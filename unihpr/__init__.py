@@ -28,8 +28,10 @@ _EXPORTS: dict[str, str] = {
     "SwapOneTripletSampler": "unihpr.losses",
     "MultimodalInfoNCE": "unihpr.losses",
     # models
+    "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",
     "create_model": "unihpr.models",
+    "register_model": "unihpr.models",
     "list_models": "unihpr.models",
     "from_pretrained": "unihpr.models",
     "UniHPRConfig": "unihpr.models",
@@ -47,6 +49,8 @@ _EXPORTS: dict[str, str] = {
     "per_action_error": "unihpr.metrics",
     "pose_retrieval_error": "unihpr.metrics",
     "image_retrieval_topk": "unihpr.metrics",
+    # evaluation
+    "evaluate": "unihpr.evaluation",
     # data
     "Skeleton": "unihpr.data",
     "get_skeleton": "unihpr.data",

@@ -342,15 +342,21 @@ def _embeddings(x: ArrayLike, name: str) -> torch.Tensor:
 
 
 def retrieve_nearest(
-    queries: ArrayLike, gallery: ArrayLike, k: int = 1, chunk_size: int = 4096
-) -> torch.Tensor:
-    """Indices (Q, k) of the k gallery items most cosine-similar to each query.
+    queries: ArrayLike,
+    gallery: ArrayLike,
+    k: int = 1,
+    chunk_size: int = 4096,
+    return_scores: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Indices (Q, k) of the k gallery items most cosine-similar to each query, best first.
 
     Args:
-        queries: (Q, D) embeddings; rows must be finite and non-zero.
+        queries: (Q, D) embeddings (need not be normalised); rows must be
+            finite and non-zero.
         gallery: (G, D) embeddings; the same condition.
-        k: Number of neighbours, in [1, G].
-        chunk_size: Queries compared at once (bounds the (chunk, G) memory).
+        k: Number of neighbours, 1 <= k <= G.
+        chunk_size: Queries scored at once (bounds memory at ``chunk_size * G``).
+        return_scores: Also return the cosine similarities (Q, k), float64.
 
     Raises:
         ValueError: A row is NaN/inf or zero, the shapes disagree, or ``k`` is
@@ -361,7 +367,7 @@ def retrieve_nearest(
     q, g = _embedding_pair(queries, gallery, "queries", "gallery")
     if not 1 <= k <= g.shape[0]:
         raise ValueError(f"k must be in [1, {g.shape[0]}], got {k}")
-    return _nearest(q, g, k, chunk_size)
+    return _nearest(q, g, k, chunk_size, return_scores)
 
 
 def _embedding_pair(
@@ -373,12 +379,15 @@ def _embedding_pair(
     return q, g
 
 
-def _nearest(q: torch.Tensor, g: torch.Tensor, k: int, chunk_size: int = 4096) -> torch.Tensor:
-    """Top-k indices for unit rows ``q`` (Q, D) and ``g`` (G, D)."""
-    out = [
-        (q[i : i + chunk_size] @ g.T).topk(k, dim=1).indices for i in range(0, len(q), chunk_size)
-    ]
-    return torch.cat(out)
+def _nearest(
+    q: torch.Tensor, g: torch.Tensor, k: int, chunk_size: int = 4096, return_scores: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Top-k indices (and cosines) for unit rows ``q`` (Q, D) and ``g`` (G, D)."""
+    tops = [(q[i : i + chunk_size] @ g.T).topk(k, dim=1) for i in range(0, len(q), chunk_size)]
+    idx = torch.cat([t.indices for t in tops])
+    if return_scores:
+        return idx, torch.cat([t.values for t in tops])
+    return idx
 
 
 def pose_retrieval_error(

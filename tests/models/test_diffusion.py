@@ -1,21 +1,12 @@
-"""Diffusion decoder: time embedding, DDIM sampler, hypotheses and the training loss."""
+"""Diffusion decoder: time embedding, the denoiser and the training loss."""
 
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from unihpr.models.diffusion import (
-    DiffusionDecoder,
-    aggregate_hypotheses,
-    ddim_sample,
-    ddim_timesteps,
-    geometric_median,
-    sinusoidal_embedding,
-)
-from unihpr.models.schedules import CosineSchedule, LinearSchedule
+from unihpr.models.diffusion import DiffusionDecoder, sinusoidal_embedding
+from unihpr.models.schedules import CosineSchedule
 
 J, D = 5, 16
 
@@ -37,98 +28,6 @@ def test_sinusoidal_embedding_float64_reference():
     assert sinusoidal_embedding(torch.tensor([3, 5]), 6).dtype == torch.float32
     with pytest.raises(ValueError, match="even"):
         sinusoidal_embedding(t, 7)
-
-
-def test_ddim_timesteps():
-    assert ddim_timesteps(100, 5).tolist() == [99, 74, 50, 25, 0]
-    assert ddim_timesteps(3, 10).tolist() == [2, 1, 0]
-    with pytest.raises(ValueError, match="num_steps"):
-        ddim_timesteps(100, 0)
-
-
-@pytest.mark.parametrize("sched", [CosineSchedule(200), LinearSchedule(200)])
-@pytest.mark.parametrize("steps", [1, 4, 25])
-def test_ddim_with_oracle_denoiser_recovers_x0_float64(sched, steps):
-    # An exact epsilon predictor for a single known x0 must lead DDIM back to it.
-    g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(3, J, 3, generator=g, dtype=torch.float64)
-    ab = sched.alphas_cumprod
-
-    def oracle(x, t):
-        a = ab[t].view(-1, 1, 1)
-        return (x - a.sqrt() * x0) / (1 - a).sqrt()
-
-    x_T = torch.randn(3, J, 3, generator=g, dtype=torch.float64)
-    out = ddim_sample(oracle, x_T, sched, steps)
-    torch.testing.assert_close(out, x0, rtol=1e-9, atol=1e-9)
-
-
-def test_ddim_single_step_matches_formula():
-    sched = LinearSchedule(10)
-    x_T = torch.randn(2, J, 3, dtype=torch.float64)
-    eps = torch.randn(2, J, 3, dtype=torch.float64)
-    out = ddim_sample(lambda x, t: eps, x_T, sched, 2)  # steps 9 -> 0 -> x0
-    a9, a0 = sched.alphas_cumprod[9], sched.alphas_cumprod[0]
-    x0_hat = (x_T - (1 - a9).sqrt() * eps) / a9.sqrt()
-    x_0 = a0.sqrt() * x0_hat + (1 - a0).sqrt() * eps
-    ref = (x_0 - (1 - a0).sqrt() * eps) / a0.sqrt()
-    torch.testing.assert_close(out, ref)
-
-
-@settings(max_examples=30)
-@given(st.lists(st.floats(-10, 10), min_size=3, max_size=9))
-def test_geometric_median_1d_is_the_median(values):
-    pts = torch.tensor(values, dtype=torch.float64).view(1, -1, 1)
-    med = geometric_median(pts, dim=1, iters=500)
-    obj = lambda y: (pts - y).abs().sum()  # noqa: E731
-    sorted_v = sorted(values)
-    n = len(values)
-    ref = sorted_v[n // 2] if n % 2 else 0.5 * (sorted_v[n // 2 - 1] + sorted_v[n // 2])
-    # any point between the two middle values is optimal for even n: compare objectives
-    assert obj(med) <= obj(torch.tensor(ref, dtype=torch.float64)) + 1e-6
-
-
-def test_geometric_median_is_optimal_and_robust():
-    g = torch.Generator().manual_seed(3)
-    pts = torch.randn(2, 7, 4, 3, generator=g, dtype=torch.float64)
-    med = geometric_median(pts, dim=1, iters=300)
-    assert med.shape == (2, 4, 3)
-    obj = lambda y: (pts - y[:, None]).norm(dim=-1).sum(1)  # noqa: E731
-    for _ in range(20):
-        assert (obj(med) <= obj(med + 1e-3 * torch.randn(med.shape, generator=g, dtype=torch.float64)) + 1e-12).all()  # fmt: skip
-    outlier = pts.clone()
-    outlier[:, 0] += 1000.0  # one wild hypothesis moves the mean a lot, the median little
-    shift_med = (geometric_median(outlier, 1, 300) - med).norm(dim=-1).max()
-    shift_mean = (outlier.mean(1) - pts.mean(1)).norm(dim=-1).min()
-    assert shift_med < 2.0 < shift_mean
-    torch.testing.assert_close(aggregate_hypotheses(pts, "mean"), pts.mean(1))
-    with pytest.raises(ValueError, match="aggregation"):
-        aggregate_hypotheses(pts, "oracle")
-
-
-def test_sampling_is_deterministic_and_hypotheses_shapes():
-    dec = _dec(num_sampling_steps=3).eval()
-    emb = torch.randn(2, D)
-    with torch.no_grad():
-        a, b = dec(emb, "image"), dec(emb, "image")
-        torch.testing.assert_close(a, b)
-        assert a.shape == (2, J, 3)
-        pose, hyps = dec(emb, "image", num_hypotheses=4, return_hypotheses=True)
-        assert hyps.shape == (2, 4, J, 3) and pose.shape == (2, J, 3)
-        torch.testing.assert_close(pose, hyps.mean(1))
-        med = dec(emb, "image", num_hypotheses=4, aggregation="median")
-        torch.testing.assert_close(med, geometric_median(hyps, dim=1))
-        assert not torch.allclose(hyps[:, 0], hyps[:, 1])
-        other = dec(emb, "image", generator=torch.Generator().manual_seed(5))
-        assert not torch.allclose(a, other)
-        assert not torch.allclose(a, dec(emb, "pose2d"))
-
-
-def test_clip_bounds_samples():
-    dec = _dec(num_sampling_steps=2, clip_sample=0.1, target_scale=2.0).eval()
-    with torch.no_grad():
-        out = dec(torch.randn(4, D) * 100, "image")
-    assert out.abs().max() <= 0.2 + 1e-6
 
 
 def test_loss_gradients_masking_and_learning():
@@ -158,15 +57,18 @@ def test_loss_gradients_masking_and_learning():
     torch.testing.assert_close(l1, l2)
 
 
-def test_validation():
-    with pytest.raises(ValueError, match="aggregation"):
-        _dec(aggregation="best")
-    with pytest.raises(ValueError, match="num_sampling_steps"):
-        _dec(num_sampling_steps=0)
-    dec = _dec()
-    with pytest.raises(ValueError, match="num_hypotheses"):
-        dec(torch.randn(1, D), "image", num_hypotheses=0)
+def test_denoiser_shapes_and_validation():
+    dec = _dec().eval()
+    cond = dec.encode_condition(torch.randn(3, D), "pose3d")
+    assert cond.shape == (3, 32)
+    eps = dec(torch.randn(3, J, 3), torch.tensor([0, 5, 99]), cond)
+    assert eps.shape == (3, J, 3) and torch.isfinite(eps).all()
     with pytest.raises(ValueError, match="source"):
-        dec(torch.randn(1, D), "text")
+        dec.encode_condition(torch.randn(1, D), "text")
     with pytest.raises(ValueError, match="target"):
         dec.loss(torch.randn(2, D), "image", torch.randn(2, J + 1, 3))
+    with pytest.raises(ValueError, match="target_scale"):
+        _dec(target_scale=0.0)
+    with pytest.raises(TypeError, match="NoiseSchedule"):
+        _dec(schedule="cosine")
+    assert not hasattr(dec, "num_hypotheses")  # sampling settings live with the estimate

@@ -7,15 +7,28 @@ from pathlib import Path
 import pytest
 import torch
 
-from unihpr.models import UniHPR, create_model, get_config, list_models
+from unihpr.models import UniHPR, create_model, get_config, get_entry, list_models, register_model
+from unihpr.models import registry as registry_module
 from unihpr.models.hrnet import HEAD_PREFIXES
 
 with gzip.open(Path(__file__).parent / "data" / "hrnet_timm_manifest.json.gz", "rt") as _fh:
     MANIFEST = json.load(_fh)
 
 
+@pytest.fixture
+def registry(monkeypatch):
+    """A scratch copy of the registry, restored after the test."""
+    monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
+    return registry_module
+
+
 def test_names_and_paper_settings():
     assert list_models() == ["unihpr-tiny", "unihpr-w32", "unihpr-w48"]
+    assert list_models(pretrained=True) == []  # no weights shipped or published yet
+    for name in list_models():
+        entry = get_entry(name)
+        assert entry.config.name == name and entry.hub_id == f"unihpr/{name}"
+        assert not entry.published and not entry.pretrained
     tiny = get_config("unihpr-tiny")
     assert (tiny.num_joints, tiny.image_size) == (15, (64, 64))
     for name, backbone in (("unihpr-w32", "hrnet_w32"), ("unihpr-w48", "hrnet_w48")):
@@ -60,3 +73,103 @@ def test_tiny_trains_a_step_fast():
         loss.backward()
         opt.step()
     assert loss.item() < before.item()
+
+
+def test_register_model(registry):
+    cfg = get_config("unihpr-tiny", decoder="transformer")
+    entry = register_model("my-model", cfg, hub_id="me/my-model", description="mine")
+    assert entry.config.name == "my-model" and entry.pretrained
+    assert "my-model" in list_models() and "my-model" in list_models(pretrained=True)
+    m = create_model("my-model", decoder_depth=1)
+    assert m.config.name == "my-model" and m.config.decoder == "transformer"
+    assert m.config.decoder_depth == 1
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("my-model", cfg)
+    register_model("my-model", cfg.replace(embed_dim=64), overwrite=True)
+    assert get_config("my-model").embed_dim == 64
+    # a configuration without weights is listed, but not as pretrained
+    register_model("config-only", cfg)
+    assert "config-only" in list_models() and "config-only" not in list_models(pretrained=True)
+    with pytest.raises(OSError, match="has no weights"):
+        create_model("config-only", pretrained=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": ""}, ValueError, "name"),
+        ({"name": "a/b"}, ValueError, "name"),
+        ({"config": {"embed_dim": 3}}, TypeError, "UniHPRConfig"),
+        ({"hub_id": "no-slash"}, ValueError, "hub_id"),
+        ({"hub_id": "/abs/path"}, ValueError, "hub_id"),
+        ({"weights": 3}, TypeError, "weights"),
+    ],
+)
+def test_register_model_validation(registry, kwargs, error, match):
+    args = {"name": "x", "config": get_config("unihpr-tiny"), **kwargs}
+    with pytest.raises(error, match=match):
+        register_model(args.pop("name"), args.pop("config"), **args)
+
+
+def test_locate_weights_order(registry, tmp_path, monkeypatch):
+    from unihpr.models.hub import PretrainedNotFoundError
+    from unihpr.models.registry import locate_weights
+
+    register_model("local-one", get_config("unihpr-tiny"), hub_id="me/x", weights=tmp_path)
+    assert locate_weights("local-one").folder == tmp_path  # shipped weights before the Hub id
+    assert locate_weights("unihpr-w48").repo_id == "unihpr/unihpr-w48"
+    assert not locate_weights("unihpr-w48").published
+    assert locate_weights("org/name").repo_id == "org/name"
+    assert locate_weights(tmp_path).folder == tmp_path
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(PretrainedNotFoundError, match="no such folder"):
+        locate_weights("runs/model")  # "runs" exists here: clearly a local path
+    with pytest.raises(TypeError, match="name_or_path"):
+        locate_weights(None)
+
+
+def test_pretrained_override_checked_before_any_lookup():
+    with pytest.raises(ValueError, match="architecture"):
+        create_model("unihpr-w48", pretrained=True, embed_dim=64)
+    with pytest.raises(ValueError, match="available"):
+        create_model("unihpr-w64", pretrained=True)
+    with pytest.raises(TypeError, match="pretrained"):
+        create_model("unihpr-tiny", pretrained="yes")
+
+
+def test_models_package_has_no_import_cycle():
+    """Every import inside unihpr.models (lazy ones included) forms an acyclic graph."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "unihpr" / "models"
+    graph = {}
+    for path in root.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "unihpr.models":  # `from unihpr.models import hub`
+                    deps |= {f"unihpr.models.{a.name}" for a in node.names}
+                elif node.module.startswith("unihpr.models."):
+                    deps.add(node.module)
+        graph[f"unihpr.models.{path.stem}"] = {d for d in deps if d != "unihpr.models"}
+
+    def visit(node, stack):
+        assert node not in stack, " -> ".join([*stack, node])
+        for dep in graph.get(node, ()):
+            visit(dep, [*stack, node])
+
+    for module in graph:
+        visit(module, [])
+    assert "unihpr.models.unihpr" not in graph["unihpr.models.hub"]
+    assert "unihpr.models.hub" in graph["unihpr.models.unihpr"]
+
+
+def test_hub_repos_table_is_a_deprecated_view_of_the_registry():
+    import unihpr.models
+
+    with pytest.warns(DeprecationWarning, match="hub_id"):
+        table = unihpr.models.HUB_REPOS
+    assert table["unihpr-w48"] == "unihpr/unihpr-w48" and set(table) == set(list_models())

@@ -1,11 +1,17 @@
-"""Noise schedules against float64 closed forms."""
+"""Noise schedules and the DDIM scheduler against float64 closed forms."""
 
 import math
 
 import pytest
 import torch
 
-from unihpr.models.schedules import CosineSchedule, LinearSchedule, make_schedule
+from unihpr.models.schedules import (
+    CosineSchedule,
+    DDIMScheduler,
+    LinearSchedule,
+    ddim_timesteps,
+    make_schedule,
+)
 
 
 def test_cosine_matches_closed_form():
@@ -48,3 +54,54 @@ def test_to_dict_and_errors():
         LinearSchedule(10, 0.5, 0.1)
     with pytest.raises(ValueError, match="num_train_steps"):
         CosineSchedule(0)
+
+
+def test_schedules_stay_on_the_cpu_under_a_meta_device_context():
+    with torch.device("meta"):
+        sched = CosineSchedule(20)
+    assert sched.alphas_cumprod.device.type == "cpu" and sched.num_train_steps == 20
+
+
+def test_ddim_timesteps():
+    assert ddim_timesteps(100, 5).tolist() == [99, 74, 50, 25, 0]
+    assert ddim_timesteps(3, 10).tolist() == [2, 1, 0]
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="num_steps"):
+            ddim_timesteps(100, bad)
+
+
+def test_scheduler_step_matches_the_ddim_formula_float64():
+    sched = LinearSchedule(10)
+    scheduler = DDIMScheduler(sched)
+    assert scheduler.set_timesteps(2).tolist() == [9, 0]
+    g = torch.Generator().manual_seed(0)
+    x9 = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    eps = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    a9, a0 = sched.alphas_cumprod[9], sched.alphas_cumprod[0]
+    out = scheduler.step(eps, 9, x9)
+    x0_hat = (x9 - (1 - a9).sqrt() * eps) / a9.sqrt()
+    torch.testing.assert_close(out.pred_original_sample, x0_hat)
+    torch.testing.assert_close(out.prev_sample, a0.sqrt() * x0_hat + (1 - a0).sqrt() * eps)
+    # the last step lands on x_0 itself (alpha_bar_prev = 1)
+    last = scheduler.step(eps, torch.tensor(0), out.prev_sample)
+    torch.testing.assert_close(last.prev_sample, last.pred_original_sample)
+    torch.testing.assert_close(
+        last.prev_sample, (out.prev_sample - (1 - a0).sqrt() * eps) / a0.sqrt()
+    )
+
+
+def test_scheduler_clip_and_add_noise_and_errors():
+    sched = CosineSchedule(50)
+    scheduler = DDIMScheduler(sched, clip_sample=0.5)
+    scheduler.set_timesteps(3)
+    x = torch.randn(4, 5, 3) * 10
+    out = scheduler.step(torch.zeros_like(x), int(scheduler.timesteps[0]), x)
+    assert out.pred_original_sample.abs().max() <= 0.5
+    t = torch.tensor([0, 7, 20, 49])
+    torch.testing.assert_close(scheduler.add_noise(x, x, t), sched.add_noise(x, x, t))
+    with pytest.raises(ValueError, match="set_timesteps"):
+        scheduler.step(x, 13, x)
+    with pytest.raises(TypeError, match="NoiseSchedule"):
+        DDIMScheduler("cosine")
+    with pytest.raises(ValueError, match="clip_sample"):
+        DDIMScheduler(sched, clip_sample=-1.0)

@@ -89,7 +89,7 @@ def test_interpolate_endpoints_decode_the_endpoint_embeddings(model):
     _, _, p3 = _inputs()
     path = model.interpolate(p3, p3.flip(0), steps=4)
     assert path.shape == (4, 2, J, 3)
-    ref = model.decoder3d(model.encode_pose3d(p3), "pose3d")
+    ref = model.decode(model.encode_pose3d(p3), "pose3d")
     torch.testing.assert_close(path[0], ref, rtol=1e-4, atol=1e-5)
     assert model.interpolate(p3[0], p3[1], steps=3).shape == (3, J, 3)
     with pytest.raises(ValueError, match="steps"):
@@ -118,3 +118,62 @@ def test_gradients_reach_every_module():
 def test_type_errors():
     with pytest.raises(TypeError, match="UniHPRConfig"):
         UniHPR({"num_joints": 3})
+
+
+def test_embed_is_the_one_modality_switch(model):
+    img, p2, p3 = _inputs()
+    bbox = torch.tensor([[0.0, 0, 64, 64]] * 2)
+    mask = torch.ones(2, J, dtype=torch.bool)
+    mask[1, 4] = False
+    batch = {"image": img, "pose2d": p2, "bbox": bbox, "pose3d": p3, "mask": mask, "action": ["a"]}
+    out = model.embed(batch)
+    assert list(out) == ["image", "pose2d", "pose3d"]
+    torch.testing.assert_close(out["image"], model.encode_image(img))
+    torch.testing.assert_close(out["pose2d"], model.encode_pose2d(p2, bbox=bbox, mask=mask))
+    torch.testing.assert_close(out["pose3d"], model.encode_pose3d(p3, mask=mask))
+    assert list(model.embed(batch, ["pose3d", "image"])) == ["pose3d", "image"]
+    raw = model.embed(batch, ("pose3d",), normalize=False)["pose3d"]
+    torch.testing.assert_close(raw, model.encode_pose3d(p3, mask=mask, normalize=False))
+    # forward and the estimators go through it
+    fwd = model(pose2d=p2, bbox=bbox, mask=mask)
+    torch.testing.assert_close(fwd["pose2d"], out["pose2d"])
+    with pytest.raises(ValueError, match=r"batch lacks \['image'\]"):
+        model.embed({"pose3d": p3}, ["image"])
+    with pytest.raises(ValueError, match="modalities"):
+        model.embed(batch, ["depth"])
+    with pytest.raises(ValueError, match="modalities"):
+        model.embed(batch, ["pose3d", "pose3d"])
+    with pytest.raises(TypeError, match="modalities"):
+        model.embed(batch, "pose3d")
+    with pytest.raises(TypeError, match="batch"):
+        model.embed([p3], ["pose3d"])
+
+
+def test_decode_regression_and_diffusion():
+    torch.manual_seed(0)
+    reg = create_model("unihpr-tiny", decoder="mlp", decoder_width=32).eval()
+    emb = reg.encode_pose3d(_inputs()[2])
+    pose, hyps = reg.decode(emb, "pose3d", return_hypotheses=True)
+    assert torch.equal(pose, reg.decoder3d(emb, "pose3d")) and hyps.shape == (2, 1, J, 3)
+    assert reg.decode(emb, "pose3d", dims=2).shape == (2, J, 2)
+    with pytest.raises(ValueError, match="only diffusion decoders"):
+        reg.decode(emb, "pose3d", num_hypotheses=3)
+    with pytest.raises(ValueError, match="aggregation"):
+        reg.decode(emb, "pose3d", aggregation="oracle")
+    with pytest.raises(ValueError, match="dims"):
+        reg.decode(emb, "pose3d", dims=4)
+    diff = create_model(
+        "unihpr-tiny", decoder="diffusion", decoder_width=32, num_hypotheses=3,
+        diffusion_sampling_steps=2, hypothesis_aggregation="median",
+    ).eval()  # fmt: skip
+    p3 = _inputs()[2]
+    emb = diff.encode_pose3d(p3)
+    with torch.no_grad():
+        pose, hyps = diff.decode(emb, "pose3d", return_hypotheses=True)
+        assert hyps.shape == (2, 3, J, 3)  # config defaults: 3 hypotheses, median
+        from unihpr.models import geometric_median
+
+        torch.testing.assert_close(pose, geometric_median(hyps, dim=1))
+        mean = diff.decode(emb, "pose3d", aggregation="mean", num_hypotheses=2)
+        assert mean.shape == (2, J, 3)
+        torch.testing.assert_close(diff.estimate_3d(pose3d=p3), pose)

@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from unihpr.models import UniHPR
+
 J = 5
 D = 8
 HW = (8, 8)
@@ -72,6 +74,12 @@ class FakeUniHPR(nn.Module):
 
     def encode_pose3d(self, pose3d, mask=None, normalize=True):
         return F.normalize(self.pose3d_encoder(pose3d), dim=-1)
+
+    # The real model's modality switch, written once (it calls the encode_* methods above).
+    embed = UniHPR.embed
+
+    def decode(self, embedding, source, dims=3, **kwargs):
+        return (self.decoder3d if dims == 3 else self.decoder2d)(embedding, source)
 
     def estimate_3d(self, image=None, pose2d=None, bbox=None, mask=None):
         if image is not None:

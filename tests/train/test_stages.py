@@ -222,3 +222,22 @@ def test_stages_train_with_real_contrastive_loss(tmp_path, name):
     for n, p in stage.named_parameters():
         if p.requires_grad:
             assert p.grad is not None, n
+
+
+def test_stage_embeddings_come_from_model_embed():
+    model = FakeUniHPR()
+    calls = []
+    real = model.embed
+
+    def spy(batch, modalities):
+        calls.append(tuple(modalities))
+        return real(batch, modalities)
+
+    model.embed = spy
+    stage = make_stage(model, StageConfig(name="finetune", steps=1, batch_size=4),
+                       criterion=PairCriterion())  # fmt: skip
+    batch = torch.utils.data.default_collate([PoseImageSet(4)[i] for i in range(4)])
+    stage(batch)
+    assert calls == [("image", "pose2d", "pose3d")]
+    with pytest.raises(ValueError, match=r"finetune: batch lacks \['image'\]"):
+        stage.embed({"pose2d": batch["pose2d"]}, ("image",))

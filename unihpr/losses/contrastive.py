@@ -11,8 +11,7 @@ from unihpr.losses.pair import pair_info_nce
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.losses.triplet import TripletInfoNCE
-
-MODALITIES = ("image", "pose2d", "pose3d")
+from unihpr.modalities import MODALITIES
 
 
 class ContrastiveLoss(nn.Module):

@@ -1,14 +1,14 @@
 """UniHPR models: pose/image encoders, decoders, the full model, registry and Hub I/O."""
 
+from unihpr.modalities import MODALITIES
 from unihpr.models.config import UniHPRConfig
 from unihpr.models.decoders import MLPDecoder, PoseDecoder, TransformerDecoder
-from unihpr.models.diffusion import DiffusionDecoder, geometric_median
+from unihpr.models.diffusion import DiffusionDecoder
+from unihpr.models.factory import create_model, from_pretrained
 from unihpr.models.hrnet import HRNet, hrnet_spec, load_timm_state_dict
 from unihpr.models.hub import (
-    HUB_REPOS,
     CheckpointError,
     PretrainedNotFoundError,
-    from_pretrained,
     push_to_hub,
     save_pretrained,
 )
@@ -20,19 +20,33 @@ from unihpr.models.pose_normalization import (
     normalize_pose2d,
     normalize_pose3d,
 )
-from unihpr.models.registry import create_model, get_config, list_models
-from unihpr.models.schedules import CosineSchedule, LinearSchedule, NoiseSchedule
-from unihpr.models.unihpr import UniHPR, slerp
+from unihpr.models.registry import (
+    ModelEntry,
+    get_config,
+    get_entry,
+    list_models,
+    register_model,
+)
+from unihpr.models.sampling import aggregate_hypotheses, geometric_median, sample_poses
+from unihpr.models.schedules import (
+    CosineSchedule,
+    DDIMScheduler,
+    LinearSchedule,
+    NoiseSchedule,
+)
+from unihpr.models.unihpr import UniHPR, count_parameters, slerp
 
 __all__ = [
-    "HUB_REPOS",
+    "MODALITIES",
     "CheckpointError",
     "CosineSchedule",
+    "DDIMScheduler",
     "DiffusionDecoder",
     "HRNet",
     "ImageEncoder",
     "LinearSchedule",
     "MLPDecoder",
+    "ModelEntry",
     "NoiseSchedule",
     "PoseDecoder",
     "PoseEncoder",
@@ -40,18 +54,38 @@ __all__ = [
     "TransformerDecoder",
     "UniHPR",
     "UniHPRConfig",
+    "aggregate_hypotheses",
     "bbox_from_keypoints",
+    "count_parameters",
     "create_model",
     "denormalize_pose2d",
     "from_pretrained",
     "geometric_median",
     "get_config",
+    "get_entry",
     "hrnet_spec",
     "list_models",
     "load_timm_state_dict",
     "normalize_pose2d",
     "normalize_pose3d",
     "push_to_hub",
+    "register_model",
+    "sample_poses",
     "save_pretrained",
     "slerp",
 ]
+
+
+def __getattr__(name: str):
+    # Deprecated in 0.2: the Hub ids now live in the registry entries.
+    if name == "HUB_REPOS":
+        import warnings
+
+        warnings.warn(
+            "unihpr.models.HUB_REPOS is deprecated; the Hub id of a model is "
+            "unihpr.models.get_entry(name).hub_id",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {n: get_entry(n).hub_id for n in list_models() if get_entry(n).hub_id}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

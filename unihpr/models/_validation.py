@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-SOURCES = ("image", "pose2d", "pose3d")
+from unihpr.modalities import MODALITIES
 
 
 def check_tensor(name: str, value: object) -> Tensor:
@@ -77,8 +77,8 @@ def check_bbox(bbox: object, batch: int, name: str = "bbox") -> Tensor | None:
 
 def check_source(source: object) -> str:
     """Check a representation name."""
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source not in MODALITIES:
+        raise ValueError(f"source must be one of {MODALITIES}, got {source!r}")
     return source  # type: ignore[return-value]
 
 

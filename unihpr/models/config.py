@@ -1,22 +1,162 @@
-"""``UniHPRConfig``: everything needed to rebuild a UniHPR model, JSON-serialisable."""
+"""``UniHPRConfig``: everything needed to rebuild a UniHPR model, JSON-serialisable.
+
+Every field is checked when a config is built, replaced or read from
+``config.json``: exact types (``True`` is not an int, ``64.0`` is not an image
+side), finite values, ranges, and upper bounds on every size (`LIMITS`), so
+that no configuration — typed by a user or found in a downloaded file — can
+ask for terabytes of parameters. Wrong types raise ``TypeError``, wrong values
+``ValueError``; both name the field and the value received.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["DECODER_TYPES", "INFERENCE_FIELDS", "UniHPRConfig"]
+from unihpr.models.hrnet import HRNET_NAMES
+
+__all__ = [
+    "AGGREGATIONS",
+    "DECODER_TYPES",
+    "INFERENCE_FIELDS",
+    "LIMITS",
+    "SCHEDULE_NAMES",
+    "UniHPRConfig",
+]
 
 DECODER_TYPES = ("mlp", "transformer", "diffusion")
+"""Values of ``UniHPRConfig.decoder``."""
+SCHEDULE_NAMES = ("cosine", "linear")
+"""Values of ``UniHPRConfig.diffusion_schedule``."""
+AGGREGATIONS = ("mean", "median")
+"""Values of ``UniHPRConfig.hypothesis_aggregation``."""
 # Fields that change how a trained model is *run*, not its weights: they may be
 # overridden when loading a checkpoint.
 INFERENCE_FIELDS = frozenset(
     {"diffusion_sampling_steps", "num_hypotheses", "hypothesis_aggregation", "name"}
 )
+"""Fields that may be overridden when loading weights (they do not change the weights)."""
+# Largest accepted sizes. The paper's models use widths of 512 and depths of 4;
+# these bounds are far above any sensible model and keep one parameter tensor
+# below a few hundred MB (8192 x 8192 floats = 256 MiB).
+LIMITS: dict[str, int | float] = {
+    "width": 8192,  # embed_dim, pose_width, decoder_width
+    "depth": 64,  # pose_depth, decoder_depth
+    "heads": 256,
+    "num_joints": 1024,
+    "image_side": 4096,
+    "mlp_ratio": 16.0,
+    "diffusion_steps": 100_000,
+    "num_hypotheses": 1024,
+    "name_length": 200,
+    "bbox_reference": 1e6,
+    "target_scale_3d": 1e3,
+}
+"""Upper bounds of the size fields (``width`` applies to every width, ``depth`` to every depth)."""
 
 
-@dataclass
+def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value}")
+        return value
+
+    return check
+
+
+def _float(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+        value = float(value)
+        below = value <= lo if lo_open else value < lo
+        above = value >= hi if hi_open else value > hi
+        if not math.isfinite(value) or below or above:
+            interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+            raise ValueError(f"{name} must be a finite float in {interval}, got {value!r}")
+        return value
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
+        if value not in options:
+            raise ValueError(f"{name} must be one of {options}, got {value!r}")
+        return value
+
+    return check
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
+    if not 1 <= len(value) <= LIMITS["name_length"] or not value.isprintable():
+        raise ValueError(
+            f"{name} must be 1 to {LIMITS['name_length']} printable characters, got {value!r}"
+        )
+    return value
+
+
+def _image_size(name: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a pair of ints (H, W), got {type(value).__name__}")
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a pair (H, W), got {len(value)} values {value!r}")
+    side = _int(16, int(LIMITS["image_side"]))
+    return (side(f"{name}[0]", value[0]), side(f"{name}[1]", value[1]))
+
+
+_WIDTH = _int(1, int(LIMITS["width"]))
+_DEPTH = _int(1, int(LIMITS["depth"]))
+_HEADS = _int(1, int(LIMITS["heads"]))
+_STEPS = _int(1, int(LIMITS["diffusion_steps"]))
+
+# One rule per field (a test checks that every field has one). Rules return the
+# normalised value (float fields accept ints; image_size becomes a tuple).
+_RULES: dict[str, Callable[[str, Any], Any]] = {
+    "name": _name,
+    "num_joints": _int(1, int(LIMITS["num_joints"])),
+    "embed_dim": _WIDTH,
+    "image_size": _image_size,
+    "image_backbone": _choice(HRNET_NAMES),
+    "root_joint": _int(0, int(LIMITS["num_joints"]) - 1),
+    "pose_width": _WIDTH,
+    "pose_depth": _DEPTH,
+    "pose_heads": _HEADS,
+    "pose_mlp_ratio": _float(0.0, LIMITS["mlp_ratio"], lo_open=True),
+    "pose_attend_to_masked": _bool,
+    "dropout": _float(0.0, 1.0, hi_open=True),
+    "bbox_reference": _float(0.0, LIMITS["bbox_reference"], lo_open=True),
+    "decoder": _choice(DECODER_TYPES),
+    "decoder_width": _WIDTH,
+    "decoder_depth": _DEPTH,
+    "decoder_heads": _HEADS,
+    "use_representation_token": _bool,
+    "diffusion_schedule": _choice(SCHEDULE_NAMES),
+    "diffusion_train_steps": _STEPS,
+    "diffusion_sampling_steps": _STEPS,
+    "num_hypotheses": _int(1, int(LIMITS["num_hypotheses"])),
+    "hypothesis_aggregation": _choice(AGGREGATIONS),
+    "target_scale_3d": _float(0.0, LIMITS["target_scale_3d"], lo_open=True),
+}
+
+
+@dataclass(frozen=True)
 class UniHPRConfig:
     """Architecture of a UniHPR model.
 
@@ -30,7 +170,7 @@ class UniHPRConfig:
         pose_width, pose_depth, pose_heads, pose_mlp_ratio: Pose-encoder Transformers.
         pose_attend_to_masked: Invisible joints stay in the attention as mask tokens
             (default: excluded via ``key_padding_mask``).
-        dropout: Dropout in all Transformers.
+        dropout: Dropout in all Transformers, in [0, 1).
         bbox_reference: Pixel scale of the 2D bounding-box token (frame size of the 2D data).
         decoder: "mlp", "transformer" or "diffusion".
         decoder_width, decoder_depth, decoder_heads: Decoder size (``decoder_width`` is the
@@ -42,6 +182,19 @@ class UniHPRConfig:
         num_hypotheses: Diffusion samples per input at inference.
         hypothesis_aggregation: "mean" or "median".
         target_scale_3d: 3D poses (metres) are divided by it inside the diffusion decoder.
+
+    The config is frozen (a built model's config cannot drift from its
+    weights); use [`replace`][UniHPRConfig.replace] for a changed copy.
+
+    Raises:
+        TypeError: A field of the wrong type (``embed_dim=True``, ``image_size=(64.0, 64)``).
+        ValueError: A value out of range, not finite, or sizes that do not fit together
+            (``pose_width`` not divisible by ``pose_heads``, ``root_joint >= num_joints``).
+
+    Examples:
+        >>> from unihpr.models import UniHPRConfig
+        >>> UniHPRConfig(num_joints=15, embed_dim=64).replace(decoder="mlp").decoder
+        'mlp'
     """
 
     name: str = "unihpr-custom"
@@ -68,33 +221,35 @@ class UniHPRConfig:
     num_hypotheses: int = 1
     hypothesis_aggregation: str = "mean"
     target_scale_3d: float = 0.5
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.image_size = tuple(int(s) for s in self.image_size)  # type: ignore[assignment]
-        if len(self.image_size) != 2 or min(self.image_size) < 16:
-            raise ValueError(f"image_size must be (H, W) with sides >= 16, got {self.image_size}")
-        for name in ("num_joints", "embed_dim", "pose_width", "pose_depth", "pose_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0 <= self.root_joint < self.num_joints:
+        for f in fields(self):
+            rule = _RULES.get(f.name)
+            if rule is not None:
+                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name)))
+        if self.root_joint >= self.num_joints:
             raise ValueError(
                 f"root_joint must be in [0, num_joints={self.num_joints}), got {self.root_joint}"
             )
-        if self.decoder not in DECODER_TYPES:
-            raise ValueError(f"decoder must be one of {DECODER_TYPES}, got {self.decoder!r}")
-        if self.hypothesis_aggregation not in ("mean", "median"):
+        if self.pose_width % self.pose_heads:
             raise ValueError(
-                f"hypothesis_aggregation must be 'mean' or 'median', got "
-                f"{self.hypothesis_aggregation!r}"
+                f"pose_width={self.pose_width} must be divisible by pose_heads={self.pose_heads}"
             )
-        if self.diffusion_schedule not in ("cosine", "linear"):
+        if int(self.pose_width * self.pose_mlp_ratio) < 1:
             raise ValueError(
-                f"diffusion_schedule must be 'cosine' or 'linear', got {self.diffusion_schedule!r}"
+                f"pose_width * pose_mlp_ratio must be >= 1, got {self.pose_width} * "
+                f"{self.pose_mlp_ratio}"
             )
-        if self.num_hypotheses < 1 or self.diffusion_sampling_steps < 1:
-            raise ValueError("num_hypotheses and diffusion_sampling_steps must be >= 1")
+        if self.decoder != "mlp" and self.decoder_width % self.decoder_heads:
+            raise ValueError(
+                f"decoder_width={self.decoder_width} must be divisible by "
+                f"decoder_heads={self.decoder_heads} for a {self.decoder} decoder"
+            )
+        if self.decoder == "diffusion" and self.decoder_width % 2:
+            raise ValueError(
+                f"decoder_width must be even for a diffusion decoder (sinusoidal time "
+                f"embedding), got {self.decoder_width}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""
@@ -104,19 +259,58 @@ class UniHPRConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UniHPRConfig:
-        """Inverse of [`to_dict`][]; unknown keys raise ``ValueError`` naming them."""
+        """Inverse of [`to_dict`][UniHPRConfig.to_dict], with every field checked.
+
+        Unknown keys raise ``ValueError`` naming them. The key ``"extra"``
+        (a field of unihpr 0.1 that was never read) is ignored with a
+        ``DeprecationWarning``, so that configs written by 0.1 still load.
+        """
         if not isinstance(data, dict):
             raise TypeError(f"config must be a dict, got {type(data).__name__}")
+        if "extra" in data:
+            warnings.warn(
+                "UniHPRConfig field 'extra' was never used and has been removed; ignoring it",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            data = {k: v for k, v in data.items() if k != "extra"}
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise ValueError(f"unknown UniHPRConfig field(s): {unknown}")
         return cls(**data)
 
     def replace(self, **overrides: Any) -> UniHPRConfig:
-        """Copy with fields replaced; unknown names raise ``ValueError``."""
+        """Copy with fields replaced (and checked); unknown names raise ``ValueError``."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown UniHPRConfig field(s): {unknown}; known: {sorted(known)}")
         return dataclasses.replace(self, **overrides)
+
+    def for_inference(self, **overrides: Any) -> UniHPRConfig:
+        """Copy with inference settings replaced, as allowed when loading trained weights.
+
+        Args:
+            **overrides: Fields of `INFERENCE_FIELDS`
+                (``num_hypotheses``, ``diffusion_sampling_steps``,
+                ``hypothesis_aggregation``, ``name``).
+
+        Raises:
+            ValueError: An architecture field (it would not match the weights).
+        """
+        self.check_inference_overrides(overrides)
+        return self.replace(**overrides)
+
+    @staticmethod
+    def check_inference_overrides(overrides: dict[str, Any]) -> None:
+        """Raise ``ValueError`` unless every key of ``overrides`` is an inference field.
+
+        Called before any file is read, so a wrong override fails at once.
+        """
+        bad = sorted(map(str, set(overrides) - INFERENCE_FIELDS))
+        if bad:
+            raise ValueError(
+                f"cannot override architecture field(s) {bad} of pretrained weights; "
+                f"only {sorted(INFERENCE_FIELDS)} may be changed"
+            )

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from unihpr.models._validation import SOURCES, check_embedding, check_mask, check_pose
+from unihpr.modalities import MODALITIES
+from unihpr.models._validation import check_embedding, check_mask, check_pose
 from unihpr.models._validation import check_source as _check_source
 
 __all__ = ["MLPDecoder", "PoseDecoder", "TransformerDecoder", "masked_pose_mse"]
@@ -51,7 +52,7 @@ class PoseDecoder(nn.Module):
         self.num_joints, self.dims, self.embed_dim = num_joints, dims, embed_dim
         self.use_representation_token = use_representation_token
         self.representation_tokens = (
-            nn.Embedding(len(SOURCES), embed_dim) if use_representation_token else None
+            nn.Embedding(len(MODALITIES), embed_dim) if use_representation_token else None
         )
         if self.representation_tokens is not None:
             nn.init.normal_(self.representation_tokens.weight, std=0.02)
@@ -62,7 +63,7 @@ class PoseDecoder(nn.Module):
         source = _check_source(source)
         if self.representation_tokens is None:
             return embedding
-        token = self.representation_tokens.weight[SOURCES.index(source)]
+        token = self.representation_tokens.weight[MODALITIES.index(source)]
         return embedding + token.to(embedding.dtype)
 
     def _check_target(self, embedding: Tensor, target: Tensor, mask: Tensor | None):

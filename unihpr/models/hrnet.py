@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "HEAD_PREFIXES",
+    "HRNET_NAMES",
     "HRNet",
     "HRNetSpec",
     "StageSpec",
@@ -96,6 +97,7 @@ _SPECS: dict[str, HRNetSpec] = {
         ),
     ),
 }
+HRNET_NAMES: tuple[str, ...] = tuple(sorted(_SPECS))
 
 
 def hrnet_spec(name: str) -> HRNetSpec:
@@ -339,8 +341,3 @@ def load_timm_state_dict(
     if not model.include_head:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIXES)}
     model.load_state_dict(state_dict, strict=strict)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters())

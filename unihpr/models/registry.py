@@ -1,19 +1,213 @@
-"""Named UniHPR configurations: ``create_model(name)`` and ``list_models()``."""
+"""The model registry: named configurations with where their weights live.
+
+One table, in the shape of timm's: each [`ModelEntry`][ModelEntry]
+holds a configuration and, when weights exist or are planned, their Hub id
+and/or a folder shipped inside a Python package. [`register_model`][register_model]
+adds users' own entries; [`create_model`][create_model] and
+[`UniHPR.from_pretrained`][UniHPR.from_pretrained] read it.
+This module imports no model class.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from unihpr.models.config import INFERENCE_FIELDS, UniHPRConfig
-from unihpr.models.unihpr import UniHPR
+from unihpr.models.config import UniHPRConfig
+from unihpr.models.hub import (
+    PACKAGE_SCHEME,
+    PretrainedNotFoundError,
+    WeightsLocation,
+    resolve_package_path,
+)
 
-__all__ = ["MODEL_CONFIGS", "create_model", "get_config", "list_models"]
+__all__ = [
+    "ModelEntry",
+    "find_entry",
+    "get_config",
+    "get_entry",
+    "list_models",
+    "locate_weights",
+    "register_model",
+]
 
-MODEL_CONFIGS: dict[str, UniHPRConfig] = {
-    # 15 joints of the bundled pybullet humanoid motion data, 64x64 renders;
-    # small enough to train on 2 CPU cores in minutes.
-    "unihpr-tiny": UniHPRConfig(
-        name="unihpr-tiny",
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One named model.
+
+    Attributes:
+        name: Registry name, e.g. ``"unihpr-tiny"``.
+        config: Its architecture (``config.name`` equals ``name``).
+        hub_id: Hub repository ``"org/name"`` of its weights, if any.
+        weights: Local weights: a folder path, or ``"package://<package>/<path>"`` for a
+            folder inside an installed Python package (weights shipped with a library;
+            they load offline). Tried before ``hub_id``.
+        published: Whether weights exist at ``hub_id``; ``False`` reserves the id
+            (loading then fails with a "not published yet" message).
+        description: One line for tables and errors.
+    """
+
+    name: str
+    config: UniHPRConfig
+    hub_id: str | None = None
+    weights: str | None = None
+    published: bool = True
+    description: str = ""
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether weights are expected to load (shipped locally, or published on the Hub)."""
+        return self.weights is not None or (self.hub_id is not None and self.published)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def _check_hub_id(hub_id: object) -> None:
+    if hub_id is None:
+        return
+    if not isinstance(hub_id, str) or hub_id.count("/") != 1 or hub_id.startswith((".", "/", "~")):
+        raise ValueError(f"hub_id must look like 'org/name', got {hub_id!r}")
+
+
+def register_model(
+    name: str,
+    config: UniHPRConfig,
+    hub_id: str | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    published: bool = True,
+    description: str = "",
+    overwrite: bool = False,
+) -> ModelEntry:
+    """Add a named model to the registry.
+
+    Args:
+        name: New registry name.
+        config: Its architecture; stored with ``name=name``.
+        hub_id: Hub repository of its weights (``"org/name"``).
+        weights: Local weights folder, or ``"package://<package>/<path>"``.
+        published: ``False`` if ``hub_id`` holds no weights yet.
+        description: One line describing it.
+        overwrite: Replace an existing entry of that name (otherwise ``ValueError``).
+
+    Returns:
+        The entry.
+
+    Examples:
+        >>> from unihpr.models import get_config, register_model, create_model
+        >>> entry = register_model("my-lifter", get_config("unihpr-tiny", decoder="mlp"))
+        >>> create_model("my-lifter").config.name
+        'my-lifter'
+    """
+    if not isinstance(name, str) or not name or "/" in name or name != name.strip():
+        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
+    if not isinstance(config, UniHPRConfig):
+        raise TypeError(f"config must be a UniHPRConfig, got {type(config).__name__}")
+    _check_hub_id(hub_id)
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a path or a package:// URI, got {type(weights).__name__}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+    entry = ModelEntry(
+        name=name,
+        config=config.replace(name=name),
+        hub_id=hub_id,
+        weights=None if weights is None else os.fspath(weights),
+        published=bool(published),
+        description=str(description),
+    )
+    _REGISTRY[name] = entry
+    return entry
+
+
+def list_models(pretrained: bool = False) -> list[str]:
+    """Registered names, sorted.
+
+    Args:
+        pretrained: Only models whose weights are shipped or published.
+    """
+    return sorted(n for n, e in _REGISTRY.items() if e.pretrained or not pretrained)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name`` (``ValueError`` listing the names if unknown)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {list_models()}")
+    return _REGISTRY[name]
+
+
+def find_entry(name: object) -> ModelEntry | None:
+    """The entry registered under ``name``, or ``None`` (also for paths and non-strings)."""
+    return _REGISTRY.get(name) if isinstance(name, str) else None
+
+
+def get_config(name: str, /, **overrides: Any) -> UniHPRConfig:
+    """The named configuration with ``overrides`` applied (a checked copy)."""
+    return get_entry(name).config.replace(**overrides)
+
+
+def _local(path: str) -> Path:
+    return resolve_package_path(path) if path.startswith(PACKAGE_SCHEME) else Path(path)
+
+
+def locate_weights(name_or_path: str | os.PathLike) -> WeightsLocation:
+    """Where the weights of a registry name, a local folder or a Hub id are.
+
+    Order: an existing folder; a registry name (its shipped ``weights`` first, then
+    its ``hub_id``); a Hub repo id ``"org/name"``. A path that is clearly local
+    (starts with ``.``, ``/`` or ``~``, or whose first component is an existing
+    folder) and does not exist is reported as a missing folder without asking the Hub.
+
+    Raises:
+        PretrainedNotFoundError: In one line, naming what was looked for.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a str or path, got {type(name_or_path).__name__}")
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return WeightsLocation(folder=path, label=text)
+    if path.exists():
+        raise PretrainedNotFoundError(
+            f"{text} is a file; pass the folder holding config.json and model.safetensors"
+        )
+    if text in _REGISTRY:
+        entry = _REGISTRY[text]
+        if entry.weights is not None:
+            return WeightsLocation(folder=_local(entry.weights), label=text)
+        if entry.hub_id is not None:
+            return WeightsLocation(repo_id=entry.hub_id, label=text, published=entry.published)
+        raise PretrainedNotFoundError(
+            f"{text!r} has no weights (a configuration only); create_model({text!r}) builds it "
+            f"untrained. Models with weights: {list_models(pretrained=True)}"
+        )
+    first = Path(text).parts[0] if Path(text).parts else ""
+    looks_local = text.startswith((".", "/", "~", os.sep)) or (
+        len(Path(text).parts) > 1 and Path(first).expanduser().is_dir()
+    )
+    if looks_local:
+        raise PretrainedNotFoundError(
+            f"no such folder: {text} (resolved to {path.resolve()}); pass the folder written "
+            "by save_pretrained(), or run from the directory that holds it"
+        )
+    if text.count("/") == 1 and all(text.split("/")):
+        return WeightsLocation(repo_id=text, label=text)
+    raise PretrainedNotFoundError(
+        f"{text!r} is neither an existing folder, nor a registered model "
+        f"({list_models()}), nor a Hub repo id of the form 'org/name'"
+    )
+
+
+# ------------------------------------------------------------------ the built-in entries
+# 15 joints of the bundled pybullet humanoid motion data, 64x64 renders; small
+# enough to train on 2 CPU cores in minutes.
+register_model(
+    "unihpr-tiny",
+    UniHPRConfig(
         num_joints=15,
         embed_dim=128,
         image_size=(64, 64),
@@ -30,61 +224,23 @@ MODEL_CONFIGS: dict[str, UniHPRConfig] = {
         diffusion_train_steps=200,
         diffusion_sampling_steps=8,
     ),
-    # The paper's: Human3.6M 17 joints, 256x192 crops, HRNet-W32 / W48,
-    # diffusion decoders (its best).
-    "unihpr-w32": UniHPRConfig(
-        name="unihpr-w32",
-        num_joints=17,
-        embed_dim=512,
-        image_size=(256, 192),
-        image_backbone="hrnet_w32",
-        decoder="diffusion",
-    ),
-    "unihpr-w48": UniHPRConfig(
-        name="unihpr-w48",
-        num_joints=17,
-        embed_dim=512,
-        image_size=(256, 192),
-        image_backbone="hrnet_w48",
-        decoder="diffusion",
-    ),
-}
-
-
-def list_models() -> list[str]:
-    """Names accepted by [`create_model`][], sorted."""
-    return sorted(MODEL_CONFIGS)
-
-
-def get_config(name: str, **overrides: Any) -> UniHPRConfig:
-    """The named configuration with ``overrides`` applied (a fresh copy)."""
-    if name not in MODEL_CONFIGS:
-        raise ValueError(f"unknown model {name!r}; available: {list_models()}")
-    return MODEL_CONFIGS[name].replace(**overrides)
-
-
-def create_model(name: str, pretrained: bool = False, **overrides: Any) -> UniHPR:
-    """Build a named UniHPR model.
-
-    Args:
-        name: One of [`list_models`][].
-        pretrained: Load published weights (see `unihpr.models.hub`); only inference
-            settings (``diffusion_sampling_steps``, ``num_hypotheses``,
-            ``hypothesis_aggregation``) may then be overridden.
-        **overrides: ``UniHPRConfig`` fields to change, e.g. ``decoder="mlp"``.
-
-    Returns:
-        The model (randomly initialised unless ``pretrained``).
-    """
-    config = get_config(name, **overrides)  # validates name and overrides first
-    if pretrained:
-        from unihpr.models.hub import from_pretrained
-
-        bad = sorted(set(overrides) - INFERENCE_FIELDS)
-        if bad:
-            raise ValueError(
-                f"cannot override architecture field(s) {bad} of pretrained weights; "
-                f"only {sorted(INFERENCE_FIELDS - {'name'})} may be changed"
-            )
-        return from_pretrained(name, **overrides)
-    return UniHPR(config)
+    hub_id="unihpr/unihpr-tiny",
+    published=False,
+    description="15-joint humanoid, 64x64 renders, HRNet-tiny; trains on a CPU in minutes",
+)
+# The paper's: Human3.6M 17 joints, 256x192 crops, HRNet-W32 / W48, diffusion
+# decoders (its best). Their Hub ids are reserved; no weights are published yet.
+for _name, _backbone in (("unihpr-w32", "hrnet_w32"), ("unihpr-w48", "hrnet_w48")):
+    register_model(
+        _name,
+        UniHPRConfig(
+            num_joints=17,
+            embed_dim=512,
+            image_size=(256, 192),
+            image_backbone=_backbone,
+            decoder="diffusion",
+        ),
+        hub_id=f"unihpr/{_name}",
+        published=False,
+        description=f"the paper's Human3.6M model, {_backbone}, diffusion decoders",
+    )

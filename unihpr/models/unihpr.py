@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +12,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.models._validation import check_float, check_shape
-from unihpr.models.config import UniHPRConfig
+from unihpr.modalities import MODALITIES, check_modalities
+from unihpr.models import hub
+from unihpr.models._validation import check_float
+from unihpr.models.config import AGGREGATIONS, INFERENCE_FIELDS, UniHPRConfig
 from unihpr.models.decoders import MLPDecoder, PoseDecoder, TransformerDecoder
 from unihpr.models.diffusion import DiffusionDecoder
 from unihpr.models.image_encoder import ImageEncoder
 from unihpr.models.pose_encoder import PoseEncoder
+from unihpr.models.registry import find_entry, locate_weights
+from unihpr.models.sampling import aggregate_hypotheses, sample_poses
 from unihpr.models.schedules import make_schedule
 
-__all__ = ["UniHPR", "build_decoder", "slerp"]
+__all__ = ["UniHPR", "build_decoder", "count_parameters", "slerp"]
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def build_decoder(config: UniHPRConfig, dims: int) -> PoseDecoder:
@@ -45,11 +57,18 @@ def build_decoder(config: UniHPRConfig, dims: int) -> PoseDecoder:
         num_heads=config.decoder_heads,
         dropout=config.dropout,
         schedule=make_schedule(config.diffusion_schedule, config.diffusion_train_steps),
-        num_sampling_steps=config.diffusion_sampling_steps,
-        num_hypotheses=config.num_hypotheses,
-        aggregation=config.hypothesis_aggregation,
         target_scale=config.target_scale_3d if dims == 3 else 1.0,
     )
+
+
+def _check_matches_entry(config: UniHPRConfig, expected: UniHPRConfig, path: Path) -> None:
+    got, want = config.to_dict(), expected.to_dict()
+    diff = sorted(k for k in want if k not in INFERENCE_FIELDS and got.get(k) != want[k])
+    if diff:
+        detail = ", ".join(f"{k}: file {got.get(k)!r} vs registry {want[k]!r}" for k in diff[:5])
+        raise hub.CheckpointError(
+            f"{path} does not match the registered configuration {expected.name!r}: {detail}"
+        )
 
 
 def slerp(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
@@ -134,6 +153,58 @@ class UniHPR(nn.Module):
         """Root-relative 3D poses (B, J, 3) metres, mask (B, J) -> (B, D)."""
         return self.pose3d_encoder(pose3d, mask=mask, normalize=normalize)
 
+    def embed(
+        self,
+        batch: Mapping[str, Tensor],
+        modalities: Sequence[str] | None = None,
+        *,
+        normalize: bool = True,
+    ) -> dict[str, Tensor]:
+        """Embeddings of the requested modalities of a batch.
+
+        The one place where a modality name chooses its encoder: the model's
+        ``forward``, the training stages and the evaluation all call it.
+
+        Args:
+            batch: Dict as produced by ``unihpr.data``: ``"image"`` (B, 3, H, W) in
+                [0, 1], ``"pose2d"`` (B, J, 2) pixels with optional ``"bbox"`` (B, 4),
+                ``"pose3d"`` (B, J, 3) metres, optional ``"mask"`` (B, J) bool.
+            modalities: Names among `MODALITIES`; default:
+                every one present in ``batch``.
+            normalize: L2-normalise the embeddings.
+
+        Returns:
+            ``{modality: (B, D)}`` in the order of ``modalities``.
+
+        Examples:
+            >>> import torch
+            >>> from unihpr.models import create_model
+            >>> model = create_model("unihpr-tiny")
+            >>> batch = {"pose3d": torch.randn(4, 15, 3) * 0.3}
+            >>> model.embed(batch)["pose3d"].shape
+            torch.Size([4, 128])
+        """
+        if not isinstance(batch, Mapping):
+            raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
+        if modalities is None:
+            modalities = tuple(m for m in MODALITIES if batch.get(m) is not None)
+        modalities = check_modalities(modalities)
+        missing = [m for m in modalities if batch.get(m) is None]
+        if missing:
+            raise ValueError(f"batch lacks {missing} (has {sorted(batch)})")
+        mask = batch.get("mask")
+        out: dict[str, Tensor] = {}
+        for m in modalities:
+            if m == "image":
+                out[m] = self.encode_image(batch["image"], normalize=normalize)
+            elif m == "pose2d":
+                out[m] = self.encode_pose2d(
+                    batch["pose2d"], bbox=batch.get("bbox"), mask=mask, normalize=normalize
+                )
+            else:
+                out[m] = self.encode_pose3d(batch["pose3d"], mask=mask, normalize=normalize)
+        return out
+
     def forward(
         self,
         image: Tensor | None = None,
@@ -142,21 +213,16 @@ class UniHPR(nn.Module):
         bbox: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Embed whichever modalities are given.
+        """Embed whichever modalities are given (see [`embed`][UniHPR.embed]).
 
         Returns:
             Dict with keys among "image", "pose2d", "pose3d", each (B, D) L2-normalised.
         """
-        out: dict[str, Tensor] = {}
-        if image is not None:
-            out["image"] = self.encode_image(image)
-        if pose2d is not None:
-            out["pose2d"] = self.encode_pose2d(pose2d, bbox=bbox, mask=mask)
-        if pose3d is not None:
-            out["pose3d"] = self.encode_pose3d(pose3d, mask=mask)
-        if not out:
+        batch = {"image": image, "pose2d": pose2d, "pose3d": pose3d, "bbox": bbox, "mask": mask}
+        given = [m for m in MODALITIES if batch[m] is not None]
+        if not given:
             raise ValueError("pass at least one of image=, pose2d=, pose3d=")
-        return out
+        return self.embed(batch, given)
 
     # ---------------------------------------------------------------- estimation
     def _embed_one(
@@ -167,18 +233,74 @@ class UniHPR(nn.Module):
         bbox: Tensor | None,
         mask: Tensor | None,
     ) -> tuple[Tensor, str]:
-        given = [
-            n
-            for n, v in (("image", image), ("pose2d", pose2d), ("pose3d", pose3d))
-            if v is not None
-        ]
+        batch = {"image": image, "pose2d": pose2d, "pose3d": pose3d, "bbox": bbox, "mask": mask}
+        given = [m for m in MODALITIES if batch[m] is not None]
         if len(given) != 1:
             raise ValueError(f"pass exactly one of image=, pose2d=, pose3d=; got {given or 'none'}")
-        if image is not None:
-            return self.encode_image(image), "image"
-        if pose2d is not None:
-            return self.encode_pose2d(pose2d, bbox=bbox, mask=mask), "pose2d"
-        return self.encode_pose3d(pose3d, mask=mask), "pose3d"
+        return self.embed(batch, given)[given[0]], given[0]
+
+    def decode(
+        self,
+        embedding: Tensor,
+        source: str,
+        *,
+        dims: int = 3,
+        num_steps: int | None = None,
+        num_hypotheses: int | None = None,
+        aggregation: str | None = None,
+        generator: torch.Generator | None = None,
+        return_hypotheses: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Pose estimate from embeddings: where hypotheses are drawn and aggregated.
+
+        A regression decoder (MLP, Transformer) gives one pose per input. A
+        diffusion decoder draws ``num_hypotheses`` samples with DDIM from seeded
+        noise ([`sample_poses`][sample_poses]) and combines
+        them per joint ([`aggregate_hypotheses`][aggregate_hypotheses]);
+        the ground truth is never consulted.
+
+        Args:
+            embedding: (B, D) embeddings.
+            source: The modality they came from ("image", "pose2d", "pose3d").
+            dims: 3 (``decoder3d``: root-relative metres) or 2 (``decoder2d``:
+                box-normalised).
+            num_steps: DDIM steps (default ``config.diffusion_sampling_steps``).
+            num_hypotheses: Samples per input (default ``config.num_hypotheses``); a
+                regression decoder accepts only 1.
+            aggregation: "mean" or "median" (default ``config.hypothesis_aggregation``).
+            generator: RNG of the starting noise (default: a fixed seed, so the
+                estimate is a deterministic function of the input).
+            return_hypotheses: Also return the samples (B, H, J, dims).
+
+        Returns:
+            Poses (B, J, dims), and with ``return_hypotheses`` also (B, H, J, dims).
+        """
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+        decoder = self.decoder3d if dims == 3 else self.decoder2d
+        c = self.config
+        method = c.hypothesis_aggregation if aggregation is None else aggregation
+        if isinstance(decoder, DiffusionDecoder):
+            hyps = sample_poses(
+                decoder,
+                embedding,
+                source,
+                num_steps=c.diffusion_sampling_steps if num_steps is None else num_steps,
+                num_hypotheses=c.num_hypotheses if num_hypotheses is None else num_hypotheses,
+                generator=generator,
+            )
+            pose = aggregate_hypotheses(hyps, method)
+        else:
+            if num_hypotheses not in (None, 1):
+                raise ValueError(
+                    f"num_hypotheses={num_hypotheses!r}: a {c.decoder} decoder gives one pose "
+                    "per input; only diffusion decoders draw several"
+                )
+            if method not in AGGREGATIONS:
+                raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+            pose = decoder(embedding, source)
+            hyps = pose[:, None]
+        return (pose, hyps) if return_hypotheses else pose
 
     @torch.no_grad()
     def estimate_3d(
@@ -188,7 +310,7 @@ class UniHPR(nn.Module):
         bbox: Tensor | None = None,
         mask: Tensor | None = None,
         pose3d: Tensor | None = None,
-        **decoder_kwargs: Any,
+        **decode_kwargs: Any,
     ) -> Tensor:
         """Root-relative 3D pose (B, J, 3) in metres from images or 2D poses.
 
@@ -196,11 +318,11 @@ class UniHPR(nn.Module):
             image: (B, 3, H, W) in [0, 1], or
             pose2d: (B, J, 2) pixels (with optional ``bbox`` (B, 4) and ``mask`` (B, J)), or
             pose3d: (B, J, 3) (reconstruction through the embedding).
-            **decoder_kwargs: Passed to a diffusion decoder (``num_steps``, ``num_hypotheses``,
-                ``aggregation``, ``generator``).
+            **decode_kwargs: Passed to [`decode`][UniHPR.decode]
+                (``num_steps``, ``num_hypotheses``, ``aggregation``, ``generator``).
         """
         emb, source = self._embed_one(image, pose2d, pose3d, bbox, mask)
-        return self.decoder3d(emb, source, **decoder_kwargs)
+        return self.decode(emb, source, dims=3, **decode_kwargs)
 
     @torch.no_grad()
     def estimate_2d(
@@ -210,19 +332,19 @@ class UniHPR(nn.Module):
         bbox: Tensor | None = None,
         mask: Tensor | None = None,
         pose3d: Tensor | None = None,
-        **decoder_kwargs: Any,
+        **decode_kwargs: Any,
     ) -> Tensor:
         """Box-normalised 2D pose (B, J, 2) (see ``denormalize_pose2d`` for pixels).
 
-        Same inputs as [`estimate_3d`][].
+        Same inputs as [`estimate_3d`][UniHPR.estimate_3d].
         """
         emb, source = self._embed_one(image, pose2d, pose3d, bbox, mask)
-        return self.decoder2d(emb, source, **decoder_kwargs)
+        return self.decode(emb, source, dims=2, **decode_kwargs)
 
     # ---------------------------------------------------------------- retrieval
     @staticmethod
     def retrieve(queries: Tensor, gallery: Tensor, k: int = 1) -> tuple[Tensor, Tensor]:
-        """Cosine top-k retrieval.
+        """Cosine top-k retrieval (via ``unihpr.metrics.retrieve_nearest``).
 
         Args:
             queries: (Q, D).
@@ -230,17 +352,16 @@ class UniHPR(nn.Module):
             k: Number of neighbours, 1 <= k <= G.
 
         Returns:
-            ``(indices (Q, k) long, scores (Q, k))``, best first.
+            ``(indices (Q, k) long, scores (Q, k))``, best first; scores in the queries' dtype.
         """
+        from unihpr.metrics import retrieve_nearest
+
         queries = check_float("queries", queries)
         gallery = check_float("gallery", gallery)
-        check_shape("queries", queries, (None, None), "(Q, D)")
-        check_shape("gallery", gallery, (None, queries.shape[1]), f"(G, D={queries.shape[1]})")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= gallery.shape[0]:
-            raise ValueError(f"k must be an int in [1, G={gallery.shape[0]}], got {k!r}")
-        scores = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
-        top = scores.topk(k, dim=-1)
-        return top.indices, top.values
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise ValueError(f"k must be an int in [1, G], got {type(k).__name__} {k!r}")
+        idx, scores = retrieve_nearest(queries, gallery, k=k, return_scores=True)
+        return idx, scores.to(queries.dtype)
 
     # ---------------------------------------------------------------- interpolation
     @torch.no_grad()
@@ -273,30 +394,118 @@ class UniHPR(nn.Module):
         w = torch.linspace(0, 1, steps, device=ea.device)
         path = slerp(ea, eb, w)  # (S, B, D)
         s, b, d = path.shape
-        poses = self.decoder3d(path.reshape(s * b, d), "pose3d", **decoder_kwargs)
+        poses = self.decode(path.reshape(s * b, d), "pose3d", dims=3, **decoder_kwargs)
         poses = poses.view(s, b, *poses.shape[1:])
         return poses[:, 0] if unbatched else poses
 
     # ---------------------------------------------------------------- persistence
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``."""
-        from unihpr.models.hub import save_pretrained
+    config_class = UniHPRConfig
 
-        return save_pretrained(self, directory)
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``."""
+        return hub.save_pretrained(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> UniHPR:
-        """Load from a local folder or the Hub; see `unihpr.models.hub.from_pretrained`."""
-        from unihpr.models.hub import from_pretrained
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        map_location: Any = "cpu",
+        **overrides: Any,
+    ) -> UniHPR:
+        """Load a model from a local folder, a registered name or a Hub repo id.
 
-        return from_pretrained(name_or_path, **kwargs)
+        Resolution order: an existing folder; a registered name (weights shipped in
+        a package first, then its Hub id); a ``"org/name"`` Hub repo id (see
+        `locate_weights`). Hub files come from
+        ``huggingface_hub``'s cache when ``HF_HUB_OFFLINE=1`` or when the Hub cannot
+        be reached (decided within seconds). Before any module is allocated,
+        ``config.json`` is validated and the weights' shapes are compared with it.
+
+        Args:
+            name_or_path: Folder, registered name (e.g. ``"unihpr-w48"``) or repo id.
+            revision: Hub revision (branch, tag or commit).
+            cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``).
+            map_location: Device for the loaded model.
+            **overrides: Inference settings to change (``num_hypotheses``,
+                ``diffusion_sampling_steps``, ``hypothesis_aggregation``, ``name``).
+
+        Returns:
+            The model in eval mode.
+
+        Raises:
+            PretrainedNotFoundError: Nothing found (one line saying where it looked).
+            CheckpointError: Files found but invalid, or weights of another configuration.
+            ValueError: An override of an architecture field.
+        """
+        UniHPRConfig.check_inference_overrides(overrides)
+        location = locate_weights(name_or_path)
+        config_path, weights_path = hub.fetch_files(
+            location, revision=revision, cache_dir=cache_dir
+        )
+        entry = find_entry(name_or_path)
+
+        def configure(config: UniHPRConfig) -> UniHPRConfig:
+            if entry is not None:  # weights of a registered name must fit its entry
+                _check_matches_entry(config, entry.config, config_path)
+            return config.for_inference(**overrides)
+
+        return hub.load_model(
+            cls, config_path, weights_path, configure=configure, map_location=map_location
+        )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        """Upload to the Hugging Face Hub; see `unihpr.models.hub.push_to_hub`."""
-        from unihpr.models.hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+        """Upload to the Hugging Face Hub; see `push_to_hub`."""
+        return hub.push_to_hub(self, repo_id, **kwargs)
 
     def num_parameters(self) -> int:
         """Total number of parameters."""
-        return sum(p.numel() for p in self.parameters())
+        return count_parameters(self)
+
+    def model_card(self) -> str:
+        """A Markdown model card describing the configuration and size (``README.md``)."""
+        c = self.config
+        parts = ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
+        rows = "\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts)
+        return f"""---
+library_name: unihpr
+tags: [human-pose-estimation, contrastive-learning, pytorch]
+---
+
+# {c.name}
+
+A [UniHPR](https://github.com/unihpr/unihpr) model: image, 2D-pose and 3D-pose encoders that
+map into one {c.embed_dim}-dimensional embedding space, with {c.decoder} decoders
+for root-relative 3D poses (metres) and box-normalised 2D poses.
+
+* joints: {c.num_joints}
+* image input: {c.image_size[0]}x{c.image_size[1]} RGB in [0, 1], backbone `{c.image_backbone}`
+* parameters: {self.num_parameters():,}
+
+| module | parameters |
+| --- | --- |
+{rows}
+
+## Usage
+
+```python
+import unihpr
+model = unihpr.from_pretrained("path/or/repo")
+emb = model.encode_pose3d(pose3d)        # (B, {c.num_joints}, 3) -> (B, {c.embed_dim})
+pose = model.estimate_3d(image=images)   # (B, 3, H, W) -> (B, {c.num_joints}, 3)
+```
+
+## Training data and evaluation
+
+This card was generated by `save_pretrained`; it does not record what the
+weights were trained on or how they perform. Add that information before
+sharing the model.
+
+## Configuration
+
+```json
+{json.dumps(c.to_dict(), indent=2)}
+```
+"""

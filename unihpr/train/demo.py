@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from unihpr._optional import require
+from unihpr.evaluation import evaluate
 from unihpr.train.config import StageConfig, TrainConfig
 from unihpr.train.distributed import DistInfo
-from unihpr.train.evaluate import evaluate
 from unihpr.train.loop import Trainer, seed_everything
 from unihpr.train.pipeline import train_pipeline
 from unihpr.train.stages import make_stage

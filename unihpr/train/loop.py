@@ -428,8 +428,3 @@ class Trainer:
             resumed_from=resumed_from,
             seconds=time.perf_counter() - t0,
         )
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of (trainable) parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from unihpr.modalities import MODALITIES
 from unihpr.train.config import TrainConfig
 from unihpr.train.distributed import DistInfo, barrier, init_distributed
 from unihpr.train.logger import MetricsLogger
@@ -54,7 +55,7 @@ def train_pipeline(
     datasets: Dataset | Mapping[str, Dataset],
     *,
     model: nn.Module | None = None,
-    modalities: Sequence[str] = ("image", "pose2d", "pose3d"),
+    modalities: Sequence[str] = MODALITIES,
     dist_info: DistInfo | None = None,
     resume: bool = True,
     save_model: bool = True,

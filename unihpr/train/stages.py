@@ -32,10 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from unihpr.modalities import MODALITIES, check_modalities
 from unihpr.train.config import StageConfig
-
-MODALITIES = ("image", "pose2d", "pose3d")
-_BATCH_KEY = {"image": "image", "pose2d": "pose2d", "pose3d": "pose3d"}
 
 
 def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
@@ -107,8 +105,8 @@ class Stage(nn.Module):
     """Base class: a model, a criterion, a set of frozen sub-modules.
 
     Args:
-        model: A ``UniHPR`` (or anything with its ``encode_*`` methods and
-            ``image_encoder``, ``pose2d_encoder``, ``pose3d_encoder``,
+        model: A ``UniHPR`` (or anything with its ``embed(batch, modalities)`` method
+            and ``image_encoder``, ``pose2d_encoder``, ``pose3d_encoder``,
             ``decoder3d``, ``decoder2d`` sub-modules).
         config: The stage's hyper-parameters.
         criterion: Contrastive loss; [`build_criterion`][] when omitted.
@@ -164,22 +162,9 @@ class Stage(nn.Module):
                 m.project_()
 
     def embed(self, batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
-        """L2-normalised embeddings (B, D) of the requested modalities of ``batch``."""
-        _check_batch(self.name, batch, [_BATCH_KEY[m] for m in modalities])
-        mask = batch.get("mask")
-        out = {}
-        for m in modalities:
-            if m == "image":
-                out[m] = self.model.encode_image(batch["image"])
-            elif m == "pose2d":
-                out[m] = self.model.encode_pose2d(
-                    batch["pose2d"], bbox=batch.get("bbox"), mask=mask
-                )
-            elif m == "pose3d":
-                out[m] = self.model.encode_pose3d(batch["pose3d"], mask=mask)
-            else:
-                raise ValueError(f"unknown modality {m!r}; expected one of {MODALITIES}")
-        return out
+        """L2-normalised embeddings (B, D): ``model.embed(batch, modalities)``, errors naming the stage."""
+        _check_batch(self.name, batch, modalities)
+        return self.model.embed(batch, modalities)
 
     def contrastive(
         self, emb: dict[str, Tensor], generator: torch.Generator | None
@@ -257,12 +242,7 @@ class FinetuneStage(Stage):
         decode_from: Sequence[str] | None = None,
         target2d: Callable[[Tensor, Tensor | None, Tensor | None], Tensor] | None = None,
     ) -> None:
-        modalities = tuple(modalities)
-        bad = [m for m in modalities if m not in MODALITIES]
-        if bad or len(set(modalities)) < 2 or len(set(modalities)) != len(modalities):
-            raise ValueError(
-                f"modalities must be two or three distinct names of {MODALITIES}, got {modalities}"
-            )
+        modalities = check_modalities(modalities, min_count=2)
         super().__init__(model, config, criterion, num_modalities=len(modalities))
         decode_from = tuple(decode_from) if decode_from is not None else modalities
         if not decode_from or any(m not in modalities for m in decode_from):

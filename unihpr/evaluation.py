@@ -1,5 +1,7 @@
 """Evaluation of a UniHPR model with the paper's protocols, via [`unihpr.metrics`][].
 
+(Formerly ``unihpr.train.evaluate``; the old names still work for one release.)
+
 One pass over a dataset collects the embeddings of every modality present,
 the 3D poses decoded from each source embedding and the ground truth; the
 numbers are then computed from those arrays:
@@ -32,9 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from unihpr.modalities import MODALITIES, check_modalities
 from unihpr.train.loop import move_to_device
-
-MODALITIES = ("image", "pose2d", "pose3d")
 
 
 @dataclass
@@ -74,7 +75,7 @@ def collect(
     """Embed (and decode) every sample of ``dataset`` with ``model`` in eval mode.
 
     Args:
-        model: A ``UniHPR`` model.
+        model: A ``UniHPR`` model (or anything with its ``embed`` and ``decode`` methods).
         dataset: Dict-sample dataset with at least ``"pose3d"``.
         modalities: Modalities to embed; by default those present in the first sample.
         decode: Also decode 3D poses from every image / 2D-pose embedding.
@@ -82,7 +83,8 @@ def collect(
         device: Device; by default that of the model's parameters.
         num_workers: DataLoader workers.
         max_samples: Use only the first ``max_samples`` samples.
-        decoder_kwargs: Passed to ``model.decoder3d`` (e.g. diffusion sampling steps).
+        decoder_kwargs: Passed to ``model.decode`` (e.g. diffusion ``num_steps``,
+            ``num_hypotheses``).
 
     Returns:
         A [`Collected`][], tensors on the CPU.
@@ -96,7 +98,7 @@ def collect(
     first = dataset[0]
     if "pose3d" not in first:
         raise ValueError(f"evaluation samples need 'pose3d'; got keys {sorted(first)}")
-    modalities = tuple(modalities) if modalities is not None else _modalities_of(first)
+    modalities = check_modalities(modalities if modalities is not None else _modalities_of(first))
     missing = [m for m in modalities if m not in first]
     if missing:
         raise ValueError(f"modalities {missing} are not in the samples (keys {sorted(first)})")
@@ -110,18 +112,12 @@ def collect(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     try:
         for batch in loader:
-            b = move_to_device(batch, device)
-            mask = b.get("mask")
-            for m in modalities:
-                if m == "image":
-                    e = model.encode_image(b["image"])
-                elif m == "pose2d":
-                    e = model.encode_pose2d(b["pose2d"], bbox=b.get("bbox"), mask=mask)
-                else:
-                    e = model.encode_pose3d(b["pose3d"], mask=mask)
+            emb = model.embed(move_to_device(batch, device), modalities)
+            for m, e in emb.items():
                 embs[m].append(e.float().cpu())
                 if decode and m in preds:
-                    preds[m].append(model.decoder3d(e, m, **(decoder_kwargs or {})).float().cpu())
+                    pred = model.decode(e, m, dims=3, **(decoder_kwargs or {}))
+                    preds[m].append(pred.float().cpu())
             targets.append(batch["pose3d"].float())
             if "action" in batch:
                 out.actions.extend(str(a) for a in batch["action"])
