@@ -88,13 +88,13 @@ def measure(mode: str, B: int, D: int, device: str, backend: str, repeat: int) -
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 180, 512])
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 180, 512], help="batch sizes B")
+    p.add_argument("--dim", type=int, default=128, help="embedding size D")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--repeat", type=int, default=3, help="timed repeats per configuration")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     p.add_argument("--exact-repeat-large", type=int, default=1, help="repeats for exact, B >= 512")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write the rows to this JSON file")
     p.add_argument("--_one", nargs=3, metavar=("MODE", "B", "BACKEND"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._one:

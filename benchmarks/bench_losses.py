@@ -172,18 +172,28 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[180, 1024, 2048])
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda when available)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[180, 1024, 2048],
+        help="batch sizes B of the loss timings",
+    )  # fmt: skip
+    parser.add_argument("--dim", type=int, default=512, help="embedding size D")
     parser.add_argument(
         "--eigen-batch", type=int, default=512, help="B for the λ1 comparison (B² triplets)"
     )
-    parser.add_argument("--svd-count", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--svd-count", type=int, default=4096, help="triplets timed with per-triplet SVDs"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="timed repeats per row")
     parser.add_argument(
         "--no-compile", action="store_true", help="skip the torch.compile variant (compiles ~1 min)"
     )
-    parser.add_argument("--out", default="benchmarks/results/bench_losses.json")
+    parser.add_argument(
+        "--out", default="benchmarks/results/bench_losses.json", help="JSON file of the rows"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 

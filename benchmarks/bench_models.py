@@ -64,12 +64,12 @@ def bench(name: str, device: str, batch: int, repeats: int, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=list_models())
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--ddim-steps", type=int, default=2)
+    parser.add_argument("--models", nargs="*", default=list_models(), help="model names")
+    parser.add_argument("--batch", type=int, default=2, help="batch size")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per row")
+    parser.add_argument("--ddim-steps", type=int, default=2, help="diffusion sampling steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", default="bench_models.json")
+    parser.add_argument("--out", default="bench_models.json", help="JSON file of the rows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

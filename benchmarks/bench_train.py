@@ -64,9 +64,9 @@ def bench(name, device, steps, warmup=2):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--models", nargs="+", default=["unihpr-tiny", "unihpr-w32"])
-    p.add_argument("--out", default="bench_train.json")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per stage")
+    p.add_argument("--models", nargs="+", default=["unihpr-tiny", "unihpr-w32"], help="model names")
+    p.add_argument("--out", default="bench_train.json", help="JSON file of the rows")
     args = p.parse_args(argv)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = [r for d in devices for m in args.models for r in bench(m, d, args.steps)]

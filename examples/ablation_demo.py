@@ -75,9 +75,11 @@ def _fmt(v):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the CI-sized settings of unihpr demo")
-    p.add_argument("--output-dir", type=Path, default=Path("unihpr-ablation"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--output-dir", type=Path, default=Path("unihpr-ablation"),
+                   help="output folder; runs already there are resumed")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of every run")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache of the rendered dataset (default: $UNIHPR_CACHE or ~/.cache/unihpr)")  # fmt: skip
     p.add_argument("--steps", type=int, nargs=3, metavar=("S1", "S2", "S3"),
                    help="override the steps of (step 1, step 2, fine-tuning)")  # fmt: skip
     p.add_argument("--batch-sizes", type=int, nargs=3, metavar=("B1", "B2", "B3"),

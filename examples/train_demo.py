@@ -5,7 +5,7 @@
 Trains unihpr-tiny (step 1: 2D-3D alignment; step 2: image alignment, once
 with and once without L_triplet for the Fig. 4 curves; fine-tuning), evaluates
 on held-out clips and writes results.md/json, fig4_cosine.png, skeletons.png
-and a ``save_pretrained`` folder. Needs ``pip install unihpr[demo]``.
+and a ``save_pretrained`` folder. Needs the ``demo`` extra (``pip install -e ".[demo]"``).
 """
 
 import sys

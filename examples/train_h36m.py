@@ -10,7 +10,7 @@ Files expected in ``DIR`` (VideoPose3D / P-STMO conventions, see
 * ``data_3d_h36m.npz`` (required) and ``data_2d_h36m_cpn_ft_h36m_dbb.npz``
   (required with ``--keypoints cpn``, the default) or ``data_2d_h36m_gt.npz``;
 * ``h36m_images.jsonl`` (optional): an image index written by
-  ``python -m unihpr.data.image_index`` with image paths relative to ``DIR``;
+  ``unihpr build-image-index`` with image paths relative to ``DIR``;
   without it only the lifting branch is trained (no step 2, no image rows);
 * ``data_train_3dhp.npz`` (only with ``--with-3dhp``): MPI-INF-3DHP training data;
 * ``3dpw/`` (optional): 3DPW ``sequenceFiles/test`` pickles for the
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, required=True, help="folder with the dataset files")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/h36m"))
+    p.add_argument("--output-dir", type=Path, default=Path("runs/h36m"),
+                   help="checkpoints, model and results; a run there is resumed")  # fmt: skip
     p.add_argument("--model", default="unihpr-w32", help="unihpr-w32 | unihpr-w48 | unihpr-tiny")
     p.add_argument("--config", type=Path, help="TrainConfig JSON overriding the paper defaults")
     p.add_argument("--keypoints", choices=sorted(KEYPOINT_FILES), default="cpn",
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-process batch sizes (paper: 2048 180 180)")  # fmt: skip
     p.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
     p.add_argument("--eval-stride", type=int, default=1, help="use every k-th test frame")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
-    p.add_argument("--num-workers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available), cpu, cuda or cuda:N")  # fmt: skip
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
+                   help="mixed precision (auto: bf16, or fp16 on older GPUs; off on the CPU)")  # fmt: skip
+    p.add_argument("--num-workers", type=int, default=4, help="DataLoader workers per process")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
     p.add_argument("--eval-only", action="store_true", help="evaluate OUTPUT/model only")
     return p
 
@@ -84,7 +87,7 @@ def missing_data_message(args: argparse.Namespace) -> str | None:
         lines.append(f"  [{state:7s}] {path}  - {what}")
     lines.append(
         "The npz files are those of VideoPose3D (github.com/facebookresearch/VideoPose3D, "
-        "DATASETS.md); the image index is built with `python -m unihpr.data.image_index`."
+        "DATASETS.md); the image index is built with `unihpr build-image-index`."
     )
     return "\n".join(lines)
 

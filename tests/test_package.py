@@ -34,7 +34,7 @@ def test_import_is_light():
 def test_optional_dependency_error_names_the_extra():
     from unihpr._optional import require
 
-    with pytest.raises(ImportError, match=r"pip install unihpr\[demo\]"):
+    with pytest.raises(ImportError, match=r"'demo' extra: `pip install -e \"\.\[demo\]\"`"):
         require("definitely_not_a_module_xyz", "demo")
 
 

@@ -29,7 +29,9 @@ def require(module: str, extra: str | None = None) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         extra = extra or _EXTRA_OF.get(module.split(".")[0], module)
+        # unihpr is installed from a checkout (it is not on PyPI yet), so the
+        # hint is the command that works there.
         raise ImportError(
-            f"{module!r} is required for this feature but is not installed; "
-            f"install it with `pip install unihpr[{extra}]`"
+            f"{module!r} is required for this feature but is not installed; install "
+            f'unihpr\'s {extra!r} extra: `pip install -e ".[{extra}]"` in the unihpr checkout'
         ) from err

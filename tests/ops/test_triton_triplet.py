@@ -18,6 +18,9 @@ pytest.importorskip("triton")
 
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
 
+# CI installs the `triton` extra in a separate step and runs `pytest -m triton`.
+pytestmark = pytest.mark.triton
+
 
 def _sims(B, D, seed, aligned):
     g = torch.Generator().manual_seed(seed)

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from unihpr.train.logger import MetricsLogger, progress_bar, read_metrics
+from unihpr.train.logger import MetricsLogger, TextProgress, progress_bar, read_metrics
 
 
 def test_log_truncate_and_read(tmp_path):
@@ -69,7 +69,9 @@ def test_damaged_last_line_is_dropped_with_a_warning(tmp_path, tail):
     importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed"
 )
 def test_tensorboard_missing_names_extra(tmp_path):
-    with pytest.raises(ImportError, match=r"unihpr\[tensorboard\]"):
+    with pytest.raises(
+        ImportError, match=r"'tensorboard' extra: `pip install -e \"\.\[tensorboard\]\"`"
+    ):
         MetricsLogger(tmp_path, tensorboard=True)
 
 
@@ -83,7 +85,7 @@ def test_tensorboard_writes_events(tmp_path):
 
 def test_progress_bar_only_on_tty_and_when_enabled(monkeypatch):
     bar = progress_bar(10, initial=2, desc="x")  # pytest's stderr is not a TTY
-    assert bar.disable
+    assert isinstance(bar, TextProgress)
     bar.close()
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     bar = progress_bar(10, initial=2, desc="x")
@@ -92,3 +94,38 @@ def test_progress_bar_only_on_tty_and_when_enabled(monkeypatch):
     bar = progress_bar(10, enabled=False)
     assert bar.disable
     bar.close()
+
+
+def test_text_progress_off_a_terminal(capsys):
+    # pytest's stderr is not a TTY: one line every `every` steps, labelled, with loss and ETA
+    bar = progress_bar(100, initial=0, desc="align_image (no L_triplet)", lines=3, align=10)
+    assert isinstance(bar, TextProgress) and bar.every == 30
+    for step in range(1, 101):
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{1 / step:.4f}")
+        bar.update(1)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "align_image (no L_triplet): step 30/100 (30%)",
+        "align_image (no L_triplet): step 60/100 (60%)",
+        "align_image (no L_triplet): step 90/100 (90%)",
+        "align_image (no L_triplet): step 100/100 (100%)",
+    ]
+    assert "loss 0.0333" in lines[0] and "ETA " in lines[0] and "elapsed " in lines[0]
+    assert "loss 0.0100" in lines[-1] and "ETA" not in lines[-1]  # done: no ETA
+
+
+def test_text_progress_resumed_run_and_disabled(capsys):
+    bar = TextProgress(10, initial=7, desc="finetune", every=5)
+    bar.update(3)  # crosses the end: one line, though 10 is also a multiple of 5
+    assert capsys.readouterr().err.splitlines() == [bar.line()]
+    assert bar.line().startswith("finetune: step 10/10 (100%)")
+    quiet = progress_bar(10, enabled=False)
+    quiet.update(10)
+    quiet.close()
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        TextProgress(10, every=0)
+    images = TextProgress(4, desc="rendering", every=2, unit="image")
+    assert images.line() == "rendering: image 0/4 (0%), elapsed 0:00:00"

@@ -331,3 +331,26 @@ def test_move_to_device_nested():
     b = {"a": torch.zeros(2), "b": [torch.ones(1), "x"], "c": 3}
     out = move_to_device(b, torch.device("cpu"))
     assert torch.equal(out["a"], b["a"]) and out["b"][1] == "x" and out["c"] == 3
+
+
+def test_progress_lines_off_a_terminal(tmp_path, capsys):
+    # pytest's stderr is not a TTY: the loop prints labelled lines, each with
+    # the loss logged at that very step (same value as metrics.jsonl).
+    torch.manual_seed(0)
+    cfg = StageConfig(
+        name="align_image", steps=40, batch_size=8, checkpoint_every=40, log_every=5,
+        lr=1e-2, tau_init=0.1, tau_min=0.01,
+    )  # fmt: skip
+    Trainer(
+        StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress_label="align_image (B)"
+    ).fit()
+    lines = capsys.readouterr().err.splitlines()
+    rows = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")}
+    # about 20 lines, at multiples of log_every: every 5 steps here
+    assert len(lines) == 8
+    for n, line in zip(range(5, 41, 5), lines):
+        assert line.startswith(f"align_image (B): step {n}/40 ")
+        assert f"loss {rows[n]:.4f}" in line  # the loss logged at that very step
+    quiet = _trainer(tmp_path / "q", steps=3)  # progress=False
+    quiet.fit()
+    assert capsys.readouterr().err == ""

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from unihpr._optional import require
+from unihpr._quiet import silence_c_output
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
@@ -193,16 +194,19 @@ class _Renderer:
     """One pybullet DIRECT client holding the humanoid, posed frame by frame."""
 
     def __init__(self, data_path: Path) -> None:
-        self.p = require("pybullet", "demo")
-        self.client = self.p.connect(self.p.DIRECT)
-        self.body = self.p.loadURDF(
-            str(data_path / "humanoid" / "humanoid.urdf"),
-            globalScaling=SCALE,
-            useFixedBase=True,
-            # keep URDF link order so that link j is HUMANOID15 joint j
-            flags=self.p.URDF_MAINTAIN_LINK_ORDER,
-            physicsClientId=self.client,
-        )
+        # pybullet prints a banner on import and "b3Warning ... urdfdom" lines
+        # for this URDF from C, straight to fds 1 and 2.
+        with silence_c_output():
+            self.p = require("pybullet", "demo")
+            self.client = self.p.connect(self.p.DIRECT)
+            self.body = self.p.loadURDF(
+                str(data_path / "humanoid" / "humanoid.urdf"),
+                globalScaling=SCALE,
+                useFixedBase=True,
+                # keep URDF link order so that link j is HUMANOID15 joint j
+                flags=self.p.URDF_MAINTAIN_LINK_ORDER,
+                physicsClientId=self.client,
+            )
 
     def pose(self, frame: np.ndarray) -> None:
         p, c = self.p, self.client
@@ -290,7 +294,7 @@ def build_humanoid_mocap(
         seed: Seed of the camera sampling (with clip, frame and view index).
         background: Fill the background with a random (seeded) flat colour
             instead of the renderer's constant one.
-        progress: Show a tqdm bar.
+        progress: Show progress (a bar on a terminal, else a log line every few percent).
         force: Rebuild even if the cache exists.
 
     Returns:
@@ -322,9 +326,11 @@ def build_humanoid_mocap(
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_frames = {c: load_mocap_clip(c, data_path) for c in clips}
     total = sum(len(range(0, len(f), stride)) for f in clip_frames.values()) * cameras_per_frame
-    from tqdm.auto import tqdm
+    from unihpr.train.logger import progress_bar
 
-    bar = tqdm(total=total, desc="rendering humanoid mocap", disable=not progress, unit="img")
+    bar = progress_bar(
+        total, desc="rendering the humanoid mocap dataset (once)", enabled=progress, unit="image"
+    )
     renderer = _Renderer(data_path)
     try:
         for split, names in splits.items():

@@ -164,7 +164,8 @@ def _branch_without_triplet(model: nn.Module, config: TrainConfig, train_set: An
     cfg.use_triplet = False
     stage = make_stage(model, cfg)
     trainer = Trainer(stage, train_set, cfg, output_dir=out_dir, seed=config.seed,
-                      amp="off", dist_info=DistInfo(), progress=config.progress)  # fmt: skip
+                      amp="off", dist_info=DistInfo(), progress=config.progress,
+                      progress_label="align_image (no L_triplet, Fig. 4)")  # fmt: skip
     return trainer.fit().history
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ class MetricsLogger:
         directory: Output directory (created on first write).
         enabled: ``False`` on non-zero ranks: every method becomes a no-op.
         tensorboard: Also write scalars with ``torch.utils.tensorboard``; needs
-            the ``tensorboard`` extra (``pip install unihpr[tensorboard]``).
+            the ``tensorboard`` extra (``pip install -e ".[tensorboard]"`` in a checkout).
     """
 
     def __init__(
@@ -141,7 +142,87 @@ def read_metrics(path: str | os.PathLike, stage: str | None = None) -> list[dict
     return [row for _, row in _parse_metrics(path) if stage is None or row["stage"] == stage]
 
 
-def progress_bar(total: int, *, initial: int = 0, desc: str = "", enabled: bool = True) -> tqdm:
-    """A tqdm bar with an ETA, shown only when ``enabled`` and stderr is a terminal."""
-    show = enabled and sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, disable=not show, dynamic_ncols=True)
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class TextProgress:
+    """Progress of a run as one log line every ``every`` steps (for logs, not terminals).
+
+    Used instead of a tqdm bar when stderr is not a terminal (CI logs, ``nohup``,
+    captured notebook output), where a bar would either print nothing or fill
+    the log with carriage returns. A line reads
+    ``align2d3d: step 300/1500 (20%), loss 2.3456, elapsed 0:00:41, ETA 0:02:44``.
+    It has the part of tqdm's interface the training loop uses.
+
+    Args:
+        total: Steps of the run.
+        initial: Steps already done (a resumed run); the ETA counts only this run's.
+        desc: Which run this is (the stage name, or a label such as
+            ``"align_image (no L_triplet)"``).
+        every: Steps between lines; the last step always gets one.
+        file: Stream written to (default ``sys.stderr``).
+        unit: What is counted (``"step"``, ``"image"``, ...).
+    """
+
+    disable = False
+
+    def __init__(
+        self, total: int, *, initial: int = 0, desc: str = "", every: int = 1, file: Any = None,
+        unit: str = "step",
+    ) -> None:  # fmt: skip
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.total, self.n, self.desc, self.every = int(total), int(initial), desc, int(every)
+        self.file, self.unit = file, unit
+        self.postfix: dict[str, Any] = {}
+        self._start_n = self.n
+        self._t0 = time.perf_counter()
+
+    def set_postfix(self, **values: Any) -> None:
+        """Values shown at the end of the next line (e.g. ``loss="1.2345"``)."""
+        self.postfix.update(values)
+
+    def update(self, n: int = 1) -> None:
+        """Advance by ``n`` steps; prints a line at every multiple of ``every`` and at the end."""
+        before, self.n = self.n, self.n + n
+        if self.n // self.every > before // self.every or (before < self.total <= self.n):
+            self._print()
+
+    def line(self) -> str:
+        """The current progress line."""
+        elapsed = time.perf_counter() - self._t0
+        done = self.n - self._start_n
+        parts = [f"{self.unit} {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%)"]
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        parts.append(f"elapsed {_clock(elapsed)}")
+        if done > 0 and self.n < self.total:
+            parts.append(f"ETA {_clock(elapsed / done * (self.total - self.n))}")
+        return f"{self.desc}: " + ", ".join(parts) if self.desc else ", ".join(parts)
+
+    def _print(self) -> None:
+        print(self.line(), file=self.file or sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Nothing to release (tqdm compatibility)."""
+
+
+def progress_bar(
+    total: int, *, initial: int = 0, desc: str = "", enabled: bool = True, lines: int = 20,
+    align: int = 1, unit: str = "step",
+) -> tqdm | TextProgress:  # fmt: skip
+    """Progress display of a run of ``total`` steps labelled ``desc``.
+
+    A tqdm bar with an ETA when stderr is a terminal; otherwise a
+    [`TextProgress`][unihpr.train.logger.TextProgress] printing about ``lines``
+    lines, every a multiple of ``align`` steps (pass the logging interval so
+    that each line shows a loss of that very step). ``enabled=False`` (other
+    ranks, ``progress=False``) shows nothing.
+    """
+    if enabled and not sys.stderr.isatty():
+        every = max(1, round(total / max(lines, 1) / align)) * align
+        return TextProgress(total, initial=initial, desc=desc, every=every, unit=unit)
+    return tqdm(
+        total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, unit=unit
+    )

@@ -180,7 +180,10 @@ class Trainer:
         dist_info: Process placement; read from ``torch.distributed`` when omitted.
         logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
             made when omitted.
-        progress: Show a tqdm bar (rank 0, TTY only).
+        progress: Show progress on rank 0: a tqdm bar on a terminal, else one
+            log line every few steps (see `unihpr.train.logger.progress_bar`).
+        progress_label: What the progress display calls this run (default: the
+            stage name); tells apart two runs of one stage.
         callbacks: Called on every rank after every step with ``(step, metrics)``.
         find_unused_parameters: Passed to DDP.
     """
@@ -200,6 +203,7 @@ class Trainer:
         dist_info: DistInfo | None = None,
         logger: MetricsLogger | None = None,
         progress: bool = True,
+        progress_label: str | None = None,
         callbacks: Sequence[StepCallback] = (),
         find_unused_parameters: bool = False,
     ) -> None:
@@ -223,6 +227,7 @@ class Trainer:
         self.collate_fn = collate_fn
         self.logger = logger or MetricsLogger(self.output_dir, enabled=self.info.is_main)
         self.progress = progress and self.info.is_main
+        self.progress_label = progress_label or config.name
         self.callbacks = list(callbacks)
         self.find_unused_parameters = find_unused_parameters
 
@@ -385,7 +390,10 @@ class Trainer:
                 self.load_state_dict(state, source=f"checkpoint {str(resumed_from)!r}")
         self.logger.truncate_after(cfg.name, self.step)
         history: list[dict[str, Any]] = []
-        bar = progress_bar(cfg.steps, initial=self.step, desc=cfg.name, enabled=self.progress)
+        bar = progress_bar(
+            cfg.steps, initial=self.step, desc=self.progress_label, enabled=self.progress,
+            align=cfg.log_every,
+        )  # fmt: skip
         t0 = time.perf_counter()
         t_log, step_log = t0, self.step
         try:
@@ -398,7 +406,6 @@ class Trainer:
                 self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch)
                 for batch in self.loader:
                     loss, metrics = self.train_step(batch)
-                    bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
@@ -413,6 +420,7 @@ class Trainer:
                         self.logger.log(cfg.name, self.step, row)
                         history.append({"stage": cfg.name, "step": self.step, **row})
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    bar.update(1)  # after set_postfix: a log line shows this step's loss
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                         self.save()
                     for cb in self.callbacks:

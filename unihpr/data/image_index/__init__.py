@@ -5,10 +5,11 @@ Each line holds ``image`` (path relative to the index's image root), ``bbox``
 metres, root-relative), ``camera`` (id), ``subject``, ``action`` (normalised),
 ``action_raw`` and ``frame``. [`build_h36m_image_index`][] writes one from
 extracted Human3.6M frames plus the VideoPose3D npz files;
-[`ImageIndexDataset`][] loads square-ish crops (needs Pillow:
-``pip install unihpr[image]``).
+[`ImageIndexDataset`][] loads square-ish crops (needs Pillow, the ``image``
+extra).
 
-Run as ``python -m unihpr.data.image_index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``.
+Build one with ``unihpr build-image-index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``
+(or ``python -m unihpr.data.image_index ...``; ``--help`` lists the options).
 """
 
 from __future__ import annotations
@@ -238,26 +239,68 @@ class ImageIndexDataset(Dataset):
         }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: build an H36M image index."""
-    ap = argparse.ArgumentParser(description=build_h36m_image_index.__doc__.splitlines()[0])
-    ap.add_argument("frames_root")
-    ap.add_argument("data_3d")
-    ap.add_argument("data_2d")
-    ap.add_argument("out")
-    ap.add_argument("--subjects", nargs="+", default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS))
-    ap.add_argument("--stride", type=int, default=1)
-    ap.add_argument("--pattern", default=DEFAULT_PATTERN)
-    ap.add_argument("--first-number", type=int, default=1)
-    ap.add_argument("--strict", action="store_true", help="fail on a missing image")
-    ap.add_argument(
-        "--mask-nonfinite", action="store_true", help="leave out samples with NaN/inf poses"
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of [`build_h36m_image_index`][] to ``parser``.
+
+    Shared by ``unihpr build-image-index`` and ``python -m unihpr.data.image_index``.
+    """
+    parser.add_argument(
+        "frames_root",
+        help="folder of the extracted frames; image paths in the index are relative to it",
     )
-    args = ap.parse_args(argv)
+    parser.add_argument("data_3d", help="data_3d_h36m.npz (VideoPose3D format)")
+    parser.add_argument(
+        "data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints (boxes and 2D targets)"
+    )
+    parser.add_argument("out", help="output .jsonl file")
+    parser.add_argument(
+        "--subjects",
+        nargs="+",
+        default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS),
+        help="subjects to index (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="index every STRIDE-th mocap frame; 50 gives the paper's 1 fps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pattern",
+        default=DEFAULT_PATTERN,
+        help="image path relative to FRAMES_ROOT, with fields {subject}, "
+        "{action}, {camera}, {frame}, {number} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--first-number",
+        type=int,
+        default=1,
+        help="file number of mocap frame 0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bbox-margin",
+        type=float,
+        default=0.15,
+        help="grow the keypoints' box by this fraction per side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail on a missing image instead of skipping it"
+    )
+    parser.add_argument(
+        "--mask-nonfinite",
+        action="store_true",
+        help="leave out samples whose poses hold NaN or inf (default: fail naming the file)",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the index from parsed [`add_arguments`][] arguments; prints a summary."""
     stats = build_h36m_image_index(
         args.frames_root, args.data_3d, args.data_2d, args.out, subjects=args.subjects,
         stride=args.stride, pattern=args.pattern, first_number=args.first_number,
-        skip_missing=not args.strict, nonfinite="mask" if args.mask_nonfinite else "raise",
+        bbox_margin=args.bbox_margin, skip_missing=not args.strict,
+        nonfinite="mask" if args.mask_nonfinite else "raise",
     )  # fmt: skip
     print(
         f"wrote {stats['written']} records to {args.out} ({stats['missing']} images missing, "
@@ -266,5 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """CLI: build an H36M image index (``python -m unihpr.data.image_index --help``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=build_h36m_image_index.__doc__.splitlines()[0]
+    )
+    return run(add_arguments(parser).parse_args(argv))
