@@ -220,7 +220,15 @@ def to_humanoid15(
 @functools.lru_cache(maxsize=4)
 def _load(name: str) -> UniHPR:
     from unihpr.models.factory import from_pretrained
+    from unihpr.models.hub import PretrainedNotFoundError
+    from unihpr.models.registry import find_entry
 
+    if name == DEFAULT_LIFT_MODEL and find_entry(name) is None:
+        raise PretrainedNotFoundError(
+            f"the default lift model {name!r} is not shipped with this version of unihpr; "
+            "pass model= a folder written by save_pretrained() or a loaded UniHPR model "
+            "of the humanoid15 skeleton"
+        )
     return from_pretrained(name)
 
 
