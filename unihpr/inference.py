@@ -3,7 +3,7 @@
 A user's 2D keypoints (MediaPipe Pose, a COCO-17 detector, Human3.6M-17, or
 the humanoid's own 15 joints) are converted to the
 [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15] layout by the one table of
-layout mappings in [`unihpr.data.skeletons`][] (see
+layout mappings ([`joint_mapping`][unihpr.data.skeletons.joint_mapping]; see
 [`to_humanoid15`][unihpr.inference.to_humanoid15]), low-confidence joints are
 masked, and a UniHPR model trained on that skeleton embeds the 2D pose and
 decodes a root-relative 3D pose in metres in the camera frame.

@@ -40,6 +40,9 @@ def _batch(x, name: str, dims: int, num_joints: int) -> np.ndarray | None:
     a = a.astype(np.float64)
     if np.isinf(a).any():
         raise ValueError(f"{name} contains infinite values (NaN marks a missing joint)")
+    empty = np.flatnonzero(np.isnan(a).any(axis=-1).all(axis=-1))
+    if empty.size:
+        raise ValueError(f"{name}: sample {int(empty[0])} has only NaN (missing) joints")
     return a
 
 

@@ -389,6 +389,8 @@ MEDIAPIPE33 = Skeleton(
     flip_pairs=tuple((a, a + 3) for a in (1, 2, 3))
     + tuple((a, a + 1) for a in range(7, 33, 2)),
 )  # fmt: skip
+"""MediaPipe Pose's 33 landmarks in its order (``PoseLandmark`` 0..32), names in
+lower case (``MOUTH_LEFT`` is ``left_mouth``)."""
 
 # The DeepMimic humanoid of pybullet_data (humanoid.urdf), in pybullet's link order
 # (link 0 "root" is the pelvis; wrists are fixed end links).
@@ -414,6 +416,10 @@ HUMANOID15 = Skeleton(
     parents=(-1, 0, 1, 0, 3, 4, 1, 6, 7, 0, 9, 10, 1, 12, 13),
     flip_pairs=((9, 3), (10, 4), (11, 5), (12, 6), (13, 7), (14, 8)),
 )
+"""The DeepMimic humanoid of the bundled motion clips: 15 joints, root 0 (the hips'
+midpoint). Order: ``root, chest, neck``, then ``right_hip, right_knee, right_ankle,
+right_shoulder, right_elbow, right_wrist`` and the same on the left. The layout of
+[`unihpr.lift`][unihpr.inference.lift]'s output."""
 
 _SKELETONS: dict[str, Skeleton] = {
     s.name: s
