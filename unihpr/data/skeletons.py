@@ -852,6 +852,16 @@ def joint_mapping(
     return entry
 
 
+def _check_joint_axis(x, sk: Skeleton, name: str, *, channels: bool) -> None:
+    """``x`` is (..., J, C) (``channels``) or (..., J) for skeleton ``sk``."""
+    axis = -2 if channels else -1
+    if x.ndim < -axis or x.shape[axis] != sk.num_joints:
+        want = f"(..., {sk.num_joints}, C)" if channels else f"(..., {sk.num_joints})"
+        raise ValueError(
+            f"{name} must have shape {want} for skeleton {sk.name!r}, got {tuple(x.shape)}"
+        )
+
+
 def map_joints(
     pose: np.ndarray | torch.Tensor,
     src: str | Skeleton,
@@ -864,12 +874,7 @@ def map_joints(
     count C (2D or 3D). ``mapping`` maps a motion-capture rig by joint name (see
     [`joint_mapping`][]).
     """
-    s = get_skeleton(src)
-    if pose.ndim < 2 or pose.shape[-2] != s.num_joints:
-        raise ValueError(
-            f"pose must have shape (..., {s.num_joints}, C) for skeleton {s.name!r}, "
-            f"got {tuple(pose.shape)}"
-        )
+    _check_joint_axis(pose, get_skeleton(src), "pose", channels=True)
     m = joint_mapping(src, dst, mapping)
     if isinstance(m, tuple):
         return pose[..., list(m), :]
@@ -905,12 +910,7 @@ def map_visibility(
         ...     ~map_visibility(visible, "coco17", "humanoid15"))]
         ['root', 'chest', 'left_hip']
     """
-    s = get_skeleton(src)
-    if mask.ndim < 1 or mask.shape[-1] != s.num_joints:
-        raise ValueError(
-            f"mask must have shape (..., {s.num_joints}) for skeleton {s.name!r}, "
-            f"got {tuple(mask.shape)}"
-        )
+    _check_joint_axis(mask, get_skeleton(src), "mask", channels=False)
     m = joint_mapping(src, dst, mapping)
     if isinstance(m, tuple):
         return mask[..., list(m)]
@@ -936,11 +936,7 @@ def flip_pose(
     ``center=W / 2``.
     """
     sk = get_skeleton(skeleton)
-    if pose.ndim < 2 or pose.shape[-2] != sk.num_joints:
-        raise ValueError(
-            f"pose must have shape (..., {sk.num_joints}, C) for skeleton {sk.name!r}, "
-            f"got {tuple(pose.shape)}"
-        )
+    _check_joint_axis(pose, sk, "pose", channels=True)
     if not 0 <= axis < pose.shape[-1]:
         raise ValueError(f"axis must be in [0, {pose.shape[-1]}), got {axis}")
     out = pose[..., list(sk.flip_permutation), :]
