@@ -62,7 +62,8 @@ registered mapping to ``humanoid15`` (``coco17``, ``h36m17``, ``humanoid15``,
 ``mediapipe33``)."""
 DEFAULT_LIFT_MODEL = "unihpr-tiny-mocap"
 """The registry name [`lift`][unihpr.inference.lift] loads by default: ``unihpr-tiny``
-trained on the bundled mocap, shipped inside the package."""
+trained on the bundled mocap, shipped inside the package once a release has it (until
+then, pass ``model=``)."""
 CANONICAL_BOX_FILL = 0.65
 """Longer side of the keypoints' box over ``bbox_reference`` in the canonical frame:
 the keypoints of the bundled 64 x 64 renders (``HumanoidMocap``, ``bbox_reference=64``)
@@ -346,8 +347,8 @@ def lift(
     Returns:
         (15, 3) or (T, 15, 3) root-relative joints in metres in the camera frame
         (x right, y down, z away from the camera), in the order of
-        ``HUMANOID15.joint_names``; a numpy array for numpy input (float32 unless
-        the input was another float type), else a tensor on the input's device.
+        ``HUMANOID15.joint_names``; a numpy array for numpy input, else a tensor
+        on the input's device, in the input's float dtype (float32 for integers).
         A regression decoder makes each frame's result independent of the
         others; a diffusion decoder draws its noise per batch of frames.
 
