@@ -37,6 +37,7 @@ from unihpr.data.skeletons import (
     H36M17,
     H36M32,
     HUMANOID15,
+    MEDIAPIPE33,
     MPI_INF_3DHP17,
     OPENPOSE18,
     RIG_MAPPINGS,
@@ -48,6 +49,8 @@ from unihpr.data.skeletons import (
     joint_mapping,
     list_skeletons,
     map_joints,
+    map_visibility,
+    mappable_layouts,
     resolve_rig_mapping,
 )
 
@@ -61,6 +64,7 @@ __all__ = [
     "H36M_TRAIN_SUBJECTS",
     "HUMANOID15",
     "LENGTH_UNITS",
+    "MEDIAPIPE33",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
     "RIG_MAPPINGS",
@@ -95,6 +99,8 @@ __all__ = [
     "load_h36m_3d",
     "load_mocap_clip",
     "map_joints",
+    "map_visibility",
+    "mappable_layouts",
     "normalize_action",
     "prepare_h36m",
     "project",
