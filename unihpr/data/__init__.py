@@ -38,6 +38,7 @@ from unihpr.data.skeletons import (
     H36M17,
     H36M32,
     HUMANOID15,
+    MEDIAPIPE33,
     MPI_INF_3DHP17,
     OPENPOSE18,
     RIG_MAPPINGS,
@@ -49,6 +50,8 @@ from unihpr.data.skeletons import (
     joint_mapping,
     list_skeletons,
     map_joints,
+    map_visibility,
+    mappable_layouts,
     resolve_rig_mapping,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "H36M_TRAIN_SUBJECTS",
     "HUMANOID15",
     "LENGTH_UNITS",
+    "MEDIAPIPE33",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
     "RIG_MAPPINGS",
@@ -97,6 +101,8 @@ __all__ = [
     "load_h36m_3d",
     "load_mocap_clip",
     "map_joints",
+    "map_visibility",
+    "mappable_layouts",
     "normalize_action",
     "prepare_h36m",
     "project",
