@@ -49,40 +49,98 @@ def test_stage_roundtrip_property(steps, bs, lr, tau_min, triplet):
     assert StageConfig.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
+_NAN, _INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"name": "step4"}, "name"),
-        ({"steps": 0}, "steps"),
-        ({"batch_size": 2.5}, "batch_size"),
-        ({"lr": -1.0}, "lr"),
-        ({"lr": float("nan")}, "lr"),
-        ({"tau_init": 1.0, "tau_max": 0.5}, "tau_min <= tau_init <= tau_max"),
-        ({"tau_min": 0.0}, "tau_min"),
-        ({"alpha": -1.0}, "alpha"),
-        ({"betas": (0.9, 1.5)}, "betas"),
-        ({"grad_clip": 0.0}, "grad_clip"),
-        ({"log_every": 0}, "log_every"),
+        ({"name": "step4"}, ValueError, "name"),
+        ({"name": None}, TypeError, "name"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": True}, TypeError, "steps"),
+        ({"steps": 5.0}, TypeError, "steps"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"batch_size": "8"}, TypeError, "batch_size"),
+        ({"checkpoint_every": -3}, ValueError, "checkpoint_every"),
+        ({"keep_checkpoints": 0}, ValueError, "keep_checkpoints"),
+        ({"log_every": 0}, ValueError, "log_every"),
+        ({"lr": -1.0}, ValueError, "lr"),
+        ({"lr": 0}, ValueError, "lr"),
+        ({"lr": _NAN}, ValueError, "lr"),
+        ({"lr": _INF}, ValueError, "lr"),
+        ({"lr": "1e-4"}, TypeError, "lr"),
+        ({"lr": True}, TypeError, "lr"),
+        ({"weight_decay": -1e-3}, ValueError, "weight_decay"),
+        ({"weight_decay": _NAN}, ValueError, "weight_decay"),
+        ({"tau_init": 1.0, "tau_max": 0.5}, ValueError, "tau_min <= tau_init <= tau_max"),
+        ({"tau_min": 0.0}, ValueError, "tau_min"),
+        ({"tau_max": _INF}, ValueError, "tau_max"),
+        ({"alpha": -1.0}, ValueError, "alpha"),
+        ({"alpha": _NAN}, ValueError, "alpha"),
+        ({"alpha": "1"}, TypeError, "alpha"),
+        ({"betas": (0.9, 1.5)}, ValueError, "betas"),
+        ({"betas": (0.9,)}, ValueError, "betas"),
+        ({"betas": 0.9}, ValueError, "betas"),
+        ({"betas": (0.9, _NAN)}, ValueError, r"betas\[1\]"),
+        ({"betas": ("0.9", 0.99)}, TypeError, r"betas\[0\]"),
+        ({"grad_clip": 0.0}, ValueError, "grad_clip"),
+        ({"grad_clip": _INF}, ValueError, "grad_clip"),
     ],
 )
-def test_stage_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_stage_validation(kwargs, error, match):
+    with pytest.raises(error, match=f"StageConfig.*{match}"):
         StageConfig(**kwargs)
+    data = {**StageConfig().to_dict(), **kwargs}  # the same check when read from JSON
+    with pytest.raises(error, match=f"StageConfig.*{match}"):
+        StageConfig.from_dict(data)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"amp": "fp8"}, "amp"),
-        ({"device": "tpu"}, "device"),
-        ({"num_workers": -1}, "num_workers"),
-        ({"stages": []}, "at least one"),
-        ({"seed": "0"}, "seed"),
+        ({"amp": "fp8"}, ValueError, "amp"),
+        ({"amp": None}, TypeError, "amp"),
+        ({"device": "tpu"}, ValueError, "device"),
+        ({"device": "cuda:"}, ValueError, "device"),
+        ({"device": "cuda:x"}, ValueError, "device"),
+        ({"device": 0}, TypeError, "device"),
+        ({"num_workers": -1}, ValueError, "num_workers"),
+        ({"num_workers": 1.0}, TypeError, "num_workers"),
+        ({"stages": []}, ValueError, "at least one"),
+        ({"stages": "align2d3d"}, TypeError, "stages"),
+        ({"stages": [{"name": "finetune"}, {"name": "finetune"}]}, ValueError, "twice"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**40}, ValueError, "seed"),
+        ({"model": 3}, TypeError, "model"),
+        ({"model_overrides": [("embed_dim", 8)]}, TypeError, "model_overrides"),
+        ({"output_dir": None}, TypeError, "output_dir"),
+        ({"tensorboard": "no"}, TypeError, "tensorboard"),
+        ({"progress": 1}, TypeError, "progress"),
+        ({"deterministic": None}, TypeError, "deterministic"),
     ],
 )
-def test_train_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_train_validation(kwargs, error, match):
+    with pytest.raises(error, match=f"TrainConfig.{match}|{match}"):
         TrainConfig(**kwargs)
+    with pytest.raises(error, match=match):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **kwargs})
+
+
+def test_bad_json_files_name_the_file(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json"):
+        TrainConfig.load_json(deep)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"model": "\xff"}')
+    with pytest.raises(ValueError, match=r"latin\.json"):
+        TrainConfig.load_json(latin)
+    stages = tmp_path / "stages.json"
+    stages.write_text(json.dumps({"stages": 5}))
+    with pytest.raises(TypeError, match="stages"):
+        TrainConfig.load_json(stages)
 
 
 def test_unknown_fields_and_bad_files(tmp_path):

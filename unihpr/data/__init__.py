@@ -6,6 +6,7 @@ camera-frame metres, ``pose2d`` (J, 2) pixels, ``bbox`` (4,), optional
 Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 """
 
+from unihpr.data._safe_pickle import UnsafePickleError
 from unihpr.data.asf_amc import AsfBone, AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
 from unihpr.data.cameras import camera_to_world, project, quaternion_to_matrix, world_to_camera
@@ -81,6 +82,7 @@ __all__ = [
     "MocapFolder",
     "Skeleton",
     "ThreeDPW",
+    "UnsafePickleError",
     "build_h36m_image_index",
     "build_humanoid_mocap",
     "camera_to_world",
