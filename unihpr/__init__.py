@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "image_retrieval_topk": "unihpr.metrics",
     # evaluation
     "evaluate": "unihpr.evaluation",
+    # inference on users' keypoints
+    "lift": "unihpr.inference",
     # data
     "Skeleton": "unihpr.data",
     "get_skeleton": "unihpr.data",

@@ -91,65 +91,125 @@ def test_legacy_flat_loss_fields_still_work():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"negatives": "some"}, "LossConfig.negatives must be one of"),
-        ({"sampler": "hard"}, "LossConfig.sampler must be one of"),
-        ({"backend": "cuda"}, "LossConfig.backend must be one of"),
-        ({"num_negatives": 0}, "LossConfig.num_negatives must be None or an integer >= 1"),
-        ({"chunk_size": 2.5}, "LossConfig.chunk_size"),
-        ({"alpha": float("nan")}, "LossConfig.alpha"),
-        ({"alpha": float("inf")}, "LossConfig.alpha"),
-        ({"use_triplet": "yes"}, "LossConfig.use_triplet"),
-        ({"tau_init": 1.0, "tau_max": 0.5}, "tau_min <= tau_init <= tau_max"),
+        ({"negatives": "some"}, ValueError, "LossConfig.negatives must be one of"),
+        ({"sampler": "hard"}, ValueError, "LossConfig.sampler must be one of"),
+        ({"backend": "cuda"}, ValueError, "LossConfig.backend must be one of"),
+        ({"num_negatives": 0}, ValueError, "LossConfig.num_negatives"),
+        ({"chunk_size": 2.5}, TypeError, "LossConfig.chunk_size"),
+        ({"alpha": -1.0}, ValueError, "LossConfig.alpha"),
+        ({"alpha": float("nan")}, ValueError, "LossConfig.alpha"),
+        ({"alpha": float("inf")}, ValueError, "LossConfig.alpha"),
+        ({"alpha": "1"}, TypeError, "LossConfig.alpha"),
+        ({"use_triplet": "yes"}, TypeError, "LossConfig.use_triplet"),
+        ({"tau_min": 0.0}, ValueError, "LossConfig.tau_min"),
+        ({"tau_max": float("inf")}, ValueError, "LossConfig.tau_max"),
+        ({"tau_init": 1.0, "tau_max": 0.5}, ValueError, "tau_min <= tau_init <= tau_max"),
     ],
 )
-def test_loss_config_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_loss_config_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
         LossConfig(**kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         StageConfig.from_dict({"loss": kwargs})
     with pytest.raises(ValueError, match=r"unknown LossConfig field.*'temperature'"):
         LossConfig.from_dict({"temperature": 0.1})
 
 
+_NAN, _INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"name": "step4"}, "name"),
-        ({"steps": 0}, "steps"),
-        ({"batch_size": 2.5}, "batch_size"),
-        ({"lr": -1.0}, "lr"),
-        ({"lr": float("nan")}, "lr"),
-        ({"loss": LossConfig(tau_init=0.1)}, None),  # valid: checks the loop below
-        ({"betas": (0.9, 1.5)}, "betas"),
-        ({"grad_clip": 0.0}, "grad_clip"),
-        ({"log_every": 0}, "log_every"),
+        ({"name": "step4"}, ValueError, "name"),
+        ({"name": None}, TypeError, "name"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": True}, TypeError, "steps"),
+        ({"steps": 5.0}, TypeError, "steps"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"batch_size": "8"}, TypeError, "batch_size"),
+        ({"checkpoint_every": -3}, ValueError, "checkpoint_every"),
+        ({"keep_checkpoints": 0}, ValueError, "keep_checkpoints"),
+        ({"log_every": 0}, ValueError, "log_every"),
+        ({"lr": -1.0}, ValueError, "lr"),
+        ({"lr": 0}, ValueError, "lr"),
+        ({"lr": _NAN}, ValueError, "lr"),
+        ({"lr": _INF}, ValueError, "lr"),
+        ({"lr": "1e-4"}, TypeError, "lr"),
+        ({"lr": True}, TypeError, "lr"),
+        ({"weight_decay": -1e-3}, ValueError, "weight_decay"),
+        ({"weight_decay": _NAN}, ValueError, "weight_decay"),
+        ({"betas": (0.9, 1.5)}, ValueError, "betas"),
+        ({"betas": (0.9,)}, ValueError, "betas"),
+        ({"betas": 0.9}, ValueError, "betas"),
+        ({"betas": (0.9, _NAN)}, ValueError, r"betas\[1\]"),
+        ({"betas": ("0.9", 0.99)}, TypeError, r"betas\[0\]"),
+        ({"grad_clip": 0.0}, ValueError, "grad_clip"),
+        ({"grad_clip": _INF}, ValueError, "grad_clip"),
     ],
 )
-def test_stage_validation(kwargs, match):
-    if match is None:
+def test_stage_validation(kwargs, error, match):
+    with pytest.raises(error, match=f"StageConfig.*{match}"):
         StageConfig(**kwargs)
-        return
-    with pytest.raises(ValueError, match=match):
-        StageConfig(**kwargs)
+    data = {**StageConfig().to_dict(), **kwargs}  # the same check when read from JSON
+    with pytest.raises(error, match=f"StageConfig.*{match}"):
+        StageConfig.from_dict(data)
+
+
+def test_stage_loss_field_is_a_loss_config():
+    assert StageConfig(loss=LossConfig(tau_init=0.1)).loss.tau_init == 0.1
+    assert StageConfig(loss={"tau_init": 0.1}).loss == LossConfig(tau_init=0.1)  # from JSON
     with pytest.raises(TypeError, match=r"StageConfig\.loss must be a LossConfig"):
         StageConfig(loss=3)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"amp": "fp8"}, "amp"),
-        ({"device": "tpu"}, "device"),
-        ({"num_workers": -1}, "num_workers"),
-        ({"stages": []}, "at least one"),
-        ({"seed": "0"}, "seed"),
+        ({"amp": "fp8"}, ValueError, "amp"),
+        ({"amp": None}, TypeError, "amp"),
+        ({"device": "tpu"}, ValueError, "device"),
+        ({"device": "cuda:"}, ValueError, "device"),
+        ({"device": "cuda:x"}, ValueError, "device"),
+        ({"device": 0}, TypeError, "device"),
+        ({"num_workers": -1}, ValueError, "num_workers"),
+        ({"num_workers": 1.0}, TypeError, "num_workers"),
+        ({"stages": []}, ValueError, "at least one"),
+        ({"stages": "align2d3d"}, TypeError, "stages"),
+        ({"stages": [{"name": "finetune"}, {"name": "finetune"}]}, ValueError, "twice"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**40}, ValueError, "seed"),
+        ({"model": 3}, TypeError, "model"),
+        ({"model_overrides": [("embed_dim", 8)]}, TypeError, "model_overrides"),
+        ({"output_dir": None}, TypeError, "output_dir"),
+        ({"tensorboard": "no"}, TypeError, "tensorboard"),
+        ({"progress": 1}, TypeError, "progress"),
+        ({"deterministic": None}, TypeError, "deterministic"),
     ],
 )
-def test_train_validation(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_train_validation(kwargs, error, match):
+    with pytest.raises(error, match=f"TrainConfig.{match}|{match}"):
         TrainConfig(**kwargs)
+    with pytest.raises(error, match=match):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **kwargs})
+
+
+def test_bad_json_files_name_the_file(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json"):
+        TrainConfig.load_json(deep)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"model": "\xff"}')
+    with pytest.raises(ValueError, match=r"latin\.json"):
+        TrainConfig.load_json(latin)
+    stages = tmp_path / "stages.json"
+    stages.write_text(json.dumps({"stages": 5}))
+    with pytest.raises(TypeError, match="stages"):
+        TrainConfig.load_json(stages)
 
 
 def test_unknown_fields_and_bad_files(tmp_path):

@@ -8,7 +8,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unihpr.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from unihpr.train.checkpoint import (
+    CorruptCheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
 from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.logger import read_metrics
 from unihpr.train.loop import ResumableSampler, Trainer, amp_settings, move_to_device
@@ -160,6 +165,88 @@ def test_resume_rejects_other_stage(tmp_path):
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="align2d3d"):
         t.fit()
+
+
+def _straight_losses(tmp_path, **kw):
+    _trainer(tmp_path, **kw).fit()
+    return [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+
+
+def test_resume_survives_a_torn_metrics_line(tmp_path):
+    reference = _straight_losses(tmp_path / "a")
+    with pytest.raises(Crash):
+        _trainer(tmp_path / "b", callbacks=[_crash_at(4)]).fit()
+    log = tmp_path / "b" / "metrics.jsonl"
+    with log.open("a") as f:  # power loss in the middle of a write
+        f.write('{"stage": "align2d3d", "step": 5, "lo')
+    with pytest.warns(UserWarning, match="damaged last line 5"):
+        res = _trainer(tmp_path / "b").fit(resume=True)
+    assert res.resumed_from.name == "ckpt-00000003.pt"
+    rows = read_metrics(log)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows] == reference
+
+
+def _damage(path, how):
+    blob = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(blob[: len(blob) // 3])
+    elif how == "zero_bytes":
+        path.write_bytes(b"")
+    else:  # one flipped bit in the middle: loads silently without a checksum
+        flipped = bytearray(blob)
+        flipped[len(blob) // 2] ^= 0x10
+        path.write_bytes(bytes(flipped))
+
+
+@pytest.mark.parametrize("how", ["truncated", "zero_bytes", "bit_flip"])
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(tmp_path, how):
+    reference = _straight_losses(tmp_path / "a", every=2)
+    with pytest.raises(Crash):
+        _trainer(tmp_path / "b", every=2, callbacks=[_crash_at(5)]).fit()
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [2, 4]
+    _damage(tmp_path / "b" / "ckpt-00000004.pt", how)
+    with pytest.warns(UserWarning, match=r"damaged checkpoint.*ckpt-00000004\.pt"):
+        res = _trainer(tmp_path / "b", every=2).fit(resume=True)
+    assert res.resumed_from.name == "ckpt-00000002.pt" and res.step == 6
+    assert (tmp_path / "b" / "ckpt-00000004.pt.corrupt").is_file()  # kept for inspection
+    rows = read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows] == reference  # still bit-for-bit
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [4, 6]
+    assert load_checkpoint(tmp_path / "b" / "ckpt-00000004.pt")["step"] == 4
+
+
+def test_resume_with_every_checkpoint_damaged_raises(tmp_path):
+    _trainer(tmp_path, steps=4, every=2).fit()
+    for _, path in list_checkpoints(tmp_path):
+        _damage(path, "bit_flip")
+    with pytest.warns(UserWarning), pytest.raises(CorruptCheckpointError, match="every checkpoint"):
+        _trainer(tmp_path, steps=4, every=2).fit(resume=True)
+
+
+def test_interrupted_save_leaves_a_temporary_that_the_next_start_removes(tmp_path, monkeypatch):
+    import unihpr.train.checkpoint as ck
+
+    def killed(*args):  # the process dies between writing and renaming: nothing cleans up
+        monkeypatch.setattr(ck.os, "unlink", lambda *a: None)
+        raise Crash("killed during save")
+
+    monkeypatch.setattr(ck.os, "replace", killed)
+    with pytest.raises(Crash):
+        _trainer(tmp_path, steps=4, every=2).fit()
+    monkeypatch.undo()
+    stale = list(tmp_path.glob(".ckpt-00000002.pt.*.tmp"))
+    assert len(stale) == 1 and list_checkpoints(tmp_path) == []
+    with pytest.warns(UserWarning, match="interrupted checkpoint save"):
+        res = _trainer(tmp_path, steps=4, every=2).fit(resume=True)
+    assert res.resumed_from is None and res.step == 4
+    assert not stale[0].exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resume_argument_type_is_checked(tmp_path):
+    with pytest.raises(TypeError, match="resume"):
+        _trainer(tmp_path, steps=1).fit(resume=1)
 
 
 def test_training_reduces_loss(tmp_path):

@@ -6,6 +6,7 @@ camera-frame metres, ``pose2d`` (J, 2) pixels, ``bbox`` (4,), optional
 Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 """
 
+from unihpr.data._safe_pickle import UnsafePickleError
 from unihpr.data.asf_amc import AsfBone, AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
 from unihpr.data.cameras import camera_to_world, project, quaternion_to_matrix, world_to_camera
@@ -37,6 +38,7 @@ from unihpr.data.skeletons import (
     H36M17,
     H36M32,
     HUMANOID15,
+    MEDIAPIPE33,
     MPI_INF_3DHP17,
     OPENPOSE18,
     RIG_MAPPINGS,
@@ -48,6 +50,8 @@ from unihpr.data.skeletons import (
     joint_mapping,
     list_skeletons,
     map_joints,
+    map_visibility,
+    mappable_layouts,
     resolve_rig_mapping,
 )
 
@@ -61,6 +65,7 @@ __all__ = [
     "H36M_TRAIN_SUBJECTS",
     "HUMANOID15",
     "LENGTH_UNITS",
+    "MEDIAPIPE33",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
     "RIG_MAPPINGS",
@@ -77,6 +82,7 @@ __all__ = [
     "MocapFolder",
     "Skeleton",
     "ThreeDPW",
+    "UnsafePickleError",
     "build_h36m_image_index",
     "build_humanoid_mocap",
     "camera_to_world",
@@ -95,6 +101,8 @@ __all__ = [
     "load_h36m_3d",
     "load_mocap_clip",
     "map_joints",
+    "map_visibility",
+    "mappable_layouts",
     "normalize_action",
     "prepare_h36m",
     "project",

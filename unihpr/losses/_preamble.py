@@ -89,6 +89,10 @@ def prepare(owner: str, named: dict[str, Tensor], *, gather: bool, validate: boo
                 f"{owner}: {name} needs a batch of at least 2 (one positive, one negative), "
                 f"got shape {tuple(x.shape)}"
             )
+        if x.shape[1] < 1:
+            raise ValueError(
+                f"{owner}: {name} has no features: shape {tuple(x.shape)}, need D >= 1"
+            )
     items = list(named.items())
     ref_name, ref = items[0]
     for name, t in items[1:]:

@@ -87,7 +87,13 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(f"ContrastiveLoss: alpha must be a finite float >= 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.use_triplet = bool(use_triplet)
-        self.pair_temperature = as_temperature(pair_temperature, owner="ContrastiveLoss")
+        owner = "ContrastiveLoss"
+        self.pair_temperature = as_temperature(
+            pair_temperature, owner=owner, name="pair_temperature"
+        )
+        triplet_temperature = as_temperature(
+            triplet_temperature, owner=owner, name="triplet_temperature"
+        )
         self.triplet = TripletInfoNCE(
             triplet_temperature,
             sampler=sampler,

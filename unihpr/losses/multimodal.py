@@ -72,13 +72,17 @@ def sample_tuples(
     return torch.stack(out, dim=-1)
 
 
-def gram_scores(sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str) -> Tensor:
+def gram_scores(
+    sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str, *, validate: bool = True
+) -> Tensor:
     """Scores of ``(..., K)`` index tuples from the pairwise similarity matrices.
 
     Args:
         sims: ``{(m, n): (B, B)}`` for m < n, ``sims[m, n][i, j] = x_m[i] · x_n[j]``.
         tuples: ``(..., K)`` int64 indices.
         score: ``"lambda"`` (λ1 of G) or ``"volume"`` (sqrt det G).
+        validate: Reject non-finite similarities (see
+            [`lambda1_from_gram`][unihpr.ops.lambda1_from_gram]).
 
     Returns:
         ``(...)`` scores (λ1, or the volume itself — the loss negates it).
@@ -100,7 +104,7 @@ def gram_scores(sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str)
         rows.append(torch.stack(row, dim=-1))
     gram = torch.stack(rows, dim=-2)
     if score == "lambda":
-        return lambda1_from_gram(gram)
+        return lambda1_from_gram(gram, validate=validate)
     return gram_volume(gram)
 
 
@@ -216,7 +220,7 @@ class MultimodalInfoNCE(nn.Module):
         tuples = torch.stack(
             [torch.cat([anchors[:, None], n], dim=1).long() for n in negatives], dim=-1
         )
-        scores = gram_scores(sims, tuples, self.score)
+        scores = gram_scores(sims, tuples, self.score, validate=self.validate)
         sign = 1.0 if self.score == "lambda" else -1.0
         logits = sign * scores / tau
         target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)

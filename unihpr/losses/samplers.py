@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import check_generator, check_index, check_range
+from unihpr.ops._checks import check_device, check_generator, check_index, check_range
 
 __all__ = [
     "SAMPLERS",
@@ -152,13 +152,15 @@ class TripletSampler(ABC):
         if dtype not in (torch.int32, torch.int64):
             raise ValueError(f"{owner}: dtype must be torch.int32 or torch.int64, got {dtype}")
         check_generator(owner, generator)
+        if device is not None:
+            device = check_device(owner, "device", device)
         if anchors is None:
-            device = torch.device(device) if device is not None else torch.device("cpu")
+            device = device if device is not None else torch.device("cpu")
             anchors = torch.arange(batch_size, device=device)
         else:
             check_index(owner, "anchors", anchors, dim=1)
             check_range(owner, "anchors", anchors, batch_size)
-            device = torch.device(device) if device is not None else anchors.device
+            device = device if device is not None else anchors.device
             anchors = anchors.to(device)
         self.check_modalities(num_modalities)
         out = self.sample(batch_size, num_modalities, n, anchors, generator, device)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_generator, check_positive_int
+from unihpr.ops._checks import check_generator, check_index, check_positive_int, check_range
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
@@ -94,6 +94,13 @@ def triplet_info_nce(
             "triplet_info_nce: triplets must be a TripletIndices (three (A, N) index tensors), "
             f"got {type(triplets).__name__}"
         )
+    names = ("triplets.image", "triplets.pose2d", "triplets.pose3d")
+    for name, t in zip(names, triplets):
+        check_index("triplet_info_nce", name, t, dim=2)
+    if validate:
+        for name, t, s, dim in zip(names, triplets, (s12, s12, s13), (0, 1, 1)):
+            if isinstance(s, Tensor) and s.dim() == 2:
+                check_range("triplet_info_nce", name, t, s.shape[dim])
     i, j, k = triplets
     return sampled_triplet_info_nce(
         s12, s13, s23, i, j, k, tau, anchors, backend=backend, validate=validate
@@ -244,6 +251,10 @@ class TripletInfoNCE(nn.Module):
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
         B = s12.shape[0]
+        if anchors is not None:
+            check_index("TripletInfoNCE", "anchors", anchors, dim=1)
+            if validate:
+                check_range("TripletInfoNCE", "anchors", anchors, B)
         # int32 indices are faster to draw and to gather with, while they fit.
         dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
         negatives = self.sampler(

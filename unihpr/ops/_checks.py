@@ -81,16 +81,27 @@ def check_tau(
     """
     if isinstance(tau, bool) or not isinstance(tau, (int, float, Tensor)):
         raise TypeError(f"{owner}: tau must be a float or a 0-dim tensor, got {type(tau).__name__}")
+    # Below the smallest normal number of the dtype, 1/τ overflows (or τ is 0 there).
+    tiny = torch.finfo(dtype).tiny
     if not isinstance(tau, Tensor):
         if not (math.isfinite(tau) and tau > 0):
             raise ValueError(f"{owner}: tau must be finite and > 0, got {tau!r}")
+        if not tiny <= tau <= torch.finfo(dtype).max:
+            raise ValueError(
+                f"{owner}: tau={tau!r} is not a normal {dtype} number (from {tiny:.3g} to "
+                f"{torch.finfo(dtype).max:.3g}); the logits would overflow or vanish"
+            )
         return torch.full((), float(tau), dtype=dtype, device=device)
     check_tensor(owner, "tau", tau)
     if tau.numel() != 1:
         raise ValueError(f"{owner}: tau must be a scalar, got shape {tuple(tau.shape)}")
-    if validate and not bool(torch.isfinite(tau) & (tau > 0)):
-        raise ValueError(f"{owner}: tau must be finite and > 0, got {tau.item()!r}")
-    return tau.reshape(()).to(device=device, dtype=dtype)
+    tau = tau.reshape(()).to(device=device, dtype=dtype)
+    if validate and not bool(torch.isfinite(tau) & (tau >= tiny)):
+        raise ValueError(
+            f"{owner}: tau must be finite and > 0 (at least {tiny:.3g} in {dtype}), "
+            f"got {tau.item()!r}"
+        )
+    return tau
 
 
 def check_generator(owner: str, generator: object) -> None:
@@ -100,6 +111,25 @@ def check_generator(owner: str, generator: object) -> None:
             f"{owner}: generator must be a torch.Generator or None, got "
             f"{type(generator).__name__} {generator!r}"
         )
+
+
+def check_device(owner: str, name: str, device: object) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine."""
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"{owner}: {name} must be a torch.device or a device string, got {device!r}"
+        ) from err
+    if dev.type == "cuda" and (
+        not torch.cuda.is_available()
+        or (dev.index is not None and dev.index >= torch.cuda.device_count())
+    ):
+        raise ValueError(
+            f"{owner}: {name}={device!r}, but this machine has "
+            f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA device(s)"
+        )
+    return dev
 
 
 def check_positive_int(owner: str, name: str, value: object, *, allow_none: bool = True) -> None:

@@ -253,7 +253,9 @@ def exact_triplet_info_nce(
     check_same(owner, "dtype", sims)
     B = s12.shape[0]
     if B < 2:
-        raise ValueError(f"{owner}: need a batch of at least 2, got shape {tuple(s12.shape)}")
+        raise ValueError(
+            f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
+        )
     if anchors is None:
         anchors = torch.arange(B, device=s12.device)
     else:

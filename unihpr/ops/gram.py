@@ -293,7 +293,7 @@ def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
     return torch.sqrt(det.clamp_min(eps))
 
 
-def lambda1_from_gram(gram: Tensor) -> Tensor:
+def lambda1_from_gram(gram: Tensor, *, validate: bool = True) -> Tensor:
     """λ1 of ``(..., K, K)`` Gram matrices of unit vectors (unit diagonal).
 
     K = 2: 1 + |a|; K = 3: the closed form [`lambda1_from_cosines`][]
@@ -301,13 +301,16 @@ def lambda1_from_gram(gram: Tensor) -> Tensor:
 
     Args:
         gram: ``(..., K, K)`` symmetric matrices with unit diagonal, K ≥ 2.
+        validate: Reject NaN or infinite entries (reads the values on the
+            host, a GPU synchronisation; ``eigvalsh`` would fail on them).
 
     Returns:
         ``(...)`` largest eigenvalues in [1, K].
 
     Raises:
         TypeError: If ``gram`` is not a floating-point tensor.
-        ValueError: If it is not a stack of square matrices with K ≥ 2.
+        ValueError: If it is not a stack of square matrices with K ≥ 2, or
+            (``validate``) has a NaN or infinite entry.
     """
     if not isinstance(gram, Tensor) or not gram.is_floating_point():
         raise TypeError(
@@ -318,6 +321,8 @@ def lambda1_from_gram(gram: Tensor) -> Tensor:
         raise ValueError(
             f"lambda1_from_gram: gram must have shape (..., K, K) with K >= 2, got {tuple(gram.shape)}"
         )
+    if validate and not bool(torch.isfinite(gram).all()):
+        raise ValueError("lambda1_from_gram: gram has NaN or infinite entries")
     K = gram.shape[-1]
     if K == 2:
         return 1.0 + gram[..., 0, 1].abs()

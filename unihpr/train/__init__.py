@@ -20,8 +20,11 @@ import warnings
 from typing import Any
 
 from unihpr.train.checkpoint import (
+    CorruptCheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from unihpr.train.config import (
@@ -48,6 +51,7 @@ from unihpr.train.stages import (
 __all__ = [
     "AlignImageStage",
     "AlignPoseStage",
+    "CorruptCheckpointError",
     "DistInfo",
     "FinetuneStage",
     "LossConfig",
@@ -64,11 +68,13 @@ __all__ = [
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "make_stage",
     "paper_stage1",
     "paper_stage2",
     "paper_stage3",
     "read_metrics",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "seed_everything",
     "train_pipeline",

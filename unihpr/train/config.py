@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unihpr._validate import check_bool, check_choice, check_int, check_real
 from unihpr.losses.samplers import SAMPLERS
 from unihpr.losses.triplet import NEGATIVE_MODES
 from unihpr.ops.backend import BACKENDS
@@ -30,11 +30,12 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 LEGACY_LOSS_FIELDS = ("alpha", "use_triplet", "tau_init", "tau_min", "tau_max")
 
 
+#: Seeds are combined with ranks and epochs into generator seeds; this bound keeps those in range.
+MAX_SEED = 2**32 - 1
+
+
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_real(name, value, low=0.0, low_open=not allow_zero)
 
 
 def _check_dict(cls: type, data: object, extra: tuple[str, ...] = ()) -> None:
@@ -83,8 +84,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _check_positive("LossConfig.alpha", self.alpha, allow_zero=True)
-        if not isinstance(self.use_triplet, bool):
-            raise ValueError(f"LossConfig.use_triplet must be a bool, got {self.use_triplet!r}")
+        check_bool("LossConfig.use_triplet", self.use_triplet)
         for key in ("tau_init", "tau_min", "tau_max"):
             _check_positive(f"LossConfig.{key}", getattr(self, key))
         if not self.tau_min <= self.tau_init <= self.tau_max:
@@ -92,21 +92,12 @@ class LossConfig:
                 "LossConfig needs tau_min <= tau_init <= tau_max, got "
                 f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
             )
-        for key, allowed in (
-            ("negatives", NEGATIVE_MODES),
-            ("sampler", tuple(SAMPLERS)),
-            ("backend", BACKENDS),
-        ):
-            if getattr(self, key) not in allowed:
-                raise ValueError(
-                    f"LossConfig.{key} must be one of {allowed}, got {getattr(self, key)!r}"
-                )
+        check_choice("LossConfig.negatives", self.negatives, NEGATIVE_MODES)
+        check_choice("LossConfig.sampler", self.sampler, tuple(SAMPLERS))
+        check_choice("LossConfig.backend", self.backend, BACKENDS)
         for key in ("num_negatives", "chunk_size"):
-            value = getattr(self, key)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
-                raise ValueError(f"LossConfig.{key} must be None or an integer >= 1, got {value!r}")
+            if getattr(self, key) is not None:  # None: B − 1 / picked per device
+                check_int(f"LossConfig.{key}", getattr(self, key), low=1)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of every field."""
@@ -207,19 +198,19 @@ class StageConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.name not in STAGE_NAMES:
-            raise ValueError(f"StageConfig.name must be one of {STAGE_NAMES}, got {self.name!r}")
+        check_choice("StageConfig.name", self.name, STAGE_NAMES)
         for key in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"StageConfig.{key} must be an integer >= 1, got {value!r}")
+            check_int(f"StageConfig.{key}", getattr(self, key), low=1)
         _check_positive("StageConfig.lr", self.lr)
         _check_positive("StageConfig.weight_decay", self.weight_decay, allow_zero=True)
         for key in ("contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
             _check_positive(f"StageConfig.{key}", getattr(self, key), allow_zero=True)
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives lists
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise ValueError(f"StageConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = tuple(  # JSON gives lists
+            check_real(f"StageConfig.betas[{i}]", b, low=0.0, high=1.0, high_open=True)
+            for i, b in enumerate(self.betas)
+        )
         if isinstance(self.loss, dict):  # from JSON
             self.loss = LossConfig.from_dict(self.loss)
         if not isinstance(self.loss, LossConfig):
@@ -321,23 +312,49 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stages, (list, tuple)):
+            raise TypeError(
+                f"TrainConfig.stages must be a list of StageConfig, got {type(self.stages).__name__}"
+            )
+        for i, s in enumerate(self.stages):
+            if not isinstance(s, (dict, StageConfig)):
+                raise TypeError(
+                    f"TrainConfig.stages[{i}] must be a StageConfig or a dict of its fields, got "
+                    f"{type(s).__name__}"
+                )
         self.stages = [
             s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
         ]
         if not self.stages:
             raise ValueError("TrainConfig.stages must contain at least one StageConfig")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"TrainConfig.stages has a stage name twice: {names}")
+        if not isinstance(self.model, str) or not self.model:
+            raise TypeError(f"TrainConfig.model must be a model name (str), got {self.model!r}")
+        if not isinstance(self.model_overrides, dict) or not all(
+            isinstance(k, str) for k in self.model_overrides
+        ):
+            raise TypeError(
+                "TrainConfig.model_overrides must be a dict with str keys, got "
+                f"{self.model_overrides!r}"
+            )
+        if isinstance(self.output_dir, os.PathLike):
+            self.output_dir = os.fspath(self.output_dir)
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise TypeError(f"TrainConfig.output_dir must be a path, got {self.output_dir!r}")
+        check_int("TrainConfig.seed", self.seed, low=0, high=MAX_SEED)
+        check_choice("TrainConfig.amp", self.amp, AMP_MODES)
+        if not isinstance(self.device, str):
+            raise TypeError(f"TrainConfig.device must be a str, got {self.device!r}")
+        index = self.device[len("cuda:") :] if self.device.startswith("cuda:") else None
+        if not (self.device in ("auto", "cpu", "cuda") or (index and index.isdigit())):
             raise ValueError(
                 f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(
-                f"TrainConfig.num_workers must be an int >= 0, got {self.num_workers!r}"
-            )
-        if not isinstance(self.seed, int):
-            raise ValueError(f"TrainConfig.seed must be an int, got {self.seed!r}")
+        check_int("TrainConfig.num_workers", self.num_workers, low=0)
+        for key in ("tensorboard", "progress", "deterministic"):
+            check_bool(f"TrainConfig.{key}", getattr(self, key))
 
     def stage(self, name: str) -> StageConfig:
         """Return the stage called ``name``; ``KeyError`` if absent."""
@@ -359,7 +376,20 @@ class TrainConfig:
         _check_dict(cls, data)
         data = dict(data)
         if "stages" in data:
-            data["stages"] = [StageConfig.from_dict(s) for s in data["stages"]]
+            if not isinstance(data["stages"], list):
+                raise TypeError(
+                    f"TrainConfig.stages must be a list, got {type(data['stages']).__name__}"
+                )
+            for i, s in enumerate(data["stages"]):
+                if not isinstance(s, (dict, StageConfig)):
+                    raise TypeError(
+                        f"TrainConfig.stages[{i}] must be a dict of StageConfig fields, got "
+                        f"{type(s).__name__}"
+                    )
+            data["stages"] = [
+                s if isinstance(s, StageConfig) else StageConfig.from_dict(s)
+                for s in data["stages"]
+            ]
         return cls(**data)
 
     def save_json(self, path: str | os.PathLike) -> None:
@@ -378,8 +408,8 @@ class TrainConfig:
         if not path.is_file():
             raise FileNotFoundError(f"training config file {str(path)!r} does not exist")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
             raise ValueError(
                 f"training config file {str(path)!r} is not valid JSON: {err}"
             ) from err

@@ -23,6 +23,7 @@ import itertools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +35,18 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from unihpr._validate import check_int
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
-    latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     prune_checkpoints,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
-from unihpr.train.config import StageConfig
+from unihpr.train.config import MAX_SEED, StageConfig
 from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
 from unihpr.train.logger import MetricsLogger, progress_bar
 
@@ -220,7 +223,7 @@ class Trainer:
         self.dataset = dataset
         self.config = config
         self.output_dir = Path(output_dir)
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, low=0, high=MAX_SEED)
         self.amp_dtype, use_scaler = amp_settings(amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.num_workers = num_workers
@@ -388,22 +391,34 @@ class Trainer:
         """Run the stage to ``config.steps``.
 
         Args:
-            resume: ``True`` resumes from the newest checkpoint in ``output_dir``
-                if there is one; a path resumes from that file; ``False`` starts
-                from step 0.
+            resume: ``True`` resumes from the newest intact checkpoint in
+                ``output_dir`` if there is one (a damaged newer one is reported,
+                renamed to ``*.corrupt`` and skipped); a path resumes from that
+                file; ``False`` starts from step 0. Temporary files left by an
+                interrupted save are removed first.
 
         Returns:
             A [`TrainResult`][].
         """
+        if not isinstance(resume, (bool, str, os.PathLike)):
+            raise TypeError(f"resume must be a bool or a checkpoint path, got {resume!r}")
         cfg = self.config
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
         resumed_from = None
+        if self.info.is_main:
+            for stale in remove_stale_temporaries(self.output_dir):
+                warnings.warn(
+                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=2
+                )
         if resume:
-            path = latest_checkpoint(self.output_dir) if resume is True else Path(resume)
-            if path is not None:
-                self.load_state_dict(load_checkpoint(path), source=f"checkpoint {str(path)!r}")
-                resumed_from = path
+            if resume is True:
+                found = load_latest_checkpoint(self.output_dir, quarantine=self.info.is_main)
+            else:
+                found = load_checkpoint(resume), Path(resume)
+            if found is not None:
+                state, resumed_from = found
+                self.load_state_dict(state, source=f"checkpoint {str(resumed_from)!r}")
         self.logger.truncate_after(cfg.name, self.step)
         history: list[dict[str, Any]] = []
         bar = progress_bar(
