@@ -24,7 +24,7 @@ import torch
 
 from unihpr.evaluation import evaluate
 from unihpr.models import create_model
-from unihpr.train import StageConfig, Trainer, seed_everything, train_pipeline
+from unihpr.train import LossConfig, StageConfig, Trainer, seed_everything, train_pipeline
 from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
 from unihpr.train.demo import FULL, QUICK, DemoSettings, demo_config, load_demo_data
 from unihpr.train.distributed import DistInfo
@@ -40,7 +40,7 @@ ROWS = [
 def _unihpr_row(settings, out, seed, align, triplet, token, train, test):
     cfg = demo_config(settings, out, seed=seed, use_triplet=triplet, progress=False,
                       model_overrides={"use_representation_token": token})  # fmt: skip
-    cfg.stage("finetune").use_triplet = True  # identical fine-tuning in every row
+    cfg.stage("finetune").loss.use_triplet = True  # identical fine-tuning in every row
     if not align:
         cfg.stages = [cfg.stage("finetune")]
     seed_everything(seed)
@@ -51,8 +51,9 @@ def _unihpr_row(settings, out, seed, align, triplet, token, train, test):
 
 def _lifter_row(settings, out, seed, train, test):
     steps = settings.steps[0] + settings.steps[2]
-    cfg = StageConfig(name="finetune", steps=steps, batch_size=64, lr=1e-3, tau_init=0.2,
-                      tau_min=0.2, checkpoint_every=steps, log_every=10)  # fmt: skip
+    cfg = StageConfig(name="finetune", steps=steps, batch_size=64, lr=1e-3,
+                      loss=LossConfig(tau_init=0.2, tau_min=0.2), checkpoint_every=steps,
+                      log_every=10)  # fmt: skip
     seed_everything(seed)
     lifter = SimpleBaselineLifter(train[0]["pose3d"].shape[0])
     Trainer(LifterStage(lifter, cfg), train, cfg, output_dir=out, seed=seed, amp="off",

@@ -34,11 +34,33 @@ def test_h36m_parser_defaults_and_overrides(tmp_path):
     assert [s.batch_size for s in cfg.stages] == [8, 4, 4]
     assert cfg.output_dir == str(tmp_path / "o")
     # the paper's temperatures survive the overrides
-    assert cfg.stages[0].tau_init == pytest.approx(1 / 14)
+    assert cfg.stages[0].loss.tau_init == pytest.approx(1 / 14)
     with pytest.raises(SystemExit):
         h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--keypoints", "sh"])
     with pytest.raises(SystemExit):
         h36m.build_parser().parse_args([])
+
+
+def test_h36m_loss_flags_reach_every_stage(tmp_path):
+    args = h36m.build_parser().parse_args(
+        ["--data-root", str(tmp_path), "--negatives", "all", "--backend", "torch",
+         "--sampler", "swap-one", "--num-negatives", "31", "--chunk-size", "64"]
+    )  # fmt: skip
+    cfg = h36m.make_config(args)
+    for stage in cfg.stages:
+        assert (stage.loss.negatives, stage.loss.backend, stage.loss.sampler) == (
+            "all",
+            "torch",
+            "swap-one",
+        )
+        assert (stage.loss.num_negatives, stage.loss.chunk_size) == (31, 64)
+    defaults = h36m.make_config(h36m.build_parser().parse_args(["--data-root", str(tmp_path)]))
+    assert all(s.loss.negatives == "sampled" and s.loss.backend == "auto" for s in defaults.stages)
+    bad = h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--chunk-size", "0"])
+    with pytest.raises(ValueError, match="chunk_size"):
+        h36m.make_config(bad)
+    with pytest.raises(SystemExit):
+        h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--negatives", "some"])
 
 
 def test_h36m_bad_overrides_rejected(tmp_path):

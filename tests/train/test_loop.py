@@ -14,7 +14,7 @@ from unihpr.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
-from unihpr.train.config import StageConfig
+from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.logger import read_metrics
 from unihpr.train.loop import ResumableSampler, Trainer, amp_settings, move_to_device
 
@@ -64,11 +64,14 @@ class StandInStage(nn.Module):
         return loss, {"cos": (a * b).sum(-1).mean().detach()}
 
 
+LOSS = LossConfig(tau_init=0.1, tau_min=0.01)
+
+
 def _trainer(tmp_path, steps=6, every=3, seed=0, **kw):
     torch.manual_seed(seed)
     cfg = StageConfig(
         name="align2d3d", steps=steps, batch_size=8, checkpoint_every=every, log_every=1,
-        lr=1e-2, tau_init=0.1, tau_min=0.01,
+        lr=1e-2, loss=LossConfig(tau_init=0.1, tau_min=0.01),
     )  # fmt: skip
     return Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, seed=seed, progress=False, **kw
@@ -148,7 +151,7 @@ def test_checkpoint_contents_and_pruning(tmp_path):
 
 def test_resume_rejects_mismatched_batch_size(tmp_path):
     _trainer(tmp_path, steps=2, every=1).fit()
-    cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, loss=LOSS)
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="batch_size=8"):
         t.fit()
@@ -156,7 +159,9 @@ def test_resume_rejects_mismatched_batch_size(tmp_path):
 
 def test_resume_rejects_other_stage(tmp_path):
     _trainer(tmp_path, steps=2, every=1).fit()
-    cfg = StageConfig(name="finetune", steps=4, batch_size=8, tau_init=0.2, tau_min=0.2)
+    cfg = StageConfig(
+        name="finetune", steps=4, batch_size=8, loss=LossConfig(tau_init=0.2, tau_min=0.2)
+    )
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="align2d3d"):
         t.fit()
@@ -261,7 +266,7 @@ def test_metrics_jsonl_rows(tmp_path):
 
 
 def test_dataset_too_small_raises(tmp_path):
-    cfg = StageConfig(name="align2d3d", steps=1, batch_size=64, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(name="align2d3d", steps=1, batch_size=64, loss=LOSS)
     with pytest.raises(ValueError, match="too small for batch_size=64"):
         Trainer(StandInStage(), NoisyPoses(40), cfg, output_dir=tmp_path)
 
@@ -280,7 +285,7 @@ def test_nonfinite_loss_raises(tmp_path):
             loss, m = super().forward(batch, generator)
             return loss * float("nan"), m
 
-    cfg = StageConfig(steps=2, batch_size=8, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(steps=2, batch_size=8, loss=LOSS)
     t = Trainer(Bad(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(FloatingPointError, match="step 1"):
         t.fit()
@@ -339,7 +344,7 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
     torch.manual_seed(0)
     cfg = StageConfig(
         name="align_image", steps=40, batch_size=8, checkpoint_every=40, log_every=5,
-        lr=1e-2, tau_init=0.1, tau_min=0.01,
+        lr=1e-2, loss=LOSS,
     )  # fmt: skip
     Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress_label="align_image (B)"

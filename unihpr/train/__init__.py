@@ -1,6 +1,6 @@
 """Training pipeline of UniHPR: the paper's three stages, resumable, distributed-ready.
 
-* `config`: ``StageConfig`` / ``TrainConfig`` (paper defaults).
+* `config`: ``StageConfig`` / ``TrainConfig`` / ``LossConfig`` (paper defaults).
 * `stages`: the stage modules (which parts train, which losses).
 * `loop`: ``Trainer``, the generic loop with exact resume.
 * `pipeline`: ``train_pipeline``, all stages in order.
@@ -28,6 +28,7 @@ from unihpr.train.checkpoint import (
     save_checkpoint,
 )
 from unihpr.train.config import (
+    LossConfig,
     StageConfig,
     TrainConfig,
     paper_stage1,
@@ -53,6 +54,7 @@ __all__ = [
     "CorruptCheckpointError",
     "DistInfo",
     "FinetuneStage",
+    "LossConfig",
     "MetricsLogger",
     "PipelineResult",
     "ResumableSampler",

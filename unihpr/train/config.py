@@ -11,16 +11,23 @@ paper gives no step counts; ours are placeholders to be set per run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unihpr._validate import check_bool, check_choice, check_int, check_real
+from unihpr.losses.samplers import SAMPLERS
+from unihpr.losses.triplet import NEGATIVE_MODES
+from unihpr.ops.backend import BACKENDS
 
 STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# StageConfig fields that moved into StageConfig.loss; still accepted (deprecated).
+LEGACY_LOSS_FIELDS = ("alpha", "use_triplet", "tau_init", "tau_min", "tau_max")
 
 
 #: Seeds are combined with ranks and epochs into generator seeds; this bound keeps those in range.
@@ -31,6 +38,121 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
     check_real(name, value, low=0.0, low_open=not allow_zero)
 
 
+def _check_dict(cls: type, data: object, extra: tuple[str, ...] = ()) -> None:
+    """``data`` is a dict whose keys are fields of dataclass ``cls`` (or ``extra``)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known - set(extra))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+
+
+@dataclass
+class LossConfig:
+    """The contrastive loss of a stage: what [`build_criterion`][unihpr.train.build_criterion] builds.
+
+    Attributes:
+        alpha: Weight of L_triplet in L_cl = L_pair + alpha * L_triplet.
+        use_triplet: Whether L_triplet is used at all (the paper uses it in
+            step 2 and fine-tuning; step 1 has only two modalities).
+        tau_init: Initial value of the learnable temperatures (one for the
+            pairwise terms, one for the triplet term).
+        tau_min: Lower clamp of the temperatures.
+        tau_max: Upper clamp of the temperatures.
+        negatives: Triplet negatives: ``"sampled"`` (the paper) or ``"all"``
+            (the exact log-sum-exp over all 3B² − 3B + 1 candidates; see
+            [`TripletInfoNCE`][unihpr.losses.TripletInfoNCE]).
+        sampler: Name of the negative sampler in
+            [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS] (sampled mode).
+        num_negatives: Sampled negatives per anchor; ``None`` is B − 1 (the paper).
+        chunk_size: Rows per block of the exact mode; ``None`` picks one.
+        backend: Kernel implementation, one of
+            [`BACKENDS`][unihpr.ops.backend.BACKENDS] (see [`unihpr.ops.backend`][]).
+    """
+
+    alpha: float = 1.0
+    use_triplet: bool = False
+    tau_init: float = 1 / 14
+    tau_min: float = 1 / 100
+    tau_max: float = 1e4
+    negatives: str = "sampled"
+    sampler: str = "uniform"
+    num_negatives: int | None = None
+    chunk_size: int | None = None
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_positive("LossConfig.alpha", self.alpha, allow_zero=True)
+        check_bool("LossConfig.use_triplet", self.use_triplet)
+        for key in ("tau_init", "tau_min", "tau_max"):
+            _check_positive(f"LossConfig.{key}", getattr(self, key))
+        if not self.tau_min <= self.tau_init <= self.tau_max:
+            raise ValueError(
+                "LossConfig needs tau_min <= tau_init <= tau_max, got "
+                f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
+            )
+        check_choice("LossConfig.negatives", self.negatives, NEGATIVE_MODES)
+        check_choice("LossConfig.sampler", self.sampler, tuple(SAMPLERS))
+        check_choice("LossConfig.backend", self.backend, BACKENDS)
+        for key in ("num_negatives", "chunk_size"):
+            if getattr(self, key) is not None:  # None: B − 1 / picked per device
+                check_int(f"LossConfig.{key}", getattr(self, key), low=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LossConfig:
+        """Build a config from [`to_dict`][unihpr.train.LossConfig.to_dict] output; unknown keys raise ``ValueError``."""
+        _check_dict(cls, data)
+        return cls(**data)
+
+
+def _warn_legacy(names: list[str]) -> None:
+    warnings.warn(
+        f"StageConfig fields {names} moved into StageConfig.loss (a LossConfig); the flat "
+        "names are deprecated and will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _legacy_loss_property(name: str) -> property:
+    def get(self: StageConfig) -> Any:
+        _warn_legacy([name])
+        return getattr(self.loss, name)
+
+    def set_(self: StageConfig, value: Any) -> None:
+        _warn_legacy([name])
+        self.loss = dataclasses.replace(self.loss, **{name: value})
+
+    return property(get, set_, doc=f"Deprecated alias of ``loss.{name}``.")
+
+
+def _with_legacy_loss_fields(cls: type) -> type:
+    """Accept the pre-LossConfig flat fields in ``__init__`` and as attributes."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        legacy = {k: kwargs.pop(k) for k in LEGACY_LOSS_FIELDS if k in kwargs}
+        if legacy:
+            _warn_legacy(sorted(legacy))
+            loss = kwargs.get("loss", LossConfig())
+            if isinstance(loss, dict):
+                loss = LossConfig.from_dict(loss)
+            kwargs["loss"] = dataclasses.replace(loss, **legacy)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    for name in LEGACY_LOSS_FIELDS:
+        setattr(cls, name, _legacy_loss_property(name))
+    return cls
+
+
+@_with_legacy_loss_fields
 @dataclass
 class StageConfig:
     """Hyper-parameters of one training stage.
@@ -44,12 +166,12 @@ class StageConfig:
         lr: Adam learning rate.
         weight_decay: Adam (L2) weight decay.
         betas: Adam betas.
-        tau_init: Initial value of every learnable temperature.
-        tau_min: Lower clamp of the temperatures.
-        tau_max: Upper clamp of the temperatures.
-        alpha: Weight of L_triplet in L_cl = L_pair + alpha * L_triplet.
-        use_triplet: Whether L_triplet is used at all (the paper uses it in
-            step 2 and fine-tuning; step 1 has only two modalities).
+        loss: The contrastive loss ([`LossConfig`][unihpr.train.LossConfig]:
+            alpha, use_triplet, temperatures, negatives, sampler, backend).
+            The former flat fields ``alpha``, ``use_triplet``, ``tau_init``,
+            ``tau_min`` and ``tau_max`` are still accepted as deprecated
+            aliases of ``loss.<name>``, in the constructor, as attributes and
+            in old config files.
         contrastive_weight: Weight of L_cl in the fine-tuning loss (1 in the paper;
             0 turns fine-tuning into plain supervised training).
         loss_3d_weight: Weight of L_3D (fine-tuning only).
@@ -66,11 +188,7 @@ class StageConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
-    tau_init: float = 1 / 14
-    tau_min: float = 1 / 100
-    tau_max: float = 1e4
-    alpha: float = 1.0
-    use_triplet: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
     contrastive_weight: float = 1.0
     loss_3d_weight: float = 1.0
     loss_2d_weight: float = 1.0
@@ -85,7 +203,7 @@ class StageConfig:
             check_int(f"StageConfig.{key}", getattr(self, key), low=1)
         _check_positive("StageConfig.lr", self.lr)
         _check_positive("StageConfig.weight_decay", self.weight_decay, allow_zero=True)
-        for key in ("alpha", "contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
+        for key in ("contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
             _check_positive(f"StageConfig.{key}", getattr(self, key), allow_zero=True)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise ValueError(f"StageConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
@@ -93,13 +211,13 @@ class StageConfig:
             check_real(f"StageConfig.betas[{i}]", b, low=0.0, high=1.0, high_open=True)
             for i, b in enumerate(self.betas)
         )
-        for key in ("tau_init", "tau_min", "tau_max"):
-            _check_positive(f"StageConfig.{key}", getattr(self, key))
-        if not self.tau_min <= self.tau_init <= self.tau_max:
-            raise ValueError(
-                "StageConfig needs tau_min <= tau_init <= tau_max, got "
-                f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
+        if isinstance(self.loss, dict):  # from JSON
+            self.loss = LossConfig.from_dict(self.loss)
+        if not isinstance(self.loss, LossConfig):
+            raise TypeError(
+                f"StageConfig.loss must be a LossConfig, got {type(self.loss).__name__}"
             )
+        self.loss.__post_init__()  # re-validate (fields may have been assigned)
         if self.grad_clip is not None:
             _check_positive("StageConfig.grad_clip", self.grad_clip)
 
@@ -111,34 +229,49 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageConfig:
-        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"StageConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown StageConfig field(s) {unknown}; known: {sorted(known)}")
+        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``.
+
+        Files written before [`LossConfig`][unihpr.train.LossConfig] existed
+        (flat ``alpha``, ``use_triplet``, ``tau_*`` keys) still load: the flat
+        keys are moved into ``loss``.
+        """
+        _check_dict(cls, data, extra=LEGACY_LOSS_FIELDS)
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in LEGACY_LOSS_FIELDS if k in data}
+        if legacy:
+            loss = data.get("loss", {})
+            if not isinstance(loss, dict):
+                raise TypeError(
+                    f"StageConfig.loss must be a dict in JSON, got {type(loss).__name__}"
+                )
+            data["loss"] = {**loss, **legacy}
         return cls(**data)
 
 
 def paper_stage1() -> StageConfig:
     """Step 1 of the paper: 2D-3D pose alignment with L_pair."""
     return StageConfig(
-        name="align2d3d", batch_size=2048, tau_init=1 / 14, tau_min=1 / 100, use_triplet=False
+        name="align2d3d",
+        batch_size=2048,
+        loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100, use_triplet=False),
     )
 
 
 def paper_stage2() -> StageConfig:
     """Step 2 of the paper: image encoder aligned to frozen pose encoders, L_pair + L_triplet."""
     return StageConfig(
-        name="align_image", batch_size=180, tau_init=1 / 5, tau_min=1 / 10, use_triplet=True
+        name="align_image",
+        batch_size=180,
+        loss=LossConfig(tau_init=1 / 5, tau_min=1 / 10, use_triplet=True),
     )
 
 
 def paper_stage3() -> StageConfig:
     """Task fine-tuning of the paper: L_cl + L_2D + L_3D, every encoder and decoder trained."""
     return StageConfig(
-        name="finetune", batch_size=180, tau_init=1 / 5, tau_min=1 / 5, use_triplet=True
+        name="finetune",
+        batch_size=180,
+        loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=True),
     )
 
 
@@ -240,12 +373,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
+        _check_dict(cls, data)
         data = dict(data)
         if "stages" in data:
             if not isinstance(data["stages"], list):

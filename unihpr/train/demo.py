@@ -31,7 +31,7 @@ from torch import nn
 
 from unihpr._optional import require
 from unihpr.evaluation import evaluate
-from unihpr.train.config import StageConfig, TrainConfig
+from unihpr.train.config import LossConfig, StageConfig, TrainConfig
 from unihpr.train.distributed import DistInfo
 from unihpr.train.loop import Trainer, seed_everything
 from unihpr.train.pipeline import train_pipeline
@@ -75,12 +75,15 @@ def demo_config(settings: DemoSettings, output_dir: str | Path, seed: int = 0,
     b1, b2, b3 = settings.batch_sizes
     common = {"lr": settings.lr, "log_every": settings.log_every}
     stages = [
-        StageConfig(name="align2d3d", steps=s1, batch_size=b1, tau_init=1 / 14, tau_min=1 / 100,
+        StageConfig(name="align2d3d", steps=s1, batch_size=b1,
+                    loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100),
                     checkpoint_every=max(s1 // 2, 1), **common),
-        StageConfig(name="align_image", steps=s2, batch_size=b2, tau_init=1 / 5, tau_min=1 / 10,
-                    use_triplet=use_triplet, checkpoint_every=max(s2 // 2, 1), **common),
-        StageConfig(name="finetune", steps=s3, batch_size=b3, tau_init=1 / 5, tau_min=1 / 5,
-                    use_triplet=use_triplet, checkpoint_every=max(s3 // 2, 1), **common),
+        StageConfig(name="align_image", steps=s2, batch_size=b2,
+                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 10, use_triplet=use_triplet),
+                    checkpoint_every=max(s2 // 2, 1), **common),
+        StageConfig(name="finetune", steps=s3, batch_size=b3,
+                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=use_triplet),
+                    checkpoint_every=max(s3 // 2, 1), **common),
     ]  # fmt: skip
     return TrainConfig(
         model="unihpr-tiny", model_overrides=dict(model_overrides or {}), stages=stages,
@@ -161,7 +164,7 @@ def _branch_without_triplet(model: nn.Module, config: TrainConfig, train_set: An
                             out_dir: Path) -> list[dict[str, Any]]:  # fmt: skip
     """Step 2 without L_triplet from the same step-1 weights (for the Fig. 4 curve)."""
     cfg = copy.deepcopy(config.stage("align_image"))
-    cfg.use_triplet = False
+    cfg.loss.use_triplet = False
     stage = make_stage(model, cfg)
     trainer = Trainer(stage, train_set, cfg, output_dir=out_dir, seed=config.seed,
                       amp="off", dist_info=DistInfo(), progress=config.progress,

@@ -184,7 +184,10 @@ class Trainer:
             log line every few steps (see `unihpr.train.logger.progress_bar`).
         progress_label: What the progress display calls this run (default: the
             stage name); tells apart two runs of one stage.
-        callbacks: Called on every rank after every step with ``(step, metrics)``.
+        callbacks: Called on every rank after every step with ``(step, metrics)``;
+            the stage computes its diagnostics only on logging steps (every
+            ``log_every`` steps and the last), so ``metrics`` may be empty
+            in between.
         find_unused_parameters: Passed to DDP.
     """
 
@@ -330,16 +333,36 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        """One optimiser step on ``batch``; returns the (detached) loss and metrics."""
+    def train_step(
+        self, batch: Any, *, diagnostics: bool = True, validate: bool = True
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimiser step on ``batch``; returns the (detached) loss and metrics.
+
+        Args:
+            batch: A batch from the loader.
+            diagnostics: Ask the stage for its logging metrics (see
+                ``Stage.configure_step``). Without diagnostics and validation
+                the step reads no tensor value on the host, so it does not
+                synchronise a GPU; a non-finite loss is then recorded on the
+                device and raised at the next logging or checkpoint step.
+            validate: Let the stage's loss check its inputs' values.
+        """
         self.model.train()
+        configure = getattr(_unwrap(self.model), "configure_step", None)
+        if configure is not None:
+            configure(diagnostics=diagnostics, validate=validate)
         batch = move_to_device(batch, self.device)
         with self._autocast():
             loss, metrics = self.model(batch, generator=self.loss_generator)
-        if not self.scaler.is_enabled() and not torch.isfinite(loss.detach()):
-            raise FloatingPointError(
-                f"stage {self.config.name!r}: non-finite loss {loss.item()} at step {self.step + 1}"
-            )
+        if not self.scaler.is_enabled():
+            # Step number of the first non-finite loss (0: none), kept on the device.
+            bad = ~torch.isfinite(loss.detach())
+            first = getattr(self, "_nonfinite_step", None)
+            if first is None:
+                first = torch.zeros((), dtype=torch.long, device=loss.device)
+            self._nonfinite_step = torch.where(bad & (first == 0), self.step + 1, first)
+            if diagnostics or validate:
+                self.raise_if_nonfinite()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip is not None:
@@ -355,6 +378,14 @@ class Trainer:
             after_step()
         self.step += 1
         return loss.detach(), metrics
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise ``FloatingPointError`` if a step so far had a non-finite loss (reads one value)."""
+        first = getattr(self, "_nonfinite_step", None)
+        if first is not None and int(first):
+            raise FloatingPointError(
+                f"stage {self.config.name!r}: non-finite loss at step {int(first)}"
+            )
 
     def fit(self, resume: bool | str | os.PathLike = True) -> TrainResult:
         """Run the stage to ``config.steps``.
@@ -396,6 +427,7 @@ class Trainer:
         )  # fmt: skip
         t0 = time.perf_counter()
         t_log, step_log = t0, self.step
+        start_step = self.step
         try:
             while self.step < cfg.steps:
                 epoch, offset = divmod(self.step, self.steps_per_epoch)
@@ -405,7 +437,13 @@ class Trainer:
                 # creating the iterator never perturbs the training randomness.
                 self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch)
                 for batch in self.loader:
-                    loss, metrics = self.train_step(batch)
+                    # Diagnostics on logging steps only, input checks on the
+                    # run's first step only: the other steps never wait for
+                    # the GPU.
+                    log_now = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
+                    loss, metrics = self.train_step(
+                        batch, diagnostics=log_now, validate=self.step == start_step
+                    )
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
@@ -422,6 +460,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
                     bar.update(1)  # after set_postfix: a log line shows this step's loss
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.raise_if_nonfinite()  # never checkpoint a diverged model
                         self.save()
                     for cb in self.callbacks:
                         cb(self.step, metrics)

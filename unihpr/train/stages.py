@@ -24,12 +24,10 @@ pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from unihpr.modalities import MODALITIES, check_modalities
@@ -37,38 +35,36 @@ from unihpr.train.config import StageConfig
 
 
 def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
-    """The stage's ``unihpr.losses.ContrastiveLoss`` with learnable, clamped temperatures.
+    """The stage's ``unihpr.losses.ContrastiveLoss``, built from ``config.loss``.
 
-    The pairwise and the triplet term get their own ``LearnableTemperature``
-    initialised at ``config.tau_init`` and clamped to ``[tau_min, tau_max]``.
+    Every field of the [`LossConfig`][unihpr.train.LossConfig] reaches the
+    loss: alpha, use_triplet, negatives (sampled or exact), the sampler by
+    name, the number of negatives, the chunk size and the backend. The
+    pairwise and the triplet term get their own ``LearnableTemperature``
+    initialised at ``loss.tau_init`` and clamped to ``[tau_min, tau_max]``.
     The triplet temperature is a fixed float when the triplet term cannot be
-    used (two modalities, or ``use_triplet=False``): a learnable parameter that
-    never receives a gradient would break DDP. Under ``torch.distributed`` the
-    loss gathers negatives across ranks itself.
+    used (two modalities, ``use_triplet=False`` or ``alpha=0``): a learnable
+    parameter that never receives a gradient would break DDP. Under
+    ``torch.distributed`` the loss gathers negatives across ranks itself.
     """
-    from unihpr.losses import ContrastiveLoss, LearnableTemperature
+    from unihpr.losses import ContrastiveLoss, LearnableTemperature, make_sampler
+
+    cfg = config.loss
 
     def temp() -> nn.Module:
-        return LearnableTemperature(init=config.tau_init, min=config.tau_min, max=config.tau_max)
+        return LearnableTemperature(init=cfg.tau_init, min=cfg.tau_min, max=cfg.tau_max)
 
-    triplet_used = config.use_triplet and num_modalities == 3 and config.alpha > 0
-    kwargs: dict[str, Any] = {}
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        if "gather" in inspect.signature(ContrastiveLoss).parameters:
-            kwargs["gather"] = True
-        else:  # an older loss without cross-rank negatives: still correct, fewer negatives
-            warnings.warn(
-                "ContrastiveLoss has no `gather` switch: contrastive negatives come from "
-                "the local batch of each rank only",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    triplet_used = cfg.use_triplet and num_modalities == 3 and cfg.alpha > 0
     return ContrastiveLoss(
-        alpha=config.alpha,
+        alpha=cfg.alpha,
         pair_temperature=temp(),
-        triplet_temperature=temp() if triplet_used else config.tau_init,
-        use_triplet=config.use_triplet,
-        **kwargs,
+        triplet_temperature=temp() if triplet_used else cfg.tau_init,
+        use_triplet=cfg.use_triplet,
+        sampler=make_sampler(cfg.sampler),
+        num_negatives=cfg.num_negatives,
+        negatives=cfg.negatives,
+        chunk_size=cfg.chunk_size,
+        backend=cfg.backend,
     )
 
 
@@ -166,10 +162,27 @@ class Stage(nn.Module):
         _check_batch(self.name, batch, modalities)
         return self.model.embed(batch, modalities)
 
+    def configure_step(self, *, diagnostics: bool = True, validate: bool = True) -> None:
+        """Choose what the next steps pay for (called by the training loop).
+
+        Args:
+            diagnostics: Compute the criterion's diagnostics (cosines,
+                accuracies, λ1 means: read on the host, a GPU sync); the loop
+                asks for them on logging steps only.
+            validate: Let the criterion check its inputs' values (zero or
+                non-finite rows, index ranges: also host reads); the loop
+                validates the first step of a run and then switches it off.
+        """
+        self.diagnostics = bool(diagnostics)
+        if isinstance(getattr(self.criterion, "validate", None), bool):
+            self.criterion.validate = bool(validate)
+
     def contrastive(
         self, emb: dict[str, Tensor], generator: torch.Generator | None
     ) -> tuple[Tensor, dict[str, float]]:
-        """L_cl of the given embeddings and the criterion's diagnostics."""
+        """L_cl of the given embeddings and, if enabled, the criterion's diagnostics."""
+        if not getattr(self, "diagnostics", True):
+            return self.criterion(**emb, generator=generator), {}
         loss, diag = self.criterion(**emb, generator=generator, return_diagnostics=True)
         return loss, dict(diag)
 
