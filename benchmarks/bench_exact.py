@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -40,7 +39,7 @@ def _step(mode: str, x: list[torch.Tensor], backend: str) -> None:
 
     g = torch.Generator().manual_seed(0)
     if mode == "sampled":
-        loss = TripletInfoNCE(0.2)(*x, generator=g)
+        loss = TripletInfoNCE(0.2, validate=False)(*x, generator=g)
     else:
         xn = [torch.nn.functional.normalize(t, dim=1) for t in x]
         loss = exact_triplet_info_nce(
@@ -118,8 +117,7 @@ def main() -> None:
             cmd += ["--repeat", str(args.repeat), "--threads", str(args.threads)]
             cmd += ["--exact-repeat-large", str(args.exact_repeat_large)]
             cmd += ["--_one", mode, str(B), backend]
-            env = dict(os.environ, UNIHPR_DISABLE_TRITON="1" if backend == "torch" else "")
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     for B in args.sizes:

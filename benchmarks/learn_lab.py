@@ -83,7 +83,7 @@ def score(pred, target, actions):
 
 def run_one(args, seed, train, test, train1=None):
     from unihpr.models import create_model
-    from unihpr.train import StageConfig, Trainer, seed_everything
+    from unihpr.train import LossConfig, StageConfig, Trainer, seed_everything
     from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
     from unihpr.train.distributed import DistInfo
     from unihpr.train.stages import make_stage
@@ -153,10 +153,10 @@ def run_one(args, seed, train, test, train1=None):
         model = create_model("unihpr-tiny", **_parse_kv(args.override))
         if args.s1:
             c1 = StageConfig(name="align2d3d", steps=args.s1, batch_size=args.b1 or args.b,
-                             tau_init=1 / 14, tau_min=1 / 100, **common)  # fmt: skip
+                             loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100), **common)  # fmt: skip
             fit(make_stage(model, c1), c1, "s1", train1)
-        c3 = StageConfig(name="finetune", steps=args.s3, batch_size=args.b, tau_init=0.2,
-                         tau_min=0.2, use_triplet=False, contrastive_weight=args.cl,
+        c3 = StageConfig(name="finetune", steps=args.s3, batch_size=args.b,
+                         loss=LossConfig(tau_init=0.2, tau_min=0.2), contrastive_weight=args.cl,
                          loss_2d_weight=args.w2d, loss_balance=args.balance, **common)  # fmt: skip
         stage = make_stage(model, c3, modalities=("pose2d", "pose3d"),
                            decode_from=tuple(args.decode_from))  # fmt: skip

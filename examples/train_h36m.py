@@ -52,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps of the three stages (the paper does not state them)")  # fmt: skip
     p.add_argument("--batch-size", type=int, nargs=3, metavar=("B1", "B2", "B3"),
                    help="per-process batch sizes (paper: 2048 180 180)")  # fmt: skip
+    from unihpr.losses.samplers import SAMPLERS
+    from unihpr.losses.triplet import NEGATIVE_MODES
+    from unihpr.ops.backend import BACKENDS
+
+    loss = p.add_argument_group("contrastive loss (every stage; see unihpr.train.LossConfig)")
+    loss.add_argument("--negatives", choices=NEGATIVE_MODES,
+                      help="triplet negatives: sampled (paper) or all 3B^2-3B+1 (exact)")  # fmt: skip
+    loss.add_argument("--backend", choices=BACKENDS,
+                      help="loss kernels: triton (exact mode, CUDA), compile (sampled mode)")  # fmt: skip
+    loss.add_argument("--sampler", choices=sorted(SAMPLERS),
+                      help="negative sampler of the sampled mode (paper: uniform)")  # fmt: skip
+    loss.add_argument("--num-negatives", type=int, help="sampled negatives per anchor (B-1)")
+    loss.add_argument("--chunk-size", type=int, help="rows per block of the exact PyTorch path")
     p.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
     p.add_argument("--real-cameras-step1", action="store_true",
                    help="step 1 on the 4 real cameras' 2D (default: the training subjects' "
@@ -105,11 +118,18 @@ def make_config(args: argparse.Namespace) -> Any:
     cfg.device, cfg.amp, cfg.num_workers, cfg.seed = (
         args.device, args.amp, args.num_workers, args.seed,
     )  # fmt: skip
+    loss_flags = {
+        key: getattr(args, key)
+        for key in ("negatives", "backend", "sampler", "num_negatives", "chunk_size")
+        if getattr(args, key, None) is not None
+    }
     for i, stage in enumerate(cfg.stages):
         if args.steps:
             stage.steps = args.steps[i]
         if args.batch_size:
             stage.batch_size = args.batch_size[i]
+        for key, value in loss_flags.items():
+            setattr(stage.loss, key, value)
         stage.__post_init__()  # re-validate the overridden values
     return cfg
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
     "bench_losses": ["--batch-sizes", "16", "--dim", "8", "--eigen-batch", "16", "--svd-count",
-                     "64", "--repeat", "1", "--no-compile"],
+                     "64", "--repeat", "1", "--threads", "1"],
     "bench_exact": ["--sizes", "8", "--dim", "8", "--repeat", "1"],
     "bench_models": ["--models", "unihpr-tiny", "--batch", "1", "--repeats", "1"],
     "bench_train": ["--models", "unihpr-tiny", "--steps", "1"],
@@ -40,3 +40,46 @@ def test_benchmark_script_runs(script, tmp_path):
     payload = json.loads(out.read_text())
     assert payload, "empty JSON"
     assert "|" in proc.stdout or "-" in proc.stdout  # a printed table
+
+
+def _gpu_check(*args, timeout=600):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_gpu_check_without_cuda_exits_at_once_with_a_message():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    proc = _gpu_check("--out", "/nonexistent/never-written.json", timeout=120)
+    assert proc.returncode == 2
+    assert "no CUDA device is visible" in proc.stderr and "--device cpu --tiny" in proc.stderr
+    assert proc.stdout == ""
+    proc = _gpu_check("--device", "cpu", timeout=120)  # the CPU is for --tiny only
+    assert proc.returncode == 2 and "add --tiny" in proc.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_section_at_toy_sizes_on_the_cpu(tmp_path):
+    """The script's own logic, end to end: sections, targets, JSON (numbers meaningless)."""
+    import importlib.util
+
+    out = tmp_path / "gpu_check.json"
+    proc = _gpu_check("--device", "cpu", "--tiny", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    sections = report["sections"]
+    assert report["mode"].startswith("tiny") and not any("failed" in n for n in report["notes"])
+    for name in ("exact_speed", "sampled_speed", "host_syncs", "train_steps"):
+        assert sections[name], name
+    if importlib.util.find_spec("triton") is not None:
+        worst = [r for r in sections["exact_correctness"] if r["quantity"] == "all (worst)"]
+        assert len(worst) == 2 and all(r["pass (<= 1e-3)"] for r in worst)
+        assert {r["backend"] for r in sections["exact_speed"]} >= {"triton", "torch"}
+    # the loss step itself must not read anything on the host
+    loss_rows = [r for r in sections["host_syncs"] if r["what"].startswith("ContrastiveLoss")]
+    assert len(loss_rows) == 2 and all(r["syncs"] == 0 for r in loss_rows)
+    assert {r["stage"] for r in sections["train_steps"]} == {"align2d3d", "finetune"}
+    assert all(t["pass"] == "n/a (tiny)" for t in report["targets"])
+    assert "== targets" in proc.stdout

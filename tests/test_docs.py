@@ -64,3 +64,38 @@ def test_sphinx_role_check(tmp_path):
 
 def test_no_sphinx_roles_in_the_sources():
     assert _hook().find_sphinx_roles(ROOT) == []
+
+
+def test_lifting_layout_table_matches_the_mappings():
+    import numpy as np
+
+    from unihpr.data.skeletons import HUMANOID15, get_skeleton, joint_mapping
+
+    lines = (DOCS / "guide" / "lifting.md").read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| humanoid15 joint |"))
+    layouts = re.findall(r"`(\w+)`", lines[header])
+    assert layouts == ["mediapipe33", "coco17", "h36m17"]
+    rows = {}
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[1:]
+    assert list(rows) == list(HUMANOID15.joint_names)
+    for col, layout in enumerate(layouts):
+        src = get_skeleton(layout)
+        m = joint_mapping(layout, "humanoid15")
+        if isinstance(m, tuple):
+            w = np.zeros((15, src.num_joints))
+            w[np.arange(15), list(m)] = 1.0
+        else:
+            w = m
+        for d, name in enumerate(HUMANOID15.joint_names):
+            cell = rows[name][col]
+            used = [src.joint_names[j] for j in np.flatnonzero(w[d])]
+            assert sorted(re.findall(r"`(\w+)`", cell)) == sorted(used), (layout, name, cell)
+            assert ("mean of" in cell) == (len(used) > 1), (layout, name)
+            np.testing.assert_allclose(w[d][w[d] != 0], 1 / len(used))  # a plain mean
+            direct = src.joint_names[int(np.flatnonzero(w[d])[0])] == name and len(used) == 1
+            assert ("≈" in cell) == (name in ("chest", "neck")), (layout, name)
+            assert direct or name in ("root", "chest", "neck"), (layout, name)

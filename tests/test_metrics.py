@@ -17,6 +17,7 @@ from unihpr.metrics import (
     per_action_error,
     pose_retrieval_error,
     procrustes_align,
+    retrieve_nearest,
 )
 
 
@@ -173,3 +174,101 @@ def test_image_retrieval_topk():
     assert out["top2"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="targets"):
         image_retrieval_topk(queries, gallery, targets=[0, 1, 2, 9])
+
+
+_POSE_METRICS = [mpjpe, pa_mpjpe, n_mpjpe]
+
+
+@pytest.mark.parametrize("metric", [*_POSE_METRICS, pck, auc])
+def test_empty_batches_raise(metric):
+    for shape in ((0, 17, 3), (2, 0, 17, 3)):
+        with pytest.raises(ValueError, match="no poses"):
+            metric(torch.zeros(shape), torch.zeros(shape))
+
+
+@pytest.mark.parametrize("metric", [*_POSE_METRICS, pck, auc])
+@pytest.mark.parametrize("where", ["pred", "target"])
+def test_nan_is_treated_the_same_by_every_metric(metric, where):
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=(2, 4, 5, 3)) * 100.0
+    (pred if where == "pred" else target)[2, 3, 1] = np.nan
+    assert np.isnan(metric(pred, target))  # not a miss, not 0.0: NaN in, NaN out
+    if metric in _POSE_METRICS:
+        per_pose = metric(pred, target, reduction="none")
+        assert np.isnan(per_pose[2]) and np.isfinite(np.delete(per_pose, 2)).all()
+        # the finite poses keep their values
+        np.testing.assert_allclose(
+            np.delete(per_pose, 2),
+            metric(np.delete(pred, 2, 0), np.delete(target, 2, 0), reduction="none"),
+        )
+    # a NaN outside the selected joints does not matter for the joint-local metrics
+    # (n_mpjpe's scale and pa_mpjpe's alignment use every joint)
+    if metric in (mpjpe, pck, auc):
+        assert np.isfinite(metric(pred, target, joints=[0, 1, 2, 4]))
+
+
+def test_pa_mpjpe_with_inf_input_is_nan_for_that_pose_only():
+    rng = np.random.default_rng(1)
+    pred, target = rng.normal(size=(2, 3, 6, 3))
+    pred[1, 0, 0] = np.inf
+    per = pa_mpjpe(pred, target, reduction="none")
+    assert np.isnan(per[1]) and np.isfinite(per[[0, 2]]).all()
+    assert mpjpe(pred, target, reduction="none")[1] == np.inf  # an infinite error is inf
+    assert pck(pred, target, 10.0) == pytest.approx(100.0 * 17 / 18)  # ... and a miss
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda p: pck(p, p, threshold=float("nan")), ValueError, "threshold"),
+        (lambda p: pck(p, p, threshold=-1.0), ValueError, "threshold"),
+        (lambda p: pck(p, p, threshold=float("inf")), ValueError, "threshold"),
+        (lambda p: pck(p, p, threshold="150"), TypeError, "threshold"),
+        (lambda p: auc(p, p, max_threshold=float("nan")), ValueError, "max_threshold"),
+        (lambda p: auc(p, p, max_threshold=0.0), ValueError, "max_threshold"),
+        (lambda p: auc(p, p, steps=2.5), TypeError, "steps"),
+        (lambda p: auc(p, p, steps=1), ValueError, "steps"),
+        (lambda p: mpjpe(p, p, reduction="sum"), ValueError, "reduction"),
+        (lambda p: mpjpe(p, p, joints=[0.5]), TypeError, r"joints\[0\]"),
+        (lambda p: mpjpe(p, p, joints=3), TypeError, "joints"),
+        (lambda p: mpjpe(p, p, exclude_root=True, root=5), ValueError, "root"),
+    ],
+)
+def test_metric_arguments_are_validated(call, error, match):
+    with pytest.raises(error, match=match):
+        call(np.zeros((2, 5, 3)))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0])
+@pytest.mark.parametrize("which", ["queries", "gallery"])
+def test_retrieval_rejects_nan_inf_and_zero_embeddings(bad, which):
+    q, g = torch.randn(3, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    target = q if which == "queries" else g
+    if bad == 0.0:
+        target[1] = 0.0
+    else:
+        target[1, 2] = bad
+    with pytest.raises(ValueError, match=rf"{which} row 1 is (zero|NaN or infinite)"):
+        retrieve_nearest(q, g)
+    name = "query_embeddings" if which == "queries" else "gallery_embeddings"
+    with pytest.raises(ValueError, match=rf"{name} row 1"):
+        image_retrieval_topk(q, g)
+    with pytest.raises(ValueError, match=rf"{name} row 1"):
+        pose_retrieval_error(q, g, torch.zeros(5, 2, 3), torch.zeros(3, 2, 3))
+
+
+def test_retrieval_is_scale_invariant_down_to_tiny_and_huge_norms():
+    rng = np.random.default_rng(2)
+    q, g = rng.normal(size=(6, 8)), rng.normal(size=(9, 8))
+    ref = retrieve_nearest(q, g, k=3)
+    for scale in (1e-300, 1e-13, 1e13, 1e300):
+        assert torch.equal(retrieve_nearest(q * scale, g, k=3), ref)
+        assert torch.equal(retrieve_nearest(q, g * scale, k=3), ref)
+    with pytest.raises(TypeError, match="k"):
+        retrieve_nearest(q, g, k=1.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        retrieve_nearest(q, g, chunk_size=0)
+    with pytest.raises(TypeError, match=r"ks\[1\]"):
+        image_retrieval_topk(q, g, ks=(1, "3"))
+    with pytest.raises(TypeError, match="targets"):
+        image_retrieval_topk(q, g, targets=[0.5] * 6)

@@ -72,3 +72,17 @@ def test_bad_batched_inputs(tmp_path):
         plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=np.full((17, 3), np.nan))
     with pytest.raises(ValueError, match="N <= 16"):
         plot_pose_comparison(tmp_path / "a.png", "h36m17", true3d=np.zeros((17, 17, 3)))
+
+
+def test_nan_joints_are_missing_and_inf_is_an_error(tmp_path):
+    rng = np.random.default_rng(2)
+    true3d = rng.normal(scale=0.3, size=(2, 17, 3))
+    pred3d = true3d + 0.1
+    pred3d[0, 3] = np.nan  # a missing joint: not drawn, not in the error
+    pose2d = rng.uniform(10, 50, size=(2, 17, 2))
+    pose2d[1, :4] = np.nan
+    out = plot_pose_comparison(tmp_path / "nan.png", "h36m17", pred3d=pred3d, true3d=true3d,
+                               true2d=pose2d, labels=["a", "b"])  # fmt: skip
+    assert out.is_file()
+    with pytest.raises(ValueError, match="infinite"):
+        plot_pose_comparison(tmp_path / "inf.png", "h36m17", true2d=np.full((17, 2), np.inf))

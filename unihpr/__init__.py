@@ -15,8 +15,11 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
     # ops
-    "largest_gram_eigenvalue": "unihpr.ops",
+    "lambda1_from_cosines": "unihpr.ops",
+    "lambda1_from_gram": "unihpr.ops",
+    "largest_gram_eigenvalue": "unihpr.ops",  # deprecated alias of lambda1_from_cosines
     "exact_triplet_info_nce": "unihpr.ops",
+    "sampled_triplet_info_nce": "unihpr.ops",
     "gram_volume": "unihpr.ops",
     # losses
     "LearnableTemperature": "unihpr.losses",
@@ -52,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     # evaluation
     "evaluate": "unihpr.evaluation",
     "pose_errors": "unihpr.evaluation",
+    # inference on users' keypoints
+    "lift": "unihpr.inference",
     # data
     "Skeleton": "unihpr.data",
     "get_skeleton": "unihpr.data",
@@ -73,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     # training
     "TrainConfig": "unihpr.train",
     "StageConfig": "unihpr.train",
+    "LossConfig": "unihpr.train",
     "Trainer": "unihpr.train",
     "train_pipeline": "unihpr.train",
     # figures

@@ -5,6 +5,14 @@ Python float is returned) and report errors in the input's units: pass
 millimetres to get the usual mm numbers. Which joints are averaged matters for
 comparisons with published results (17 joints, or 16 without the root), so
 every metric takes ``joints=`` (an index list) or ``exclude_root=True``.
+
+Bad input: empty batches raise ``ValueError``. NaN is treated the same way by
+every metric: a NaN coordinate makes the error of its pose NaN (for
+[`pa_mpjpe`][] any non-finite coordinate does, since the alignment is then
+undefined), and a NaN error makes [`pck`][], [`auc`][] and every mean NaN, so a
+diverged model is never scored as a plausible number. Retrieval rejects
+embeddings with NaN/inf entries or zero rows (their cosine similarity is
+undefined).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from unihpr._validate import check_choice, check_int, check_real
 
 __all__ = [
     "aggregate_by_action",
@@ -52,6 +62,8 @@ def _check_pair(pred: ArrayLike, target: ArrayLike, dims: tuple[int, ...] = (2, 
         )
     if p.shape[-2] == 0:
         raise ValueError("pred has no joints (J = 0)")
+    if p.numel() == 0:
+        raise ValueError(f"pred and target hold no poses (shape {tuple(p.shape)})")
     if not p.is_floating_point():
         p = p.double()
     if not t.is_floating_point():
@@ -65,26 +77,26 @@ def _joint_index(
     if joints is not None and exclude_root:
         raise ValueError("give either joints= or exclude_root=True, not both")
     if joints is not None:
-        idx = [int(j) for j in joints]
+        if isinstance(joints, (str, bytes)) or not hasattr(joints, "__iter__"):
+            raise TypeError(f"joints must be a sequence of joint indices, got {joints!r}")
+        idx = [check_int(f"joints[{i}]", j) for i, j in enumerate(joints)]
         if not idx or any(not 0 <= j < num_joints for j in idx):
             raise ValueError(f"joints must be non-empty indices in [0, {num_joints}), got {idx}")
         return idx
     if exclude_root:
-        if not 0 <= root < num_joints:
-            raise ValueError(f"root must be in [0, {num_joints}), got {root}")
+        check_int("root", root, low=0, high=num_joints - 1)
         return [j for j in range(num_joints) if j != root]
     return None
 
 
 def _reduce(err: torch.Tensor, idx: list[int] | None, reduction: str, as_numpy: bool):
     """err: (..., J) per-joint errors -> mean (scalar) or per-pose (...)."""
+    check_choice("reduction", reduction, ("mean", "none"))
     if idx is not None:
         err = err[..., idx]
     per_pose = err.mean(dim=-1)
     if reduction == "none":
         return per_pose.detach().cpu().numpy() if as_numpy else per_pose
-    if reduction != "mean":
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     out = per_pose.mean()
     return float(out) if as_numpy else out
 
@@ -132,6 +144,10 @@ def procrustes_align(pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
     """
     p, t, _ = _check_pair(pred, target, dims=(3,))
     x, y = p.double(), t.double()
+    # The SVD fails on non-finite input: align finite stand-ins, then mark those poses NaN.
+    bad = ~(torch.isfinite(x).all(dim=(-2, -1)) & torch.isfinite(y).all(dim=(-2, -1)))
+    x = torch.where(bad[..., None, None], torch.zeros_like(x), x)
+    y = torch.where(bad[..., None, None], torch.zeros_like(y), y)
     mu_x, mu_y = x.mean(dim=-2, keepdim=True), y.mean(dim=-2, keepdim=True)
     x0, y0 = x - mu_x, y - mu_y
     norm_x = (x0**2).sum(dim=(-2, -1))
@@ -146,6 +162,7 @@ def procrustes_align(pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
     # collapses it onto the target centroid instead of dividing by zero.
     scale = (s * diag).sum(-1) / norm_x.clamp_min(torch.finfo(torch.float64).tiny)
     aligned = scale[..., None, None] * (x0 @ rot) + mu_y
+    aligned = torch.where(bad[..., None, None], torch.full_like(aligned, torch.nan), aligned)
     return aligned.to(p.dtype)
 
 
@@ -207,15 +224,17 @@ def pck(
     """Percentage of joints whose error is at most ``threshold`` (3DHP PCK).
 
     ``threshold`` is in the input's units (150 for millimetres, 0.15 for
-    metres). Returns a percentage in [0, 100].
+    metres). Returns a percentage in [0, 100], or NaN if a selected joint's
+    error is NaN.
     """
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    threshold = check_real("threshold", threshold, low=0.0)
     p, t, _ = _check_pair(pred, target)
     idx = _joint_index(p.shape[-2], joints, exclude_root, root)
     err = torch.linalg.vector_norm(p - t, dim=-1)
     if idx is not None:
         err = err[..., idx]
+    if bool(torch.isnan(err).any()):
+        return float("nan")
     return float((err <= threshold).double().mean() * 100.0)
 
 
@@ -232,15 +251,17 @@ def auc(
     """Area under the PCK curve, 3DHP convention: mean PCK over ``steps``
     thresholds evenly spaced in [0, max_threshold] (0, 5, ..., 150 mm).
 
-    Returns a percentage in [0, 100].
+    Returns a percentage in [0, 100], or NaN if a selected joint's error is NaN.
     """
-    if steps < 2 or max_threshold <= 0:
-        raise ValueError(f"need steps >= 2 and max_threshold > 0, got {steps}, {max_threshold}")
+    steps = check_int("steps", steps, low=2)
+    max_threshold = check_real("max_threshold", max_threshold, low=0.0, low_open=True)
     p, t, _ = _check_pair(pred, target)
     idx = _joint_index(p.shape[-2], joints, exclude_root, root)
     err = torch.linalg.vector_norm(p - t, dim=-1).double()
     if idx is not None:
         err = err[..., idx]
+    if bool(torch.isnan(err).any()):
+        return float("nan")
     thr = torch.linspace(0.0, float(max_threshold), steps, dtype=torch.float64)
     curve = (err.reshape(-1, 1) <= thr).double().mean(dim=0)
     return float(curve.mean() * 100.0)
@@ -300,9 +321,24 @@ def per_action_error(
 
 def _embeddings(x: ArrayLike, name: str) -> torch.Tensor:
     t, _ = _to_tensor(x, name)
-    if t.ndim != 2 or t.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, D) with N > 0, got {tuple(t.shape)}")
-    return torch.nn.functional.normalize(t.detach().double(), dim=-1)
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (N, D) with N, D > 0, got {tuple(t.shape)}")
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.detach().double()
+    # Divide by the largest entry first: the norm of rows like 1e-200 or 1e200
+    # under/overflows in float64, and cosine similarity is scale-invariant.
+    peak = t.abs().amax(dim=-1, keepdim=True)
+    bad = ~torch.isfinite(peak[:, 0]) | (peak[:, 0] == 0)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        what = "zero" if bool(peak[row, 0] == 0) else "NaN or infinite"
+        raise ValueError(
+            f"{name} row {row} is {what} (shape {tuple(t.shape)}): it has no direction to "
+            "compare; embeddings must be finite and non-zero"
+        )
+    t = t / peak
+    return t / torch.linalg.vector_norm(t, dim=-1, keepdim=True)
 
 
 def retrieve_nearest(
@@ -315,17 +351,38 @@ def retrieve_nearest(
     """Indices (Q, k) of the k gallery items most cosine-similar to each query, best first.
 
     Args:
-        queries: (Q, D) embeddings (need not be normalised).
-        gallery: (G, D) embeddings.
+        queries: (Q, D) embeddings (need not be normalised); rows must be
+            finite and non-zero.
+        gallery: (G, D) embeddings; the same condition.
         k: Number of neighbours, 1 <= k <= G.
         chunk_size: Queries scored at once (bounds memory at ``chunk_size * G``).
         return_scores: Also return the cosine similarities (Q, k), float64.
+
+    Raises:
+        ValueError: A row is NaN/inf or zero, the shapes disagree, or ``k`` is
+            out of range.
     """
-    q, g = _embeddings(queries, "queries"), _embeddings(gallery, "gallery")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"queries have D={q.shape[1]} but gallery has D={g.shape[1]}")
+    k = check_int("k", k, low=1)
+    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    q, g = _embedding_pair(queries, gallery, "queries", "gallery")
     if not 1 <= k <= g.shape[0]:
         raise ValueError(f"k must be in [1, {g.shape[0]}], got {k}")
+    return _nearest(q, g, k, chunk_size, return_scores)
+
+
+def _embedding_pair(
+    queries: ArrayLike, gallery: ArrayLike, q_name: str, g_name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    q, g = _embeddings(queries, q_name), _embeddings(gallery, g_name)
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"{q_name} have D={q.shape[1]} but {g_name} has D={g.shape[1]}")
+    return q, g
+
+
+def _nearest(
+    q: torch.Tensor, g: torch.Tensor, k: int, chunk_size: int = 4096, return_scores: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Top-k indices (and cosines) for unit rows ``q`` (Q, D) and ``g`` (G, D)."""
     tops = [(q[i : i + chunk_size] @ g.T).topk(k, dim=1) for i in range(0, len(q), chunk_size)]
     idx = torch.cat([t.indices for t in tops])
     if return_scores:
@@ -357,16 +414,18 @@ def pose_retrieval_error(
         Mean error over queries, in the poses' units.
     """
     fns = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe}
-    if metric not in fns:
-        raise ValueError(f"metric must be one of {sorted(fns)}, got {metric!r}")
+    check_choice("metric", metric, sorted(fns))
     gp, _ = _to_tensor(gallery_poses, "gallery_poses")
     qp, _ = _to_tensor(query_poses, "query_poses")
-    n_q, n_g = np.shape(query_embeddings)[0], np.shape(gallery_embeddings)[0]
+    q, g = _embedding_pair(
+        query_embeddings, gallery_embeddings, "query_embeddings", "gallery_embeddings"
+    )
+    n_q, n_g = q.shape[0], g.shape[0]
     if gp.ndim != 3 or gp.shape[0] != n_g:
         raise ValueError(f"gallery_poses must have shape ({n_g}, J, 3), got {tuple(gp.shape)}")
     if qp.ndim != 3 or qp.shape[0] != n_q:
         raise ValueError(f"query_poses must have shape ({n_q}, J, 3), got {tuple(qp.shape)}")
-    idx = retrieve_nearest(query_embeddings, gallery_embeddings, k=1)[:, 0]
+    idx = _nearest(q, g, 1)[:, 0]
     return float(fns[metric](gp.detach().double()[idx], qp.detach().double(), **kwargs))
 
 
@@ -388,19 +447,28 @@ def image_retrieval_topk(
     Returns:
         ``{"top1": ..., "top3": ...}``.
     """
-    n_q, n_g = np.shape(query_embeddings)[0], np.shape(gallery_embeddings)[0]
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(f"ks must be a sequence of ints, got {ks!r}")
+    ks = [check_int(f"ks[{i}]", k, low=1) for i, k in enumerate(ks)]
+    if not ks:
+        raise ValueError("ks must hold at least one k")
+    q, g = _embedding_pair(
+        query_embeddings, gallery_embeddings, "query_embeddings", "gallery_embeddings"
+    )
+    n_q, n_g = q.shape[0], g.shape[0]
     if targets is None:
         if n_q > n_g:
             raise ValueError(f"without targets, need Q <= G, got Q={n_q}, G={n_g}")
         tgt = torch.arange(n_q)
     else:
-        tgt = torch.as_tensor(np.asarray(targets), dtype=torch.long).reshape(-1)
+        tgt = torch.as_tensor(np.asarray(targets))
+        if tgt.is_floating_point() or tgt.dtype == torch.bool or tgt.is_complex():
+            raise TypeError(f"targets must be integer indices, got dtype {tgt.dtype}")
+        tgt = tgt.long().reshape(-1)
         if tgt.shape[0] != n_q or (tgt < 0).any() or (tgt >= n_g).any():
             raise ValueError(f"targets must be {n_q} indices in [0, {n_g})")
-    if not ks or any(int(k) < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {list(ks)}")
-    kmax = min(max(int(k) for k in ks), n_g)
-    top = retrieve_nearest(query_embeddings, gallery_embeddings, k=kmax)
+    kmax = min(max(ks), n_g)
+    top = _nearest(q, g, kmax)
     hit = top == tgt[:, None]
     return {
         f"top{k}": float(hit[:, : min(int(k), n_g)].any(dim=1).double().mean() * 100.0) for k in ks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,8 +38,11 @@ def _batch(x, name: str, dims: int, num_joints: int) -> np.ndarray | None:
             f"with 1 <= N <= {MAX_SAMPLES}, got {a.shape}"
         )
     a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if np.isinf(a).any():
+        raise ValueError(f"{name} contains infinite values (NaN marks a missing joint)")
+    empty = np.flatnonzero(np.isnan(a).any(axis=-1).all(axis=-1))
+    if empty.size:
+        raise ValueError(f"{name}: sample {int(empty[0])} has only NaN (missing) joints")
     return a
 
 
@@ -101,7 +105,8 @@ def plot_pose_comparison(
 ) -> Path:
     """Draw true and predicted skeletons and save a PNG: one sample or a row of them.
 
-    Poses are (J, C) for one sample or (N, J, C) for N <= 16 samples. With one
+    Poses are (J, C) for one sample or (N, J, C) for N <= 16 samples; a NaN
+    joint is missing (it and its bones are not drawn). With one
     sample the panels stand side by side; with several, each column is a sample
     and each row a kind of panel. When both ``pred3d`` and ``true3d`` are given,
     each sample's 3D panel is titled with its MPJPE (``error_scale`` times the
@@ -167,7 +172,9 @@ def plot_pose_comparison(
     errors = None
     if poses["pred3d"] is not None and poses["true3d"] is not None:
         dist = np.linalg.norm(poses["pred3d"] - poses["true3d"], axis=-1)
-        errors = error_scale * dist.mean(axis=-1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a sample without joints: NaN
+            errors = error_scale * np.nanmean(dist, axis=-1)
 
     # panels per sample: (kind, [(pose key, colour, legend label)])
     panels: list[tuple[int, list[tuple[str, str | None, str | None]]]] = []
@@ -186,9 +193,14 @@ def plot_pose_comparison(
     keys3 = [k for k in ("true3d", "pred3d") if poses[k] is not None]
     xyz = {k: np.stack([_plot_xyz(pose, up_axis) for pose in poses[k]]) for k in keys3}
     if keys3:
-        centres = np.concatenate([xyz[k] for k in keys3], axis=1).mean(axis=1, keepdims=True)
+        both = np.concatenate([xyz[k] for k in keys3], axis=1)
+        known = np.isfinite(both)
+        centres = np.where(known, both, 0).sum(1, keepdims=True) / np.maximum(
+            known.sum(1, keepdims=True), 1
+        )
         xyz = {k: v - centres for k, v in xyz.items()}
-        lim = max(float(max(np.abs(v).max() for v in xyz.values())), 1e-6)
+        extent = [np.abs(v[np.isfinite(v)]).max(initial=0.0) for v in xyz.values()]
+        lim = max(float(max(extent)), 1e-6)
 
     rows, cols = (1, len(panels)) if n == 1 else (len(panels), n)
     fig = plt.figure(figsize=(3.2 * cols, 3.4 * rows))

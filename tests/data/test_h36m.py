@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from payloads import CreatesFile, assert_payload_is_live, object_member_npz, raw_pickle_npz
 
 from unihpr.data.cameras import project, quaternion_to_matrix, world_to_camera
 from unihpr.data.h36m import Human36M, load_h36m_2d, load_h36m_3d, normalize_action
@@ -137,3 +138,90 @@ def test_loader_errors_name_file_key_and_shape(tmp_path):
         Human36M(f3, short, "train")
     with pytest.raises(ValueError, match="split"):
         Human36M(f3, short, "val")
+
+
+@pytest.mark.parametrize("which", ["3d_raw", "3d_member", "2d_member", "2d_metadata"])
+def test_crafted_npz_runs_nothing(tmp_path, which):
+    f3, f2, _ = write_h36m(tmp_path, n=4)
+    marker = tmp_path / "pwned"
+    assert_payload_is_live(marker)
+    evil = tmp_path / "evil.npz"
+    if which == "3d_raw":  # not a zip: np.load(allow_pickle=True) would unpickle the file
+        raw_pickle_npz(evil, marker)
+        match = r"evil\.npz: not an npz \(zip\) archive"
+    elif which == "3d_member":
+        object_member_npz(evil, marker, "positions_3d")
+        match = r"evil\.npz\['positions_3d'\]: refusing to unpickle (io|builtins)\.open"
+    else:
+        key = "positions_2d" if which == "2d_member" else "metadata"
+        good = {k: np.load(f2, allow_pickle=True)[k] for k in ("positions_2d", "metadata")}
+        np.savez(evil, **{**good, key: np.array({"x": CreatesFile(marker)}, dtype=object)})
+        match = rf"evil\.npz\['{key}'\]: refusing to unpickle (io|builtins)\.open"
+    d3, d2 = (evil, f2) if which.startswith("3d") else (f3, evil)
+    loader = load_h36m_3d if which.startswith("3d") else load_h36m_2d
+    with pytest.raises(ValueError, match=match):
+        loader(evil)
+    with pytest.raises(ValueError, match=match):
+        Human36M(d3, d2, "train")
+    assert not marker.exists()
+
+
+def test_wrong_trailing_dimensions_are_rejected(tmp_path):
+    f3, _, p3 = write_h36m(tmp_path, n=4)
+    one = tmp_path / "one.npz"
+    p2 = {s: {a: [np.zeros((4, 17, 1), np.float32)] * 4 for a in p3[s]} for s in p3}
+    np.savez(one, positions_2d=p2, metadata={"num_joints": 17})
+    with pytest.raises(ValueError, match=r"one\.npz.*\(4, 17, 1\).*\(N, 17, 2\)"):
+        load_h36m_2d(one)
+    with pytest.raises(ValueError, match=r"one\.npz"):
+        Human36M(f3, one, "train")
+    # a confidence column after (x, y) is accepted and dropped
+    conf = tmp_path / "conf.npz"
+    p2 = {s: {a: [np.ones((4, 17, 3), np.float32)] * 4 for a in p3[s]} for s in p3}
+    np.savez(conf, positions_2d=p2, metadata={"num_joints": 17})
+    assert Human36M(f3, conf, "train")[0]["pose2d"].shape == (17, 2)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["3d", "2d"])
+def test_nonfinite_poses_raise_or_are_masked(tmp_path, bad, where):
+    f3, f2, p3 = write_h36m(tmp_path, n=6)
+    p2 = {k: np.load(f2, allow_pickle=True)[k].item() for k in ("positions_2d", "metadata")}
+    if where == "3d":
+        p3["S5"]["Walking"][2, 0, 1] = bad  # joint 0 is kept in the 17-joint layout
+        np.savez(f3, positions_3d=p3)
+        lost = 4  # frame 2 of every camera
+    else:
+        p2["positions_2d"]["S5"]["Walking"][1][3, 16, 0] = bad
+        np.savez(f2, **p2)
+        lost = 1  # frame 3 of camera 1
+    name = f3.name if where == "3d" else f2.name
+    with pytest.raises(ValueError, match=rf"{name}: {lost} of \d+ samples have NaN or inf.*S5"):
+        Human36M(f3, f2, "train")
+    full = 5 * 2 * 4 * 6
+    with pytest.warns(UserWarning, match=f"left out {lost} of {full}"):
+        ds = Human36M(f3, f2, "train", nonfinite="mask")
+    assert len(ds) == full - lost and ds.num_masked == lost
+    assert np.isfinite(ds.arrays["pose3d"]).all() and np.isfinite(ds.arrays["pose2d"]).all()
+    assert np.isfinite(ds.arrays["bbox"]).all() and len(ds.arrays["subject"]) == len(ds)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"split": 3}, TypeError, "split"),
+        ({"stride": 0}, ValueError, "stride"),
+        ({"stride": 1.5}, TypeError, "stride"),
+        ({"cameras": (0, 4)}, ValueError, "cameras"),
+        ({"cameras": ()}, ValueError, "cameras"),
+        ({"cameras": (True,)}, ValueError, "cameras"),
+        ({"bbox_margin": float("nan")}, ValueError, "bbox_margin"),
+        ({"bbox_margin": -0.1}, ValueError, "bbox_margin"),
+        ({"nonfinite": "drop"}, ValueError, "nonfinite"),
+        ({"subjects": "S1"}, TypeError, "subjects"),
+    ],
+)
+def test_argument_validation(tmp_path, kwargs, error, match):
+    f3, f2, _ = write_h36m(tmp_path, n=4)
+    with pytest.raises(error, match=match):
+        Human36M(f3, f2, **kwargs)

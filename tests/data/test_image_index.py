@@ -48,7 +48,7 @@ def test_build_and_load_crops(tmp_path):
         root, tmp_path / "d3.npz", tmp_path / "d2.npz", out, subjects=["S9"],
         pattern="{subject}/{action}.{camera}/{number:06d}.png",
     )  # fmt: skip
-    assert stats == {"written": 3, "missing": 4 * 4 - 3}
+    assert stats == {"written": 3, "missing": 4 * 4 - 3, "nonfinite": 0}
     recs = read_image_index(out)
     assert recs[1]["frame"] == 1 and recs[1]["action"] == "Walking"
     np.testing.assert_allclose(recs[1]["pose2d"][0], uv0[1, 0], atol=1e-3)
@@ -89,3 +89,34 @@ def test_malformed_index(tmp_path):
         read_image_index(f)
     with pytest.raises(FileNotFoundError, match="frames_root"):
         build_h36m_image_index(tmp_path / "nope", f, f, tmp_path / "o.jsonl")
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", '"x"'])
+def test_index_with_nonfinite_or_non_numeric_values(tmp_path, bad):
+    f = tmp_path / "bad.jsonl"
+    rec = {"image": "a.png", "bbox": [0, 0, 1, 1], "pose2d": [[0, 0]] * 2,
+           "pose3d": [[0, 0, 0]] * 2, "subject": "S1", "action": "A", "frame": 0}  # fmt: skip
+    line = json.dumps(rec)
+    f.write_text(line + "\n" + line.replace('"bbox": [0,', f'"bbox": [{bad},') + "\n")
+    with pytest.raises(
+        ValueError, match=r"bad\.jsonl:2: bbox (holds NaN or inf|must hold numbers)"
+    ):
+        read_image_index(f)
+    f.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: expected a JSON object"):
+        read_image_index(f)
+
+
+def test_builder_and_cli_reject_or_mask_nonfinite_poses(tmp_path):
+    root, _ = write_h36m_with_frames(tmp_path)
+    p3 = np.load(tmp_path / "d3.npz", allow_pickle=True)["positions_3d"].item()
+    p3["S9"]["Walking 1"][1, 0, 2] = np.nan
+    np.savez(tmp_path / "d3.npz", positions_3d=p3)
+    args = [str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"), str(tmp_path / "i.jsonl"),
+            "--subjects", "S9", "--pattern", "{subject}/{action}.{camera}/{number:06d}.png"]  # fmt: skip
+    with pytest.raises(ValueError, match=r"d3\.npz: 4 of 16 samples have NaN or inf in pose3d"):
+        main(args)
+    with pytest.warns(UserWarning, match="left out 4 of 16"):
+        assert main([*args, "--mask-nonfinite"]) == 0
+    recs = read_image_index(tmp_path / "i.jsonl")
+    assert [r["frame"] for r in recs] == [0, 2]  # frame 1 (NaN) left out, frame 3 has no image

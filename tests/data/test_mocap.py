@@ -181,3 +181,60 @@ def test_recombined_frames_mix_limbs_of_real_frames():
                                    np.linalg.norm(ref[:, j] - ref[:, p], axis=-1)[0], atol=1e-9)  # fmt: skip
     with pytest.raises(ValueError, match="frames"):
         mocap.recombine_frames(np.zeros((3, 40)), 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_cache_is_named_and_rebuilt_on_the_next_call(built, tmp_path, damage):
+    _, paths = built
+    root = tmp_path / "cache"
+    fresh = mocap.build_humanoid_mocap(root, **SMALL)
+    blob = fresh["test"].read_bytes()
+    fresh["test"].write_bytes(
+        {"truncated": blob[: len(blob) // 2], "garbage": b"\x00" * 100, "empty": b""}[damage]
+    )
+    with pytest.raises(ValueError, match=r"test\.npz: corrupt mocap cache file.*rebuilt"):
+        mocap.HumanoidMocap("test", root, **SMALL)
+    ds = mocap.HumanoidMocap("test", root, **SMALL)  # rebuilt, identical to a clean build
+    with np.load(paths["test"]) as ref:
+        for key in ("pose3d", "pose2d", "image"):
+            assert np.array_equal(ds.arrays[key], ref[key]), key
+
+
+TINY = {"stride": 60, "cameras_per_frame": 1, "image_size": 16, "progress": False}
+
+
+def _build_in_subprocess(root):
+    return {k: str(v) for k, v in mocap.build_humanoid_mocap(root, **TINY).items()}
+
+
+def test_concurrent_builds_into_one_empty_cache(tmp_path):
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(3) as pool:
+        results = pool.map(_build_in_subprocess, [tmp_path] * 3)  # raises if any build failed
+    assert results[0] == results[1] == results[2]
+    for split in ("train", "test"):
+        with np.load(results[0][split]) as z:
+            assert len(z["pose3d"]) > 0
+    assert [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_interleaved_cache_writes_do_not_collide(tmp_path, monkeypatch):
+    # Deterministic version of the race: a second writer of the same file runs
+    # while the first is still writing its temporary (a fixed temporary name
+    # made the first os.replace fail with FileNotFoundError).
+    path = tmp_path / "train.npz"
+    savez = np.savez
+    calls = []
+
+    def savez_with_a_rival(f, **arrays):
+        calls.append(1)
+        if len(calls) == 1:
+            mocap._write_atomically(path, {"x": np.arange(2)})
+        savez(f, **arrays)
+
+    monkeypatch.setattr(mocap.np, "savez", savez_with_a_rival)
+    mocap._write_atomically(path, {"x": np.arange(3)})
+    with np.load(path) as z:
+        assert z["x"].tolist() == [0, 1, 2]  # the last writer wins, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.npz"]

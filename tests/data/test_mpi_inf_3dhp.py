@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from payloads import assert_payload_is_live, object_member_npz, raw_pickle_npz
 
 from unihpr.data.mpi_inf_3dhp import MPIInf3DHP, load_3dhp
 from unihpr.data.skeletons import H36M17, MPI_INF_3DHP17
@@ -87,3 +88,64 @@ def test_malformed_files(tmp_path):
     write_test(tmp_path / "ok.npz")
     with pytest.raises(ValueError, match="units"):
         MPIInf3DHP(tmp_path / "ok.npz", units="cm")
+
+
+@pytest.mark.parametrize("kind", ["raw", "member"])
+def test_crafted_npz_runs_nothing(tmp_path, kind):
+    marker = tmp_path / "pwned"
+    assert_payload_is_live(marker)
+    evil = tmp_path / "evil.npz"
+    if kind == "raw":
+        raw_pickle_npz(evil, marker)
+        match = r"evil\.npz: not an npz \(zip\) archive"
+    else:
+        object_member_npz(evil, marker, "data", lambda p: {"TS1": {"data_3d": p}})
+        match = r"evil\.npz\['data'\]: refusing to unpickle (io|builtins)\.open"
+    with pytest.raises(ValueError, match=match):
+        load_3dhp(evil)
+    with pytest.raises(ValueError, match=match):
+        MPIInf3DHP(evil)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("key", ["data_3d", "data_2d"])
+def test_nonfinite_poses_raise_or_are_masked(tmp_path, key):
+    f = tmp_path / "data_test_3dhp.npz"
+    data = write_test(f)
+    data["TS5"][key][4, 3, 0] = np.nan
+    data["TS5"][key][1, 3, 0] = np.inf  # frame 1 is invalid: dropped by valid_only first
+    np.savez(f, data=data)
+    with pytest.raises(ValueError, match=r"data_test_3dhp\.npz: 1 of 14 samples .*NaN or inf"):
+        MPIInf3DHP(f)
+    with pytest.warns(UserWarning, match="left out 1 of 14"):
+        ds = MPIInf3DHP(f, nonfinite="mask")
+    assert len(ds) == 13 and np.isfinite(ds.arrays["pose3d"]).all()
+    with pytest.raises(ValueError, match="2 of 16"):
+        MPIInf3DHP(f, valid_only=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"layout": "coco"}, ValueError),
+        ({"units": 1}, TypeError),
+        ({"stride": 0}, ValueError),
+        ({"stride": "2"}, TypeError),
+        ({"valid_only": 1}, TypeError),
+        ({"bbox_margin": float("inf")}, ValueError),
+        ({"nonfinite": None}, ValueError),
+    ],
+)
+def test_argument_validation(tmp_path, kwargs, error):
+    f = tmp_path / "data_test_3dhp.npz"
+    write_test(f)
+    with pytest.raises(error, match=next(iter(kwargs))):
+        MPIInf3DHP(f, **kwargs)
+
+
+def test_short_2d_is_rejected(tmp_path):
+    f = tmp_path / "short.npz"
+    p3 = np.zeros((3, 17, 3), np.float32)
+    np.savez(f, data={"TS1": {"data_3d": p3, "data_2d": np.zeros((3, 17, 1), np.float32)}})
+    with pytest.raises(ValueError, match=r"short\.npz.*data_2d.*\(3, 17, 1\)"):
+        load_3dhp(f)

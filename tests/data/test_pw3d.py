@@ -2,6 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
+from payloads import CreatesFile, assert_payload_is_live
 
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.pw3d import ThreeDPW, load_3dpw_sequence
@@ -97,3 +98,106 @@ def test_malformed_pickles(tmp_path):
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match=r"junk\.pkl"):
         load_3dpw_sequence(tmp_path / "junk.pkl")
+
+
+def test_crafted_pickle_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    assert_payload_is_live(marker)
+    f = tmp_path / "evil.pkl"
+    raw = write_sequence(f)
+    raw["genders"] = ["m", CreatesFile(marker)]  # deep inside an otherwise valid sequence
+    with open(f, "wb") as fh:
+        pickle.dump(raw, fh, protocol=2)
+    with pytest.raises(ValueError, match=r"evil\.pkl: refusing to unpickle (io|builtins)\.open"):
+        load_3dpw_sequence(f)
+    with pytest.raises(ValueError, match=r"evil\.pkl: refusing"):
+        ThreeDPW(tmp_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x80\x02cno_such_module\nThing\n)\x81q\x00.",  # ModuleNotFoundError under pickle.load
+        b"\x80\x02cnumpy\nno_such_attr\n)\x81q\x00.",  # AttributeError under pickle.load
+        b"\x80\x02cpathlib\nPath\n)\x81q\x00.",  # an importable class that is not data
+    ],
+)
+def test_pickles_naming_other_classes_are_clear_errors(tmp_path, blob):
+    f = tmp_path / "odd.pkl"
+    f.write_bytes(blob)
+    with pytest.raises(ValueError, match=r"odd\.pkl: refusing to unpickle"):
+        load_3dpw_sequence(f)
+
+
+@pytest.mark.parametrize("key", ["campose_valid", "poses2d"])
+def test_per_actor_lists_must_match_actor_count(tmp_path, key):
+    f = tmp_path / "seq.pkl"
+    raw = write_sequence(f, actors=2)
+    raw[key] = raw[key][:1]
+    with open(f, "wb") as fh:
+        pickle.dump(raw, fh, protocol=2)
+    with pytest.raises(ValueError, match=rf"seq\.pkl: {key} has 1 actor entries but .* 2"):
+        load_3dpw_sequence(f)
+    raw[key] = 5
+    with open(f, "wb") as fh:
+        pickle.dump(raw, fh, protocol=2)
+    with pytest.raises(ValueError, match=rf"seq\.pkl: {key} must be a list"):
+        load_3dpw_sequence(f)
+
+
+def test_empty_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="files is empty"):
+        ThreeDPW([])
+    with pytest.raises(FileNotFoundError, match=r"no \.pkl sequence files found in .*"):
+        ThreeDPW(tmp_path)
+    with pytest.raises(TypeError, match="files"):
+        ThreeDPW(3)
+    f = tmp_path / "seq.pkl"
+    raw = write_sequence(f)
+    raw["jointPositions"] = []
+    with open(f, "wb") as fh:
+        pickle.dump(raw, fh, protocol=2)
+    with pytest.raises(ValueError, match=r"seq\.pkl: jointPositions holds no actor"):
+        load_3dpw_sequence(f)
+
+
+def test_nonfinite_poses_raise_or_are_masked(tmp_path):
+    f = tmp_path / "seq_00.pkl"
+    raw = write_sequence(f)
+    raw["jointPositions"][1][3, 5] = np.nan  # actor 1, frame 3 (valid)
+    raw["cam_poses"][2, 0, 3] = np.inf  # frame 2 is invalid for both actors: never used
+    with open(f, "wb") as fh:
+        pickle.dump(raw, fh, protocol=2)
+    with pytest.raises(ValueError, match=r"seq_00\.pkl: 1 of 8 samples have NaN or inf"):
+        ThreeDPW(f)
+    with pytest.warns(UserWarning, match="left out 1 of 8"):
+        ds = ThreeDPW(f, nonfinite="mask")
+    assert len(ds) == 7 and ds.num_masked == 1
+    assert np.isfinite(ds.arrays["pose3d"]).all() and np.isfinite(ds.arrays["pose2d"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"stride": 0}, ValueError),
+        ({"stride": 2.0}, TypeError),
+        ({"bbox_margin": "0.1"}, TypeError),
+        ({"nonfinite": "ignore"}, ValueError),
+        ({"vertex_fn": 3}, TypeError),
+    ],
+)
+def test_argument_validation(tmp_path, kwargs, error):
+    f = tmp_path / "seq.pkl"
+    write_sequence(f)
+    with pytest.raises(error, match=next(iter(kwargs))):
+        ThreeDPW(f, **kwargs)
+
+
+def test_regressor_file_must_be_a_plain_npy(tmp_path):
+    f = tmp_path / "seq.pkl"
+    write_sequence(f)
+    evil = tmp_path / "J_regressor.npy"
+    np.save(evil, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"J_regressor\.npy: not a readable \.npy regressor"):
+        ThreeDPW(f, regressor=evil)

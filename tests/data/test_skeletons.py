@@ -192,3 +192,105 @@ def test_rig_mapping_errors_list_what_is_missing():
         )
     with pytest.raises(ValueError, match="pass mapping="):
         joint_mapping(rig, "humanoid15")
+
+
+# --- keypoint layouts -> the DeepMimic humanoid --------------------------------------
+
+
+def test_mediapipe33_follows_mediapipes_landmark_order():
+    from unihpr.data.skeletons import MEDIAPIPE33
+
+    # PoseLandmark indices of MediaPipe Pose
+    expected = {0: "nose", 2: "left_eye", 7: "left_ear", 10: "right_mouth", 11: "left_shoulder",
+                16: "right_wrist", 21: "left_thumb", 23: "left_hip", 26: "right_knee",
+                29: "left_heel", 32: "right_foot_index"}  # fmt: skip
+    assert MEDIAPIPE33.num_joints == 33
+    for i, name in expected.items():
+        assert MEDIAPIPE33.joint_names[i] == name
+    assert get_skeleton("mediapipe33") is MEDIAPIPE33
+    # flipping twice is the identity and swaps the left and right wrists
+    pose = np.random.default_rng(0).normal(size=(33, 2))
+    flipped = flip_pose(pose, MEDIAPIPE33, center=0.0)
+    assert flipped[16, 0] == -pose[15, 0]
+    np.testing.assert_array_equal(flip_pose(flipped, MEDIAPIPE33, center=0.0), pose)
+
+
+def test_layouts_mapping_to_humanoid15():
+    from unihpr.data.skeletons import HUMANOID15, mappable_layouts
+
+    layouts = mappable_layouts("humanoid15")
+    assert layouts == ["coco17", "h36m17", "humanoid15", "mediapipe33"]
+    limbs = [n for n in HUMANOID15.joint_names if n.startswith(("left_", "right_"))]
+    assert len(limbs) == 12
+    for layout in layouts:
+        src = get_skeleton(layout)
+        m = joint_mapping(layout, "humanoid15")
+        w = np.zeros((15, src.num_joints))
+        if isinstance(m, tuple):
+            w[np.arange(15), list(m)] = 1.0
+        else:
+            w = m
+        np.testing.assert_allclose(w.sum(1), 1.0)  # affine: commutes with translation
+        for name in limbs:  # limbs map one to one, by name
+            row = w[HUMANOID15.index(name)]
+            assert row[src.index(name)] == 1.0 and np.count_nonzero(row) == 1, (layout, name)
+    assert mappable_layouts("h36m17") == ["h36m17", "h36m32", "mpi_inf_3dhp17", "smpl24"]
+
+
+def test_trunk_of_detector_layouts_is_means_of_hips_and_shoulders():
+    from unihpr.data.skeletons import COCO17, HUMANOID15, MEDIAPIPE33
+
+    for sk in (COCO17, MEDIAPIPE33):
+        pose = torch.randn(3, sk.num_joints, 2, dtype=torch.float64)
+        out = map_joints(pose, sk, "humanoid15")
+        lh, rh, ls, rs = (pose[:, sk.index(n)] for n in
+                          ("left_hip", "right_hip", "left_shoulder", "right_shoulder"))  # fmt: skip
+        torch.testing.assert_close(out[:, HUMANOID15.index("root")], (lh + rh) / 2)
+        torch.testing.assert_close(out[:, HUMANOID15.index("chest")], (lh + rh + ls + rs) / 4)
+        torch.testing.assert_close(out[:, HUMANOID15.index("neck")], (ls + rs) / 2)
+    h36m = map_joints(np.arange(17 * 2.0).reshape(17, 2), "h36m17", "humanoid15")
+    for dst, src in (("root", "pelvis"), ("chest", "spine"), ("neck", "thorax")):
+        np.testing.assert_array_equal(
+            h36m[HUMANOID15.index(dst)], 2 * H36M17.index(src) + np.arange(2)
+        )
+
+
+def test_map_visibility_hides_joints_made_of_hidden_keypoints():
+    from unihpr.data.skeletons import COCO17, HUMANOID15, map_visibility
+
+    vis = np.ones((2, 17), dtype=bool)
+    vis[0, COCO17.index("left_hip")] = False
+    vis[1, COCO17.index("nose")] = False  # used by no humanoid joint
+    out = map_visibility(vis, "coco17", "humanoid15")
+    hidden = [HUMANOID15.joint_names[j] for j in np.flatnonzero(~out[0])]
+    assert hidden == ["root", "chest", "left_hip"]
+    assert out[1].all()
+    torch.testing.assert_close(
+        map_visibility(torch.from_numpy(vis), "coco17", "humanoid15"), torch.from_numpy(out)
+    )
+    # an index mapping selects; shapes are checked
+    v36 = np.ones(17, dtype=bool)
+    v36[H36M17.index("thorax")] = False
+    assert np.flatnonzero(~map_visibility(v36, "h36m17", "humanoid15")).tolist() == [2]
+    with pytest.raises(ValueError, match=r"\(\.\.\., 17\)"):
+        map_visibility(np.ones(15, dtype=bool), "coco17", "humanoid15")
+
+
+def test_trunk_approximations_on_the_bundled_mocap():
+    """The errors the mapping's comments state, measured on the 15 bundled clips (3D)."""
+    pytest.importorskip("pybullet")
+    from unihpr.data.mocap import humanoid_forward_kinematics, list_mocap_clips, load_mocap_clip
+    from unihpr.data.skeletons import HUMANOID15
+
+    pose = np.concatenate([humanoid_forward_kinematics(load_mocap_clip(c))
+                           for c in list_mocap_clips()])  # fmt: skip
+    # the humanoid seen as a COCO detection: limbs copied, trunk rebuilt from the table
+    coco = np.zeros((len(pose), 17, 3))
+    for name in HUMANOID15.joint_names[3:]:
+        coco[:, get_skeleton("coco17").index(name)] = pose[:, HUMANOID15.index(name)]
+    rebuilt = map_joints(coco, "coco17", "humanoid15")
+    err = np.linalg.norm(rebuilt - pose, axis=-1).mean(0) * 1000  # mm per joint
+    assert err[HUMANOID15.index("root")] < 1e-9  # the root is the hips' midpoint
+    assert 30 < err[HUMANOID15.index("chest")] < 45  # "37 mm mean error"
+    assert 25 < err[HUMANOID15.index("neck")] < 36  # "31 mm mean error"
+    assert err[3:].max() == 0.0

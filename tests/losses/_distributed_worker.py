@@ -37,7 +37,14 @@ class Heads(nn.Module):
 
 
 def build_loss(name: str, gather: bool = True) -> tuple[nn.Module, int]:
-    from unihpr.losses import ContrastiveLoss, LearnableTemperature, PairInfoNCE, TripletInfoNCE
+    from unihpr.losses import (
+        ContrastiveLoss,
+        LearnableTemperature,
+        MultimodalInfoNCE,
+        PairInfoNCE,
+        SwapOneTripletSampler,
+        TripletInfoNCE,
+    )
 
     def temp(init):
         return LearnableTemperature(init=init, min=0.01, max=10.0)
@@ -52,6 +59,11 @@ def build_loss(name: str, gather: bool = True) -> tuple[nn.Module, int]:
         return ContrastiveLoss(0.5, temp(0.1), temp(0.2), gather=gather), 3
     if name == "contrastive-all":
         return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", gather=gather), 3
+    if name == "multimodal-volume":
+        return MultimodalInfoNCE(temp(0.2), score="volume", num_negatives=5, gather=gather), 3
+    if name == "multimodal-lambda":
+        sampler = SwapOneTripletSampler()
+        return MultimodalInfoNCE(temp(0.2), sampler=sampler, num_negatives=4, gather=gather), 3
     raise ValueError(name)
 
 

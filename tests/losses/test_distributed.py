@@ -16,7 +16,15 @@ from unihpr.losses.distributed import distributed_world, gather_embeddings, loca
 from unihpr.losses.pair import pair_info_nce
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
-CASES = ["pair", "triplet-sampled", "triplet-all", "contrastive-sampled", "contrastive-all"]
+CASES = [
+    "pair",
+    "triplet-sampled",
+    "triplet-all",
+    "contrastive-sampled",
+    "contrastive-all",
+    "multimodal-volume",
+    "multimodal-lambda",
+]
 
 
 def _load_worker():
@@ -72,7 +80,7 @@ def test_two_ranks_equal_one_process_on_concatenated_batch(two_rank_run, name):
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("name", ["pair", "triplet-all", "contrastive-all"])
+@pytest.mark.parametrize("name", ["pair", "triplet-all", "contrastive-all", "multimodal-volume"])
 def test_gather_false_keeps_negatives_local(two_rank_run, name):
     worker, state, inputs, ranks = two_rank_run
     halves = [[x[:4] for x in inputs], [x[4:] for x in inputs]]

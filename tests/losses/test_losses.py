@@ -171,10 +171,10 @@ def test_triplet_learns_alignment():
     for _ in range(60):
         opt.zero_grad()
         loss = loss_fn(*x, generator=gen)
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
     assert mean_positive_lambda() > before + 0.6
 
 
@@ -247,7 +247,7 @@ def test_contrastive_diagnostics():
 
 def test_temperature_init_clamp_and_log_parametrisation():
     t = LearnableTemperature(init=1 / 14, min=1 / 100, max=1e4)
-    assert float(t()) == pytest.approx(1 / 14, rel=1e-6)
+    assert float(t().detach()) == pytest.approx(1 / 14, rel=1e-6)
     assert isinstance(t.log_tau, torch.nn.Parameter)
     with torch.no_grad():
         t.log_tau.fill_(math.log(1e-5))
@@ -299,7 +299,7 @@ def test_fixed_temperature_has_no_parameters():
             lambda: (torch.randn(4, 3), torch.tensor([[1.0, 0, 0]] * 3 + [[float("inf"), 0, 0]])),
             "y has a NaN or infinite row",
         ),
-        (lambda: (torch.zeros(4, 3), torch.randn(4, 3)), "x has a zero-norm row"),
+        (lambda: (torch.zeros(4, 3), torch.randn(4, 3)), "x has a zero row"),
         (lambda: (torch.empty(0, 3), torch.empty(0, 3)), r"at least 2.*\(0, 3\)"),
     ],
 )
@@ -331,7 +331,7 @@ def test_triplet_and_contrastive_bad_input():
         ContrastiveLoss()(image=good, pose3d=torch.randn(4, 5))
     with pytest.raises(ValueError, match="num_negatives must be an int >= 1"):
         TripletInfoNCE(num_negatives=0)
-    with pytest.raises(ValueError, match="alpha must be a float >= 0"):
+    with pytest.raises(ValueError, match="alpha must be a finite float >= 0"):
         ContrastiveLoss(alpha=-1)
 
 
@@ -346,3 +346,191 @@ def test_bad_temperatures(value):
 def test_temperature_range_check():
     with pytest.raises(ValueError, match="min <= init <= max"):
         LearnableTemperature(init=0.5, min=0.6, max=1.0)
+
+
+# ------------------------------------------- scale invariance, validation (#12)
+
+
+@given(
+    scale=st.sampled_from([1e-30, 1e-13, 1e-6, 1e6, 1e30]),
+    which=st.integers(0, 2),
+    seed=st.integers(0, 1000),
+)
+def test_losses_are_invariant_to_the_scale_of_their_inputs(scale, which, seed):
+    """Rows of any finite non-zero norm give the same unit vector (PairInfoNCE(x, y)
+    used to be 7.677 and 1.786 for the same x, y × 1e-13)."""
+    x = [t.detach() for t in embeddings(6, 5, seed)]
+    scaled = list(x)
+    scaled[which] = x[which] * scale
+    gen = lambda: torch.Generator().manual_seed(seed)  # noqa: E731
+    pair = PairInfoNCE(0.1)
+    torch.testing.assert_close(pair(*scaled[:2]), pair(*x[:2]), rtol=1e-12, atol=1e-12)
+    for fn in (TripletInfoNCE(0.2), ContrastiveLoss(), TripletInfoNCE(0.2, negatives="all")):
+        torch.testing.assert_close(
+            fn(*scaled, generator=gen()), fn(*x, generator=gen()), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_tiny_rows_get_the_gradient_of_the_normalised_loss():
+    x, y = (t.detach() for t in embeddings(5, 4, 1, n=2))
+    a = (x * 1e-13).requires_grad_()
+    b = x.clone().requires_grad_()
+    PairInfoNCE(0.1)(a, y).backward()
+    PairInfoNCE(0.1)(b, y).backward()
+    # d/dx of f(x / |x|) scales with 1 / |x|
+    torch.testing.assert_close(a.grad * 1e-13, b.grad, rtol=1e-10, atol=1e-20)
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), -1.0, True, "1"])
+def test_alpha_must_be_finite_and_non_negative(alpha):
+    with pytest.raises(ValueError, match="alpha must be a finite float >= 0"):
+        ContrastiveLoss(alpha=alpha)
+
+
+@pytest.mark.parametrize("tau", [0.0, -1.0, float("nan"), float("inf")])
+def test_functional_forms_reject_bad_temperatures(tau):
+    from unihpr.losses import pair_info_nce, triplet_info_nce
+
+    s = torch.eye(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="tau must be finite and > 0"):
+        pair_info_nce(s, tau)
+    with pytest.raises(ValueError, match="tau must be finite and > 0"):
+        pair_info_nce(s, torch.tensor(tau))
+    idx = UniformTripletSampler()(4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="tau must be finite and > 0"):
+        triplet_info_nce(s, s, s, idx, tau, anchors=torch.arange(4))
+
+
+def test_functional_forms_accept_a_float_temperature():
+    from unihpr.losses import pair_info_nce, triplet_info_nce
+
+    x = [F.normalize(t.detach(), dim=1) for t in embeddings(5, 3, 2)]
+    s12, s13, s23 = x[0] @ x[1].T, x[0] @ x[2].T, x[1] @ x[2].T
+    idx = UniformTripletSampler()(5, generator=torch.Generator().manual_seed(0))
+    a = triplet_info_nce(s12, s13, s23, idx, 0.2, anchors=torch.arange(5))[0]
+    b = triplet_info_nce(s12, s13, s23, idx, torch.tensor(0.2, dtype=torch.float64),
+                         anchors=torch.arange(5))[0]  # fmt: skip
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(pair_info_nce(s12, 0.1), pair_info_nce(s12, torch.tensor(0.1)))
+    rows = torch.tensor([1, 3])
+    expected = pair_loss_reference(x[0], x[1], 0.1)  # all rows
+    halves = (
+        pair_info_nce(s12, 0.1, anchors=torch.tensor([0, 2, 4])) * 3
+        + pair_info_nce(s12, 0.1, anchors=rows) * 2
+    )
+    torch.testing.assert_close(halves / 5, expected)
+    with pytest.raises(ValueError, match=r"anchors must lie in \[0, 5\), got values \[-1\]"):
+        pair_info_nce(s12, 0.1, anchors=torch.tensor([-1]))
+    with pytest.raises(TypeError, match="triplets must be a TripletIndices"):
+        triplet_info_nce(s12, s13, s23, torch.zeros(5, 2, dtype=torch.long), 0.2)
+
+
+@pytest.mark.parametrize("make", [PairInfoNCE, TripletInfoNCE, ContrastiveLoss])
+def test_mixed_dtypes_devices_meta_and_generators_are_named(make):
+    n = 2 if make is PairInfoNCE else 3
+    names = ("x", "y") if make is PairInfoNCE else None
+    fn = make()
+    good = [torch.randn(4, 3) for _ in range(n)]
+    mixed = [good[0], good[1].double(), *good[2:]]
+    with pytest.raises(ValueError, match=r"has dtype torch\.float64 but .* has torch\.float32"):
+        fn(*mixed)
+    meta = [torch.empty(4, 3, device="meta"), *good[1:]]
+    with pytest.raises(ValueError, match="is a meta tensor"):
+        fn(*meta)
+    if make is not PairInfoNCE:
+        with pytest.raises(
+            TypeError, match=r"generator must be a torch\.Generator or None, got int"
+        ):
+            fn(*good, generator=5)
+    # half-precision sets next to float32 ones (autocast outputs) are promoted, not refused
+    half = [good[0].bfloat16(), *good[1:]]
+    assert torch.isfinite(fn(*half))
+    if names:
+        with pytest.raises(ValueError, match="y has dtype"):
+            fn(good[0], good[1].double())
+
+
+@pytest.mark.parametrize("negatives", ["sampled", "all"])
+def test_validate_false_makes_no_host_sync(negatives):
+    from unihpr.ops._host_syncs import record_host_syncs
+
+    x = [t.detach().float().requires_grad_() for t in embeddings(8, 6, 3)]
+    fn = ContrastiveLoss(
+        pair_temperature=LearnableTemperature(0.1),
+        triplet_temperature=LearnableTemperature(0.2),
+        negatives=negatives,
+    )
+    gen = torch.Generator().manual_seed(0)
+    with record_host_syncs() as calls:
+        fn(*x, generator=gen).backward()
+    assert calls, "validate=True reads the inputs on the host"
+    fn.validate = False
+    with record_host_syncs() as calls:
+        fn(*x, generator=gen).backward()
+    assert calls == []
+    # and validate=False changes nothing about the value
+    fn.validate = True
+    a = fn(*x, generator=torch.Generator().manual_seed(1))
+    fn.validate = False
+    b = fn(*x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_diagnostics_are_read_in_one_transfer():
+    from unihpr.ops._host_syncs import record_host_syncs
+
+    x = [t.detach() for t in embeddings(6, 4, 2)]
+    fn = ContrastiveLoss(validate=False)
+    with record_host_syncs() as calls:
+        _, info = fn(*x, return_diagnostics=True)
+    assert [name for name, _ in calls] == ["tolist"] and len(info) == 12
+
+
+# ----------------------------------------------------- renames, samplers, repr
+
+
+def test_module_compile_is_not_shadowed():
+    loss_fn = TripletInfoNCE(0.2)
+    assert loss_fn.compile() is None  # nn.Module.compile, not a bool attribute
+    assert loss_fn._compiled_call_impl is not None
+    with pytest.warns(DeprecationWarning, match="backend='compile'"):
+        old = TripletInfoNCE(compile=True)
+    assert old.backend == "compile" and callable(old.compile)
+    with pytest.warns(DeprecationWarning, match="backend='compile'"):
+        assert ContrastiveLoss(compile=True).triplet.backend == "compile"
+
+
+def test_any_sampler_subclass_is_only_asked_for_indices():
+    """The loss never inspects the sampler's type: a custom sampler's indices are used as given."""
+    from unihpr.losses import TripletSampler, triplet_info_nce
+
+    class Fixed(TripletSampler):
+        calls = 0
+
+        def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
+            Fixed.calls += 1
+            base = (anchors[:, None] + torch.arange(1, num_negatives + 1)) % batch_size
+            return tuple(base if m == 1 else anchors[:, None].expand_as(base) for m in range(3))
+
+    x = embeddings(5, 4, 6)
+    got = TripletInfoNCE(0.2, sampler=Fixed(), num_negatives=3)(*x)
+    assert Fixed.calls == 1
+    xs = [F.normalize(t, dim=1) for t in x]
+    idx = Fixed()(5, 3)
+    ref = triplet_info_nce(
+        xs[0] @ xs[1].T, xs[0] @ xs[2].T, xs[1] @ xs[2].T, idx, 0.2, anchors=torch.arange(5)
+    )[0]
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(
+        got, triplet_loss_reference(*x, with_positives(torch.arange(5), idx), 0.2)
+    )
+
+
+def test_printing_a_loss_with_learnable_temperatures_warns_nothing():
+    import warnings
+
+    fn = ContrastiveLoss(pair_temperature=LearnableTemperature(init=0.1, min=0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = repr(fn)
+    assert "tau=0.1" in text and "learnable=True" in text

@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
-from hypothesis import strategies as st
 
-from unihpr.losses.multimodal import MultimodalInfoNCE, gram_scores, sample_tuples
-from unihpr.ops.gram import gram_determinant, gram_largest_eigenvalue, gram_volume
+from unihpr.losses import (
+    MultimodalInfoNCE,
+    ShuffleTripletSampler,
+    SwapOneTripletSampler,
+    TripletInfoNCE,
+    UniformTripletSampler,
+    make_sampler,
+)
+from unihpr.losses.multimodal import gram_scores, sample_tuples
+from unihpr.ops.gram import gram_determinant, gram_volume, lambda1_from_gram
+
+SAMPLERS = [UniformTripletSampler(), SwapOneTripletSampler(), ShuffleTripletSampler()]
 
 
 def reference_loss(xs, tuples, tau, score):
@@ -24,17 +32,23 @@ def reference_loss(xs, tuples, tau, score):
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 
+def _embeddings(B, K, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(B, 7, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(K)
+    ]
+
+
 @pytest.mark.parametrize("K", [2, 3, 4, 5])
 @pytest.mark.parametrize("score", ["lambda", "volume"])
-@pytest.mark.parametrize("sampler", ["uniform", "swap-one"])
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
 def test_loss_matches_float64_reference(K, score, sampler):
     B, N = 6, 9
-    g = torch.Generator().manual_seed(K)
-    xs = [torch.randn(B, 7, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(K)]
+    xs = _embeddings(B, K, K)
     loss = MultimodalInfoNCE(0.3, score=score, sampler=sampler, num_negatives=N)(
         *xs, generator=torch.Generator().manual_seed(1)
     )
-    neg = sample_tuples(B, K, N, scheme=sampler, generator=torch.Generator().manual_seed(1))
+    neg = torch.stack(sampler.tuples(B, K, N, generator=torch.Generator().manual_seed(1)), -1)
     pos = torch.arange(B)[:, None, None].expand(B, 1, K)
     ref = reference_loss(xs, torch.cat([pos, neg], 1), 0.3, score)
     torch.testing.assert_close(loss, ref, rtol=1e-10, atol=1e-10)
@@ -42,33 +56,34 @@ def test_loss_matches_float64_reference(K, score, sampler):
         torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
 
 
-@given(B=st.integers(2, 6), K=st.integers(2, 5), seed=st.integers(0, 2**16))
-def test_uniform_tuples_share_an_embedding_and_exclude_the_positive(B, K, seed):
-    t = sample_tuples(B, K, 40, scheme="uniform", generator=torch.Generator().manual_seed(seed))
-    a = torch.arange(B)[:, None, None]
-    assert t.shape == (B, 40, K) and t.min() >= 0 and t.max() < B
-    assert (t == a).any(-1).all()
-    assert not (t == a).all(-1).any()
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_three_modalities_lambda_is_the_triplet_loss(sampler):
+    """One sampler family: the K = 3 λ1 loss and TripletInfoNCE agree draw for draw."""
+    xs = _embeddings(8, 3, 5)
+    multi = MultimodalInfoNCE(0.2, sampler=sampler, num_negatives=11)
+    trip = TripletInfoNCE(0.2, sampler=sampler, num_negatives=11)
+    a = multi(*xs, generator=torch.Generator().manual_seed(3))
+    b = trip(*xs, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for ga, gb in zip(torch.autograd.grad(a, xs), torch.autograd.grad(b, xs)):
+        torch.testing.assert_close(ga, gb, rtol=0, atol=0)
 
 
-def test_swap_one_differs_in_exactly_one_modality():
-    t = sample_tuples(7, 4, 50, scheme="swap-one", generator=torch.Generator().manual_seed(0))
-    matches = (t == torch.arange(7)[:, None, None]).sum(-1)
-    assert (matches == 3).all()
-
-
-def test_uniform_sampler_is_uniform_over_the_candidate_set():
-    # B = 3, K = 3: 27 − 8 − 1 = 18 candidates per anchor; chi-square-like check.
-    B, K, n = 3, 3, 36_000
-    t = sample_tuples(
-        B, K, n, anchors=torch.tensor([1]), generator=torch.Generator().manual_seed(0)
+def test_deprecated_string_sampler_and_sample_tuples():
+    xs = _embeddings(6, 4, 2)
+    with pytest.warns(DeprecationWarning, match="pass a sampler object"):
+        old = MultimodalInfoNCE(sampler="swap-one")
+    new = MultimodalInfoNCE(sampler=make_sampler("swap-one"))
+    torch.testing.assert_close(
+        old(*xs, generator=torch.Generator().manual_seed(0)),
+        new(*xs, generator=torch.Generator().manual_seed(0)),
+        rtol=0,
+        atol=0,
     )
-    codes = (t[0, :, 0] * 9 + t[0, :, 1] * 3 + t[0, :, 2]).bincount(minlength=27).double()
-    members = [c for c in range(27) if 1 in (c // 9, (c // 3) % 3, c % 3) and c != 13]
-    assert len(members) == 18
-    assert codes[[c for c in range(27) if c not in members]].sum() == 0
-    freq = codes[members] / n
-    assert (freq - 1 / 18).abs().max() < 0.006  # ~5 standard deviations
+    with pytest.warns(DeprecationWarning, match="sample_tuples is deprecated"):
+        t = sample_tuples(5, 4, 7, scheme="uniform", generator=torch.Generator().manual_seed(0))
+    ref = UniformTripletSampler().tuples(5, 4, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(t, torch.stack(ref, -1))
 
 
 def test_k3_lambda_and_volume_closed_forms_match_float64():
@@ -78,9 +93,9 @@ def test_k3_lambda_and_volume_closed_forms_match_float64():
     a, b, c = G[:, 0, 1], G[:, 0, 2], G[:, 1, 2]
     torch.testing.assert_close(gram_determinant(a, b, c), torch.linalg.det(G))
     torch.testing.assert_close(gram_volume(G, eps=0.0), torch.linalg.det(G).sqrt())
-    torch.testing.assert_close(gram_largest_eigenvalue(G), torch.linalg.eigvalsh(G)[:, -1])
+    torch.testing.assert_close(lambda1_from_gram(G), torch.linalg.eigvalsh(G)[:, -1])
     G2 = G[:, :2, :2]
-    torch.testing.assert_close(gram_largest_eigenvalue(G2), torch.linalg.eigvalsh(G2)[:, -1])
+    torch.testing.assert_close(lambda1_from_gram(G2), torch.linalg.eigvalsh(G2)[:, -1])
     torch.testing.assert_close(gram_volume(G2, eps=0.0), torch.linalg.det(G2).sqrt())
 
 
@@ -107,16 +122,28 @@ def test_gram_scores_volume_is_zero_for_identical_embeddings():
     )
 
 
+def test_scale_invariance():
+    xs = [x.detach() for x in _embeddings(5, 4, 7)]
+    fn = MultimodalInfoNCE(score="volume")
+    base = fn(*xs, generator=torch.Generator().manual_seed(0))
+    for scale in (1e-30, 1e-13, 1e30):
+        scaled = [xs[0] * scale, *xs[1:]]
+        got = fn(*scaled, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(got, base, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "exc", "match"),
     [
-        ({"score": "area"}, "score"),
-        ({"sampler": "hard"}, "sampler"),
-        ({"num_negatives": 0}, "num_negatives"),
+        ({"score": "area"}, ValueError, "score"),
+        ({"sampler": "hard"}, ValueError, "sampler must be a TripletSampler or one of"),
+        ({"sampler": 3}, TypeError, "sampler must be a TripletSampler"),
+        ({"num_negatives": 0}, ValueError, "num_negatives"),
+        ({"backend": "cuda"}, ValueError, "backend must be one of"),
     ],
 )
-def test_bad_constructor_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_constructor_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
         MultimodalInfoNCE(**kwargs)
 
 
@@ -126,7 +153,9 @@ def test_bad_forward_inputs():
         fn(torch.randn(4, 3))
     with pytest.raises(ValueError, match="embeddings\\[1\\]"):
         fn(torch.randn(4, 3), torch.randn(5, 3))
-    with pytest.raises(ValueError, match="scheme"):
-        sample_tuples(4, 3, 2, scheme="nope")
+    with pytest.raises(ValueError, match=r"embeddings\[2\] has a zero row"):
+        fn(torch.randn(4, 3), torch.randn(4, 3), torch.zeros(4, 3))
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
+        fn(torch.randn(4, 3), torch.randn(4, 3), generator=5)
     with pytest.raises(ValueError, match="num_modalities"):
-        sample_tuples(4, 1, 2)
+        make_sampler("uniform").tuples(4, 1, 2)

@@ -131,9 +131,90 @@ def test_bad_arguments():
         s(4, 0)
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\)"):
         s(4, anchors=torch.tensor([4]))
-    with pytest.raises(ValueError, match="anchors must be a 1-D"):
+    with pytest.raises(
+        ValueError, match=r"anchors must be an int32 or int64 tensor of shape \(A,\)"
+    ):
         s(4, anchors=torch.tensor([[0]]))
+    with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\), got values \[-1\]"):
+        s(4, anchors=torch.tensor([-1, 2]))
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
+        s(4, generator=5)
     with pytest.raises(ValueError, match="dtype must be"):
         s(4, dtype=torch.float32)
     with pytest.raises(ValueError, match="anchor_modality must be"):
-        ShuffleTripletSampler(anchor_modality=3)
+        ShuffleTripletSampler(anchor_modality=-1)
+    with pytest.raises(ValueError, match="anchor_modality=3 needs more than 3 modalities"):
+        ShuffleTripletSampler(anchor_modality=3)(5)
+
+
+# ------------------------------------------------------------- K modalities
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+@given(B=st.integers(2, 9), K=st.integers(2, 5), N=st.integers(1, 40), seed=st.integers(0, 999))
+def test_tuples_share_an_embedding_and_exclude_the_positive(sampler, B, K, N, seed):
+    if isinstance(sampler, ShuffleTripletSampler) and sampler.anchor_modality is not None:
+        K = max(K, sampler.anchor_modality + 1)
+    out = sampler.tuples(B, K, N, generator=torch.Generator().manual_seed(seed))
+    assert len(out) == K
+    t = torch.stack(out, dim=-1)
+    a = torch.arange(B)[:, None, None]
+    assert t.shape == (B, N, K) and t.dtype == torch.int64
+    assert int(t.min()) >= 0 and int(t.max()) < B
+    assert (t == a).any(-1).all()
+    assert not (t == a).all(-1).any()
+
+
+def test_triplets_are_the_three_modality_tuples():
+    for sampler in SAMPLERS:
+        t = sampler(7, 9, generator=torch.Generator().manual_seed(4))
+        u = sampler.tuples(7, 3, 9, generator=torch.Generator().manual_seed(4))
+        assert all(torch.equal(x, y) for x, y in zip(t, u))
+
+
+def test_uniform_tuples_are_uniform_over_the_candidate_set():
+    # B = 3, K = 4: 81 − 16 − 1 = 64 candidates per anchor.
+    B, K, n = 3, 4, 64_000
+    t = torch.stack(
+        UniformTripletSampler().tuples(
+            B, K, n, anchors=torch.tensor([1]), generator=torch.Generator().manual_seed(0)
+        ),
+        dim=-1,
+    )[0]
+    codes = ((t * torch.tensor([27, 9, 3, 1])).sum(-1)).bincount(minlength=81).double()
+    digits = torch.stack(torch.meshgrid(*[torch.arange(3)] * 4, indexing="ij"), -1).reshape(81, 4)
+    member = (digits == 1).any(-1) & ~(digits == 1).all(-1)
+    assert int(member.sum()) == 64
+    assert codes[~member].sum() == 0
+    expected = n / 64
+    chi2 = float(((codes[member] - expected) ** 2 / expected).sum())
+    assert chi2 < 130, chi2  # 63 degrees of freedom: the 99.99% quantile is about 120
+
+
+def test_uniform_decode_covers_every_candidate_once():
+    """The draws 0 .. B^K − (B−1)^K − 2 decode to all candidates, each exactly once."""
+    for B, K in ((2, 2), (4, 3), (3, 5)):
+        total = B**K - (B - 1) ** K - 1
+        for a in range(B):
+            u = torch.arange(total)[None, :]
+            t = torch.stack(UniformTripletSampler.decode(u, torch.tensor([a]), B, K), -1)[0]
+            codes = (t * B ** torch.arange(K - 1, -1, -1)).sum(-1)
+            assert codes.unique().numel() == total
+            assert (t == a).any(-1).all() and not (t == a).all(-1).any()
+
+
+def test_swap_one_tuples_differ_in_exactly_one_modality():
+    t = torch.stack(
+        SwapOneTripletSampler().tuples(7, 4, 50, generator=torch.Generator().manual_seed(0)), -1
+    )
+    assert ((t == torch.arange(7)[:, None, None]).sum(-1) == 3).all()
+
+
+def test_make_sampler_table():
+    from unihpr.losses import SAMPLERS as TABLE
+    from unihpr.losses import make_sampler
+
+    for name, cls in TABLE.items():
+        assert type(make_sampler(name)) is cls
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        make_sampler("hardest")

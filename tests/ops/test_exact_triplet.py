@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from unihpr.ops._host_syncs import record_host_syncs
 from unihpr.ops.exact_triplet import exact_triplet_info_nce, exact_triplet_num_terms
 
 
@@ -140,11 +141,19 @@ def test_gradients_reach_only_required_inputs():
         ({"s12": torch.zeros(3, 4)}, ValueError, "square"),
         ({"s13": torch.zeros(4, 4)}, ValueError, "square"),
         ({"s23": torch.zeros(3, 3, dtype=torch.long)}, TypeError, "s23"),
-        ({"anchors": torch.tensor([0, 3])}, ValueError, "anchors"),
-        ({"anchors": torch.tensor([0.0])}, ValueError, "anchors"),
+        ({"anchors": torch.tensor([0, 3])}, ValueError, r"anchors must lie in \[0, 3\)"),
+        ({"anchors": torch.tensor([-1])}, ValueError, r"got values \[-1\]"),
+        ({"anchors": torch.tensor([0.0])}, ValueError, "anchors must be an int32 or int64"),
+        ({"anchors": torch.tensor([], dtype=torch.long)}, ValueError, "non-empty"),
         ({"chunk_size": 0}, ValueError, "chunk_size"),
         ({"backend": "cuda"}, ValueError, "backend"),
-        ({"tau": torch.ones(2)}, ValueError, "tau"),
+        ({"backend": "compile"}, ValueError, "not available for this computation"),
+        ({"tau": torch.ones(2)}, ValueError, "tau must be a scalar"),
+        ({"tau": -0.2}, ValueError, "tau must be finite and > 0"),
+        ({"tau": float("nan")}, ValueError, "tau must be finite and > 0"),
+        ({"tau": torch.tensor(0.0)}, ValueError, "tau must be finite and > 0"),
+        ({"s13": torch.zeros(3, 3, dtype=torch.float64)}, ValueError, "s13 has dtype"),
+        ({"s23": torch.zeros(3, 3, device="meta")}, ValueError, "s23 is a meta tensor"),
     ],
 )
 def test_bad_input_raises(kwargs, exc, match):
@@ -159,3 +168,21 @@ def test_bad_input_raises(kwargs, exc, match):
 def test_batch_of_one_raises():
     with pytest.raises(ValueError, match="at least 2"):
         exact_triplet_info_nce(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), 0.2)
+
+
+def test_int32_anchors_non_contiguous_float64():
+    xs = embeddings(5, 4, seed=9)
+    s = [t.detach().T.contiguous().T for t in sims(*xs)]
+    anchors = torch.tensor([3, 0], dtype=torch.int32)
+    loss = exact_triplet_info_nce(*s, 0.2, anchors=anchors)[0]
+    ref = brute_force(*[x.detach() for x in xs], 0.2, anchors.long())[0]
+    torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_validate_false_reads_nothing_on_the_host():
+    s = [t.detach().float().requires_grad_() for t in sims(*embeddings(5, 4, seed=10))]
+    tau = torch.tensor(0.2, requires_grad=True)
+    with record_host_syncs() as calls:
+        loss = exact_triplet_info_nce(*s, tau, anchors=torch.tensor([1, 4]), validate=False)[0]
+        loss.backward()
+    assert calls == []

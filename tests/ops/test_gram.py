@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal, getcontext
 
 import hypothesis.strategies as st
 import pytest
@@ -10,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 
-from unihpr.ops import largest_gram_eigenvalue
+from unihpr.ops import (
+    gram_largest_eigenvalue,
+    lambda1_from_cosines,
+    lambda1_from_gram,
+    largest_gram_eigenvalue,
+)
+from unihpr.ops._host_syncs import record_host_syncs
+from unihpr.ops.gram import lambda1_forward, lambda1_grad
 
 
 def gram(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -66,20 +74,20 @@ def test_matches_eigvalsh_float64(abc):
     a, b, c = (torch.tensor(v, dtype=torch.float64) for v in abc)
     if torch.linalg.eigvalsh(gram(a, b, c))[0] < -1e-9:
         return  # not a Gram matrix of real vectors (pair_equal can hit this)
-    assert abs(float(largest_gram_eigenvalue(a, b, c) - reference(a, b, c))) <= 1e-10
+    assert abs(float(lambda1_from_cosines(a, b, c) - reference(a, b, c))) <= 1e-10
 
 
 @given(cosine, cosine, cosine)
 def test_matches_eigvalsh_any_symmetric_float64(a, b, c):
     # The formula holds for any symmetric unit-diagonal matrix, PSD or not.
     a, b, c = (torch.tensor(v, dtype=torch.float64) for v in (a, b, c))
-    assert abs(float(largest_gram_eigenvalue(a, b, c) - reference(a, b, c))) <= 1e-10
+    assert abs(float(lambda1_from_cosines(a, b, c) - reference(a, b, c))) <= 1e-10
 
 
 @given(valid_triplet())
 def test_matches_eigvalsh_float32(abc):
     a, b, c = (torch.tensor(v, dtype=torch.float32) for v in abc)
-    got = largest_gram_eigenvalue(a, b, c)
+    got = lambda1_from_cosines(a, b, c)
     assert got.dtype == torch.float32
     assert abs(float(got.double() - reference(a, b, c))) <= 1e-5
 
@@ -88,19 +96,21 @@ def test_matches_eigvalsh_float32(abc):
 def test_bulk_accuracy_random_unit_vectors(dim):
     a, b, c = cosines_of_unit_vectors(20000, dim, seed=dim)
     ref = reference(a, b, c)
-    assert (largest_gram_eigenvalue(a, b, c) - ref).abs().max() <= 1e-12
-    got32 = largest_gram_eigenvalue(a.float(), b.float(), c.float())
-    assert (got32.double() - ref).abs().max() <= 1e-5
+    # eigvalsh itself is off by up to ~3e-15 here (the closed form by ~6e-16,
+    # see test_accuracy_against_high_precision_roots).
+    assert (lambda1_from_cosines(a, b, c) - ref).abs().max() <= 4e-15
+    got32 = lambda1_from_cosines(a.float(), b.float(), c.float())
+    assert (got32.double() - ref).abs().max() <= 1.3e-6
 
 
 def test_range_and_extremes():
     a, b, c = cosines_of_unit_vectors(5000, 8, seed=1)
-    lam = largest_gram_eigenvalue(a, b, c)
+    lam = lambda1_from_cosines(a, b, c)
     assert lam.min() >= 1.0 - 1e-12 and lam.max() <= 3.0 + 1e-12
     one = torch.ones((), dtype=torch.float64)
     zero = torch.zeros((), dtype=torch.float64)
-    assert float(largest_gram_eigenvalue(one, one, one)) == pytest.approx(3.0, abs=1e-12)
-    assert float(largest_gram_eigenvalue(zero, zero, zero)) == pytest.approx(1.0, abs=1e-12)
+    assert float(lambda1_from_cosines(one, one, one)) == pytest.approx(3.0, abs=1e-12)
+    assert float(lambda1_from_cosines(zero, zero, zero)) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_sign_blind():
@@ -109,7 +119,7 @@ def test_sign_blind():
     x = F.normalize(torch.randn(100, 3, 7, generator=g, dtype=torch.float64), dim=-1)
 
     def lam(v):
-        return largest_gram_eigenvalue(
+        return lambda1_from_cosines(
             (v[:, 0] * v[:, 1]).sum(-1), (v[:, 0] * v[:, 2]).sum(-1), (v[:, 1] * v[:, 2]).sum(-1)
         )
 
@@ -127,20 +137,20 @@ def test_gradcheck_random():
     g = torch.Generator().manual_seed(0)
     a, b, c = cosines_of_unit_vectors(64, 5, seed=4)
     inputs = tuple(t.clone().requires_grad_() for t in (a, b, c))
-    assert torch.autograd.gradcheck(largest_gram_eigenvalue, inputs, eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(lambda1_from_cosines, inputs, eps=1e-6, atol=1e-7)
     # non-PSD symmetric inputs too
     raw = tuple(
         (torch.rand(64, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_()
         for _ in range(3)
     )
-    assert torch.autograd.gradcheck(largest_gram_eigenvalue, raw, eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(lambda1_from_cosines, raw, eps=1e-6, atol=1e-7)
 
 
 @given(st.floats(1e-3, 1.0))
 def test_gradient_at_equal_cosines_is_two_thirds(s):
     """At a = b = c = s > 0 each partial is 2/3; autograd through acos gives NaN."""
     a, b, c = (torch.tensor(s, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    largest_gram_eigenvalue(a, b, c).backward()
+    lambda1_from_cosines(a, b, c).backward()
     for t in (a, b, c):
         assert float(t.grad) == pytest.approx(2 / 3, abs=1e-9)
 
@@ -154,7 +164,7 @@ def test_naive_autograd_fails_where_custom_backward_does_not():
     lam.backward()
     assert not math.isfinite(float(s.grad))
     t = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
-    largest_gram_eigenvalue(t, t, t).backward()
+    lambda1_from_cosines(t, t, t).backward()
     assert float(t.grad) == pytest.approx(2.0, abs=1e-9)  # d/ds (1 + 2s)
 
 
@@ -162,7 +172,7 @@ def test_gradient_matches_eigenvector_formula():
     """∂λ1/∂(a, b, c) = 2 (v1 v2, v1 v3, v2 v3) for the unit top eigenvector v."""
     a, b, c = cosines_of_unit_vectors(500, 6, seed=5)
     inputs = [t.clone().requires_grad_() for t in (a, b, c)]
-    largest_gram_eigenvalue(*inputs).sum().backward()
+    lambda1_from_cosines(*inputs).sum().backward()
     _, vecs = torch.linalg.eigh(gram(a, b, c))
     v = vecs[..., -1]
     expected = (2 * v[:, 0] * v[:, 1], 2 * v[:, 0] * v[:, 2], 2 * v[:, 1] * v[:, 2])
@@ -175,7 +185,7 @@ def test_repeated_top_eigenvalue_gives_finite_subgradient(s):
     """a = b = c <= 0: the top eigenvalue is repeated; the gradient is finite
     and equals the symmetric subgradient P/m (-1/3 per partial for s < 0)."""
     inputs = [torch.tensor(s, dtype=torch.float64, requires_grad=True) for _ in range(3)]
-    largest_gram_eigenvalue(*inputs).backward()
+    lambda1_from_cosines(*inputs).backward()
     expected = 0.0 if s == 0.0 else -1 / 3
     for t in inputs:
         assert math.isfinite(float(t.grad))
@@ -185,7 +195,7 @@ def test_repeated_top_eigenvalue_gives_finite_subgradient(s):
 @given(valid_triplet(), st.sampled_from([torch.float32, torch.float64]))
 def test_gradient_is_finite_and_bounded(abc, dtype):
     inputs = [torch.tensor(v, dtype=dtype, requires_grad=True) for v in abc]
-    largest_gram_eigenvalue(*inputs).backward()
+    lambda1_from_cosines(*inputs).backward()
     for t in inputs:
         assert math.isfinite(float(t.grad)) and abs(float(t.grad)) <= 1.0
 
@@ -193,7 +203,7 @@ def test_gradient_is_finite_and_bounded(abc, dtype):
 def test_subgradient_inequality_at_repeated_eigenvalue():
     """λ1 is convex in (a, b, c): λ1(y) >= λ1(x) + g·(y - x) for the returned g."""
     x = [torch.tensor(-0.3, dtype=torch.float64, requires_grad=True) for _ in range(3)]
-    lam_x = largest_gram_eigenvalue(*x)
+    lam_x = lambda1_from_cosines(*x)
     lam_x.backward()
     lam_x = lam_x.detach()
     gvec = torch.stack([t.grad for t in x])
@@ -202,14 +212,14 @@ def test_subgradient_inequality_at_repeated_eigenvalue():
         y = torch.tensor(-0.3, dtype=torch.float64) + 0.2 * torch.randn(
             3, generator=g, dtype=torch.float64
         )
-        lam_y = largest_gram_eigenvalue(y[0], y[1], y[2])
+        lam_y = lambda1_from_cosines(y[0], y[1], y[2])
         assert float(lam_y) >= float(lam_x) + float(gvec @ (y + 0.3)) - 1e-12
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_is_computed_in_float32(dtype):
     a, b, c = cosines_of_unit_vectors(1000, 16, seed=6)
-    got = largest_gram_eigenvalue(a.to(dtype), b.to(dtype), c.to(dtype))
+    got = lambda1_from_cosines(a.to(dtype), b.to(dtype), c.to(dtype))
     assert got.dtype == dtype
     ref = reference(a.to(dtype), b.to(dtype), c.to(dtype))  # same rounded inputs
     tol = 2e-3 if dtype == torch.float16 else 2e-2  # one output rounding
@@ -220,7 +230,7 @@ def test_broadcasting_and_gradient_shapes():
     a = torch.rand(4, 1, dtype=torch.float64, requires_grad=True)
     b = torch.rand(1, 5, dtype=torch.float64, requires_grad=True)
     c = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
-    lam = largest_gram_eigenvalue(a, b, c)
+    lam = lambda1_from_cosines(a, b, c)
     assert lam.shape == (4, 5)
     lam.sum().backward()
     assert a.grad.shape == a.shape and b.grad.shape == b.shape and c.grad.shape == c.shape
@@ -229,21 +239,127 @@ def test_broadcasting_and_gradient_shapes():
 def test_bad_input():
     x = torch.rand(3)
     with pytest.raises(TypeError, match=r"a must be a torch\.Tensor"):
-        largest_gram_eigenvalue([0.1], x, x)
+        lambda1_from_cosines([0.1], x, x)
     with pytest.raises(TypeError, match="b must be floating point"):
-        largest_gram_eigenvalue(x, torch.ones(3, dtype=torch.long), x)
+        lambda1_from_cosines(x, torch.ones(3, dtype=torch.long), x)
     with pytest.raises(ValueError, match=r"broadcast.*\(3,\), \(4,\)"):
-        largest_gram_eigenvalue(x, torch.rand(4), x)
+        lambda1_from_cosines(x, torch.rand(4), x)
 
 
 def test_internal_forward_accepts_broadcastable_shapes():
-    """The exact mode calls the in-place kernels with (A, R, 1)-shaped slices."""
-    from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
-
+    """The exact mode calls the kernels with (A, R, 1)-shaped slices."""
     a = torch.rand(4, 5, 1, dtype=torch.float64)
     b = torch.rand(4, 1, 6, dtype=torch.float64)
     c = torch.rand(1, 5, 6, dtype=torch.float64)
-    lam, mu1, r, theta = gram_eig_forward(a, b, c)
-    assert lam.shape == (4, 5, 6)
-    torch.testing.assert_close(lam, reference(*torch.broadcast_tensors(a, b, c)))
-    assert all(g.shape == (4, 5, 6) for g in gram_eig_grad_coeffs(a, b, c, mu1, r, theta))
+    parts = lambda1_forward(a, b, c)
+    assert parts.lam.shape == (4, 5, 6)
+    torch.testing.assert_close(parts.lam, reference(*torch.broadcast_tensors(a, b, c)))
+    grads = lambda1_grad(a, b, c, parts.mu1, parts.r, parts.phi)
+    assert all(g.shape == (4, 5, 6) for g in grads)
+
+
+def _exact_lambda1(a: float, b: float, c: float) -> Decimal:
+    """λ1 of the exact float inputs to ~40 digits: Newton on the cubic in Decimal."""
+    getcontext().prec = 50
+    a, b, c = Decimal(a), Decimal(b), Decimal(c)
+    p, q = a * a + b * b + c * c, 2 * a * b * c
+    mu = Decimal(2) * (p / 3).sqrt() + Decimal(1)  # above the largest root
+    for _ in range(200):
+        d = 3 * mu * mu - p
+        if d == 0:
+            break
+        step = (mu**3 - p * mu - q) / d
+        mu -= step
+        if abs(step) < Decimal(10) ** -45:
+            break
+    return 1 + mu
+
+
+def _near_repeated(n: int, seed: int, dtype=torch.float64):
+    """Cosines within 1e-3 .. 1e-14 of a = ±b = ±c: repeated top or bottom eigenvalue."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.rand(n, generator=g, dtype=torch.float64) * 1.5 - 0.5
+    size = 10.0 ** -torch.randint(3, 15, (n, 1), generator=g).double()
+    e = (torch.rand(n, 3, generator=g, dtype=torch.float64) - 0.5) * size
+    sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).double()
+    return (
+        (s + e[:, 0]).to(dtype),
+        (sign * (s + e[:, 1])).to(dtype),
+        (sign * (s + e[:, 2])).to(dtype),
+    )
+
+
+@pytest.mark.parametrize("kind", ["random", "near_repeated"])
+def test_accuracy_against_high_precision_roots(kind):
+    """Within ~2 ulp of the exact λ1 in float64 (eigvalsh itself is off by ~3e-15)."""
+    if kind == "random":
+        a, b, c = cosines_of_unit_vectors(300, 3, seed=11)
+    else:
+        a, b, c = _near_repeated(300, seed=12)
+    got = lambda1_from_cosines(a, b, c)
+    for i in range(300):
+        exact = _exact_lambda1(float(a[i]), float(b[i]), float(c[i]))
+        assert abs(float(Decimal(float(got[i])) - exact)) <= 1e-15, (i, float(got[i]))
+    # float32 against the exact λ1 of the rounded inputs
+    a32, b32, c32 = a.float(), b.float(), c.float()
+    got32 = lambda1_from_cosines(a32, b32, c32)
+    for i in range(0, 300, 3):
+        exact = _exact_lambda1(float(a32[i]), float(b32[i]), float(c32[i]))
+        assert abs(float(Decimal(float(got32[i])) - exact)) <= 1.3e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bulk_accuracy_near_repeated_eigenvalues(dtype):
+    a, b, c = _near_repeated(50_000, seed=13, dtype=dtype)
+    ref = reference(a, b, c)
+    tol = 1.3e-6 if dtype == torch.float32 else 3e-15
+    assert (lambda1_from_cosines(a, b, c).double() - ref).abs().max() <= tol
+
+
+# Squares of float64 cosines below ~1e-154 underflow: keep clear of that.
+scalable = st.floats(-1.0, 1.0).filter(lambda v: v == 0.0 or abs(v) > 1e-100)
+
+
+@given(scalable, scalable, scalable, st.sampled_from([1e-30, 1e-9, 1e3]))
+def test_mu1_and_gradient_scale_with_the_cosines(a, b, c, scale):
+    """μ1 is homogeneous of degree 1 and its gradient of degree 0: tiny cosines
+    (three near-orthogonal embeddings) keep full relative precision."""
+    base = [torch.tensor(v, dtype=torch.float64) for v in (a, b, c)]
+    scaled = [t * scale for t in base]
+    p0, p1 = lambda1_forward(*base), lambda1_forward(*scaled)
+    assert float(p1.mu1) == pytest.approx(scale * float(p0.mu1), rel=1e-12, abs=1e-300)
+    g0 = lambda1_grad(*base, p0.mu1, p0.r, p0.phi)
+    g1 = lambda1_grad(*scaled, p1.mu1, p1.r, p1.phi)
+    for x, y in zip(g0, g1):
+        assert float(y) == pytest.approx(float(x), abs=1e-9)
+
+
+def test_forward_and_backward_never_read_values_on_the_host():
+    """Branchless: no bool()/float()/item() of a tensor, so no GPU sync."""
+    a, b, c = (t.requires_grad_() for t in cosines_of_unit_vectors(64, 4, seed=2))
+    with record_host_syncs() as calls:
+        lam = lambda1_from_cosines(a, b, c)
+        lam.sum().backward()
+        lambda1_from_gram(torch.eye(3, dtype=torch.float64).expand(5, 3, 3), validate=False)
+    assert calls == []
+
+
+def test_deprecated_aliases_warn_and_agree():
+    a, b, c = cosines_of_unit_vectors(10, 4, seed=3)
+    with pytest.warns(DeprecationWarning, match="lambda1_from_cosines"):
+        old = largest_gram_eigenvalue(a, b, c)
+    torch.testing.assert_close(old, lambda1_from_cosines(a, b, c), rtol=0, atol=0)
+    G = torch.eye(3, dtype=torch.float64).repeat(10, 1, 1)
+    with pytest.warns(DeprecationWarning, match="lambda1_from_gram"):
+        old = gram_largest_eigenvalue(G)
+    torch.testing.assert_close(old, lambda1_from_gram(G), rtol=0, atol=0)
+
+
+def test_lambda1_from_gram_bad_input():
+    with pytest.raises(TypeError, match="gram must be a floating-point tensor"):
+        lambda1_from_gram(torch.eye(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(\.\.\., K, K\) with K >= 2, got \(3, 2\)"):
+        lambda1_from_gram(torch.zeros(3, 2))
+    for k in (3, 4):  # eigvalsh (K > 3) would fail on NaN with a raw LinAlgError
+        with pytest.raises(ValueError, match="gram has NaN or infinite entries"):
+            lambda1_from_gram(torch.full((2, k, k), float("nan")))

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from unihpr.train.config import StageConfig
+from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.distributed import cleanup_distributed, init_distributed
 from unihpr.train.loop import Trainer
 from unihpr.train.stages import AlignPoseStage
@@ -25,8 +25,9 @@ def run(rank: int, world_size: int, port: int, out_dir: str, use_real_loss: bool
         assert info.rank == rank and info.world_size == world_size and info.distributed
         torch.manual_seed(100 + rank)  # different inits: DDP must broadcast rank 0's
         model = FakeUniHPR()
-        cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, lr=1e-2, tau_init=1 / 14,
-                          tau_min=1 / 100, checkpoint_every=2, log_every=1)  # fmt: skip
+        cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, lr=1e-2,
+                          loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100),
+                          checkpoint_every=2, log_every=1)  # fmt: skip
         criterion = None if use_real_loss else PairCriterion()
         stage = AlignPoseStage(model, cfg, criterion)
         trainer = Trainer(stage, PoseImageSet(32, images=False), cfg,

@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import PoseImageSet
 
-from unihpr.train import StageConfig, Trainer
+from unihpr.train import LossConfig, StageConfig, Trainer
 from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
 
 
@@ -28,8 +28,9 @@ def test_shapes_gradients_and_errors():
 
 def test_lifter_trains(tmp_path):
     torch.manual_seed(0)
-    cfg = StageConfig(name="finetune", steps=40, batch_size=16, lr=1e-3, tau_init=0.2,
-                      tau_min=0.2, log_every=1, checkpoint_every=40)  # fmt: skip
+    cfg = StageConfig(name="finetune", steps=40, batch_size=16, lr=1e-3,
+                      loss=LossConfig(tau_init=0.2, tau_min=0.2), log_every=1,
+                      checkpoint_every=40)  # fmt: skip
     stage = LifterStage(SimpleBaselineLifter(5, width=64, dropout=0.0), cfg)
     hist = Trainer(stage, PoseImageSet(32, images=False), cfg, output_dir=tmp_path,
                    progress=False).fit().history  # fmt: skip

@@ -68,11 +68,11 @@ def test_unihpr_demo_quick(tmp_path, capsys):
 def test_demo_config_uses_paper_temperatures_and_the_recipe(tmp_path):
     cfg = demo_config(QUICK, tmp_path)
     assert [s.steps for s in cfg.stages] == list(QUICK.steps)
-    assert cfg.stage("align2d3d").tau_init == pytest.approx(1 / 14)
-    assert cfg.stage("align_image").tau_min == pytest.approx(1 / 10)
-    assert cfg.stage("finetune").tau_min == pytest.approx(1 / 5)
+    assert cfg.stage("align2d3d").loss.tau_init == pytest.approx(1 / 14)
+    assert cfg.stage("align_image").loss.tau_min == pytest.approx(1 / 10)
+    assert cfg.stage("finetune").loss.tau_min == pytest.approx(1 / 5)
     assert cfg.stage("finetune").loss_balance == QUICK.loss_balance
-    assert not demo_config(QUICK, tmp_path, use_triplet=False).stage("finetune").use_triplet
+    assert not demo_config(QUICK, tmp_path, use_triplet=False).stage("finetune").loss.use_triplet
 
 
 def test_lifter_sees_as_many_pairs_as_unihpr_pose_path():

@@ -34,11 +34,33 @@ def test_h36m_parser_defaults_and_overrides(tmp_path):
     assert [s.batch_size for s in cfg.stages] == [8, 4, 4]
     assert cfg.output_dir == str(tmp_path / "o")
     # the paper's temperatures survive the overrides
-    assert cfg.stages[0].tau_init == pytest.approx(1 / 14)
+    assert cfg.stages[0].loss.tau_init == pytest.approx(1 / 14)
     with pytest.raises(SystemExit):
         h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--keypoints", "sh"])
     with pytest.raises(SystemExit):
         h36m.build_parser().parse_args([])
+
+
+def test_h36m_loss_flags_reach_every_stage(tmp_path):
+    args = h36m.build_parser().parse_args(
+        ["--data-root", str(tmp_path), "--negatives", "all", "--backend", "torch",
+         "--sampler", "swap-one", "--num-negatives", "31", "--chunk-size", "64"]
+    )  # fmt: skip
+    cfg = h36m.make_config(args)
+    for stage in cfg.stages:
+        assert (stage.loss.negatives, stage.loss.backend, stage.loss.sampler) == (
+            "all",
+            "torch",
+            "swap-one",
+        )
+        assert (stage.loss.num_negatives, stage.loss.chunk_size) == (31, 64)
+    defaults = h36m.make_config(h36m.build_parser().parse_args(["--data-root", str(tmp_path)]))
+    assert all(s.loss.negatives == "sampled" and s.loss.backend == "auto" for s in defaults.stages)
+    bad = h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--chunk-size", "0"])
+    with pytest.raises(ValueError, match="chunk_size"):
+        h36m.make_config(bad)
+    with pytest.raises(SystemExit):
+        h36m.build_parser().parse_args(["--data-root", str(tmp_path), "--negatives", "some"])
 
 
 def test_h36m_bad_overrides_rejected(tmp_path):
@@ -124,3 +146,108 @@ def test_h36m_step1_sees_world_motion_through_virtual_cameras(tmp_path):
     dist = torch.cdist(world, world)
     torch.testing.assert_close(torch.cdist(s["pose3d"], s["pose3d"]).flatten().sort()[0],
                                dist.flatten().sort()[0], atol=1e-4, rtol=0)  # fmt: skip
+
+
+# --- examples/lift_keypoints.py ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lift_model_dir(tmp_path_factory):
+    import torch
+
+    from unihpr.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("unihpr-tiny").save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
+
+
+def _mediapipe_landmarks(frames: int):
+    """MediaPipe-like landmark lists in normalised coordinates (a 1280 x 720 image)."""
+    import numpy as np
+
+    from unihpr.data.skeletons import MEDIAPIPE33
+
+    rng = np.random.default_rng(0)
+    rest = rng.uniform(0.3, 0.7, size=(33, 2))
+    rest[[MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")]] = [
+        [0.52, 0.6],
+        [0.48, 0.6],
+    ]
+    out = []
+    for _ in range(frames):
+        xy = rest + rng.normal(scale=0.01, size=rest.shape)
+        out.append([{"x": float(x), "y": float(y), "z": 0.0, "visibility": 0.99} for x, y in xy])
+    return out
+
+
+def test_lift_example_on_mediapipe_json(tmp_path, lift_model_dir, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from unihpr.inference import lift
+
+    example = _load("lift_keypoints")
+    frames = _mediapipe_landmarks(5)
+    frames[1] = None  # no person detected
+    for lm in frames[3][11:]:  # everything below the face hidden: skipped
+        lm["visibility"] = 0.05
+    src = tmp_path / "clip.json"
+    src.write_text(json.dumps(frames))
+    rc = example.main([str(src), "--layout", "mediapipe33", "--image-size", "1280", "720",
+                       "--model", str(lift_model_dir), "--figure-frames", "3"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "skipping 1 frame(s)" in out and "[3]" in out
+    with np.load(tmp_path / "clip_3d.npz", allow_pickle=False) as z:
+        assert z["pose3d"].shape == (3, 15, 3) and z["frames"].tolist() == [0, 2, 4]
+        assert z["skipped"].tolist() == [3] and z["visible"].all()
+        assert z["joint_names"][0] == "root" and z["keypoints2d"].shape == (3, 15, 2)
+        pose3d = z["pose3d"]
+    # the same as lifting the pixels directly
+    kp = np.array([[[lm["x"] * 1280, lm["y"] * 720] for lm in frames[t]] for t in (0, 2, 4)])
+    np.testing.assert_allclose(pose3d, lift(kp, "mediapipe33", model=str(lift_model_dir)),
+                               atol=1e-5)  # fmt: skip
+    png = Image.open(tmp_path / "clip_3d.png")
+    assert png.width > png.height  # three frames side by side
+
+
+def test_lift_example_on_npz_pixels(tmp_path, lift_model_dir):
+    import numpy as np
+
+    example = _load("lift_keypoints")
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(100, 400, size=(2, 17, 2))
+    conf = np.ones((2, 17))
+    conf[1, 0] = np.nan  # NaN scores are an error, reported without a traceback
+    np.savez(tmp_path / "det.npz", keypoints=kp, confidence=np.ones((2, 17)))
+    out = tmp_path / "o" / "poses.npz"
+    rc = example.main([str(tmp_path / "det.npz"), "--layout", "coco17", "--model",
+                       str(lift_model_dir), "--output", str(out), "--figure-frames", "0"])  # fmt: skip
+    assert rc == 0 and out.is_file() and not (tmp_path / "det_3d.png").exists()
+    np.savez(tmp_path / "bad.npz", keypoints=kp, confidence=conf)
+    assert example.main([str(tmp_path / "bad.npz"), "--layout", "coco17", "--model",
+                         str(lift_model_dir), "--figure-frames", "0"]) == 2  # fmt: skip
+
+
+def test_lift_example_errors(tmp_path, capsys):
+    example = _load("lift_keypoints")
+    assert example.main([str(tmp_path / "none.json"), "--layout", "coco17"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text('{"poses": []}')
+    assert example.main([str(tmp_path / "x.json"), "--layout", "coco17"]) == 2
+    assert "expected {'keypoints'" in capsys.readouterr().err
+    (tmp_path / "k.npz").write_bytes(b"not a zip")
+    assert example.main([str(tmp_path / "k.npz"), "--layout", "coco17"]) == 2
+    (tmp_path / "w.npz").write_bytes(b"")
+    import numpy as np
+
+    np.savez(tmp_path / "w.npz", points=np.zeros((3, 17, 2)))
+    assert example.main([str(tmp_path / "w.npz"), "--layout", "coco17"]) == 2
+    assert "expected an array 'keypoints'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        example.main([str(tmp_path / "w.npz"), "--layout", "openpose18"])
+    with pytest.raises(SystemExit):
+        example.main([str(tmp_path / "w.npz"), "--layout", "coco17", "--figure-frames", "17"])
+    # every option explains itself in --help
+    for action in example.build_parser()._actions:
+        assert action.help, action.dest

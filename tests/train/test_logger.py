@@ -33,10 +33,36 @@ def test_disabled_logger_writes_nothing(tmp_path):
 def test_read_metrics_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"m.jsonl"):
         read_metrics(tmp_path / "m.jsonl")
-    p = tmp_path / "m.jsonl"
-    p.write_text(json.dumps({"step": 1}) + "\n{oops\n")
+    p = tmp_path / "metrics.jsonl"
+    good = json.dumps({"stage": "s", "step": 1})
+    p.write_text(good + "\n{oops\n" + good + "\n")
     with pytest.raises(ValueError, match="line 2"):
         read_metrics(p)
+    p.write_text(good + "\n" + json.dumps({"stage": "s"}) + "\n" + good + "\n")
+    with pytest.raises(ValueError, match=r"line 2.*'step'"):
+        read_metrics(p)
+    with pytest.raises(ValueError, match="line 2"):
+        MetricsLogger(tmp_path).truncate_after("s", 0)  # the same parser
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        '{"stage": "s", "st',
+        "\x00\x00\x00\x00",
+        "\ufffd\ufffdgarbage",
+        "[1, 2]",
+        '{"stage": "s", "step": "2"}',
+    ],
+)
+def test_damaged_last_line_is_dropped_with_a_warning(tmp_path, tail):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text("".join(json.dumps({"stage": "s", "step": i}) + "\n" for i in (1, 2)) + tail)
+    with pytest.warns(UserWarning, match="damaged last line 3"):
+        assert [r["step"] for r in read_metrics(p)] == [1, 2]
+    with pytest.warns(UserWarning, match="damaged last line 3"):
+        MetricsLogger(tmp_path).truncate_after("s", 1)
+    assert [r["step"] for r in read_metrics(p)] == [1]  # no warning: the line is gone
 
 
 @pytest.mark.skipif(

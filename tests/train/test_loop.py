@@ -8,8 +8,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unihpr.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from unihpr.train.config import StageConfig
+from unihpr.train.checkpoint import (
+    CorruptCheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
+from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.logger import read_metrics
 from unihpr.train.loop import ResumableSampler, Trainer, amp_settings, move_to_device
 
@@ -59,11 +64,14 @@ class StandInStage(nn.Module):
         return loss, {"cos": (a * b).sum(-1).mean().detach()}
 
 
+LOSS = LossConfig(tau_init=0.1, tau_min=0.01)
+
+
 def _trainer(tmp_path, steps=6, every=3, seed=0, schedule="constant", **kw):
     torch.manual_seed(seed)
     cfg = StageConfig(
         name="align2d3d", steps=steps, batch_size=8, checkpoint_every=every, log_every=1,
-        lr=1e-2, tau_init=0.1, tau_min=0.01, lr_schedule=schedule,
+        lr=1e-2, loss=LossConfig(tau_init=0.1, tau_min=0.01), lr_schedule=schedule,
     )  # fmt: skip
     return Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, seed=seed, progress=False, **kw
@@ -160,7 +168,7 @@ def test_checkpoint_contents_and_pruning(tmp_path):
 
 def test_resume_rejects_mismatched_batch_size(tmp_path):
     _trainer(tmp_path, steps=2, every=1).fit()
-    cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, loss=LOSS)
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="batch_size=8"):
         t.fit()
@@ -168,10 +176,94 @@ def test_resume_rejects_mismatched_batch_size(tmp_path):
 
 def test_resume_rejects_other_stage(tmp_path):
     _trainer(tmp_path, steps=2, every=1).fit()
-    cfg = StageConfig(name="finetune", steps=4, batch_size=8, tau_init=0.2, tau_min=0.2)
+    cfg = StageConfig(
+        name="finetune", steps=4, batch_size=8, loss=LossConfig(tau_init=0.2, tau_min=0.2)
+    )
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="align2d3d"):
         t.fit()
+
+
+def _straight_losses(tmp_path, **kw):
+    _trainer(tmp_path, **kw).fit()
+    return [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+
+
+def test_resume_survives_a_torn_metrics_line(tmp_path):
+    reference = _straight_losses(tmp_path / "a")
+    with pytest.raises(Crash):
+        _trainer(tmp_path / "b", callbacks=[_crash_at(4)]).fit()
+    log = tmp_path / "b" / "metrics.jsonl"
+    with log.open("a") as f:  # power loss in the middle of a write
+        f.write('{"stage": "align2d3d", "step": 5, "lo')
+    with pytest.warns(UserWarning, match="damaged last line 5"):
+        res = _trainer(tmp_path / "b").fit(resume=True)
+    assert res.resumed_from.name == "ckpt-00000003.pt"
+    rows = read_metrics(log)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows] == reference
+
+
+def _damage(path, how):
+    blob = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(blob[: len(blob) // 3])
+    elif how == "zero_bytes":
+        path.write_bytes(b"")
+    else:  # one flipped bit in the middle: loads silently without a checksum
+        flipped = bytearray(blob)
+        flipped[len(blob) // 2] ^= 0x10
+        path.write_bytes(bytes(flipped))
+
+
+@pytest.mark.parametrize("how", ["truncated", "zero_bytes", "bit_flip"])
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(tmp_path, how):
+    reference = _straight_losses(tmp_path / "a", every=2)
+    with pytest.raises(Crash):
+        _trainer(tmp_path / "b", every=2, callbacks=[_crash_at(5)]).fit()
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [2, 4]
+    _damage(tmp_path / "b" / "ckpt-00000004.pt", how)
+    with pytest.warns(UserWarning, match=r"damaged checkpoint.*ckpt-00000004\.pt"):
+        res = _trainer(tmp_path / "b", every=2).fit(resume=True)
+    assert res.resumed_from.name == "ckpt-00000002.pt" and res.step == 6
+    assert (tmp_path / "b" / "ckpt-00000004.pt.corrupt").is_file()  # kept for inspection
+    rows = read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows] == reference  # still bit-for-bit
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [4, 6]
+    assert load_checkpoint(tmp_path / "b" / "ckpt-00000004.pt")["step"] == 4
+
+
+def test_resume_with_every_checkpoint_damaged_raises(tmp_path):
+    _trainer(tmp_path, steps=4, every=2).fit()
+    for _, path in list_checkpoints(tmp_path):
+        _damage(path, "bit_flip")
+    with pytest.warns(UserWarning), pytest.raises(CorruptCheckpointError, match="every checkpoint"):
+        _trainer(tmp_path, steps=4, every=2).fit(resume=True)
+
+
+def test_interrupted_save_leaves_a_temporary_that_the_next_start_removes(tmp_path, monkeypatch):
+    import unihpr.train.checkpoint as ck
+
+    def killed(*args):  # the process dies between writing and renaming: nothing cleans up
+        monkeypatch.setattr(ck.os, "unlink", lambda *a: None)
+        raise Crash("killed during save")
+
+    monkeypatch.setattr(ck.os, "replace", killed)
+    with pytest.raises(Crash):
+        _trainer(tmp_path, steps=4, every=2).fit()
+    monkeypatch.undo()
+    stale = list(tmp_path.glob(".ckpt-00000002.pt.*.tmp"))
+    assert len(stale) == 1 and list_checkpoints(tmp_path) == []
+    with pytest.warns(UserWarning, match="interrupted checkpoint save"):
+        res = _trainer(tmp_path, steps=4, every=2).fit(resume=True)
+    assert res.resumed_from is None and res.step == 4
+    assert not stale[0].exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resume_argument_type_is_checked(tmp_path):
+    with pytest.raises(TypeError, match="resume"):
+        _trainer(tmp_path, steps=1).fit(resume=1)
 
 
 def test_training_reduces_loss(tmp_path):
@@ -191,7 +283,7 @@ def test_metrics_jsonl_rows(tmp_path):
 
 
 def test_dataset_too_small_raises(tmp_path):
-    cfg = StageConfig(name="align2d3d", steps=1, batch_size=64, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(name="align2d3d", steps=1, batch_size=64, loss=LOSS)
     with pytest.raises(ValueError, match="too small for batch_size=64"):
         Trainer(StandInStage(), NoisyPoses(40), cfg, output_dir=tmp_path)
 
@@ -210,7 +302,7 @@ def test_nonfinite_loss_raises(tmp_path):
             loss, m = super().forward(batch, generator)
             return loss * float("nan"), m
 
-    cfg = StageConfig(steps=2, batch_size=8, tau_init=0.1, tau_min=0.01)
+    cfg = StageConfig(steps=2, batch_size=8, loss=LOSS)
     t = Trainer(Bad(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
     with pytest.raises(FloatingPointError, match="step 1"):
         t.fit()
@@ -269,7 +361,7 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
     torch.manual_seed(0)
     cfg = StageConfig(
         name="align_image", steps=40, batch_size=8, checkpoint_every=40, log_every=5,
-        lr=1e-2, tau_init=0.1, tau_min=0.01,
+        lr=1e-2, loss=LOSS,
     )  # fmt: skip
     Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress_label="align_image (B)"

@@ -9,18 +9,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import FakeUniHPR, PoseImageSet, target2d
 
-from unihpr.train import StageConfig, TrainConfig, read_metrics, train_pipeline
+from unihpr.train import LossConfig, StageConfig, TrainConfig, read_metrics, train_pipeline
 from unihpr.train.distributed import DistInfo
 
 
 def _config(tmp_path, steps=(3, 2, 2)):
     stages = [
-        StageConfig(name="align2d3d", steps=steps[0], batch_size=8, tau_init=1 / 14,
-                    tau_min=1 / 100, log_every=1, checkpoint_every=1),
-        StageConfig(name="align_image", steps=steps[1], batch_size=8, tau_init=0.2, tau_min=0.1,
-                    use_triplet=True, log_every=1, checkpoint_every=1),
-        StageConfig(name="finetune", steps=steps[2], batch_size=8, tau_init=0.2, tau_min=0.2,
-                    use_triplet=True, log_every=1, checkpoint_every=1),
+        StageConfig(name="align2d3d", steps=steps[0], batch_size=8,
+                    loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100), log_every=1,
+                    checkpoint_every=1),
+        StageConfig(name="align_image", steps=steps[1], batch_size=8,
+                    loss=LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True), log_every=1,
+                    checkpoint_every=1),
+        StageConfig(name="finetune", steps=steps[2], batch_size=8,
+                    loss=LossConfig(tau_init=0.2, tau_min=0.2, use_triplet=True), log_every=1,
+                    checkpoint_every=1),
     ]  # fmt: skip
     return TrainConfig(model="stand-in", stages=stages, output_dir=str(tmp_path), device="cpu",
                        progress=False)  # fmt: skip
@@ -87,3 +90,44 @@ def test_pipeline_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="no dataset for stage 'align2d3d'"):
         train_pipeline(_config(tmp_path), {"finetune": PoseImageSet(8)}, model=FakeUniHPR(),
                        dist_info=DistInfo(), save_model=False)  # fmt: skip
+
+
+def test_exact_negatives_train_stages_2_and_3_on_bundled_mocap(tmp_path, monkeypatch):
+    """LossConfig(negatives="all") reaches the exact triplet loss through train_pipeline."""
+    pytest.importorskip("pybullet", reason="needs the demo extra for the bundled mocap")
+    import unihpr.losses.triplet as triplet_module
+    from unihpr.data import HumanoidMocap
+    from unihpr.models import create_model
+
+    calls = []
+    exact = triplet_module.exact_triplet_info_nce
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return exact(*args, **kwargs)
+
+    monkeypatch.setattr(triplet_module, "exact_triplet_info_nce", counting)
+    data = HumanoidMocap("train", tmp_path / "cache", stride=30, cameras_per_frame=1,
+                         image_size=64, progress=False)  # fmt: skip
+    loss = LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True, negatives="all", chunk_size=8)
+    stages = [
+        StageConfig(name=name, steps=2, batch_size=8, loss=loss, log_every=1, checkpoint_every=2)
+        for name in ("align_image", "finetune")
+    ]
+    cfg = TrainConfig(model="unihpr-tiny", stages=stages, output_dir=str(tmp_path / "run"),
+                      device="cpu", amp="off", progress=False)  # fmt: skip
+    torch.manual_seed(0)
+    res = train_pipeline(cfg, data, model=create_model("unihpr-tiny"), dist_info=DistInfo(),
+                         save_model=False)  # fmt: skip
+    assert [r.step for r in res.stages.values()] == [2, 2]
+    assert len(calls) == 4 and all(shape == (8, 8) for shape in calls)  # 2 stages × 2 steps
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [(r["stage"], r["step"]) for r in rows] == [
+        ("align_image", 1), ("align_image", 2), ("finetune", 1), ("finetune", 2)
+    ]  # fmt: skip
+    for r in rows:
+        assert all(r[k] == r[k] and abs(r[k]) < 1e6 for k in ("loss", "loss/triplet"))
+        assert 1.0 <= r["lambda/neg"] <= 3.0 and 1.0 <= r["lambda/pos"] <= 3.0
+    # the loss options are part of the saved run configuration
+    saved = TrainConfig.load_json(tmp_path / "run" / "config.json")
+    assert saved == cfg and saved.stages[0].loss.negatives == "all"

@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import FakeUniHPR, PairCriterion, PoseImageSet, target2d
 
-from unihpr.train.config import StageConfig
+from unihpr.train.config import LossConfig, StageConfig
 from unihpr.train.loop import Trainer
 from unihpr.train.stages import (
     AlignImageStage,
@@ -19,9 +19,11 @@ from unihpr.train.stages import (
 )
 
 CFG = {
-    "align2d3d": dict(name="align2d3d", tau_init=1 / 14, tau_min=1 / 100),
-    "align_image": dict(name="align_image", tau_init=0.2, tau_min=0.1, use_triplet=True),
-    "finetune": dict(name="finetune", tau_init=0.2, tau_min=0.2, use_triplet=True),
+    "align2d3d": dict(name="align2d3d", loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100)),
+    "align_image": dict(
+        name="align_image", loss=LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True)
+    ),
+    "finetune": dict(name="finetune", loss=LossConfig(tau_init=0.2, tau_min=0.2, use_triplet=True)),
 }
 
 
@@ -265,6 +267,66 @@ def test_stages_use_the_keypoints_box_not_the_batch_box():
         torch.manual_seed(0)
         b, _ = stage(other)
         torch.testing.assert_close(a, b)
+
+
+def test_build_criterion_reaches_every_loss_field():
+    from unihpr.losses import SwapOneTripletSampler
+    from unihpr.train.stages import build_criterion
+
+    loss = LossConfig(alpha=0.5, use_triplet=True, tau_init=0.3, tau_min=0.2, tau_max=2.0,
+                      negatives="all", sampler="swap-one", num_negatives=7, chunk_size=16,
+                      backend="torch")  # fmt: skip
+    crit = build_criterion(_cfg("align_image", loss=loss))
+    assert crit.alpha == 0.5 and crit.use_triplet
+    trip = crit.triplet
+    assert (trip.negatives, trip.num_negatives, trip.chunk_size, trip.backend) == (
+        "all",
+        7,
+        16,
+        "torch",
+    )
+    assert isinstance(trip.sampler, SwapOneTripletSampler)
+    for t in (crit.pair_temperature, trip.temperature):
+        assert t.learnable and (t.min, t.max) == (0.2, 2.0)
+        assert float(t().detach()) == pytest.approx(0.3, rel=1e-6)
+
+
+def test_configure_step_switches_diagnostics_and_validation():
+    model = FakeUniHPR()
+    stage = make_stage(model, _cfg("align_image"))
+    batch = _batch()
+    _, metrics = stage(batch)
+    assert "lambda/pos" in metrics and stage.criterion.validate
+    stage.configure_step(diagnostics=False, validate=False)
+    loss2, metrics2 = stage(batch, generator=torch.Generator().manual_seed(0))
+    assert metrics2 == {} and not stage.criterion.validate and torch.isfinite(loss2)
+    # a criterion without the switch (the stand-in) is left alone
+    other = make_stage(FakeUniHPR(), _cfg("align_image"), PairCriterion())
+    other.configure_step(diagnostics=False, validate=False)
+    assert other(batch)[1] == {}
+
+
+@pytest.mark.parametrize("name", ["align_image", "finetune"])
+@pytest.mark.parametrize("negatives", ["sampled", "all"])
+def test_a_quiet_training_step_makes_no_host_sync(tmp_path, name, negatives):
+    """No bool()/float()/item() of a tensor by unihpr code on a non-logging step.
+
+    On a GPU each would wait for the queued kernels; benchmarks/gpu_check.py
+    checks the same with torch.cuda.set_sync_debug_mode("error").
+    """
+    from unihpr.ops._host_syncs import record_host_syncs
+
+    loss = LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True, negatives=negatives)
+    kw = {"target2d": target2d} if name == "finetune" else {}
+    stage = make_stage(FakeUniHPR(), _cfg(name, loss=loss), **kw)
+    trainer = Trainer(stage, PoseImageSet(32), stage.config, output_dir=tmp_path, progress=False)
+    batch = _batch()
+    with record_host_syncs() as first:
+        trainer.train_step(batch, diagnostics=True, validate=True)
+    assert first, "the first (validated, logged) step reads values on the host"
+    with record_host_syncs() as calls:
+        trainer.train_step(batch, diagnostics=False, validate=False)
+    assert calls == []
 
 
 def test_stage_embeddings_come_from_model_embed():

@@ -6,6 +6,7 @@ camera-frame metres, ``pose2d`` (J, 2) pixels, ``bbox`` (4,), optional
 Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 """
 
+from unihpr.data._safe_pickle import UnsafePickleError
 from unihpr.data.asf_amc import AsfBone, AsfSkeleton, read_amc, read_asf
 from unihpr.data.augment import PoseAugmentation, RandomFlip
 from unihpr.data.bvh import read_bvh
@@ -39,6 +40,7 @@ from unihpr.data.skeletons import (
     H36M17,
     H36M32,
     HUMANOID15,
+    MEDIAPIPE33,
     MPI_INF_3DHP17,
     OPENPOSE18,
     RIG_MAPPINGS,
@@ -50,6 +52,8 @@ from unihpr.data.skeletons import (
     joint_mapping,
     list_skeletons,
     map_joints,
+    map_visibility,
+    mappable_layouts,
     resolve_rig_mapping,
 )
 from unihpr.data.virtual_cameras import (
@@ -70,6 +74,7 @@ __all__ = [
     "H36M_TRAIN_SUBJECTS",
     "HUMANOID15",
     "LENGTH_UNITS",
+    "MEDIAPIPE33",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
     "RIG_MAPPINGS",
@@ -89,6 +94,7 @@ __all__ = [
     "RandomFlip",
     "Skeleton",
     "ThreeDPW",
+    "UnsafePickleError",
     "VirtualCameraDataset",
     "WithPoses",
     "build_h36m_image_index",
@@ -110,6 +116,8 @@ __all__ = [
     "load_humanoid_motion",
     "load_mocap_clip",
     "map_joints",
+    "map_visibility",
+    "mappable_layouts",
     "normalize_action",
     "prepare_h36m",
     "project",

@@ -2,9 +2,76 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+#: What a loader's ``nonfinite=`` argument accepts.
+NONFINITE_POLICIES = ("raise", "mask")
+
+
+def check_nonfinite_policy(nonfinite: str) -> str:
+    """Validate a loader's ``nonfinite`` argument."""
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+    return nonfinite
+
+
+def apply_nonfinite_policy(
+    arrays: dict[str, np.ndarray], nonfinite: str, sources: Mapping[str, str]
+) -> tuple[dict[str, np.ndarray], int]:
+    """Reject, or leave out, the rows whose poses hold NaN or inf.
+
+    Args:
+        arrays: Per-sample arrays of equal length, e.g. ``pose3d``, ``pose2d``,
+            metadata.
+        nonfinite: ``"raise"``: a ``ValueError`` naming the source, the count
+            and the first bad row; ``"mask"``: the rows are dropped with a warning.
+        sources: Array key -> where it came from (a file name), for the checked
+            keys; only these keys are checked.
+
+    Returns:
+        ``(arrays, number of rows left out)``.
+
+    Raises:
+        ValueError: No rows at all, every row non-finite, or (``"raise"``) some.
+    """
+    check_nonfinite_policy(nonfinite)
+    n = len(next(iter(arrays.values())))
+    if n == 0:
+        raise ValueError(f"{', '.join(sorted(set(sources.values())))}: no samples to load")
+    bad = np.zeros(n, dtype=bool)
+    for key, source in sources.items():
+        a = arrays[key]
+        rows = ~np.isfinite(a.reshape(n, -1)).all(axis=1)
+        if rows.any() and nonfinite == "raise":
+            i = int(np.argmax(rows))
+            where = ", ".join(
+                f"{k}={arrays[k][i]}"
+                for k in ("subject", "action", "camera", "frame")
+                if k in arrays
+            )
+            raise ValueError(
+                f"{source}: {int(rows.sum())} of {n} samples have NaN or inf in {key} (first: "
+                f"sample {i}, {where}); pass nonfinite='mask' to leave them out"
+            )
+        bad |= rows
+    count = int(bad.sum())
+    if count == n:
+        raise ValueError(
+            f"{', '.join(sorted(set(sources.values())))}: every sample has NaN or inf poses"
+        )
+    if count:
+        warnings.warn(
+            f"{', '.join(sorted(set(sources.values())))}: left out {count} of {n} samples with NaN "
+            "or inf poses (nonfinite='mask')",
+            stacklevel=3,
+        )
+        arrays = {k: v[~bad] for k, v in arrays.items()}
+    return arrays, count
 
 
 class ArrayPoseDataset(Dataset):

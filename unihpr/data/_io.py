@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from unihpr.data._safe_pickle import read_npz
+
 
 def check_file(path: str | os.PathLike, what: str) -> Path:
     """Return ``path`` as a Path or raise ``FileNotFoundError`` naming it."""
@@ -20,16 +22,12 @@ def check_file(path: str | os.PathLike, what: str) -> Path:
 
 
 def load_npz_object(path: Path, key: str, expected: str) -> Any:
-    """Load ``key`` from an npz whose value is a pickled object (``.item()``)."""
-    try:
-        with np.load(path, allow_pickle=True) as z:
-            if key not in z.files:
-                raise ValueError(
-                    f"{path}: missing key {key!r} (expected {expected}); keys are {z.files}"
-                )
-            arr = z[key]
-    except (OSError, EOFError) as err:  # zip/pickle corruption
-        raise ValueError(f"{path}: not a readable npz file ({err})") from err
+    """Load ``key`` from an npz whose value is a pickled object (``.item()``).
+
+    Pickled values go through the restricted unpickler of
+    `unihpr.data._safe_pickle`: only numpy arrays and builtin values load.
+    """
+    arr = read_npz(path, key, expected)
     try:
         return arr.item() if arr.dtype == object else arr
     except ValueError as err:
@@ -40,12 +38,16 @@ def check_array(
     value: Any, path: Path | str, key: str, shape: Sequence[int | None], dims: str
 ) -> np.ndarray:
     """Validate an array's rank and fixed dimensions; ``None`` matches any size."""
-    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    try:
+        arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{path}: {key} is not an array of shape {dims} ({err})") from err
     ok = arr.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, arr.shape))
-    if not ok or not np.issubdtype(arr.dtype, np.number):
+    real = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if not ok or not real:
         raise ValueError(
             f"{path}: {key} has shape {getattr(arr, 'shape', None)} and dtype "
-            f"{getattr(arr, 'dtype', None)}, expected a numeric array of shape {dims}"
+            f"{getattr(arr, 'dtype', None)}, expected a real-valued array of shape {dims}"
         )
     return arr
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unihpr.data._arrays import ArrayPoseDataset
+from unihpr._validate import check_choice, check_int, check_real
+from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
 from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
 from unihpr.data.cameras import world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
@@ -93,10 +94,12 @@ def load_h36m_2d(
         raise ValueError(f"{p}: positions_2d must be a dict subject -> action -> list")
     if not isinstance(meta, dict):
         raise ValueError(f"{p}: metadata must be a dict, got {type(meta).__name__}")
-    if int(meta.get("num_joints", 17)) != 17:
-        raise ValueError(f"{p}: metadata num_joints is {meta['num_joints']}, expected 17")
+    if meta.get("num_joints", 17) != 17:
+        raise ValueError(f"{p}: metadata num_joints is {meta['num_joints']!r}, expected 17")
     out: dict[str, dict[str, list[np.ndarray]]] = {}
     for subject, actions in data.items():
+        if not isinstance(actions, dict):
+            raise ValueError(f"{p}: positions_2d[{subject!r}] must be a dict of actions")
         out[subject] = {}
         for a, cams in actions.items():
             key = f"positions_2d[{subject!r}][{a!r}]"
@@ -104,13 +107,19 @@ def load_h36m_2d(
                 raise ValueError(
                     f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera"
                 )
-            out[subject][a] = [
-                check_array(c, p, f"{key}[{i}]", (None, 17, None), "(N, 17, 2)")[..., :2].astype(
-                    np.float32, copy=False
-                )
-                for i, c in enumerate(cams)
-            ]
+            out[subject][a] = [_keypoints_2d(c, p, f"{key}[{i}]") for i, c in enumerate(cams)]
     return out, meta
+
+
+def _keypoints_2d(value, path, key: str) -> np.ndarray:
+    # Detector files may carry a confidence column after x, y: keep (x, y).
+    kp = check_array(value, path, key, (None, 17, None), "(N, 17, 2)")
+    if kp.shape[-1] < 2:
+        raise ValueError(
+            f"{path}: {key} has shape {kp.shape}, expected (N, 17, 2) (x, y pixels, optionally "
+            "followed by a confidence)"
+        )
+    return kp[..., :2].astype(np.float32, copy=False)
 
 
 def prepare_h36m(
@@ -135,10 +144,13 @@ def prepare_h36m(
         pixels, ``subject``, ``action`` (normalised), ``action_raw``, ``camera``
         (camera ids) as (N,) string arrays and ``frame`` (N,) int64.
     """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    if any(c not in range(4) for c in cameras):
-        raise ValueError(f"cameras must be indices in 0-3, got {list(cameras)}")
+    check_int("stride", stride, low=1)
+    cameras = list(cameras)
+    if not cameras or any(
+        isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c not in range(4)
+        for c in cameras
+    ):
+        raise ValueError(f"cameras must be a non-empty list of indices in 0-3, got {cameras}")
     parts: dict[str, list] = {k: [] for k in ("pose3d", "root", "pose2d", "frame")}
     meta: dict[str, list] = {k: [] for k in ("subject", "action", "action_raw", "camera")}
     for subject in subjects:
@@ -164,7 +176,8 @@ def prepare_h36m(
                 cam = h36m_camera(subject, ci)
                 xyz = world_to_camera(world[frames].astype(np.float64), cam.rotation, cam.position)
                 root = xyz[:, :1]
-                parts["pose3d"].append((xyz - root).astype(np.float32))
+                with np.errstate(invalid="ignore"):  # inf - inf: reported by the loader
+                    parts["pose3d"].append((xyz - root).astype(np.float32))
                 parts["root"].append(root[:, 0].astype(np.float32))
                 parts["pose2d"].append(kp[:n][frames])
                 parts["frame"].append(frames.astype(np.int64))
@@ -192,6 +205,10 @@ class Human36M(ArrayPoseDataset):
         stride: Keep every ``stride``-th frame (50 fps source; 50 gives 1 fps).
         bbox_margin: The sample's ``bbox`` is the 2D keypoints' box grown by this
             fraction of its size on every side.
+        nonfinite: Samples whose 3D or 2D pose holds NaN or inf: ``"raise"``
+            (default) raises a ``ValueError`` naming the file, the count and
+            the first such sample; ``"mask"`` leaves them out with a warning
+            (their number is ``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera-frame metres, root-relative;
     ``pose2d`` (17, 2) pixels in the 1000x1000 camera image; ``bbox`` (4,);
@@ -209,14 +226,21 @@ class Human36M(ArrayPoseDataset):
         cameras: Sequence[int] = (0, 1, 2, 3),
         stride: int = 1,
         bbox_margin: float = 0.1,
+        nonfinite: str = "raise",
     ) -> None:
         if subjects is None:
-            if split not in ("train", "test"):
-                raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            check_choice("split", split, ("train", "test"))
             subjects = H36M_TRAIN_SUBJECTS if split == "train" else H36M_TEST_SUBJECTS
+        elif isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
+            raise TypeError(f"subjects must be a list of subject names, got {subjects!r}")
+        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
+        check_nonfinite_policy(nonfinite)
         p3 = load_h36m_3d(data_3d)
         p2, self.metadata = load_h36m_2d(data_2d)
         self.arrays = prepare_h36m(
             p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
         )
         self.arrays["bbox"] = bbox_from_points(self.arrays["pose2d"], bbox_margin)
+        self.arrays, self.num_masked = apply_nonfinite_policy(
+            self.arrays, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
+        )

@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -432,9 +434,7 @@ def build_humanoid_mocap(
             arrays = {k: np.asarray(v) for k, v in rec.items()}
             for k in ("pose2d", "bbox", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
                 arrays[k] = arrays[k].astype(np.float32)
-            tmp = paths[split].with_suffix(".tmp.npz")
-            np.savez(tmp, **arrays)
-            os.replace(tmp, paths[split])
+            _write_atomically(paths[split], arrays)
     finally:
         renderer.close()
         bar.close()
@@ -481,6 +481,32 @@ def recombine_frames(
         donors = frames[rng.integers(0, len(frames), count)]
         out[swap, limb] = donors[swap, limb]
     return out
+
+
+def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # A name unique to this call: concurrent builds of one cache never share a
+    # temporary, and readers only ever see a complete file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cache(path: Path) -> dict[str, np.ndarray]:
+    """Read a cache npz; a damaged one is deleted (the next call rebuilds it) and named."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        path.unlink(missing_ok=True)
+        raise ValueError(
+            f"{path}: corrupt mocap cache file ({type(err).__name__}: {err}); it was deleted "
+            "and will be rebuilt on the next call"
+        ) from err
 
 
 def _render_view(renderer, joints_world, r, c, k, size, rng, background) -> dict:
@@ -559,8 +585,7 @@ class HumanoidMocap(ArrayPoseDataset):
         if box not in ("keypoints", "silhouette"):
             raise ValueError(f"box must be 'keypoints' or 'silhouette', got {box!r}")
         self.path = build_humanoid_mocap(cache_dir, **build_kwargs)[split]
-        with np.load(self.path) as z:
-            self.arrays = {k: z[k] for k in z.files}
+        self.arrays = _load_cache(self.path)
         self.arrays["silhouette_bbox"] = self.arrays["bbox"]
         if box == "keypoints":
             p2d = self.arrays["pose2d"]

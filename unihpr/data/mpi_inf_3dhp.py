@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unihpr.data._arrays import ArrayPoseDataset
+from unihpr._validate import check_bool, check_choice, check_int, check_real
+from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
 from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
 from unihpr.data.skeletons import MPI_INF_3DHP17, map_joints
 
@@ -102,6 +103,9 @@ class MPIInf3DHP(ArrayPoseDataset):
         stride: Keep every ``stride``-th frame.
         valid_only: Drop test frames marked invalid.
         bbox_margin: Margin of the 2D keypoints' ``bbox``.
+        nonfinite: Frames (after ``valid_only``) whose 3D or 2D pose holds NaN
+            or inf: ``"raise"`` (default) raises a ``ValueError`` naming the
+            file; ``"mask"`` leaves them out with a warning (``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera metres, root-relative; ``pose2d`` (17, 2)
     pixels; ``bbox``; ``subject`` ("S1" / "TS1"); ``action`` (sequence);
@@ -117,21 +121,22 @@ class MPIInf3DHP(ArrayPoseDataset):
         stride: int = 1,
         valid_only: bool = True,
         bbox_margin: float = 0.1,
+        nonfinite: str = "raise",
     ) -> None:
-        if layout not in ("h36m17", "mpi_inf_3dhp17"):
-            raise ValueError(f"layout must be 'h36m17' or 'mpi_inf_3dhp17', got {layout!r}")
-        scale = {"mm": 1e-3, "m": 1.0}.get(units)
-        if scale is None:
-            raise ValueError(f"units must be 'mm' or 'm', got {units!r}")
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+        check_choice("layout", layout, ("h36m17", "mpi_inf_3dhp17"))
+        scale = {"mm": 1e-3, "m": 1.0}[check_choice("units", units, ("mm", "m"))]
+        check_int("stride", stride, low=1)
+        check_bool("valid_only", valid_only)
+        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
+        check_nonfinite_policy(nonfinite)
         p3s, p2s, meta = [], [], {k: [] for k in ("subject", "action", "camera", "frame")}
         for s in load_3dhp(path):
             idx = np.arange(0, len(s.pose3d), stride)
             if valid_only:
                 idx = idx[s.valid[idx]]
             root = MPI_INF_3DHP17.root
-            p3 = (s.pose3d[idx] - s.pose3d[idx, root : root + 1]) * scale
+            with np.errstate(invalid="ignore"):  # inf - inf: reported below
+                p3 = (s.pose3d[idx] - s.pose3d[idx, root : root + 1]) * scale
             p3s.append(p3)
             p2s.append(s.pose2d[idx])
             meta["subject"] += [s.subject] * len(idx)
@@ -149,3 +154,6 @@ class MPIInf3DHP(ArrayPoseDataset):
             "frame": np.concatenate(meta.pop("frame")).astype(np.int64),
             **{k: np.asarray(v) for k, v in meta.items()},
         }
+        self.arrays, self.num_masked = apply_nonfinite_policy(
+            self.arrays, nonfinite, {"pose3d": str(path), "pose2d": str(path)}
+        )

@@ -19,14 +19,15 @@ computed this way are not directly comparable with published 3DPW results.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from unihpr.data._arrays import ArrayPoseDataset
+from unihpr._validate import check_int, check_real
+from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
 from unihpr.data._io import bbox_from_points, check_array, check_file
+from unihpr.data._safe_pickle import restricted_load
 from unihpr.data.cameras import project
 from unihpr.data.skeletons import SMPL24_TO_H36M17
 
@@ -46,11 +47,8 @@ def load_3dpw_sequence(path: str | os.PathLike) -> dict:
         ``genders`` as stored.
     """
     p = check_file(path, "3DPW sequence (.pkl)")
-    try:
-        with open(p, "rb") as f:
-            raw = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"{p}: not a readable pickle ({err})") from err
+    with open(p, "rb") as f:
+        raw = restricted_load(f, p)
     if not isinstance(raw, dict):
         raise ValueError(f"{p}: expected a dict, got {type(raw).__name__}")
     missing = [k for k in _REQUIRED if k not in raw]
@@ -59,16 +57,23 @@ def load_3dpw_sequence(path: str | os.PathLike) -> dict:
     cam_poses = check_array(raw["cam_poses"], p, "cam_poses", (None, 4, 4), "(N, 4, 4)")
     n = cam_poses.shape[0]
     k = check_array(raw["cam_intrinsics"], p, "cam_intrinsics", (3, 3), "(3, 3)")
+    actors = _per_actor(raw, "jointPositions", p)
+    if not actors:
+        raise ValueError(f"{p}: jointPositions holds no actor")
+    campose_valid = _per_actor(raw, "campose_valid", p, len(actors))
     joints, valid, poses2d = [], [], []
-    for a, jp in enumerate(raw["jointPositions"]):
+    for a, jp in enumerate(actors):
         jp = check_array(jp, p, f"jointPositions[{a}]", (n, 72), f"({n}, 72)")
         joints.append(jp.reshape(n, 24, 3).astype(np.float64))
-        v = np.asarray(raw["campose_valid"][a]).astype(bool).reshape(-1)
-        if v.shape != (n,):
-            raise ValueError(f"{p}: campose_valid[{a}] has shape {v.shape}, expected ({n},)")
-        valid.append(v)
+        v = np.asarray(campose_valid[a])
+        if v.shape != (n,) or not (v.dtype == bool or np.issubdtype(v.dtype, np.number)):
+            raise ValueError(
+                f"{p}: campose_valid[{a}] has shape {v.shape} and dtype {v.dtype}, expected "
+                f"({n},) bool"
+            )
+        valid.append(v.astype(bool))
     if "poses2d" in raw:
-        for a, kp in enumerate(raw["poses2d"]):
+        for a, kp in enumerate(_per_actor(raw, "poses2d", p, len(actors))):
             kp = check_array(kp, p, f"poses2d[{a}]", (n, 3, 18), f"({n}, 3, 18)")
             poses2d.append(np.transpose(kp, (0, 2, 1)).astype(np.float32))
     return {
@@ -82,12 +87,33 @@ def load_3dpw_sequence(path: str | os.PathLike) -> dict:
     }
 
 
+def _per_actor(raw: dict, key: str, path: Path, actors: int | None = None) -> list:
+    """``raw[key]`` as a list with one entry per actor (``actors`` of them if given)."""
+    value = raw[key]
+    if isinstance(value, np.ndarray) and value.dtype != object and value.ndim >= 1:
+        value = list(value)  # an (A, ...) array stacks the actors
+    if not isinstance(value, (list, tuple)) and not (
+        isinstance(value, np.ndarray) and value.ndim == 1
+    ):
+        raise ValueError(
+            f"{path}: {key} must be a list with one entry per actor, got {type(value).__name__}"
+        )
+    if actors is not None and len(value) != actors:
+        raise ValueError(
+            f"{path}: {key} has {len(value)} actor entries but jointPositions has {actors}"
+        )
+    return list(value)
+
+
 def _load_regressor(regressor) -> np.ndarray | None:
     if regressor is None:
         return None
     if isinstance(regressor, (str, os.PathLike)):
         path = check_file(regressor, "joint regressor (.npy)")
-        regressor = np.load(path)
+        try:
+            regressor = np.load(path, allow_pickle=False)  # a regressor is numbers only
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path}: not a readable .npy regressor ({err})") from err
     w = np.asarray(regressor, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != 17 or w.shape[1] not in (24, 6890):
         raise ValueError(f"regressor must have shape (17, 24) or (17, 6890), got {w.shape}")
@@ -108,6 +134,9 @@ class ThreeDPW(ArrayPoseDataset):
             files, which are not bundled).
         stride: Keep every ``stride``-th frame.
         bbox_margin: Margin of the 2D keypoints' ``bbox``.
+        nonfinite: Valid frames whose pose holds NaN or inf: ``"raise"``
+            (default) raises a ``ValueError`` naming the sequence; ``"mask"``
+            leaves them out with a warning (``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera metres root-relative; ``pose2d`` (17, 2)
     projections of the 3D joints with ``cam_intrinsics`` (pixels of the
@@ -126,15 +155,26 @@ class ThreeDPW(ArrayPoseDataset):
         vertex_fn: Callable[[dict, int], np.ndarray] | None = None,
         stride: int = 1,
         bbox_margin: float = 0.1,
+        nonfinite: str = "raise",
     ) -> None:
         if isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
-            files = sorted(Path(files).glob("*.pkl"))
+            folder = files
+            files = sorted(Path(folder).glob("*.pkl"))
             if not files:
-                raise FileNotFoundError("no .pkl sequence files found in the given folder")
+                raise FileNotFoundError(f"no .pkl sequence files found in {str(folder)!r}")
         elif isinstance(files, (str, os.PathLike)):
             files = [files]
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+        elif isinstance(files, Sequence) and all(isinstance(f, (str, os.PathLike)) for f in files):
+            files = list(files)
+            if not files:
+                raise ValueError("files is empty: give a folder or at least one .pkl file")
+        else:
+            raise TypeError(f"files must be a path or a list of paths, got {files!r}")
+        check_int("stride", stride, low=1)
+        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
+        check_nonfinite_policy(nonfinite)
+        if vertex_fn is not None and not callable(vertex_fn):
+            raise TypeError(f"vertex_fn must be callable, got {type(vertex_fn).__name__}")
         w = _load_regressor(regressor)
         if w is not None and w.shape[1] == 6890 and vertex_fn is None:
             raise ValueError("a (17, 6890) vertex regressor needs vertex_fn to produce vertices")
@@ -173,3 +213,7 @@ class ThreeDPW(ArrayPoseDataset):
             "frame": np.concatenate(meta["frame"]).astype(np.int64),
         }
         self.arrays["action"] = self.arrays["subject"]  # 3DPW has no actions
+        sources = ", ".join(str(f) for f in files)
+        self.arrays, self.num_masked = apply_nonfinite_policy(
+            self.arrays, nonfinite, {"pose3d": sources, "pose2d": sources}
+        )

@@ -22,6 +22,7 @@ __all__ = [
     "H36M17",
     "H36M32",
     "HUMANOID15",
+    "MEDIAPIPE33",
     "MPI_INF_3DHP17",
     "OPENPOSE18",
     "RIG_MAPPINGS",
@@ -32,6 +33,8 @@ __all__ = [
     "joint_mapping",
     "list_skeletons",
     "map_joints",
+    "map_visibility",
+    "mappable_layouts",
     "resolve_rig_mapping",
 ]
 
@@ -338,6 +341,57 @@ OPENPOSE18 = Skeleton(
     root=1,
 )
 
+# MediaPipe Pose's 33 landmarks, in its order (PoseLandmark 0..32); MediaPipe's
+# MOUTH_LEFT / MOUTH_RIGHT are named left_mouth / right_mouth here so that every
+# left/right pair differs by its prefix only. No kinematic tree: like COCO17's,
+# this one (rooted at the nose) is for drawing and flipping.
+MEDIAPIPE33 = Skeleton(
+    name="mediapipe33",
+    joint_names=(
+        "nose",
+        "left_eye_inner",
+        "left_eye",
+        "left_eye_outer",
+        "right_eye_inner",
+        "right_eye",
+        "right_eye_outer",
+        "left_ear",
+        "right_ear",
+        "left_mouth",
+        "right_mouth",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_pinky",
+        "right_pinky",
+        "left_index",
+        "right_index",
+        "left_thumb",
+        "right_thumb",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+        "left_heel",
+        "right_heel",
+        "left_foot_index",
+        "right_foot_index",
+    ),
+    parents=(
+        -1, 0, 1, 2, 0, 4, 5, 3, 6, 0, 0, 0, 0, 11, 12, 13, 14, 15, 16, 15, 16, 15, 16,
+        11, 12, 23, 24, 25, 26, 27, 28, 27, 28,
+    ),
+    flip_pairs=tuple((a, a + 3) for a in (1, 2, 3))
+    + tuple((a, a + 1) for a in range(7, 33, 2)),
+)  # fmt: skip
+"""MediaPipe Pose's 33 landmarks in its order (``PoseLandmark`` 0..32), names in
+lower case (``MOUTH_LEFT`` is ``left_mouth``)."""
+
 # The DeepMimic humanoid of pybullet_data (humanoid.urdf), in pybullet's link order
 # (link 0 "root" is the pelvis; wrists are fixed end links).
 HUMANOID15 = Skeleton(
@@ -362,9 +416,14 @@ HUMANOID15 = Skeleton(
     parents=(-1, 0, 1, 0, 3, 4, 1, 6, 7, 0, 9, 10, 1, 12, 13),
     flip_pairs=((9, 3), (10, 4), (11, 5), (12, 6), (13, 7), (14, 8)),
 )
+"""The DeepMimic humanoid of the bundled motion clips: 15 joints, root 0 (the hips'
+midpoint). Order: ``root, chest, neck``, then ``right_hip, right_knee, right_ankle,
+right_shoulder, right_elbow, right_wrist`` and the same on the left. The layout of
+[`unihpr.lift`][unihpr.inference.lift]'s output."""
 
 _SKELETONS: dict[str, Skeleton] = {
-    s.name: s for s in (H36M17, H36M32, MPI_INF_3DHP17, SMPL24, COCO17, OPENPOSE18, HUMANOID15)
+    s.name: s
+    for s in (H36M17, H36M32, MPI_INF_3DHP17, SMPL24, COCO17, OPENPOSE18, MEDIAPIPE33, HUMANOID15)
 }
 
 
@@ -429,14 +488,6 @@ def _smpl24_to_h36m17() -> np.ndarray:
 
 
 SMPL24_TO_H36M17 = _smpl24_to_h36m17()
-
-_MAPPINGS: dict[tuple[str, str], tuple[int, ...] | np.ndarray] = {
-    ("h36m32", "h36m17"): H36M32_TO_H36M17,
-    ("mpi_inf_3dhp17", "h36m17"): MPI_INF_3DHP17_TO_H36M17,
-    ("h36m17", "mpi_inf_3dhp17"): H36M17_TO_MPI_INF_3DHP17,
-    ("smpl24", "h36m17"): SMPL24_TO_H36M17,
-}
-
 
 # --- Rigs read by joint name (BVH joints, ASF bones) -------------------------------
 #
@@ -525,6 +576,60 @@ Presets: ``"cmu_bvh"``, ``"mixamo"``, ``"cmu_asf"``, ``"generic"``; layouts
 alternative names (the first the rig has is used) or ``{name: weight}``. Rig
 names match exactly, else ignoring case, a namespace prefix (``"mixamorig:"``),
 ``_``, ``-``, ``.`` and spaces."""
+
+
+# --- Registered mappings between layouts ------------------------------------------
+#
+# Keypoint layouts of 2D detectors and datasets -> the DeepMimic humanoid (the
+# layouts `unihpr.lift` accepts). Limb joints (hips, knees, ankles, shoulders,
+# elbows, wrists) have the same names in every layout and map one to one; the
+# trunk is made as follows. Humanoid geometry (pybullet's humanoid.urdf at
+# globalScaling 0.25): the root is exactly the hips' midpoint; the chest joint
+# sits 0.236 m above the root, 0.49 of the way from the hips' to the shoulders'
+# midpoint when the back is straight; the neck joint 0.224 m above the chest,
+# 2 cm below and 2.4 cm behind the shoulders' midpoint.
+# * coco17, mediapipe33 (no trunk joints): root = mean of the hips; chest =
+#   mean of hips and shoulders (on the bundled clips, 37 mm mean error from the
+#   back's bend); neck = mean of the shoulders (31 mm mean error). Detector hip
+#   keypoints also sit wider than mocap hip joints.
+# * h36m17: root = pelvis; chest = spine (H36M's mid-back joint); neck =
+#   thorax (H36M's neck base, at the shoulders' height): same anatomy, a few
+#   centimetres apart.
+_TRUNK_TO_HUMANOID15: dict[str, dict[str, JointSource]] = {
+    "coco17": {
+        "root": {"left_hip": 0.5, "right_hip": 0.5},
+        "chest": {"left_hip": 0.25, "right_hip": 0.25, "left_shoulder": 0.25,
+                  "right_shoulder": 0.25},
+        "neck": {"left_shoulder": 0.5, "right_shoulder": 0.5},
+    },
+    "h36m17": {"root": "pelvis", "chest": "spine", "neck": "thorax"},
+}  # fmt: skip
+_TRUNK_TO_HUMANOID15["mediapipe33"] = _TRUNK_TO_HUMANOID15["coco17"]
+_LIMBS_BY_NAME = {f"{s}_{p}": f"{s}_{p}" for s in ("left", "right") for p in _LIMB_PARTS}
+
+# (src, dst) -> a tuple of source indices, a (J_dst, J_src) weight matrix, or
+# {dst joint: source} by joint name (resolved like a rig mapping).
+_MAPPINGS: dict[tuple[str, str], tuple[int, ...] | np.ndarray | Mapping[str, JointSource]] = {
+    ("h36m32", "h36m17"): H36M32_TO_H36M17,
+    ("mpi_inf_3dhp17", "h36m17"): MPI_INF_3DHP17_TO_H36M17,
+    ("h36m17", "mpi_inf_3dhp17"): H36M17_TO_MPI_INF_3DHP17,
+    ("smpl24", "h36m17"): SMPL24_TO_H36M17,
+    **{
+        (layout, "humanoid15"): {**_LIMBS_BY_NAME, **trunk}
+        for layout, trunk in _TRUNK_TO_HUMANOID15.items()
+    },
+}
+
+
+def mappable_layouts(dst: str | Skeleton) -> list[str]:
+    """Layouts with a registered mapping to ``dst`` (``dst`` itself included), sorted.
+
+    Examples:
+        >>> mappable_layouts("humanoid15")
+        ['coco17', 'h36m17', 'humanoid15', 'mediapipe33']
+    """
+    d = get_skeleton(dst).name
+    return sorted({s for s, t in _MAPPINGS if t == d} | {d})
 
 
 def _normalise_joint_name(name: str) -> str:
@@ -717,8 +822,17 @@ def joint_mapping(
 
     Returns:
         A tuple of source indices (one per destination joint) for selections and
-        reorderings, or a (J_dst, J_src) float64 weight matrix for layouts whose
-        joints are approximated as linear combinations (SMPL-24 -> H36M-17).
+        reorderings, or a (J_dst, J_src) float64 weight matrix (rows summing to 1)
+        for layouts whose joints are approximated as linear combinations
+        (SMPL-24 -> H36M-17; COCO-17 and MediaPipe-33 -> HUMANOID15, whose root,
+        chest and neck are means of hips and shoulders).
+
+    Examples:
+        >>> joint_mapping("h36m17", "humanoid15")[:3]  # root, chest, neck
+        (0, 7, 8)
+        >>> w = joint_mapping("coco17", "humanoid15")
+        >>> w.shape, float(w[0, COCO17.index("left_hip")])
+        ((15, 17), 0.5)
     """
     if mapping is not None:
         return _rig_index_mapping(get_skeleton(src), get_skeleton(dst), mapping)
@@ -726,13 +840,26 @@ def joint_mapping(
     if s == d:
         return tuple(range(get_skeleton(src).num_joints))
     try:
-        return _MAPPINGS[(s, d)]
+        entry = _MAPPINGS[(s, d)]
     except KeyError:
         known = sorted(f"{a}->{b}" for a, b in _MAPPINGS)
         raise ValueError(
             f"no joint mapping from {s!r} to {d!r}; defined: {known} "
             "(for a motion-capture rig pass mapping=, see RIG_MAPPINGS)"
         ) from None
+    if isinstance(entry, Mapping):
+        return _rig_index_mapping(get_skeleton(s), get_skeleton(d), entry)
+    return entry
+
+
+def _check_joint_axis(x, sk: Skeleton, name: str, *, channels: bool) -> None:
+    """``x`` is (..., J, C) (``channels``) or (..., J) for skeleton ``sk``."""
+    axis = -2 if channels else -1
+    if x.ndim < -axis or x.shape[axis] != sk.num_joints:
+        want = f"(..., {sk.num_joints}, C)" if channels else f"(..., {sk.num_joints})"
+        raise ValueError(
+            f"{name} must have shape {want} for skeleton {sk.name!r}, got {tuple(x.shape)}"
+        )
 
 
 def map_joints(
@@ -747,12 +874,7 @@ def map_joints(
     count C (2D or 3D). ``mapping`` maps a motion-capture rig by joint name (see
     [`joint_mapping`][]).
     """
-    s = get_skeleton(src)
-    if pose.ndim < 2 or pose.shape[-2] != s.num_joints:
-        raise ValueError(
-            f"pose must have shape (..., {s.num_joints}, C) for skeleton {s.name!r}, "
-            f"got {tuple(pose.shape)}"
-        )
+    _check_joint_axis(pose, get_skeleton(src), "pose", channels=True)
     m = joint_mapping(src, dst, mapping)
     if isinstance(m, tuple):
         return pose[..., list(m), :]
@@ -760,6 +882,43 @@ def map_joints(
         w = torch.as_tensor(m, dtype=pose.dtype, device=pose.device)
         return torch.einsum("dj,...jc->...dc", w, pose)
     return np.einsum("dj,...jc->...dc", m.astype(pose.dtype, copy=False), pose)
+
+
+def map_visibility(
+    mask: np.ndarray | torch.Tensor,
+    src: str | Skeleton,
+    dst: str | Skeleton,
+    mapping: str | Mapping[str, JointSource] | None = None,
+) -> np.ndarray | torch.Tensor:
+    """Which joints of ``dst`` are visible, given the visible joints of ``src``.
+
+    A destination joint is visible when every source joint it is made of (every
+    non-zero weight of [`joint_mapping`][]) is: a mean of two hips is not known
+    when one hip is hidden.
+
+    Args:
+        mask: (..., J_src) bool, True = visible (numpy or torch).
+        src, dst, mapping: As for [`map_joints`][].
+
+    Returns:
+        (..., J_dst) bool of ``mask``'s type.
+
+    Examples:
+        >>> visible = np.ones(17, dtype=bool)
+        >>> visible[COCO17.index("left_hip")] = False
+        >>> [HUMANOID15.joint_names[j] for j in np.flatnonzero(
+        ...     ~map_visibility(visible, "coco17", "humanoid15"))]
+        ['root', 'chest', 'left_hip']
+    """
+    _check_joint_axis(mask, get_skeleton(src), "mask", channels=False)
+    m = joint_mapping(src, dst, mapping)
+    if isinstance(m, tuple):
+        return mask[..., list(m)]
+    uses = m != 0  # (J_dst, J_src)
+    if isinstance(mask, torch.Tensor):
+        u = torch.as_tensor(uses, device=mask.device)
+        return (mask.bool()[..., None, :] | ~u).all(dim=-1)
+    return (mask.astype(bool)[..., None, :] | ~uses).all(axis=-1)
 
 
 def flip_pose(
@@ -777,11 +936,7 @@ def flip_pose(
     ``center=W / 2``.
     """
     sk = get_skeleton(skeleton)
-    if pose.ndim < 2 or pose.shape[-2] != sk.num_joints:
-        raise ValueError(
-            f"pose must have shape (..., {sk.num_joints}, C) for skeleton {sk.name!r}, "
-            f"got {tuple(pose.shape)}"
-        )
+    _check_joint_axis(pose, sk, "pose", channels=True)
     if not 0 <= axis < pose.shape[-1]:
         raise ValueError(f"axis must be in [0, {pose.shape[-1]}), got {axis}")
     out = pose[..., list(sk.flip_permutation), :]

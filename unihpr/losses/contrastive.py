@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from unihpr.losses._checks import check_same_shape, normalize_embeddings
-from unihpr.losses.distributed import gather_embeddings, local_pair_info_nce
+from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.pair import pair_info_nce
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.losses.triplet import TripletInfoNCE
+from unihpr.losses.triplet import TripletInfoNCE, deprecated_compile
 from unihpr.modalities import MODALITIES
+from unihpr.ops._checks import check_generator
 
 
 class ContrastiveLoss(nn.Module):
@@ -24,6 +26,11 @@ class ContrastiveLoss(nn.Module):
 
     With only two modalities given (the paper's step 1 aligns 2D and 3D),
     the loss is that pair's InfoNCE alone.
+
+    Embeddings are L2-normalised inside, invariantly to their scale: each row
+    is first divided by its largest absolute entry, so rows of any finite,
+    non-zero norm (1e-30 as well as 1e30) give the same loss; exactly zero
+    rows are rejected (with ``validate``).
 
     Args:
         alpha: Weight α of the triplet term (paper: 1).
@@ -39,8 +46,15 @@ class ContrastiveLoss(nn.Module):
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
             as anchors; False keeps everything local.
-        compile: Run the sampled triplet term's fused body through
-            ``torch.compile`` (see [`TripletInfoNCE`][]).
+        backend: Implementation of the triplet term: ``"auto"``,
+            ``"torch"``, ``"triton"`` (exact mode) or ``"compile"`` (sampled
+            mode); see [`unihpr.ops.backend`][].
+        validate: Check the inputs' values (zero/non-finite rows, index
+            ranges), which synchronises a GPU with the host on every call.
+            The training loop validates its first step and then sets the
+            attribute to False. Types, shapes, dtypes and devices are always
+            checked.
+        compile: Deprecated; ``compile=True`` is ``backend="compile"``.
 
     Examples:
         >>> loss_fn = ContrastiveLoss(alpha=1.0)
@@ -59,14 +73,27 @@ class ContrastiveLoss(nn.Module):
         negatives: str = "sampled",
         chunk_size: int | None = None,
         gather: bool = True,
-        compile: bool = False,
+        backend: str = "auto",
+        validate: bool = True,
+        compile: bool | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
-            raise ValueError(f"ContrastiveLoss: alpha must be a float >= 0, got {alpha!r}")
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or not math.isfinite(alpha)
+            or alpha < 0
+        ):
+            raise ValueError(f"ContrastiveLoss: alpha must be a finite float >= 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.use_triplet = bool(use_triplet)
-        self.pair_temperature = as_temperature(pair_temperature, owner="ContrastiveLoss")
+        owner = "ContrastiveLoss"
+        self.pair_temperature = as_temperature(
+            pair_temperature, owner=owner, name="pair_temperature"
+        )
+        triplet_temperature = as_temperature(
+            triplet_temperature, owner=owner, name="triplet_temperature"
+        )
         self.triplet = TripletInfoNCE(
             triplet_temperature,
             sampler=sampler,
@@ -74,9 +101,11 @@ class ContrastiveLoss(nn.Module):
             negatives=negatives,
             chunk_size=chunk_size,
             gather=gather,
-            compile=compile,
+            backend=deprecated_compile("ContrastiveLoss", compile, backend),
+            validate=validate,
         )
         self.gather = bool(gather)
+        self.validate = bool(validate)
 
     def forward(
         self,
@@ -105,34 +134,20 @@ class ContrastiveLoss(nn.Module):
             The scalar loss, or ``(loss, diagnostics)``.
         """
         owner = "ContrastiveLoss"
-        given = {
-            name: normalize_embeddings(name, x, owner=owner)
-            for name, x in zip(MODALITIES, (image, pose2d, pose3d))
-            if x is not None
-        }
+        check_generator(owner, generator)
+        given = {name: x for name, x in zip(MODALITIES, (image, pose2d, pose3d)) if x is not None}
         if len(given) < 2:
             raise ValueError(
                 f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
             )
-        check_same_shape(owner, **given)
+        prep = prepare(owner, given, gather=self.gather, validate=self.validate)
         names = list(given)
-        batch = gather_embeddings(list(given.values()), self.gather)
-        given = dict(zip(names, batch.tensors))
-        sims = {
-            (m1, m2): given[m1] @ given[m2].T
-            for idx, m1 in enumerate(names)
-            for m2 in names[idx + 1 :]
-        }
+        sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
         tau = self.pair_temperature()
-        if batch.distributed:
-            rows = batch.rows
-            pair_terms = {
-                key: local_pair_info_nce(s[rows], s[:, rows].T, rows, tau)
-                for key, s in sims.items()
-            }
-        else:
-            pair_terms = {key: pair_info_nce(s, tau) for key, s in sims.items()}
-        loss_pair = torch.stack(list(pair_terms.values())).sum()
+        pair_terms = [
+            pair_info_nce(s, tau, anchors=prep.anchors, validate=False) for s in sims.values()
+        ]
+        loss_pair = torch.stack(pair_terms).sum()
         loss = loss_pair
         lam = None
         loss_triplet = None
@@ -142,7 +157,8 @@ class ContrastiveLoss(nn.Module):
                 sims[("image", "pose3d")],
                 sims[("pose2d", "pose3d")],
                 generator=generator,
-                anchors=batch.rows if batch.distributed else None,
+                anchors=prep.anchors,
+                validate=self.validate,
             )
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:
@@ -151,18 +167,23 @@ class ContrastiveLoss(nn.Module):
 
     @torch.no_grad()
     def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau) -> dict[str, float]:
-        info: dict[str, float] = {"loss/pair": float(loss_pair), "tau/pair": float(tau)}
+        # Stacked and read in one transfer: one host synchronisation, not a dozen.
+        info: dict[str, Tensor] = {"loss/pair": loss_pair, "tau/pair": tau}
         for (m1, m2), s in sims.items():
             target = torch.arange(s.shape[0], device=s.device)
-            info[f"cos/{m1}-{m2}"] = float(s.diagonal().mean())
-            acc = 0.5 * (
+            info[f"cos/{m1}-{m2}"] = s.diagonal().mean()
+            info[f"acc/{m1}-{m2}"] = 0.5 * (
                 (s.argmax(dim=1) == target).float().mean()
                 + (s.argmax(dim=0) == target).float().mean()
             )
-            info[f"acc/{m1}-{m2}"] = float(acc)
         if lam is not None:
-            info["loss/triplet"] = float(loss_triplet)
-            info["tau/triplet"] = float(self.triplet.temperature())
-            info["lambda/pos"] = float(lam[:, 0].mean())
-            info["lambda/neg"] = float(lam[:, 1:].mean())
-        return info
+            info["loss/triplet"] = loss_triplet
+            info["tau/triplet"] = self.triplet.temperature()
+            info["lambda/pos"] = lam[:, 0].mean()
+            info["lambda/neg"] = lam[:, 1:].mean()
+        dtype = loss_pair.dtype
+        for v in info.values():
+            dtype = torch.promote_types(dtype, v.dtype)
+        values = torch.stack([v.detach().reshape(()).to(dtype) for v in info.values()])
+        return dict(zip(info, values.tolist()))
+        return dict(zip(info, values))

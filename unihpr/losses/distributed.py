@@ -58,25 +58,31 @@ class _AllGather(torch.autograd.Function):
         return grad[start : start + ctx.rows]
 
 
-def all_gather_with_grad(x: Tensor) -> Tensor:
+def all_gather_with_grad(x: Tensor, *, validate: bool = True) -> Tensor:
     """Concatenate ``x`` ``(b, ...)`` from all ranks in rank order -> ``(W·b, ...)``.
 
     Gradient flows to every rank's own rows: the backward all-reduces (sums)
     the gradient of the concatenation and keeps this rank's slice. All ranks
     must pass the same shape.
 
+    Args:
+        x: This rank's ``(b, ...)`` tensor.
+        validate: First compare the shapes of all ranks (one extra small
+            collective and a host synchronisation).
+
     Raises:
-        ValueError: If the local shapes differ across ranks.
+        ValueError: If ``validate`` and the local shapes differ across ranks.
     """
     dist = torch.distributed
-    shape = torch.tensor(list(x.shape), dtype=torch.long, device=x.device)
-    shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
-    dist.all_gather(shapes, shape)
-    if any(not torch.equal(s, shape) for s in shapes):
-        raise ValueError(
-            "all_gather_with_grad: every rank needs the same local shape (equal local "
-            f"batches keep the loss scaling exact), got {[tuple(s.tolist()) for s in shapes]}"
-        )
+    if validate:
+        shape = torch.tensor(list(x.shape), dtype=torch.long, device=x.device)
+        shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
+        dist.all_gather(shapes, shape)
+        if any(not torch.equal(s, shape) for s in shapes):
+            raise ValueError(
+                "all_gather_with_grad: every rank needs the same local shape (equal local "
+                f"batches keep the loss scaling exact), got {[tuple(s.tolist()) for s in shapes]}"
+            )
     return _AllGather.apply(x)
 
 
@@ -98,12 +104,16 @@ class GlobalBatch:
         self.distributed = distributed
 
 
-def gather_embeddings(tensors: list[Tensor], gather: bool = True) -> GlobalBatch:
+def gather_embeddings(
+    tensors: list[Tensor], gather: bool = True, *, validate: bool = True
+) -> GlobalBatch:
     """Gather ``(b, D)`` embedding sets across ranks when distributed.
 
     Args:
         tensors: Embedding sets of this rank, each ``(b, D)``.
         gather: False keeps everything local (the constructor switch).
+        validate: Check that every rank passes the same shape (see
+            [`all_gather_with_grad`][]).
 
     Returns:
         A [`GlobalBatch`][]; when torch.distributed is not initialised, the
@@ -115,7 +125,7 @@ def gather_embeddings(tensors: list[Tensor], gather: bool = True) -> GlobalBatch
     if ctx is None:
         return GlobalBatch(list(tensors), torch.arange(b, device=tensors[0].device), False)
     rank, _ = ctx
-    gathered = [all_gather_with_grad(t) for t in tensors]
+    gathered = [all_gather_with_grad(t, validate=validate) for t in tensors]
     rows = torch.arange(rank * b, (rank + 1) * b, device=tensors[0].device)
     return GlobalBatch(gathered, rows, True)
 

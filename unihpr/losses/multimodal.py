@@ -13,32 +13,31 @@ built. Two scores:
   0 for aligned tuples and 1 for orthogonal ones. Since aligned means *small*,
   the logit is the negative volume, −V / τ, as in GRAM's contrastive loss.
 
-Negatives for anchor a (positive (a, …, a)) are drawn by a tuple sampler:
-``"uniform"`` over the B^K − (B−1)^K − 1 tuples that share at least one
-embedding with the anchor (the K-modality version of the paper's candidate
-set), or ``"swap-one"`` over the K(B−1) tuples that differ in exactly one
-modality.
+Negatives for anchor a (positive (a, …, a)) come from the same sampler
+objects as the triplet loss ([`unihpr.losses.samplers`][]), through
+``sampler.tuples(B, K, N)``.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.losses._checks import check_same_shape, normalize_embeddings
+from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.samplers import SAMPLERS, TripletSampler, UniformTripletSampler, make_sampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops.gram import gram_largest_eigenvalue, gram_volume
+from unihpr.ops._checks import check_generator, check_positive_int
+from unihpr.ops.backend import resolve_backend
+from unihpr.ops.gram import gram_volume, lambda1_from_gram
+from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
+from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 __all__ = ["MultimodalInfoNCE", "gram_scores", "sample_tuples"]
 
 SCORES = ("lambda", "volume")
-TUPLE_SAMPLERS = ("uniform", "swap-one")
-
-
-def _skip(x: Tensor, a: Tensor) -> Tensor:
-    """Map x in [0, B−1) to [0, B) \\ {a}."""
-    return x + (x >= a).long()
 
 
 def sample_tuples(
@@ -50,89 +49,54 @@ def sample_tuples(
     scheme: str = "uniform",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Negative tuples per anchor, each sharing at least one embedding with it.
+    """Deprecated: ``make_sampler(scheme).tuples(...)`` stacked to ``(A, N, K)``.
 
-    Args:
-        batch_size: B.
-        num_modalities: K ≥ 2.
-        num_negatives: N per anchor.
-        anchors: ``(A,)`` int64 anchor rows; default all B.
-        scheme: ``"uniform"``: uniform (with replacement) over the
-            B^K − (B−1)^K − 1 tuples with some t_m = a, other than the
-            positive. The first modality m with t_m = a is drawn with
-            probability ∝ (B−1)^m B^(K−1−m) (the number of such tuples), the
-            earlier ones uniformly among the other samples and the later ones
-            uniformly among all; a draw equal to the positive is redrawn.
-            ``"swap-one"``: one modality uniformly, its index uniformly ≠ a.
-        generator: Source of randomness (CPU generator).
+    Use a sampler object's [`tuples`][unihpr.losses.samplers.TripletSampler.tuples]
+    (one sampler family serves three and K modalities); removed in the next
+    release.
 
     Returns:
         ``(A, N, K)`` int64 indices (on the anchors' device).
-
-    Raises:
-        ValueError: On a bad size, scheme or anchors.
     """
-    owner = "sample_tuples"
-    for name, v, lo in (("batch_size", batch_size, 2), ("num_modalities", num_modalities, 2)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{owner}: {name} must be an int >= {lo}, got {v!r}")
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
-        raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
-    if scheme not in TUPLE_SAMPLERS:
-        raise ValueError(f"{owner}: scheme must be one of {TUPLE_SAMPLERS}, got {scheme!r}")
-    B, K, N = batch_size, num_modalities, num_negatives
-    if anchors is None:
-        anchors = torch.arange(B)
-    if anchors.dim() != 1 or anchors.dtype != torch.long:
-        raise ValueError(f"{owner}: anchors must be a 1-D int64 tensor, got {anchors!r}")
-    device = anchors.device
-    a = anchors.cpu()[:, None, None]
-    A = a.shape[0]
-
-    def randint(high: int, shape) -> Tensor:
-        return torch.randint(high, shape, generator=generator)
-
-    if scheme == "swap-one":
-        m = randint(K, (A, N, 1))
-        other = _skip(randint(B - 1, (A, N, 1)), a)
-        mods = torch.arange(K)[None, None, :]
-        return torch.where(mods == m, other, a).to(device)
-
-    weights = torch.tensor([((B - 1) / B) ** m for m in range(K)], dtype=torch.float64)
-    out = torch.empty(A, N, K, dtype=torch.long)
-    todo = torch.ones(A, N, dtype=torch.bool)
-    while bool(todo.any()):
-        first = torch.multinomial(weights, A * N, replacement=True, generator=generator)
-        first = first.view(A, N, 1)
-        mods = torch.arange(K)[None, None, :]
-        before = _skip(randint(B - 1, (A, N, K)), a)
-        anywhere = randint(B, (A, N, K))
-        draw = torch.where(mods < first, before, torch.where(mods == first, a, anywhere))
-        out = torch.where(todo[..., None], draw, out)
-        todo = (out == a).all(dim=-1)  # the positive itself: redraw
-    return out.to(device)
+    warnings.warn(
+        "sample_tuples is deprecated and will be removed in the next release; use "
+        "make_sampler(scheme).tuples(batch_size, num_modalities, num_negatives)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if scheme not in SAMPLERS:
+        raise ValueError(f"sample_tuples: scheme must be one of {sorted(SAMPLERS)}, got {scheme!r}")
+    out = make_sampler(scheme).tuples(
+        batch_size, num_modalities, num_negatives, anchors=anchors, generator=generator
+    )
+    return torch.stack(out, dim=-1)
 
 
-def gram_scores(sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str) -> Tensor:
+def gram_scores(
+    sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str, *, validate: bool = True
+) -> Tensor:
     """Scores of ``(..., K)`` index tuples from the pairwise similarity matrices.
 
     Args:
         sims: ``{(m, n): (B, B)}`` for m < n, ``sims[m, n][i, j] = x_m[i] · x_n[j]``.
         tuples: ``(..., K)`` int64 indices.
         score: ``"lambda"`` (λ1 of G) or ``"volume"`` (sqrt det G).
+        validate: Reject non-finite similarities (see
+            [`lambda1_from_gram`][unihpr.ops.lambda1_from_gram]).
 
     Returns:
         ``(...)`` scores (λ1, or the volume itself — the loss negates it).
     """
+    if score not in SCORES:
+        raise ValueError(f"gram_scores: score must be one of {SCORES}, got {score!r}")
     K = tuples.shape[-1]
+    ones = torch.ones(tuples.shape[:-1], dtype=sims[0, 1].dtype, device=tuples.device)
     rows = []
     for m in range(K):
         row = []
         for n in range(K):
             if m == n:
-                row.append(
-                    torch.ones(tuples.shape[:-1], dtype=sims[0, 1].dtype, device=tuples.device)
-                )
+                row.append(ones)
             elif m < n:
                 row.append(sims[m, n][tuples[..., m], tuples[..., n]])
             else:
@@ -140,7 +104,7 @@ def gram_scores(sims: dict[tuple[int, int], Tensor], tuples: Tensor, score: str)
         rows.append(torch.stack(row, dim=-1))
     gram = torch.stack(rows, dim=-2)
     if score == "lambda":
-        return gram_largest_eigenvalue(gram)
+        return lambda1_from_gram(gram, validate=validate)
     return gram_volume(gram)
 
 
@@ -153,17 +117,28 @@ class MultimodalInfoNCE(nn.Module):
     ``score="lambda"``, −sqrt(det G)/τ for ``score="volume"`` (GRAM's sign:
     aligned tuples have small volume).
 
-    With K = 3 and ``score="lambda"`` this is the paper's Triplet-InfoNCE with
-    a K-modality sampler.
+    With K = 3 and ``score="lambda"`` this is the paper's Triplet-InfoNCE: it
+    runs the same op as [`TripletInfoNCE`][unihpr.losses.TripletInfoNCE], so
+    the two give the same loss for the same sampler and generator.
 
     Args:
         temperature: Float τ or a [`LearnableTemperature`][].
         score: ``"lambda"`` or ``"volume"``.
-        sampler: ``"uniform"`` or ``"swap-one"`` (see [`sample_tuples`][]).
+        sampler: A [`TripletSampler`][unihpr.losses.TripletSampler] (default
+            uniform over the tuples sharing an embedding with the anchor). A
+            name of [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS] (e.g.
+            ``"uniform"``, ``"swap-one"``) is accepted but deprecated.
         num_negatives: Negatives per anchor; default B − 1.
+        gather: With torch.distributed initialised and world size > 1, take
+            negatives from the global batch (each rank's loss covers its own
+            anchors); False keeps them local.
+        backend: ``"auto"``, ``"torch"``, or ``"compile"`` (K = 3 with
+            ``score="lambda"`` only); see [`unihpr.ops.backend`][].
+        validate: Check the inputs' values (zero/non-finite rows), which
+            synchronises a GPU with the host on every call.
 
     Examples:
-        >>> loss_fn = MultimodalInfoNCE(score="volume")
+        >>> loss_fn = MultimodalInfoNCE(score="volume", sampler=SwapOneTripletSampler())
         >>> xs = [torch.randn(8, 16) for _ in range(4)]
         >>> loss = loss_fn(*xs, generator=torch.Generator().manual_seed(0))
     """
@@ -172,46 +147,81 @@ class MultimodalInfoNCE(nn.Module):
         self,
         temperature: float | LearnableTemperature = 0.2,
         score: str = "lambda",
-        sampler: str = "uniform",
+        sampler: TripletSampler | str | None = None,
         num_negatives: int | None = None,
+        gather: bool = True,
+        backend: str = "auto",
+        validate: bool = True,
     ) -> None:
         super().__init__()
         owner = "MultimodalInfoNCE"
         if score not in SCORES:
             raise ValueError(f"{owner}: score must be one of {SCORES}, got {score!r}")
-        if sampler not in TUPLE_SAMPLERS:
-            raise ValueError(f"{owner}: sampler must be one of {TUPLE_SAMPLERS}, got {sampler!r}")
-        if num_negatives is not None and (
-            isinstance(num_negatives, bool)
-            or not isinstance(num_negatives, int)
-            or num_negatives < 1
-        ):
-            raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
+        if isinstance(sampler, str):
+            if sampler not in SAMPLERS:
+                raise ValueError(
+                    f"{owner}: sampler must be a TripletSampler or one of {sorted(SAMPLERS)}, "
+                    f"got {sampler!r}"
+                )
+            warnings.warn(
+                f"{owner}(sampler={sampler!r}) is deprecated and will be removed in the next "
+                f"release; pass a sampler object, e.g. make_sampler({sampler!r})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            sampler = make_sampler(sampler)
+        if sampler is not None and not isinstance(sampler, TripletSampler):
+            raise TypeError(
+                f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
+            )
+        check_positive_int(owner, "num_negatives", num_negatives)
+        resolve_backend(backend, owner=owner, kernels=SAMPLED_KERNELS)
         self.temperature = as_temperature(temperature, owner=owner)
         self.score = score
-        self.sampler = sampler
+        self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
+        self.gather = bool(gather)
+        self.backend = backend
+        self.validate = bool(validate)
 
     def forward(self, *embeddings: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Loss for K ≥ 2 embedding sets, each ``(B, D)``; returns a scalar."""
         owner = "MultimodalInfoNCE"
         if len(embeddings) < 2:
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
-        xs = [
-            normalize_embeddings(f"embeddings[{m}]", x, owner=owner)
-            for m, x in enumerate(embeddings)
-        ]
-        check_same_shape(owner, **{f"embeddings[{m}]": x for m, x in enumerate(xs)})
+        check_generator(owner, generator)
+        named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
+        prep = prepare(owner, named, gather=self.gather, validate=self.validate)
+        xs = prep.embeddings
         B, K = xs[0].shape[0], len(xs)
         work = torch.promote_types(xs[0].dtype, torch.float32)
-        xs = [x.to(work) for x in xs]
-        sims = {(m, n): xs[m] @ xs[n].T for m in range(K) for n in range(m + 1, K)}
-        anchors = torch.arange(B, device=xs[0].device)
-        n_neg = B - 1 if self.num_negatives is None else self.num_negatives
-        neg = sample_tuples(B, K, n_neg, anchors=anchors, scheme=self.sampler, generator=generator)
-        pos = anchors[:, None, None].expand(B, 1, K)
-        scores = gram_scores(sims, torch.cat([pos, neg], dim=1), self.score)
+        sims = {key: s.to(work) for key, s in similarities(xs).items()}
+        tau = self.temperature().to(work)
+        fused = K == 3 and self.score == "lambda"
+        kernels = SAMPLED_KERNELS if fused else ("torch",)
+        what = f"{owner}(K={K}, score={self.score!r})"
+        resolve_backend(self.backend, owner=what, kernels=kernels, device=xs[0].device, dtype=work)
+        dtype = torch.int32 if B**K < 2**31 else torch.int64
+        negatives = self.sampler.tuples(
+            B, K, self.num_negatives, generator=generator, device=xs[0].device, dtype=dtype
+        )
+        anchors = prep.anchors
+        if anchors is None:
+            anchors = torch.arange(B, device=xs[0].device, dtype=dtype)
+        else:
+            negatives = tuple(n[anchors] for n in negatives)
+            anchors = anchors.to(dtype)
+        if fused:
+            loss, _ = sampled_triplet_info_nce(
+                sims[0, 1], sims[0, 2], sims[1, 2], *negatives, tau, anchors,
+                backend=self.backend, validate=self.validate,
+            )  # fmt: skip
+            return loss
+        tuples = torch.stack(
+            [torch.cat([anchors[:, None], n], dim=1).long() for n in negatives], dim=-1
+        )
+        scores = gram_scores(sims, tuples, self.score, validate=self.validate)
         sign = 1.0 if self.score == "lambda" else -1.0
-        logits = sign * scores / self.temperature().to(work)
-        target = torch.zeros(B, dtype=torch.long, device=logits.device)
+        logits = sign * scores / tau
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         return F.cross_entropy(logits, target)

@@ -3,41 +3,73 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.losses._checks import check_same_shape, normalize_embeddings
-from unihpr.losses.distributed import gather_embeddings, local_pair_info_nce
+from unihpr.losses._preamble import prepare
+from unihpr.losses.distributed import local_pair_info_nce
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.ops._checks import check_index, check_range, check_tau, check_tensor
 
 
-def pair_info_nce(similarity: Tensor, tau: Tensor | float) -> Tensor:
+def pair_info_nce(
+    similarity: Tensor,
+    tau: Tensor | float,
+    *,
+    anchors: Tensor | None = None,
+    validate: bool = True,
+) -> Tensor:
     """Symmetric InfoNCE from a square cosine-similarity matrix.
 
     Args:
         similarity: ``(B, B)`` cosines, ``similarity[i, j] = x_i · y_j``;
             positives on the diagonal.
-        tau: Temperature (scalar).
+        tau: Temperature, a float or a 0-dim tensor (finite, > 0).
+        anchors: ``(A,)`` rows whose loss is averaged (the distributed losses
+            pass this rank's rows); default all B.
+        validate: Check the anchors' range and a tensor τ's value (reads them
+            on the host, a GPU synchronisation).
 
     Returns:
         Scalar: the mean of the x→y and y→x cross-entropies.
+
+    Raises:
+        TypeError: ``similarity`` is not a floating-point tensor.
+        ValueError: It is not square, or τ or the anchors are out of range.
     """
-    logits = similarity / tau
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    owner = "pair_info_nce"
+    check_tensor(owner, "similarity", similarity)
+    if similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(
+            f"{owner}: similarity must be a square (B, B) matrix, got {tuple(similarity.shape)}"
+        )
+    work = torch.promote_types(similarity.dtype, torch.float32)
+    tau = check_tau(owner, tau, dtype=work, device=similarity.device, validate=validate)
+    if anchors is None:
+        rows = torch.arange(similarity.shape[0], device=similarity.device)
+        return local_pair_info_nce(similarity, similarity.T, rows, tau)
+    check_index(owner, "anchors", anchors, dim=1)
+    if validate:
+        check_range(owner, "anchors", anchors, similarity.shape[0])
+    anchors = anchors.long()
+    return local_pair_info_nce(similarity[anchors], similarity[:, anchors].T, anchors, tau)
 
 
 class PairInfoNCE(nn.Module):
     """Symmetric InfoNCE between two ``(B, D)`` embedding sets (CLIP loss).
 
-    Embeddings are L2-normalised inside; row i of ``x`` and row i of ``y`` are
-    a positive pair, all other rows of the batch are negatives.
+    Embeddings are L2-normalised inside (scale-invariantly, see
+    [`ContrastiveLoss`][unihpr.losses.ContrastiveLoss]); row i of ``x`` and
+    row i of ``y`` are a positive pair, all other rows of the batch are
+    negatives.
 
     Args:
         temperature: A fixed float τ, or a [`LearnableTemperature`][].
         gather: When torch.distributed is initialised with world size > 1,
             use the global batch for negatives (see
             [`unihpr.losses.distributed`][]); False keeps them local.
+        validate: Reject zero or non-finite rows, which reads the data on the
+            host (a GPU synchronisation per call); can be switched off after
+            the first step (attribute ``validate``).
 
     Examples:
         >>> loss_fn = PairInfoNCE(LearnableTemperature(init=1 / 14, min=1 / 100))
@@ -45,21 +77,23 @@ class PairInfoNCE(nn.Module):
     """
 
     def __init__(
-        self, temperature: float | LearnableTemperature = 0.07, gather: bool = True
+        self,
+        temperature: float | LearnableTemperature = 0.07,
+        gather: bool = True,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self.temperature = as_temperature(temperature, owner="PairInfoNCE")
         self.gather = bool(gather)
+        self.validate = bool(validate)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Loss for ``x`` ``(B, D)`` and ``y`` ``(B, D)``; returns a scalar."""
-        owner = "PairInfoNCE"
-        x = normalize_embeddings("x", x, owner=owner)
-        y = normalize_embeddings("y", y, owner=owner)
-        check_same_shape(owner, x=x, y=y)
-        batch = gather_embeddings([x, y], self.gather)
-        if batch.distributed:
-            xg, yg = batch.tensors
-            rows = batch.rows
-            return local_pair_info_nce(xg[rows] @ yg.T, yg[rows] @ xg.T, rows, self.temperature())
-        return pair_info_nce(x @ y.T, self.temperature())
+        prep = prepare("PairInfoNCE", {"x": x, "y": y}, gather=self.gather, validate=self.validate)
+        xg, yg = prep.embeddings
+        tau = self.temperature()
+        if prep.anchors is not None:
+            # Only this rank's rows of the global matrix are needed.
+            rows = prep.anchors
+            return local_pair_info_nce(xg[rows] @ yg.T, yg[rows] @ xg.T, rows, tau)
+        return pair_info_nce(xg @ yg.T, tau, validate=False)

@@ -1,14 +1,17 @@
-"""Negative-triplet samplers for the Triplet-InfoNCE.
+"""Negative samplers for the Triplet-InfoNCE and its K-modality generalisation.
 
-A sampler only produces indices; the loss evaluates them. This keeps the two
-composable, as losses and miners are in pytorch-metric-learning.
+A sampler only produces indices; the loss evaluates them and never asks which
+sampler made them. This keeps the two composable, as losses and miners are in
+pytorch-metric-learning. One sampler object serves both
+[`TripletInfoNCE`][unihpr.losses.TripletInfoNCE] (three modalities, called as
+``sampler(B, N)``) and [`MultimodalInfoNCE`][unihpr.losses.MultimodalInfoNCE]
+(K modalities, ``sampler.tuples(B, K, N)``).
 
-A triplet (i, j, k) names the image embedding of sample i, the 2D-pose
-embedding of sample j and the 3D-pose embedding of sample k. For anchor a the
-paper's candidate negatives are the 3B² − 3B triplets that share at least one
-embedding with the positive (a, a, a), i.e. the triplets with i = a or j = a
-or k = a, the positive excluded. Every sampler returns, per anchor, indices of
-negatives that never equal the positive.
+A tuple (t_1, …, t_K) names the embedding of sample t_m in modality m; for
+three modalities (i, j, k) = (image, 2D pose, 3D pose). For anchor a the
+paper's candidate negatives are the tuples that share at least one embedding
+with the positive (a, …, a): B^K − (B − 1)^K − 1 of them, 3B² − 3B for K = 3.
+Every sampler returns, per anchor, candidates that never equal the positive.
 """
 
 from __future__ import annotations
@@ -19,7 +22,17 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from unihpr.ops import native
+from unihpr.ops._checks import check_device, check_generator, check_index, check_range
+
+__all__ = [
+    "SAMPLERS",
+    "ShuffleTripletSampler",
+    "SwapOneTripletSampler",
+    "TripletIndices",
+    "TripletSampler",
+    "UniformTripletSampler",
+    "make_sampler",
+]
 
 
 class TripletIndices(NamedTuple):
@@ -36,39 +49,15 @@ class TripletIndices(NamedTuple):
     pose3d: Tensor
 
 
-def _validate(
-    owner: str, batch_size: int, num_negatives: int | None, anchors: Tensor | None, device
-) -> tuple[Tensor, int]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"{owner}: batch_size must be an int >= 2, got {batch_size!r}")
-    n = batch_size - 1 if num_negatives is None else num_negatives
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
-    if anchors is None:
-        anchors = torch.arange(batch_size, device=device)
-    else:
-        if anchors.dim() != 1 or anchors.dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                f"{owner}: anchors must be a 1-D int32/int64 tensor, got shape "
-                f"{tuple(anchors.shape)} and dtype {anchors.dtype}"
-            )
-        if anchors.numel() and (int(anchors.min()) < 0 or int(anchors.max()) >= batch_size):
-            raise ValueError(
-                f"{owner}: anchors must lie in [0, {batch_size}), got {anchors.tolist()[:8]}"
-            )
-    return anchors, n
-
-
 def _randint(
-    high: int, shape: tuple[int, ...], generator: torch.Generator | None, device
+    high: int, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
 ) -> Tensor:
     # Draw on the generator's device so that a given generator always gives
-    # the same numbers, then move.
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    # the same numbers, then move without blocking the host.
+    gen_device = generator.device if generator is not None else device
     dtype = torch.int32 if high < 2**31 else torch.int64
-    return torch.randint(high, shape, generator=generator, device=gen_device, dtype=dtype).to(
-        device
-    )
+    out = torch.randint(high, shape, generator=generator, device=gen_device, dtype=dtype)
+    return out.to(device, non_blocking=True)
 
 
 def _skip(x: Tensor, a: Tensor) -> Tensor:
@@ -77,9 +66,12 @@ def _skip(x: Tensor, a: Tensor) -> Tensor:
 
 
 class TripletSampler(ABC):
-    """Base class: ``sampler(batch_size, num_negatives, ...) -> TripletIndices``.
+    """Base class of the negative samplers.
 
-    Subclasses implement [`sample`][]. Sampling is deterministic given a
+    ``sampler(batch_size, num_negatives)`` returns [`TripletIndices`][] for
+    three modalities; ``sampler.tuples(batch_size, num_modalities,
+    num_negatives)`` the K index tensors of K-modality tuples. Subclasses
+    implement [`sample`][unihpr.losses.samplers.TripletSampler.sample]. Sampling is deterministic given a
     ``torch.Generator``.
     """
 
@@ -93,212 +85,300 @@ class TripletSampler(ABC):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
     ) -> TripletIndices:
-        """Sample negatives.
+        """Sample negative triplets (three modalities).
 
         Args:
             batch_size: B, the number of samples each index may refer to.
             num_negatives: N negatives per anchor; default B − 1 (the paper).
             anchors: ``(A,)`` anchor rows; default all B rows.
             generator: Source of randomness, for reproducible draws.
-            device: Device of the returned indices.
+            device: Device of the returned indices (default: the anchors',
+                else the CPU).
             dtype: ``torch.int64`` (default) or ``torch.int32`` (faster to
-                produce and to index with; the losses use it when B² fits).
+                produce and to index with).
 
         Returns:
             [`TripletIndices`][] of ``(A, N)`` integer tensors.
         """
-        anchors, n, device, dtype = self._prepare(batch_size, num_negatives, anchors, device, dtype)
-        out = self.sample(batch_size, n, anchors, generator, device)
-        return TripletIndices(*(t.to(dtype) for t in out))
+        out = self.tuples(
+            batch_size,
+            3,
+            num_negatives,
+            anchors=anchors,
+            generator=generator,
+            device=device,
+            dtype=dtype,
+        )
+        return TripletIndices(*out)
 
-    def _prepare(
-        self, batch_size, num_negatives, anchors, device, dtype
-    ) -> tuple[Tensor, int, torch.device, torch.dtype]:
-        """Validated anchors (on ``device``, in the index dtype), N, device and dtype."""
-        device = torch.device(device) if device is not None else torch.device("cpu")
-        if dtype not in (torch.int32, torch.int64):
-            raise ValueError(
-                f"{type(self).__name__}: dtype must be torch.int32 or torch.int64, got {dtype}"
-            )
-        if dtype == torch.int32 and 3 * batch_size * batch_size >= 2**31:
-            dtype = torch.int64  # int32 would overflow in the decoding
-        anchors, n = _validate(type(self).__name__, batch_size, num_negatives, anchors, device)
-        return anchors.to(device=device, dtype=dtype), n, device, dtype
-
-    @abstractmethod
-    def sample(
+    def tuples(
         self,
         batch_size: int,
-        num_negatives: int,
-        anchors: Tensor,
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> TripletIndices:
-        """Draw ``(A, num_negatives)`` negatives for validated arguments."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class UniformTripletSampler(TripletSampler):
-    """Uniform draws (with replacement) from the paper's 3B² − 3B negatives.
-
-    The candidate set of anchor a is split into three disjoint planes:
-    {(a, j, k)} minus the positive (B² − 1 triplets), {(i, a, k): i ≠ a}
-    (B² − B) and {(i, j, a): i ≠ a, j ≠ a} ((B − 1)²). One integer drawn
-    uniformly below 3B² − 3B is decoded into a triplet, so every candidate has
-    the same probability. Duplicates are possible but rare (N ≪ 3B²).
-    """
-
-    def sample(self, batch_size, num_negatives, anchors, generator, device):
-        u = self._draw(batch_size, num_negatives, anchors, generator, device)
-        if native.usable(u, anchors):
-            return TripletIndices(*native.uniform_decode(u, anchors, batch_size))
-        return self.decode(u, anchors, batch_size)
-
-    @staticmethod
-    def _draw(batch_size, num_negatives, anchors, generator, device) -> Tensor:
-        B = batch_size
-        u = _randint(3 * B * B - 3 * B, (anchors.numel(), num_negatives), generator, device)
-        return u.to(anchors.dtype)
-
-    def draw(
-        self,
-        batch_size: int,
+        num_modalities: int,
         num_negatives: int | None = None,
         *,
         anchors: Tensor | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
-    ) -> tuple[Tensor, Tensor]:
-        """The draws behind `__call__`, not yet decoded into triplets.
-
-        Same arguments as `__call__`, and the same generator use:
-        ``decode(*draw(...), batch_size)`` equals ``sampler(...)``. The loss
-        uses this to let its native kernel decode on the fly instead of
-        materialising three ``(A, N)`` index tensors.
-
-        Returns:
-            ``(u, anchors)``: ``(A, N)`` integers below 3B² − 3B and the
-            validated ``(A,)`` anchors, both of the index dtype.
-        """
-        anchors, n, device, _ = self._prepare(batch_size, num_negatives, anchors, device, dtype)
-        return self._draw(batch_size, n, anchors, generator, device), anchors
-
-    @staticmethod
-    def decode(u: Tensor, anchors: Tensor, batch_size: int) -> TripletIndices:
-        """Map ``(A, N)`` draws below 3B² − 3B to triplets, in PyTorch ops.
+    ) -> tuple[Tensor, ...]:
+        """Sample negative K-modality tuples.
 
         Args:
-            u: ``(A, N)`` draws, as returned by [`draw`][].
-            anchors: ``(A,)`` anchor rows, of ``u``'s dtype.
             batch_size: B.
+            num_modalities: K ≥ 2.
+            num_negatives: N per anchor; default B − 1.
+            anchors: ``(A,)`` anchor rows; default all B rows. Their range is
+                checked (which reads them on the host).
+            generator: Source of randomness.
+            device: Device of the returned indices.
+            dtype: ``torch.int64`` or ``torch.int32``.
 
         Returns:
-            [`TripletIndices`][] of ``(A, N)`` tensors of ``u``'s dtype.
+            K tensors of shape ``(A, N)``: entry m of tuple (r, n) is
+            ``out[m][r, n]``.
 
-        The native CPU kernel computes the same map; this is the path for
-        other devices and the reference for the tests.
+        Raises:
+            TypeError: ``generator`` is not a ``torch.Generator``.
+            ValueError: Bad sizes, anchors or dtype.
         """
-        B = batch_size
-        # Works in the anchors' dtype: int32 arithmetic is several times faster
-        # than int64 for the B² divisions below.
-        a = anchors[:, None]
-        u = u.clone()
-        # Skip the positive, which sits at offset a·B + a of plane 1.
-        u += u >= a * (B + 1)
-        # Planes 1 and 2 both have rows of length B: u = q·B + r.
-        q = u.div(B, rounding_mode="floor")
-        r = u - q * B
-        in1 = q < B  # plane 1: (a, q, r)
-        q2 = q - B  # plane 2: (skip(q2), a, r)
-        q2 += q2 >= a
-        # plane 3: (skip(u3 // (B-1)), skip(u3 % (B-1)), a)
-        in3 = u >= 2 * B * B - B
-        u3 = (u - (2 * B * B - B)).clamp_min_(0)
-        q3 = u3.div(B - 1, rounding_mode="floor")
-        r3 = u3 - q3 * (B - 1)
-        q3 += q3 >= a
-        r3 += r3 >= a
-        ab = a.expand_as(u)
-        image = torch.where(in3, q3, torch.where(in1, ab, q2))
-        pose2d = torch.where(in3, r3, torch.where(in1, q, ab))
-        pose3d = torch.where(in3, ab, r)
-        return TripletIndices(image, pose2d, pose3d)
+        owner = type(self).__name__
+        for name, v, lo in (("batch_size", batch_size, 2), ("num_modalities", num_modalities, 2)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{owner}: {name} must be an int >= {lo}, got {v!r}")
+        n = batch_size - 1 if num_negatives is None else num_negatives
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
+        if dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"{owner}: dtype must be torch.int32 or torch.int64, got {dtype}")
+        check_generator(owner, generator)
+        if device is not None:
+            device = check_device(owner, "device", device)
+        if anchors is None:
+            device = device if device is not None else torch.device("cpu")
+            anchors = torch.arange(batch_size, device=device)
+        else:
+            check_index(owner, "anchors", anchors, dim=1)
+            check_range(owner, "anchors", anchors, batch_size)
+            device = device if device is not None else anchors.device
+            anchors = anchors.to(device)
+        self.check_modalities(num_modalities)
+        out = self.sample(batch_size, num_modalities, n, anchors, generator, device)
+        return tuple(t.to(dtype) for t in out)
+
+    def check_modalities(self, num_modalities: int) -> None:  # noqa: B027 (optional hook)
+        """Raise ``ValueError`` if this sampler cannot serve ``num_modalities``."""
+
+    @abstractmethod
+    def sample(
+        self,
+        batch_size: int,
+        num_modalities: int,
+        num_negatives: int,
+        anchors: Tensor,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> tuple[Tensor, ...]:
+        """Draw negatives for validated arguments.
+
+        Args:
+            batch_size: B ≥ 2.
+            num_modalities: K ≥ 2.
+            num_negatives: N ≥ 1.
+            anchors: ``(A,)`` int64 anchor rows in [0, B), on ``device``.
+            generator: Source of randomness, or None.
+            device: Device of the result.
+
+        Returns:
+            K integer tensors of shape ``(A, N)``.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class UniformTripletSampler(TripletSampler):
+    """Uniform draws (with replacement) from all candidate negatives.
+
+    The candidates of anchor a are split into K disjoint planes by the first
+    modality m whose index equals a: the modalities before m take the B − 1
+    other samples, those after m any of the B, so plane m holds
+    (B − 1)^m B^(K−1−m) tuples, and plane 0 also holds the positive, which is
+    skipped. One integer drawn uniformly below B^K − (B − 1)^K − 1 is decoded
+    into a tuple, so every candidate has the same probability and no draw is
+    ever rejected. For K = 3 the planes are {(a, j, k)} (B² − 1 negatives),
+    {(i, a, k): i ≠ a} (B² − B) and {(i, j, a): i ≠ a, j ≠ a} ((B − 1)²).
+    Duplicates are possible but rare (N ≪ 3B²).
+    """
+
+    def check_modalities(self, num_modalities: int) -> None:
+        if num_modalities > 62:
+            raise ValueError(
+                f"UniformTripletSampler: {num_modalities} modalities overflow int64 draws"
+            )
+
+    def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
+        B, K = batch_size, num_modalities
+        total = B**K - (B - 1) ** K - 1
+        if B**K >= 2**62:
+            raise ValueError(
+                f"UniformTripletSampler: B^K = {B}^{K} candidates overflow int64 draws; "
+                "use fewer modalities or SwapOneTripletSampler"
+            )
+        u = _randint(total, (anchors.numel(), num_negatives), generator, device)
+        return self.decode(u, anchors, B, K)
+
+    @staticmethod
+    def decode(
+        u: Tensor, anchors: Tensor, batch_size: int, num_modalities: int = 3
+    ) -> tuple[Tensor, ...]:
+        """Map ``(A, N)`` integers below B^K − (B − 1)^K − 1 to candidate tuples.
+
+        Args:
+            u: ``(A, N)`` draws.
+            anchors: ``(A,)`` anchor rows.
+            batch_size: B.
+            num_modalities: K.
+
+        Returns:
+            K ``(A, N)`` tensors of ``u``'s dtype (int64 where B^K needs it).
+        """
+        B, K = batch_size, num_modalities
+        # int32 arithmetic is several times faster than int64 for the divisions.
+        dtype = torch.int64 if B**K >= 2**31 else torch.int32
+        u = u.to(dtype)
+        a = anchors.to(device=u.device, dtype=dtype)[:, None]
+        # Skip the positive, at offset a·(B^(K−1) − 1)/(B − 1) of plane 0.
+        u = u + (u >= a * ((B ** (K - 1) - 1) // (B - 1))).to(dtype)
+        starts = [0]
+        for m in range(K - 1):
+            starts.append(starts[-1] + (B - 1) ** m * B ** (K - 1 - m))
+        plane = torch.zeros_like(u)
+        local = u.clone()
+        for m in range(1, K):
+            inside = u >= starts[m]
+            plane += inside.to(dtype)
+            local = torch.where(inside, u - starts[m], local)
+        out = [None] * K
+        for t in range(K - 1, -1, -1):
+            before, at = t < plane, t == plane
+            radix = torch.where(before, B - 1, torch.where(at, 1, B)).to(dtype)
+            digit = local.remainder(radix)
+            local = local.div(radix, rounding_mode="floor")
+            out[t] = torch.where(before, _skip(digit, a), torch.where(at, a.expand_as(u), digit))
+        return tuple(out)
 
 
 class SwapOneTripletSampler(TripletSampler):
     """Negatives that differ from the positive in exactly one modality.
 
     For anchor a: pick one modality uniformly and replace its index by a
-    uniform other sample, giving (i, a, a), (a, j, a) or (a, a, k) with the
-    swapped index ≠ a: 3(B − 1) candidates, drawn uniformly with replacement.
-    These are the hardest negatives for the triplet score, since two of the
-    three embeddings still match.
+    uniform other sample, giving (i, a, a), (a, j, a) or (a, a, k) for three
+    modalities with the swapped index ≠ a: K(B − 1) candidates, drawn
+    uniformly with replacement. These are the hardest negatives for the
+    triplet score, since the other embeddings still match.
     """
 
-    def sample(self, batch_size, num_negatives, anchors, generator, device):
+    def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B = batch_size
         a = anchors[:, None]
-        u = _randint(3 * (B - 1), (anchors.numel(), num_negatives), generator, device)
+        u = _randint(num_modalities * (B - 1), (anchors.numel(), num_negatives), generator, device)
         modality = u.div(B - 1, rounding_mode="floor")
         other = _skip(u.remainder(B - 1), a)
-        out = [torch.where(modality == m, other, a.expand_as(u)) for m in range(3)]
-        return TripletIndices(*out)
+        return tuple(
+            torch.where(modality == m, other, a.expand_as(u)) for m in range(num_modalities)
+        )
 
 
 class ShuffleTripletSampler(TripletSampler):
     """Symile-style negatives: the non-anchor modalities shuffled independently.
 
-    One modality keeps the anchor's own embedding; each of the other two is
+    One modality keeps the anchor's own embedding; each of the others is
     indexed through its own random permutation of the batch. With B − 1
     negatives this is one permutation per modality: column n of the logits
-    matrix holds the shuffled pair (σ(n), π(n)), shared by all anchors, and
-    anchor a uses every column but its own (where the positive goes). More
-    negatives draw further permutations. A shuffled pair that happens to
-    recreate the positive is moved to the next 3D sample so that it stays a
-    negative.
+    matrix holds the shuffled tuple, shared by all anchors, and anchor a uses
+    every column but its own (where the positive goes). More negatives draw
+    further permutations. A shuffled tuple that happens to recreate the
+    positive has its last shuffled index moved to the next sample so that it
+    stays a negative.
 
     Args:
-        anchor_modality: Which modality keeps the anchor's embedding: 0
-            (image), 1 (2D), 2 (3D), or None to choose one uniformly per
-            anchor.
+        anchor_modality: Which modality keeps the anchor's embedding (0 image,
+            1 2D, 2 3D for triplets; any m < K for tuples), or None to choose
+            one uniformly per anchor.
     """
 
     def __init__(self, anchor_modality: int | None = None) -> None:
-        if anchor_modality not in (None, 0, 1, 2):
+        if anchor_modality is not None and (
+            isinstance(anchor_modality, bool)
+            or not isinstance(anchor_modality, int)
+            or anchor_modality < 0
+        ):
             raise ValueError(
-                f"ShuffleTripletSampler: anchor_modality must be 0, 1, 2 or None, got {anchor_modality!r}"
+                "ShuffleTripletSampler: anchor_modality must be a modality index >= 0 or None, "
+                f"got {anchor_modality!r}"
             )
         self.anchor_modality = anchor_modality
 
-    def sample(self, batch_size, num_negatives, anchors, generator, device):
-        B, A, N = batch_size, anchors.numel(), num_negatives
+    def check_modalities(self, num_modalities: int) -> None:
+        if self.anchor_modality is not None and self.anchor_modality >= num_modalities:
+            raise ValueError(
+                f"ShuffleTripletSampler: anchor_modality={self.anchor_modality} needs more than "
+                f"{num_modalities} modalities"
+            )
+
+    def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
+        B, K, A, N = batch_size, num_modalities, anchors.numel(), num_negatives
         rounds = -(-N // (B - 1))
-        gen_device = generator.device if generator is not None else torch.device("cpu")
+        gen_device = generator.device if generator is not None else device
         perms = [
             torch.stack(
                 [torch.randperm(B, generator=generator, device=gen_device) for _ in range(rounds)]
-            ).to(device)
-            for _ in range(2)
+            ).to(device, non_blocking=True)
+            for _ in range(K - 1)
         ]
         a = anchors[:, None]
         # columns of every round but the anchor's own: (A, rounds * (B - 1))
         cols = _skip(torch.arange(B - 1, device=device)[None, :], a).repeat(1, rounds)[:, :N]
         rnd = (torch.arange(rounds, device=device).repeat_interleave(B - 1)[:N])[None, :]
         rnd = rnd.expand(A, N)
-        first, second = perms[0][rnd, cols], perms[1][rnd, cols]
-        second = torch.where((first == a) & (second == a), (second + 1) % B, second)
+        shuffled = [p[rnd, cols] for p in perms]
+        same = torch.ones_like(shuffled[0], dtype=torch.bool)
+        for s in shuffled:
+            same &= s == a
+        shuffled[-1] = torch.where(same, (shuffled[-1] + 1) % B, shuffled[-1])
         if self.anchor_modality is None:
-            fixed = _randint(3, (A, 1), generator, device).expand(A, N)
+            fixed = _randint(K, (A, 1), generator, device).expand(A, N)
         else:
             fixed = torch.full((A, N), self.anchor_modality, device=device)
         anchor = a.expand(A, N)
-        image = torch.where(fixed == 0, anchor, first)
-        pose2d = torch.where(fixed == 1, anchor, torch.where(fixed == 0, first, second))
-        pose3d = torch.where(fixed == 2, anchor, second)
-        return TripletIndices(image, pose2d, pose3d)
+        out = []
+        for m in range(K):
+            # Modality m takes slot m of the shuffles before the fixed one, m − 1 after.
+            value = shuffled[min(m, K - 2)]
+            if m > 0:
+                value = torch.where(fixed < m, shuffled[m - 1], value)
+            out.append(torch.where(fixed == m, anchor, value))
+        return tuple(out)
 
     def __repr__(self) -> str:
         return f"ShuffleTripletSampler(anchor_modality={self.anchor_modality})"
+
+
+SAMPLERS: dict[str, type[TripletSampler]] = {
+    "uniform": UniformTripletSampler,
+    "swap-one": SwapOneTripletSampler,
+    "shuffle": ShuffleTripletSampler,
+}
+"""Sampler classes by name (the names a [`LossConfig`][unihpr.train.LossConfig] uses)."""
+
+
+def make_sampler(name: str) -> TripletSampler:
+    """The sampler registered as ``name`` in [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS].
+
+    Raises:
+        ValueError: Unknown name.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+    return SAMPLERS[name]()

@@ -7,6 +7,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+SMALLEST_TAU = torch.finfo(torch.float32).tiny
+"""The smallest temperature accepted: the smallest normal float32 (about 1.2e-38)."""
+LARGEST_TAU = torch.finfo(torch.float32).max
+"""The largest temperature accepted: the largest float32 (about 3.4e38)."""
+
 
 class _ClampRestoring(torch.autograd.Function):
     """``clamp`` whose gradient still flows when it points back into range.
@@ -62,9 +67,14 @@ class LearnableTemperature(nn.Module):
     ) -> None:
         super().__init__()
         for name, v in (("init", init), ("min", min), ("max", max)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if not (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and SMALLEST_TAU <= v <= LARGEST_TAU
+            ):
                 raise ValueError(
-                    f"LearnableTemperature: {name} must be a finite float > 0, got {v!r}"
+                    f"LearnableTemperature: {name} must be a finite float > 0 that float32 "
+                    f"represents ({SMALLEST_TAU:.3g} to {LARGEST_TAU:.3g}), got {v!r}"
                 )
         if not min <= init <= max:
             raise ValueError(
@@ -94,21 +104,30 @@ class LearnableTemperature(nn.Module):
         self.log_tau.clamp_(math.log(self.min), math.log(self.max))
 
     def extra_repr(self) -> str:
-        tau = math.exp(float(self.log_tau))
+        tau = math.exp(float(self.log_tau.detach()))
         return f"tau={tau:.4g}, min={self.min:g}, max={self.max:g}, learnable={self.learnable}"
 
 
 def as_temperature(
-    temperature: float | LearnableTemperature, *, owner: str
+    temperature: float | LearnableTemperature, *, owner: str, name: str = "temperature"
 ) -> LearnableTemperature:
-    """Turn a float into a fixed temperature module; pass modules through."""
+    """Turn a float into a fixed temperature module; pass modules through.
+
+    Args:
+        temperature: A float τ or a [`LearnableTemperature`][].
+        owner: Name of the loss, for error messages.
+        name: Name of the argument, for error messages.
+    """
     if isinstance(temperature, LearnableTemperature):
         return temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise TypeError(
-            f"{owner}: temperature must be a float or a LearnableTemperature, got {type(temperature).__name__}"
+            f"{owner}: {name} must be a float or a LearnableTemperature, got {type(temperature).__name__}"
         )
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"{owner}: temperature must be a finite float > 0, got {temperature!r}")
+    if not (math.isfinite(temperature) and SMALLEST_TAU <= temperature <= LARGEST_TAU):
+        raise ValueError(
+            f"{owner}: {name} must be a finite float > 0 that float32 represents "
+            f"({SMALLEST_TAU:.3g} to {LARGEST_TAU:.3g}), got {temperature!r}"
+        )
     t = float(temperature)
     return LearnableTemperature(init=t, min=t, max=t, learnable=False)

@@ -4,22 +4,29 @@ The score of a triplet (i, j, k) is λ1, the largest eigenvalue of the Gram
 matrix of the normalised embeddings (x_img_i, x_2d_j, x_3d_k). For unit rows it
 depends only on S12[i, j], S13[i, k] and S23[j, k], entries of the three B×B
 similarity matrices that the pairwise losses compute anyway, so the triplet
-term reads its logits out of those matrices and never builds a per-triplet
-Gram matrix or SVD.
+term reads its logits out of those matrices (the ops
+[`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce] and
+[`exact_triplet_info_nce`][unihpr.ops.exact_triplet_info_nce]) and never
+builds a per-triplet Gram matrix or SVD.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-from unihpr.losses._checks import check_same_shape, normalize_embeddings
-from unihpr.losses.distributed import gather_embeddings
+from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops import native
+from unihpr.ops._checks import check_generator, check_index, check_positive_int, check_range
+from unihpr.ops.backend import resolve_backend
+from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
-from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
+from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 NEGATIVE_MODES = ("sampled", "all")
 
@@ -30,134 +37,30 @@ def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices
     return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
 
 
-def _sampled_triplet_body(
-    s12: Tensor,
-    s13: Tensor,
-    s23: Tensor,
-    i: Tensor,
-    j: Tensor,
-    k: Tensor,
-    tau: Tensor,
-    need_grad: bool,
-    branchless: bool,
-) -> tuple[Tensor, ...]:
-    """Loss, scores and (optionally) the loss's gradient, in one pass.
-
-    Gathers (a, b, c) for every (anchor, candidate) from the similarity
-    matrices, evaluates λ1 in closed form and the row-wise log-sum-exp, and
-    scatters the analytic gradient straight into ``(B, B)`` matrices. Nothing
-    of size (A, N) outlives the call: only the three gradient matrices are
-    kept for backward.
-    """
-    f12 = i * s12.shape[1] + j
-    f13 = i * s13.shape[1] + k
-    f23 = j * s23.shape[1] + k
-    a = s12.reshape(-1).index_select(0, f12.reshape(-1)).view(f12.shape)
-    b = s13.reshape(-1).index_select(0, f13.reshape(-1)).view(f13.shape)
-    c = s23.reshape(-1).index_select(0, f23.reshape(-1)).view(f23.shape)
-    lam, mu1, r, theta = gram_eig_forward(a, b, c, branchless=branchless)
-    logits = lam / tau
-    lse = torch.logsumexp(logits, dim=1)
-    loss = (lse - logits[:, 0]).mean()
-    if not need_grad:
-        return loss, lam
-    ga, gb, gc = gram_eig_grad_coeffs(a, b, c, mu1, r, theta, branchless=branchless)
-    # d loss / d logits = (softmax - onehot(0)) / A
-    g = torch.exp(logits - lse[:, None])
-    g[:, 0] -= 1.0
-    g = g / g.shape[0]
-    grad_tau = -(g * lam).sum() / (tau * tau)
-    g = g / tau  # d loss / d λ
-    grads = []
-    for flat, coef, s in ((f12, ga, s12), (f13, gb, s13), (f23, gc, s23)):
-        out = torch.zeros(s.numel(), dtype=g.dtype, device=g.device)
-        # scatter_add_ is the fastest accumulating scatter on the CPU.
-        out.scatter_add_(0, flat.reshape(-1).long(), (coef * g).reshape(-1))
-        grads.append(out.view(s.shape))
-    return loss, lam, *grads, grad_tau
-
-
-_compiled_body = None
-
-
-def _use_native(sims: tuple[Tensor, ...], indices: tuple[Tensor, ...]) -> bool:
-    return (
-        sims[0].dtype == torch.float32
-        and indices[0].dtype in (torch.int32, torch.int64)
-        and all(t.dtype == indices[0].dtype for t in indices)
-        and all(s.numel() < native.MAX_CELLS for s in sims)
-        and native.usable(*sims, *indices)
+def deprecated_compile(owner: str, compile: bool | None, backend: str) -> str:
+    """Map the deprecated ``compile=`` switch onto ``backend``."""
+    if compile is None:
+        return backend
+    warnings.warn(
+        f"{owner}(compile=...) is deprecated and will be removed in the next release; "
+        "use backend='compile'",
+        DeprecationWarning,
+        stacklevel=3,
     )
-
-
-def _compiled():
-    global _compiled_body
-    if _compiled_body is None:
-        _compiled_body = torch.compile(_sampled_triplet_body, dynamic=True)
-    return _compiled_body
-
-
-class _SampledTripletNCE(torch.autograd.Function):
-    """Sampled Triplet-InfoNCE whose forward also computes its gradient.
-
-    The gradient of a scalar loss is the upstream scalar times the gradient
-    computed in forward, so backward is three scalings. Fusing avoids the
-    dozen (A, N+1) intermediates that autograd would keep for the elementwise
-    formula. On the CPU with float32 the body is one native kernel
-    ([`unihpr.ops.native`][]); elsewhere it is PyTorch ops, or with
-    ``compiled=True`` those ops through ``torch.compile``.
-    """
-
-    @staticmethod
-    def forward(ctx, s12, s13, s23, anchors, i, j, k, tau, compiled, uniform_b):  # type: ignore[override]
-        need_grad = any(ctx.needs_input_grad)
-        sims = (s12, s13, s23)
-        index = [t for t in (anchors, i, j, k) if t is not None]
-        if not compiled and _use_native(sims, index):
-            if uniform_b:
-                out = native.triplet_sampled_uniform(
-                    *sims, i, anchors, uniform_b, float(tau), need_grad
-                )
-            else:
-                out = native.triplet_sampled(*sims, i, j, k, float(tau), need_grad, anchors=anchors)
-        else:
-            if uniform_b:
-                i, j, k = UniformTripletSampler.decode(i, anchors, uniform_b)
-            if anchors is not None:
-                i, j, k = with_positives(anchors, TripletIndices(i, j, k))
-            body = _compiled() if compiled else _sampled_triplet_body
-            out = body(*sims, i, j, k, tau, need_grad, compiled)
-        loss, lam = out[0], out[1]
-        if need_grad:
-            ctx.save_for_backward(*out[2:])
-        ctx.mark_non_differentiable(lam)
-        return loss, lam
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
-        g12, g13, g23, g_tau = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        # The usual upstream gradient is exactly 1 (α = 1): skip three (B, B)
-        # multiplications. Autograd never accumulates in place into a tensor
-        # that ctx still references, so handing out the saved one is safe.
-        unit = grad_loss.device.type == "cpu" and bool(grad_loss == 1)
-        grads = [
-            (g if unit else grad_loss * g) if n else None for g, n in zip((g12, g13, g23), need[:3])
-        ]
-        grad_tau = grad_loss * g_tau if need[7] else None
-        return (*grads, None, None, None, None, grad_tau, None, None)
+    return "compile" if compile else backend
 
 
 def triplet_info_nce(
     s12: Tensor,
     s13: Tensor,
     s23: Tensor,
-    triplets: TripletIndices,
-    tau: Tensor,
+    triplets: TripletIndices | Sequence[Tensor],
+    tau: Tensor | float,
     *,
     anchors: Tensor | None = None,
-    compiled: bool = False,
+    backend: str = "auto",
+    validate: bool = True,
+    compiled: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Triplet-InfoNCE from similarity matrices and candidate triplets.
 
@@ -168,23 +71,40 @@ def triplet_info_nce(
         triplets: ``(A, 1 + N)`` indices per modality, column 0 each anchor's
             positive (see [`with_positives`][]); or, with ``anchors``, the
             ``(A, N)`` negatives alone.
-        tau: Scalar temperature tensor.
-        anchors: ``(A,)`` anchor rows, of the indices' dtype: the positive of
-            row r is then ``(anchors[r],) * 3``. Saves materialising
-            [`with_positives`][].
-        compiled: Run the fused body through ``torch.compile`` (needs a C++
-            compiler on the CPU; the first call of a new shape compiles).
+        tau: Temperature, a float or a 0-dim tensor (finite, > 0).
+        anchors: ``(A,)`` anchor rows: the positive of row r is then
+            ``(anchors[r],) * 3``. Saves materialising [`with_positives`][].
+        backend: ``"auto"``, ``"torch"`` or ``"compile"`` (see
+            [`unihpr.ops.backend`][]).
+        validate: Check index ranges and a tensor τ's value (reads them on
+            the host, a GPU synchronisation).
+        compiled: Deprecated; ``compiled=True`` is ``backend="compile"``.
 
     Returns:
         ``(loss, lam)``: the mean over anchors of −log softmax of the positive,
         and the ``(A, 1 + N)`` λ1 scores (detached; for logging).
+
+    Raises:
+        TypeError, ValueError: See
+            [`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce].
     """
-    work = torch.promote_types(s12.dtype, torch.float32)
-    tau = tau.to(work)
-    s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
-    if anchors is not None:
-        anchors = anchors.to(triplets.image.dtype)
-    return _SampledTripletNCE.apply(s12, s13, s23, anchors, *triplets, tau, bool(compiled), 0)
+    backend = deprecated_compile("triplet_info_nce", compiled, backend)
+    if isinstance(triplets, Tensor) or len(triplets) != 3:
+        raise TypeError(
+            "triplet_info_nce: triplets must be a TripletIndices (three (A, N) index tensors), "
+            f"got {type(triplets).__name__}"
+        )
+    names = ("triplets.image", "triplets.pose2d", "triplets.pose3d")
+    for name, t in zip(names, triplets):
+        check_index("triplet_info_nce", name, t, dim=2)
+    if validate:
+        for name, t, s, dim in zip(names, triplets, (s12, s12, s13), (0, 1, 1)):
+            if isinstance(s, Tensor) and s.dim() == 2:
+                check_range("triplet_info_nce", name, t, s.shape[dim])
+    i, j, k = triplets
+    return sampled_triplet_info_nce(
+        s12, s13, s23, i, j, k, tau, anchors, backend=backend, validate=validate
+    )
 
 
 class TripletInfoNCE(nn.Module):
@@ -202,7 +122,8 @@ class TripletInfoNCE(nn.Module):
 
     Args:
         temperature: Fixed float τ or a [`LearnableTemperature`][].
-        sampler: Negative sampler; default [`UniformTripletSampler`][].
+        sampler: Negative sampler; default [`UniformTripletSampler`][]. Any
+            [`TripletSampler`][]: the loss only reads the indices it returns.
         num_negatives: Negatives per anchor; default B − 1 (the paper).
         negatives: ``"sampled"`` (the paper: ``num_negatives`` drawn by
             ``sampler``) or ``"all"``: the exact log-sum-exp over all
@@ -215,11 +136,13 @@ class TripletInfoNCE(nn.Module):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
-        compile: Run the sampled mode's PyTorch-op body through
-            ``torch.compile`` instead of the default: on the CPU in float32 a
-            native kernel ([`unihpr.ops.native`][], faster than the compiled
-            body), elsewhere eager PyTorch ops. Meant for accelerators; the
-            first call of each shape compiles (tens of seconds).
+        backend: ``"auto"``, ``"torch"``, ``"triton"`` (exact mode) or
+            ``"compile"`` (sampled mode); see [`unihpr.ops.backend`][].
+        validate: Check the inputs' values (zero/non-finite rows, index
+            ranges), which synchronises a GPU with the host on every call;
+            the attribute can be switched off once the inputs are known good.
+            Types, shapes, dtypes and devices are always checked.
+        compile: Deprecated; ``compile=True`` is ``backend="compile"``.
 
     Examples:
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
@@ -235,35 +158,32 @@ class TripletInfoNCE(nn.Module):
         negatives: str = "sampled",
         chunk_size: int | None = None,
         gather: bool = True,
-        compile: bool = False,
+        backend: str = "auto",
+        validate: bool = True,
+        compile: bool | None = None,
     ) -> None:
         super().__init__()
+        owner = "TripletInfoNCE"
         if negatives not in NEGATIVE_MODES:
             raise ValueError(
-                f"TripletInfoNCE: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
+                f"{owner}: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
             )
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-        ):
-            raise ValueError(f"TripletInfoNCE: chunk_size must be an int >= 1, got {chunk_size!r}")
+        check_positive_int(owner, "chunk_size", chunk_size)
+        check_positive_int(owner, "num_negatives", num_negatives)
+        if sampler is not None and not isinstance(sampler, TripletSampler):
+            raise TypeError(
+                f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
+            )
+        backend = deprecated_compile(owner, compile, backend)
+        kernels = EXACT_KERNELS if negatives == "all" else SAMPLED_KERNELS
+        resolve_backend(backend, owner=f"{owner}(negatives={negatives!r})", kernels=kernels)
         self.negatives = negatives
         self.chunk_size = chunk_size
         self.gather = bool(gather)
-        self.compile = bool(compile)
-        self.temperature = as_temperature(temperature, owner="TripletInfoNCE")
-        if sampler is not None and not isinstance(sampler, TripletSampler):
-            raise TypeError(
-                f"TripletInfoNCE: sampler must be a TripletSampler, got {type(sampler).__name__}"
-            )
+        self.backend = backend
+        self.validate = bool(validate)
+        self.temperature = as_temperature(temperature, owner=owner)
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
-        if num_negatives is not None and (
-            isinstance(num_negatives, bool)
-            or not isinstance(num_negatives, int)
-            or num_negatives < 1
-        ):
-            raise ValueError(
-                f"TripletInfoNCE: num_negatives must be an int >= 1, got {num_negatives!r}"
-            )
         self.num_negatives = num_negatives
 
     def forward(
@@ -274,16 +194,16 @@ class TripletInfoNCE(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors."""
-        owner = "TripletInfoNCE"
-        x1 = normalize_embeddings("x_img", x_img, owner=owner)
-        x2 = normalize_embeddings("x_2d", x_2d, owner=owner)
-        x3 = normalize_embeddings("x_3d", x_3d, owner=owner)
-        check_same_shape(owner, x_img=x1, x_2d=x2, x_3d=x3)
-        batch = gather_embeddings([x1, x2, x3], self.gather)
-        g1, g2, g3 = batch.tensors
-        anchors = batch.rows if batch.distributed else None
+        check_generator("TripletInfoNCE", generator)
+        prep = prepare(
+            "TripletInfoNCE",
+            {"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d},
+            gather=self.gather,
+            validate=self.validate,
+        )
+        sims = similarities(prep.embeddings)
         loss, _ = self.from_similarities(
-            g1 @ g2.T, g1 @ g3.T, g2 @ g3.T, generator=generator, anchors=anchors
+            sims[0, 1], sims[0, 2], sims[1, 2], generator=generator, anchors=prep.anchors
         )
         return loss
 
@@ -295,60 +215,62 @@ class TripletInfoNCE(nn.Module):
         generator: torch.Generator | None = None,
         *,
         anchors: Tensor | None = None,
+        validate: bool | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Loss from precomputed ``(B, B)`` cosine matrices.
 
         Args:
             s12, s13, s23: ``(B, B)`` cosine matrices.
             generator: Randomness of the sampler (sampled mode).
-            anchors: ``(A,)`` int64 rows whose loss is averaged (default all;
-                the distributed path passes this rank's global rows). In
-                sampled mode negatives are drawn for all B rows and the
-                anchors' rows kept, so a generator seeded alike on every
-                rank reproduces the single-process draw.
+            anchors: ``(A,)`` rows whose loss is averaged (default all; the
+                distributed path passes this rank's global rows). In sampled
+                mode negatives are drawn for all B rows and the anchors' rows
+                kept, so a generator seeded alike on every rank reproduces
+                the single-process draw.
+            validate: Check index ranges and τ (default: the ``validate``
+                attribute).
 
         Returns:
             ``(loss, lam)`` with ``lam`` the detached scores, positives in
             column 0: ``(A, 1 + N)`` sampled, or ``(A, 2)`` in exact mode
             (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives).
         """
-        B = s12.shape[0]
+        validate = self.validate if validate is None else validate
+        check_generator("TripletInfoNCE", generator)
+        tau = self.temperature()
         if self.negatives == "all":
             loss, lam_pos, lam_neg = exact_triplet_info_nce(
-                s12, s13, s23, self.temperature(), anchors=anchors, chunk_size=self.chunk_size
+                s12,
+                s13,
+                s23,
+                tau,
+                anchors=anchors,
+                chunk_size=self.chunk_size,
+                backend=self.backend,
+                validate=validate,
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
-        all_rows = torch.arange(B, device=s12.device)
-        tau = self.temperature()
-        if type(self.sampler) is UniformTripletSampler and not self.compile:
-            # Same draws as self.sampler(...), decoded inside the fused kernel.
-            draws, rows = self.sampler.draw(
-                B,
-                self.num_negatives,
-                anchors=all_rows,
-                generator=generator,
-                device=s12.device,
-                dtype=torch.int32,
-            )
-            if anchors is not None:
-                draws, rows = draws[anchors], rows[anchors]
-            work = torch.promote_types(s12.dtype, torch.float32)
-            s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
-            return _SampledTripletNCE.apply(
-                s12, s13, s23, rows, draws, None, None, tau.to(work), False, B
-            )
+        B = s12.shape[0]
+        if anchors is not None:
+            check_index("TripletInfoNCE", "anchors", anchors, dim=1)
+            if validate:
+                check_range("TripletInfoNCE", "anchors", anchors, B)
+        # int32 indices are faster to draw and to gather with, while they fit.
+        dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
         negatives = self.sampler(
-            B,
-            self.num_negatives,
-            anchors=all_rows,
-            generator=generator,
-            device=s12.device,
-            dtype=torch.int32,
+            B, self.num_negatives, generator=generator, device=s12.device, dtype=dtype
         )
         if anchors is None:
-            anchors = all_rows
+            anchors = torch.arange(B, device=s12.device, dtype=dtype)
         else:
             negatives = TripletIndices(*(n[anchors] for n in negatives))
         return triplet_info_nce(
-            s12, s13, s23, negatives, tau, anchors=anchors, compiled=self.compile
+            s12,
+            s13,
+            s23,
+            negatives,
+            tau,
+            anchors=anchors.to(dtype),
+            backend=self.backend,
+            validate=validate,
         )

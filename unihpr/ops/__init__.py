@@ -1,18 +1,33 @@
-"""Numerical kernels: closed-form Gram-matrix spectra and the exact triplet loss."""
+"""Numerical kernels: closed-form Gram-matrix spectra and the triplet losses' ops.
 
+Each formula lives in one place: [`unihpr.ops.gram`][] is the reference of λ1
+and its gradient, [`unihpr.ops.sampled_triplet`][] and
+[`unihpr.ops.exact_triplet`][] the sampled and the exact all-negatives
+Triplet-InfoNCE, [`unihpr.ops.backend`][] the one ``backend=`` switch.
+"""
+
+from unihpr.ops.backend import BACKENDS, resolve_backend
 from unihpr.ops.exact_triplet import exact_triplet_info_nce, exact_triplet_num_terms
 from unihpr.ops.gram import (
     gram_determinant,
     gram_largest_eigenvalue,
     gram_volume,
+    lambda1_from_cosines,
+    lambda1_from_gram,
     largest_gram_eigenvalue,
 )
+from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 __all__ = [
+    "BACKENDS",
     "exact_triplet_info_nce",
     "exact_triplet_num_terms",
     "gram_determinant",
     "gram_largest_eigenvalue",
     "gram_volume",
+    "lambda1_from_cosines",
+    "lambda1_from_gram",
     "largest_gram_eigenvalue",
+    "resolve_backend",
+    "sampled_triplet_info_nce",
 ]

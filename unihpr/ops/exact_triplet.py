@@ -22,18 +22,35 @@ one rank), which is why the slabs are organised per anchor.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor
 
-from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs
+from unihpr.ops._checks import (
+    check_index,
+    check_positive_int,
+    check_range,
+    check_same,
+    check_tau,
+    check_tensor,
+)
+from unihpr.ops.backend import resolve_backend
+from unihpr.ops.gram import lambda1_forward, lambda1_grad
 
-__all__ = ["DEFAULT_BLOCK_ELEMENTS", "exact_triplet_info_nce", "exact_triplet_num_terms"]
+__all__ = [
+    "DEFAULT_BLOCK_ELEMENTS",
+    "DEFAULT_BLOCK_ELEMENTS_CUDA",
+    "exact_triplet_info_nce",
+    "exact_triplet_num_terms",
+]
 
-#: Default number of triplets evaluated per block (256 KiB per float32
-#: temporary; the closed form and its gradient keep a few dozen alive).
+KERNELS = ("torch", "triton")
+
 DEFAULT_BLOCK_ELEMENTS = 1 << 16
+"""Triplets evaluated per block on the CPU (256 KiB per float32 temporary; the
+closed form and its gradient keep a few dozen alive)."""
+DEFAULT_BLOCK_ELEMENTS_CUDA = 1 << 24
+"""The same on a GPU, where small blocks would leave it waiting on kernel
+launches (64 MiB per float32 temporary)."""
 
 
 def exact_triplet_num_terms(batch_size: int) -> int:
@@ -99,7 +116,7 @@ def _forward_stats(s12, s13, s23, anchors, tau, chunk_size):
         a = anchors[sl]
         for plane in range(3):
             av, bv, cv, mask = _plane(plane, s12, s13, s23, a, u0, u1)
-            lam = gram_eig_forward(av, bv, cv)[0]
+            lam = lambda1_forward(av, bv, cv).lam
             x = lam / tau
             if mask is not None:
                 x = x.masked_fill(~mask, float("-inf"))
@@ -124,12 +141,12 @@ def _backward_blocks(s12, s13, s23, anchors, tau, lse, g, chunk_size):
         g_a = (g[sl] / tau)[:, None, None]
         for plane in range(3):
             av, bv, cv, mask = _plane(plane, s12, s13, s23, a, u0, u1)
-            lam, mu1, r, theta = gram_eig_forward(av, bv, cv)
+            lam, mu1, r, phi = lambda1_forward(av, bv, cv)
             # w = dL/dλ = g_a · softmax_a(t) / τ
             w = torch.exp(lam / tau - lse_a) * g_a
             if mask is not None:
                 w = w.masked_fill(~mask, 0.0)
-            ga, gb, gc = gram_eig_grad_coeffs(av, bv, cv, mu1, r, theta)
+            ga, gb, gc = lambda1_grad(av, bv, cv, mu1, r, phi)
             w_lam = w_lam + (w * lam).sum()
             wa, wb, wc = w * ga, w * gb, w * gc
             if plane == 0:
@@ -154,11 +171,11 @@ class _ExactTripletNCE(torch.autograd.Function):
     def forward(ctx, s12, s13, s23, tau, anchors, chunk_size):  # type: ignore[override]
         lse, lam_sum = _forward_stats(s12, s13, s23, anchors, tau, chunk_size)
         a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
-        lam_pos, mu1, r, theta = gram_eig_forward(a0, b0, c0)
+        lam_pos, mu1, r, phi = lambda1_forward(a0, b0, c0)
         loss = (lse - lam_pos / tau).mean()
         B = s23.shape[0]
         lam_neg = (lam_sum - lam_pos) / (exact_triplet_num_terms(B) - 1)
-        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta)
+        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi)
         ctx.chunk_size = chunk_size
         ctx.mark_non_differentiable(lam_pos, lam_neg)
         return loss, lam_pos, lam_neg
@@ -166,13 +183,13 @@ class _ExactTripletNCE(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _g_pos, _g_neg):  # type: ignore[override]
-        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta = ctx.saved_tensors
+        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi = ctx.saved_tensors
         A = anchors.numel()
         g = (grad_loss / A).expand(A).to(s12.dtype)
         d12, d13, d23, w_lam = _backward_blocks(s12, s13, s23, anchors, tau, lse, g, ctx.chunk_size)
         # The positive's −λ_pos/τ term: dL/dλ_pos = −g_a / τ.
         a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
-        ga, gb, gc = gram_eig_grad_coeffs(a0, b0, c0, mu1, r, theta)
+        ga, gb, gc = lambda1_grad(a0, b0, c0, mu1, r, phi)
         wp = -g / tau
         d12[anchors, anchors] += wp * ga
         d13[anchors, anchors] += wp * gb
@@ -180,19 +197,6 @@ class _ExactTripletNCE(torch.autograd.Function):
         w_lam = w_lam + (wp * lam_pos).sum()
         grad_tau = -w_lam / tau if ctx.needs_input_grad[3] else None
         return d12, d13, d23, grad_tau, None, None
-
-
-def _use_triton(t: Tensor) -> bool:
-    # The kernels are float32; float64 stays on the PyTorch path.
-    if t.device.type != "cuda" or t.dtype != torch.float32:
-        return False
-    if os.environ.get("UNIHPR_DISABLE_TRITON"):
-        return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def exact_triplet_info_nce(
@@ -204,6 +208,7 @@ def exact_triplet_info_nce(
     anchors: Tensor | None = None,
     chunk_size: int | None = None,
     backend: str = "auto",
+    validate: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Exact Triplet-InfoNCE over all 3B² − 3B + 1 triplets of each anchor.
 
@@ -212,13 +217,17 @@ def exact_triplet_info_nce(
         s13: ``(B, B)`` image·3D cosines.
         s23: ``(B, B)`` 2D·3D cosines.
         tau: Temperature, a float or a 0-dim tensor (may require grad).
-        anchors: ``(A,)`` int64 rows whose loss is averaged; default all B.
+        anchors: ``(A,)`` int32/int64 rows whose loss is averaged; default all B.
         chunk_size: Rows of length B evaluated per block (PyTorch backend);
-            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)``. The result does not
+            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)`` on the CPU and
+            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU. The result does not
             depend on it beyond rounding.
-        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA
-            tensors when triton is installed and ``UNIHPR_DISABLE_TRITON`` is
-            unset, else PyTorch), ``"torch"`` or ``"triton"`` (float32 only).
+        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA tensors
+            when triton is installed, else PyTorch), ``"torch"`` or
+            ``"triton"``; see [`unihpr.ops.backend`][].
+        validate: Check the anchors' range and a tensor τ's value, which reads
+            them on the host (a GPU synchronisation); shapes, dtypes and
+            devices are always checked.
 
     Returns:
         ``(loss, lam_pos, lam_neg)``: the mean over anchors of
@@ -228,47 +237,46 @@ def exact_triplet_info_nce(
 
     Raises:
         TypeError: Non-tensor or non-floating inputs.
-        ValueError: Non-square or mismatched matrices, bad anchors, chunk
+        ValueError: Non-square or mismatched matrices, bad anchors, τ, chunk
             size or backend.
     """
     owner = "exact_triplet_info_nce"
-    for name, t in (("s12", s12), ("s13", s13), ("s23", s23)):
-        if not isinstance(t, Tensor) or not t.is_floating_point():
-            raise TypeError(f"{owner}: {name} must be a floating-point tensor, got {type(t)}")
+    sims = {"s12": s12, "s13": s13, "s23": s23}
+    for name, t in sims.items():
+        check_tensor(owner, name, t)
         if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
             raise ValueError(
                 f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
                 f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
             )
+    check_same(owner, "device", sims)
+    check_same(owner, "dtype", sims)
     B = s12.shape[0]
     if B < 2:
-        raise ValueError(f"{owner}: need a batch of at least 2, got shape {tuple(s12.shape)}")
+        raise ValueError(
+            f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
+        )
     if anchors is None:
         anchors = torch.arange(B, device=s12.device)
-    elif (
-        not isinstance(anchors, Tensor)
-        or anchors.dim() != 1
-        or anchors.dtype != torch.long
-        or anchors.numel() == 0
-    ):
-        raise ValueError(f"{owner}: anchors must be a non-empty 1-D int64 tensor, got {anchors!r}")
-    elif int(anchors.min()) < 0 or int(anchors.max()) >= B:
-        raise ValueError(f"{owner}: anchors must lie in [0, {B}), got {anchors.tolist()[:8]}")
+    else:
+        check_index(owner, "anchors", anchors, dim=1)
+        if anchors.numel() == 0:
+            raise ValueError(
+                f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}"
+            )
+        check_same(owner, "device", {"s12": s12, "anchors": anchors})
+        if validate:
+            check_range(owner, "anchors", anchors, B)
+        anchors = anchors.long()
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_BLOCK_ELEMENTS // B)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"{owner}: chunk_size must be an int >= 1, got {chunk_size!r}")
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"{owner}: backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+        per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
+        chunk_size = max(1, per_block // B)
+    check_positive_int(owner, "chunk_size", chunk_size)
     work = torch.promote_types(s12.dtype, torch.float32)
-    if not isinstance(tau, Tensor):
-        tau = torch.tensor(float(tau), dtype=work, device=s12.device)
-    if tau.numel() != 1:
-        raise ValueError(f"{owner}: tau must be a scalar, got shape {tuple(tau.shape)}")
-    tau = tau.reshape(()).to(work)
+    tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)
+    kind = resolve_backend(backend, owner=owner, kernels=KERNELS, device=s12.device, dtype=work)
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
-    anchors = anchors.to(s12.device)
-    if backend == "triton" or (backend == "auto" and _use_triton(s12)):
+    if kind == "triton":
         from unihpr.ops.triton_triplet import triton_exact_triplet_info_nce
 
         return triton_exact_triplet_info_nce(s12, s13, s23, tau, anchors=anchors)

@@ -21,9 +21,13 @@ dS13 = Σ_j w ∂λ/∂b and dS23 = Σ_i w ∂λ/∂c is then a plain reduction 
 by its own grid with recomputation: no atomics, deterministic. The positive's
 −λ/τ term is added in PyTorch.
 
-arccos is evaluated with a Cephes-style minimax polynomial for asin (about
-1 ulp in float32) because libdevice's acos is unavailable in the interpreter
-(TRITON_INTERPRET=1), where these kernels are tested on the CPU.
+λ1 and its gradient use the arithmetic of [`unihpr.ops.gram`][] (the angle
+φ = atan2(sqrt(Δ/4), −3√3 abc) and the same gradient rule), written out in
+the kernels; `tests/ops/test_triton_triplet.py` checks them elementwise
+against it through [`triton_lambda1_and_grad`][]. atan2 is evaluated with a
+Cephes-style minimax polynomial (about 1 ulp in float32) because libdevice's
+is unavailable in the interpreter (TRITON_INTERPRET=1), where these kernels
+are tested on the CPU.
 """
 
 from __future__ import annotations
@@ -36,61 +40,89 @@ from unihpr._optional import require
 triton = require("triton")
 tl = require("triton.language", extra="triton")
 
-from unihpr.ops.gram import gram_eig_forward, gram_eig_grad_coeffs  # noqa: E402
+from unihpr.ops.gram import lambda1_forward, lambda1_grad  # noqa: E402
 
-__all__ = ["triton_exact_triplet_info_nce"]
+__all__ = ["triton_exact_triplet_info_nce", "triton_lambda1_and_grad"]
 
 _EPS32 = 1.1920928955078125e-07
 _TINY32 = 1.1754943508222875e-38
 
 
 @triton.jit
-def _acos(x):
+def _atan2_nonneg(y, x):
+    # atan2 for y >= 0: atan of min/max in [0, 1], reduced once more around
+    # tan(π/8), then reflected. Small angles keep full relative precision.
     ax = tl.abs(x)
-    big = ax > 0.5
-    z2 = tl.where(big, 0.5 * (1.0 - ax), ax * ax)
-    z = tl.where(big, tl.sqrt(z2), ax)
-    poly = 4.2163199048e-2 * z2 + 2.4181311049e-2
-    poly = poly * z2 + 4.5470025998e-2
-    poly = poly * z2 + 7.4953002686e-2
-    poly = poly * z2 + 1.6666752422e-1
-    asin_z = poly * z2 * z + z
-    r = tl.where(big, 2.0 * asin_z, 1.5707963267948966 - asin_z)
-    return tl.where(x < 0.0, 3.141592653589793 - r, r)
+    t = tl.minimum(y, ax) / tl.maximum(tl.maximum(y, ax), 1e-37)
+    big = t > 0.41421356237309503
+    u = tl.where(big, (t - 1.0) / (t + 1.0), t)
+    z = u * u
+    poly = 8.05374449538e-2 * z - 1.38776856032e-1
+    poly = poly * z + 1.99777106478e-1
+    poly = poly * z - 3.33329491539e-1
+    at = poly * z * u + u
+    at = tl.where(big, at + 0.7853981633974483, at)
+    at = tl.where(y > ax, 1.5707963267948966 - at, at)
+    return tl.where(x < 0.0, 3.141592653589793 - at, at)
 
 
 @triton.jit
 def _gram_lam(a, b, c):
-    p = a * a + b * b + c * c
-    q = 2.0 * a * b * c
+    # Same arithmetic as unihpr.ops.gram.lambda1_forward.
+    x = a * a
+    y = b * b
+    z = c * c
+    p = x + y + z
+    inv = 1.0 / tl.maximum(p, 1.1754943508222875e-38)
+    x = x * inv
+    y = y * inv
+    z = z * inv
+    dxy = x - y
+    dyz = y - z
+    dzx = z - x
+    d4 = dxy * dxy * (0.5 + 3.0 * z) + dyz * dyz * (0.5 + 3.0 * x) + dzx * dzx * (0.5 + 3.0 * y)
+    cos_part = -5.196152422706632 * (a * b * c * tl.sqrt(inv)) * inv
+    phi = _atan2_nonneg(tl.sqrt(d4), cos_part)
     r = tl.sqrt(p / 3.0)
-    den = 2.0 * r * r * r
-    x = tl.where(den > 1e-30, q / tl.maximum(den, 1e-30), 0.0)
-    x = tl.minimum(tl.maximum(x, -1.0), 1.0)
-    theta = _acos(x)
-    mu1 = 2.0 * r * tl.cos(theta / 3.0)
-    return 1.0 + mu1, mu1, r, theta, p
+    mu1 = 2.0 * r * tl.cos((3.141592653589793 - phi) / 3.0)
+    return 1.0 + mu1, mu1, r, phi, p
 
 
 @triton.jit
-def _gram_grad(a, b, c, mu1, r, theta, p, WHICH: tl.constexpr):
-    # Same rule as unihpr.ops.gram.gram_eig_grad_coeffs, for one partial.
+def _gram_grad(a, b, c, mu1, r, phi, p, WHICH: tl.constexpr):
+    # Same rule as unihpr.ops.gram.lambda1_grad, for one partial.
     if WHICH == 0:
         u, v, s = b, c, a
     elif WHICH == 1:
         u, v, s = a, c, b
     else:
         u, v, s = a, b, c
-    thr = 64.0 * 1.1920928955078125e-07 * tl.maximum(p, 1.1754943508222875e-38)
-    den1 = 3.0 * mu1 * mu1 - p
-    simple = den1 > thr
-    g1 = 2.0 * (u * v + s * mu1) / tl.where(simple, den1, 1.0)
-    mu3 = 2.0 * r * tl.cos((theta + 6.283185307179586) / 3.0)
+    third = phi / 3.0
+    gap = 4.0 * tl.sin(third) * tl.sin(2.0943951023931953 - third)
+    simple = gap > 64.0 * 1.1920928955078125e-07
+    p_safe = tl.maximum(p, 1.1754943508222875e-38)
+    g1 = 2.0 * (u * v + s * mu1) / p_safe / tl.where(simple, gap, 1.0)
+    mu3 = -2.0 * r * tl.cos(third)
     den3 = 3.0 * mu3 * mu3 - p
-    triple = den3 <= thr
+    triple = den3 <= 64.0 * 1.1920928955078125e-07 * p_safe
     scale = tl.where(triple, 0.0, -1.0 / tl.where(triple, 1.0, den3))
     g = tl.where(simple, g1, (u * v + s * mu3) * scale)
     return tl.minimum(tl.maximum(g, -1.0), 1.0)
+
+
+@triton.jit
+def _lambda1_kernel(a_ptr, b_ptr, c_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    # Elementwise λ1 and its three partials, for testing against unihpr.ops.gram.
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    a = tl.load(a_ptr + offs, mask=m, other=0.0)
+    b = tl.load(b_ptr + offs, mask=m, other=0.0)
+    c = tl.load(c_ptr + offs, mask=m, other=0.0)
+    lam, mu1, r, phi, p = _gram_lam(a, b, c)
+    tl.store(out_ptr + offs, lam, mask=m)
+    tl.store(out_ptr + n + offs, _gram_grad(a, b, c, mu1, r, phi, p, 0), mask=m)
+    tl.store(out_ptr + 2 * n + offs, _gram_grad(a, b, c, mu1, r, phi, p, 1), mask=m)
+    tl.store(out_ptr + 3 * n + offs, _gram_grad(a, b, c, mu1, r, phi, p, 2), mask=m)
 
 
 @triton.jit
@@ -128,7 +160,7 @@ def _fwd_kernel(
                     bv = tl.load(s13 + u * B + a, mask=um, other=0.0)[:, None]
                     cv = tl.load(s23 + v * B + a, mask=vm, other=0.0)[None, :]
                     valid = valid & (u != a)[:, None] & (v != a)[None, :]
-                lam, _mu1, _r, _theta, _p = _gram_lam(av, bv, cv)
+                lam, _mu1, _r, _phi, _p = _gram_lam(av, bv, cv)
                 x = tl.where(valid, lam * inv_tau, float("-inf"))
                 m_new = tl.maximum(m_row, tl.max(x, axis=1))
                 s_row = s_row * tl.exp(m_row - m_new) + tl.sum(tl.exp(x - m_new[:, None]), axis=1)
@@ -177,9 +209,9 @@ def _bwd_rows_kernel(
             valid = mj[:, None] & mk[None, :]
             bv = tl.load(s13 + i * B + k, mask=mk, other=0.0)[None, :]
             cv = tl.load(s23 + j[:, None] * B + k[None, :], mask=valid, other=0.0)
-            lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+            lam, mu1, r, phi, p = _gram_lam(av, bv, cv)
             w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
-            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, theta, p, 0), axis=1)
+            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, phi, p, 0), axis=1)
         tl.store(out + i * B + j, acc, mask=mj)
     else:
         k = t * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -192,9 +224,9 @@ def _bwd_rows_kernel(
             valid = mj[:, None] & mk[None, :]
             av = tl.load(s12 + i * B + j, mask=mj, other=0.0)[:, None]
             cv = tl.load(s23 + j[:, None] * B + k[None, :], mask=valid, other=0.0)
-            lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+            lam, mu1, r, phi, p = _gram_lam(av, bv, cv)
             w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
-            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, theta, p, 1), axis=0)
+            acc += tl.sum(w * _gram_grad(av, bv, cv, mu1, r, phi, p, 1), axis=0)
         tl.store(out + i * B + k, acc, mask=mk)
 
 
@@ -218,9 +250,9 @@ def _bwd_s23_kernel(
     for i in range(0, B):
         av = tl.load(s12 + i * B + j, mask=mj, other=0.0)[:, None]
         bv = tl.load(s13 + i * B + k, mask=mk, other=0.0)[None, :]
-        lam, mu1, r, theta, p = _gram_lam(av, bv, cv)
+        lam, mu1, r, phi, p = _gram_lam(av, bv, cv)
         w = _weight(lam, inv_tau, i, j, k, coef, lse, valid, mj, mk)
-        acc += w * _gram_grad(av, bv, cv, mu1, r, theta, p, 2)
+        acc += w * _gram_grad(av, bv, cv, mu1, r, phi, p, 2)
         tacc += w * lam
     tl.store(out + j[:, None] * B + k[None, :], acc, mask=valid)
     tl.store(tau_part + pj * tl.num_programs(1) + pk, tl.sum(tl.sum(tacc, axis=1), axis=0))
@@ -242,17 +274,17 @@ class _TritonExactTripletNCE(torch.autograd.Function):
         bv = _block(B, 64)
         _fwd_kernel[(A,)](s12, s13, s23, anchors, tau_buf, lse, lam_sum, B, BLOCK_U=bu, BLOCK_V=bv)
         idx = anchors
-        lam_pos, mu1, r, theta = gram_eig_forward(s12[idx, idx], s13[idx, idx], s23[idx, idx])
+        lam_pos, mu1, r, phi = lambda1_forward(s12[idx, idx], s13[idx, idx], s23[idx, idx])
         loss = (lse - lam_pos / tau).mean()
         lam_neg = (lam_sum - lam_pos) / (3 * B * B - 3 * B)
-        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta)
+        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi)
         ctx.mark_non_differentiable(lam_pos, lam_neg)
         return loss, lam_pos, lam_neg
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _g_pos, _g_neg):  # type: ignore[override]
-        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, theta = ctx.saved_tensors
+        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi = ctx.saved_tensors
         B, A = s12.shape[0], anchors.numel()
         g = (grad_loss / A).expand(A).to(torch.float32)
         coef = torch.zeros(B, dtype=torch.float32, device=s12.device)
@@ -278,7 +310,7 @@ class _TritonExactTripletNCE(torch.autograd.Function):
         )  # fmt: skip
         idx = anchors
         a0, b0, c0 = s12[idx, idx], s13[idx, idx], s23[idx, idx]
-        ga, gb, gc = gram_eig_grad_coeffs(a0, b0, c0, mu1, r, theta)
+        ga, gb, gc = lambda1_grad(a0, b0, c0, mu1, r, phi)
         wp = -g / tau
         d12.index_put_((idx, idx), wp * ga, accumulate=True)
         d13.index_put_((idx, idx), wp * gb, accumulate=True)
@@ -312,3 +344,29 @@ def triton_exact_triplet_info_nce(
             "use backend='torch' for float64"
         )
     return _TritonExactTripletNCE.apply(s12, s13, s23, tau, anchors.contiguous())
+
+
+def triton_lambda1_and_grad(
+    a: Tensor, b: Tensor, c: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """λ1 and its three partials evaluated by the kernels' own arithmetic.
+
+    For testing the in-kernel copy of [`unihpr.ops.gram`][] elementwise.
+
+    Args:
+        a, b, c: float32 tensors of one shape ``(...)`` (CUDA, or CPU under
+            ``TRITON_INTERPRET=1``).
+
+    Returns:
+        ``(lam, dlam/da, dlam/db, dlam/dc)``, each of shape ``(...)``.
+    """
+    a, b, c = torch.broadcast_tensors(a, b, c)
+    shape = a.shape
+    a, b, c = (t.contiguous().reshape(-1) for t in (a, b, c))
+    if a.dtype != torch.float32:
+        raise ValueError(f"triton_lambda1_and_grad: float32 only, got {a.dtype}")
+    n = a.numel()
+    out = torch.empty(4, n, dtype=torch.float32, device=a.device)
+    block = 256
+    _lambda1_kernel[(triton.cdiv(max(n, 1), block),)](a, b, c, out, n, BLOCK=block)
+    return tuple(o.reshape(shape) for o in out)  # type: ignore[return-value]

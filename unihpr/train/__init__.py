@@ -1,6 +1,6 @@
 """Training pipeline of UniHPR: the paper's three stages, resumable, distributed-ready.
 
-* `config`: ``StageConfig`` / ``TrainConfig`` (paper defaults).
+* `config`: ``StageConfig`` / ``TrainConfig`` / ``LossConfig`` (paper defaults).
 * `stages`: the stage modules (which parts train, which losses).
 * `loop`: ``Trainer``, the generic loop with exact resume.
 * `pipeline`: ``train_pipeline``, all stages in order.
@@ -20,11 +20,15 @@ import warnings
 from typing import Any
 
 from unihpr.train.checkpoint import (
+    CorruptCheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from unihpr.train.config import (
+    LossConfig,
     StageConfig,
     TrainConfig,
     paper_stage1,
@@ -47,8 +51,10 @@ from unihpr.train.stages import (
 __all__ = [
     "AlignImageStage",
     "AlignPoseStage",
+    "CorruptCheckpointError",
     "DistInfo",
     "FinetuneStage",
+    "LossConfig",
     "MetricsLogger",
     "PipelineResult",
     "ResumableSampler",
@@ -62,11 +68,13 @@ __all__ = [
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "make_stage",
     "paper_stage1",
     "paper_stage2",
     "paper_stage3",
     "read_metrics",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "seed_everything",
     "train_pipeline",

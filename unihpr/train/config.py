@@ -11,26 +11,151 @@ paper gives no step counts; ours are placeholders to be set per run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from unihpr._validate import check_bool, check_choice, check_int, check_real
+from unihpr.losses.samplers import SAMPLERS
+from unihpr.losses.triplet import NEGATIVE_MODES
+from unihpr.ops.backend import BACKENDS
 
 STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 LOSS_BALANCES = ("fixed", "normalized")
 LR_SCHEDULES = ("constant", "cosine")
+# StageConfig fields that moved into StageConfig.loss; still accepted (deprecated).
+LEGACY_LOSS_FIELDS = ("alpha", "use_triplet", "tau_init", "tau_min", "tau_max")
+
+
+#: Seeds are combined with ranks and epochs into generator seeds; this bound keeps those in range.
+MAX_SEED = 2**32 - 1
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_real(name, value, low=0.0, low_open=not allow_zero)
 
 
+def _check_dict(cls: type, data: object, extra: tuple[str, ...] = ()) -> None:
+    """``data`` is a dict whose keys are fields of dataclass ``cls`` (or ``extra``)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known - set(extra))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+
+
+@dataclass
+class LossConfig:
+    """The contrastive loss of a stage: what [`build_criterion`][unihpr.train.build_criterion] builds.
+
+    Attributes:
+        alpha: Weight of L_triplet in L_cl = L_pair + alpha * L_triplet.
+        use_triplet: Whether L_triplet is used at all (the paper uses it in
+            step 2 and fine-tuning; step 1 has only two modalities).
+        tau_init: Initial value of the learnable temperatures (one for the
+            pairwise terms, one for the triplet term).
+        tau_min: Lower clamp of the temperatures.
+        tau_max: Upper clamp of the temperatures.
+        negatives: Triplet negatives: ``"sampled"`` (the paper) or ``"all"``
+            (the exact log-sum-exp over all 3B² − 3B + 1 candidates; see
+            [`TripletInfoNCE`][unihpr.losses.TripletInfoNCE]).
+        sampler: Name of the negative sampler in
+            [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS] (sampled mode).
+        num_negatives: Sampled negatives per anchor; ``None`` is B − 1 (the paper).
+        chunk_size: Rows per block of the exact mode; ``None`` picks one.
+        backend: Kernel implementation, one of
+            [`BACKENDS`][unihpr.ops.backend.BACKENDS] (see [`unihpr.ops.backend`][]).
+    """
+
+    alpha: float = 1.0
+    use_triplet: bool = False
+    tau_init: float = 1 / 14
+    tau_min: float = 1 / 100
+    tau_max: float = 1e4
+    negatives: str = "sampled"
+    sampler: str = "uniform"
+    num_negatives: int | None = None
+    chunk_size: int | None = None
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_positive("LossConfig.alpha", self.alpha, allow_zero=True)
+        check_bool("LossConfig.use_triplet", self.use_triplet)
+        for key in ("tau_init", "tau_min", "tau_max"):
+            _check_positive(f"LossConfig.{key}", getattr(self, key))
+        if not self.tau_min <= self.tau_init <= self.tau_max:
+            raise ValueError(
+                "LossConfig needs tau_min <= tau_init <= tau_max, got "
+                f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
+            )
+        check_choice("LossConfig.negatives", self.negatives, NEGATIVE_MODES)
+        check_choice("LossConfig.sampler", self.sampler, tuple(SAMPLERS))
+        check_choice("LossConfig.backend", self.backend, BACKENDS)
+        for key in ("num_negatives", "chunk_size"):
+            if getattr(self, key) is not None:  # None: B − 1 / picked per device
+                check_int(f"LossConfig.{key}", getattr(self, key), low=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LossConfig:
+        """Build a config from [`to_dict`][unihpr.train.LossConfig.to_dict] output; unknown keys raise ``ValueError``."""
+        _check_dict(cls, data)
+        return cls(**data)
+
+
+def _warn_legacy(names: list[str]) -> None:
+    warnings.warn(
+        f"StageConfig fields {names} moved into StageConfig.loss (a LossConfig); the flat "
+        "names are deprecated and will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _legacy_loss_property(name: str) -> property:
+    def get(self: StageConfig) -> Any:
+        _warn_legacy([name])
+        return getattr(self.loss, name)
+
+    def set_(self: StageConfig, value: Any) -> None:
+        _warn_legacy([name])
+        self.loss = dataclasses.replace(self.loss, **{name: value})
+
+    return property(get, set_, doc=f"Deprecated alias of ``loss.{name}``.")
+
+
+def _with_legacy_loss_fields(cls: type) -> type:
+    """Accept the pre-LossConfig flat fields in ``__init__`` and as attributes."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        legacy = {k: kwargs.pop(k) for k in LEGACY_LOSS_FIELDS if k in kwargs}
+        if legacy:
+            _warn_legacy(sorted(legacy))
+            loss = kwargs.get("loss", LossConfig())
+            if isinstance(loss, dict):
+                loss = LossConfig.from_dict(loss)
+            kwargs["loss"] = dataclasses.replace(loss, **legacy)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    for name in LEGACY_LOSS_FIELDS:
+        setattr(cls, name, _legacy_loss_property(name))
+    return cls
+
+
+@_with_legacy_loss_fields
 @dataclass
 class StageConfig:
     """Hyper-parameters of one training stage.
@@ -46,12 +171,12 @@ class StageConfig:
             from ``lr`` to 0 along half a cosine over ``steps`` (see [`lr_at`][]).
         weight_decay: Adam (L2) weight decay.
         betas: Adam betas.
-        tau_init: Initial value of every learnable temperature.
-        tau_min: Lower clamp of the temperatures.
-        tau_max: Upper clamp of the temperatures.
-        alpha: Weight of L_triplet in L_cl = L_pair + alpha * L_triplet.
-        use_triplet: Whether L_triplet is used at all (the paper uses it in
-            step 2 and fine-tuning; step 1 has only two modalities).
+        loss: The contrastive loss ([`LossConfig`][unihpr.train.LossConfig]:
+            alpha, use_triplet, temperatures, negatives, sampler, backend).
+            The former flat fields ``alpha``, ``use_triplet``, ``tau_init``,
+            ``tau_min`` and ``tau_max`` are still accepted as deprecated
+            aliases of ``loss.<name>``, in the constructor, as attributes and
+            in old config files.
         contrastive_weight: Weight of L_cl in the fine-tuning loss (1 in the paper;
             0 turns fine-tuning into plain supervised training).
         loss_3d_weight: Weight of L_3D (fine-tuning only).
@@ -75,11 +200,7 @@ class StageConfig:
     lr_schedule: str = "constant"
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
-    tau_init: float = 1 / 14
-    tau_min: float = 1 / 100
-    tau_max: float = 1e4
-    alpha: float = 1.0
-    use_triplet: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
     contrastive_weight: float = 1.0
     loss_3d_weight: float = 1.0
     loss_2d_weight: float = 1.0
@@ -90,36 +211,30 @@ class StageConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.name not in STAGE_NAMES:
-            raise ValueError(f"StageConfig.name must be one of {STAGE_NAMES}, got {self.name!r}")
+        check_choice("StageConfig.name", self.name, STAGE_NAMES)
         for key in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"StageConfig.{key} must be an integer >= 1, got {value!r}")
+            check_int(f"StageConfig.{key}", getattr(self, key), low=1)
         _check_positive("StageConfig.lr", self.lr)
         _check_positive("StageConfig.weight_decay", self.weight_decay, allow_zero=True)
-        for key in ("alpha", "contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
+        for key in ("contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
             _check_positive(f"StageConfig.{key}", getattr(self, key), allow_zero=True)
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives lists
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise ValueError(f"StageConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        for key in ("tau_init", "tau_min", "tau_max"):
-            _check_positive(f"StageConfig.{key}", getattr(self, key))
-        if not self.tau_min <= self.tau_init <= self.tau_max:
-            raise ValueError(
-                "StageConfig needs tau_min <= tau_init <= tau_max, got "
-                f"tau_min={self.tau_min}, tau_init={self.tau_init}, tau_max={self.tau_max}"
+        self.betas = tuple(  # JSON gives lists
+            check_real(f"StageConfig.betas[{i}]", b, low=0.0, high=1.0, high_open=True)
+            for i, b in enumerate(self.betas)
+        )
+        if isinstance(self.loss, dict):  # from JSON
+            self.loss = LossConfig.from_dict(self.loss)
+        if not isinstance(self.loss, LossConfig):
+            raise TypeError(
+                f"StageConfig.loss must be a LossConfig, got {type(self.loss).__name__}"
             )
+        self.loss.__post_init__()  # re-validate (fields may have been assigned)
         if self.grad_clip is not None:
             _check_positive("StageConfig.grad_clip", self.grad_clip)
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"StageConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
-            )
-        if self.loss_balance not in LOSS_BALANCES:
-            raise ValueError(
-                f"StageConfig.loss_balance must be one of {LOSS_BALANCES}, got {self.loss_balance!r}"
-            )
+        check_choice("StageConfig.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("StageConfig.loss_balance", self.loss_balance, LOSS_BALANCES)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the optimiser step that follows ``step`` completed steps.
@@ -138,27 +253,40 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageConfig:
-        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"StageConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown StageConfig field(s) {unknown}; known: {sorted(known)}")
+        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``.
+
+        Files written before [`LossConfig`][unihpr.train.LossConfig] existed
+        (flat ``alpha``, ``use_triplet``, ``tau_*`` keys) still load: the flat
+        keys are moved into ``loss``.
+        """
+        _check_dict(cls, data, extra=LEGACY_LOSS_FIELDS)
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in LEGACY_LOSS_FIELDS if k in data}
+        if legacy:
+            loss = data.get("loss", {})
+            if not isinstance(loss, dict):
+                raise TypeError(
+                    f"StageConfig.loss must be a dict in JSON, got {type(loss).__name__}"
+                )
+            data["loss"] = {**loss, **legacy}
         return cls(**data)
 
 
 def paper_stage1() -> StageConfig:
     """Step 1 of the paper: 2D-3D pose alignment with L_pair."""
     return StageConfig(
-        name="align2d3d", batch_size=2048, tau_init=1 / 14, tau_min=1 / 100, use_triplet=False
+        name="align2d3d",
+        batch_size=2048,
+        loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100, use_triplet=False),
     )
 
 
 def paper_stage2() -> StageConfig:
     """Step 2 of the paper: image encoder aligned to frozen pose encoders, L_pair + L_triplet."""
     return StageConfig(
-        name="align_image", batch_size=180, tau_init=1 / 5, tau_min=1 / 10, use_triplet=True
+        name="align_image",
+        batch_size=180,
+        loss=LossConfig(tau_init=1 / 5, tau_min=1 / 10, use_triplet=True),
     )
 
 
@@ -172,9 +300,11 @@ def paper_stage3() -> StageConfig:
     restores the paper's sum.
     """
     return StageConfig(
-        name="finetune", batch_size=180, tau_init=1 / 5, tau_min=1 / 5, use_triplet=True,
+        name="finetune",
+        batch_size=180,
+        loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=True),
         loss_balance="normalized",
-    )  # fmt: skip
+    )
 
 
 def _paper_stages() -> list[StageConfig]:
@@ -214,23 +344,49 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stages, (list, tuple)):
+            raise TypeError(
+                f"TrainConfig.stages must be a list of StageConfig, got {type(self.stages).__name__}"
+            )
+        for i, s in enumerate(self.stages):
+            if not isinstance(s, (dict, StageConfig)):
+                raise TypeError(
+                    f"TrainConfig.stages[{i}] must be a StageConfig or a dict of its fields, got "
+                    f"{type(s).__name__}"
+                )
         self.stages = [
             s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
         ]
         if not self.stages:
             raise ValueError("TrainConfig.stages must contain at least one StageConfig")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"TrainConfig.stages has a stage name twice: {names}")
+        if not isinstance(self.model, str) or not self.model:
+            raise TypeError(f"TrainConfig.model must be a model name (str), got {self.model!r}")
+        if not isinstance(self.model_overrides, dict) or not all(
+            isinstance(k, str) for k in self.model_overrides
+        ):
+            raise TypeError(
+                "TrainConfig.model_overrides must be a dict with str keys, got "
+                f"{self.model_overrides!r}"
+            )
+        if isinstance(self.output_dir, os.PathLike):
+            self.output_dir = os.fspath(self.output_dir)
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise TypeError(f"TrainConfig.output_dir must be a path, got {self.output_dir!r}")
+        check_int("TrainConfig.seed", self.seed, low=0, high=MAX_SEED)
+        check_choice("TrainConfig.amp", self.amp, AMP_MODES)
+        if not isinstance(self.device, str):
+            raise TypeError(f"TrainConfig.device must be a str, got {self.device!r}")
+        index = self.device[len("cuda:") :] if self.device.startswith("cuda:") else None
+        if not (self.device in ("auto", "cpu", "cuda") or (index and index.isdigit())):
             raise ValueError(
                 f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(
-                f"TrainConfig.num_workers must be an int >= 0, got {self.num_workers!r}"
-            )
-        if not isinstance(self.seed, int):
-            raise ValueError(f"TrainConfig.seed must be an int, got {self.seed!r}")
+        check_int("TrainConfig.num_workers", self.num_workers, low=0)
+        for key in ("tensorboard", "progress", "deterministic"):
+            check_bool(f"TrainConfig.{key}", getattr(self, key))
 
     def stage(self, name: str) -> StageConfig:
         """Return the stage called ``name``; ``KeyError`` if absent."""
@@ -249,15 +405,23 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        if not isinstance(data, dict):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
+        _check_dict(cls, data)
         data = dict(data)
         if "stages" in data:
-            data["stages"] = [StageConfig.from_dict(s) for s in data["stages"]]
+            if not isinstance(data["stages"], list):
+                raise TypeError(
+                    f"TrainConfig.stages must be a list, got {type(data['stages']).__name__}"
+                )
+            for i, s in enumerate(data["stages"]):
+                if not isinstance(s, (dict, StageConfig)):
+                    raise TypeError(
+                        f"TrainConfig.stages[{i}] must be a dict of StageConfig fields, got "
+                        f"{type(s).__name__}"
+                    )
+            data["stages"] = [
+                s if isinstance(s, StageConfig) else StageConfig.from_dict(s)
+                for s in data["stages"]
+            ]
         return cls(**data)
 
     def save_json(self, path: str | os.PathLike) -> None:
@@ -276,8 +440,8 @@ class TrainConfig:
         if not path.is_file():
             raise FileNotFoundError(f"training config file {str(path)!r} does not exist")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
             raise ValueError(
                 f"training config file {str(path)!r} is not valid JSON: {err}"
             ) from err

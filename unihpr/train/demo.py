@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from unihpr.evaluation import evaluate, pose_errors
-from unihpr.train.config import StageConfig, TrainConfig
+from unihpr.train.config import LossConfig, StageConfig, TrainConfig
 from unihpr.train.distributed import DistInfo
 from unihpr.train.loop import Trainer, seed_everything
 from unihpr.train.pipeline import train_pipeline
@@ -130,12 +130,15 @@ def demo_config(settings: DemoSettings, output_dir: str | Path, seed: int = 0,
     common = {"lr": settings.lr, "lr_schedule": settings.lr_schedule,
               "log_every": settings.log_every}  # fmt: skip
     stages = [
-        StageConfig(name="align2d3d", steps=s1, batch_size=b1, tau_init=1 / 14, tau_min=1 / 100,
+        StageConfig(name="align2d3d", steps=s1, batch_size=b1,
+                    loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100),
                     checkpoint_every=max(s1 // 2, 1), **common),
-        StageConfig(name="align_image", steps=s2, batch_size=b2, tau_init=1 / 5, tau_min=1 / 10,
-                    use_triplet=use_triplet, checkpoint_every=max(s2 // 2, 1), **common),
-        StageConfig(name="finetune", steps=s3, batch_size=b3, tau_init=1 / 5, tau_min=1 / 5,
-                    use_triplet=use_triplet, loss_balance=settings.loss_balance,
+        StageConfig(name="align_image", steps=s2, batch_size=b2,
+                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 10, use_triplet=use_triplet),
+                    checkpoint_every=max(s2 // 2, 1), **common),
+        StageConfig(name="finetune", steps=s3, batch_size=b3,
+                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=use_triplet),
+                    loss_balance=settings.loss_balance,
                     checkpoint_every=max(s3 // 2, 1), **common),
     ]  # fmt: skip
     return TrainConfig(
@@ -155,8 +158,8 @@ def lifter_config(settings: DemoSettings) -> StageConfig:
     pairs = s1 * b1 + 2 * s3 * b3
     steps = max(pairs // settings.lifter_batch_size, 1)
     return StageConfig(name="finetune", steps=steps, batch_size=settings.lifter_batch_size,
-                       lr=settings.lr, lr_schedule=settings.lr_schedule, tau_init=0.2,
-                       tau_min=0.2, log_every=settings.log_every,
+                       lr=settings.lr, lr_schedule=settings.lr_schedule,
+                       loss=LossConfig(tau_init=0.2, tau_min=0.2), log_every=settings.log_every,
                        checkpoint_every=max(steps // 2, 1))  # fmt: skip
 
 
@@ -449,7 +452,7 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         train_pipeline(step1, datasets, model=model, dist_info=DistInfo(), save_model=False)
         clock.save()
         cfg = copy.deepcopy(config.stage("align_image"))
-        cfg.use_triplet = False
+        cfg.loss.use_triplet = False
         trainer = Trainer(make_stage(copy.deepcopy(model), cfg), datasets["align_image"], cfg,
                           output_dir=out / "align_image_no_triplet", seed=seed, amp="off",
                           dist_info=DistInfo(), progress=config.progress,

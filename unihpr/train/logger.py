@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +71,11 @@ class MetricsLogger:
         """
         if not self.enabled or not self.path.is_file():
             return
-        kept = []
-        for line in self.path.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row.get("stage") == stage and row.get("step", 0) > step:
-                continue
-            kept.append(line)
+        kept = [
+            line
+            for line, row in _parse_metrics(self.path)
+            if not (row["stage"] == stage and row["step"] > step)
+        ]
         tmp = self.path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(k + "\n" for k in kept))
         os.replace(tmp, self.path)
@@ -89,27 +87,59 @@ class MetricsLogger:
             self._writer = None
 
 
+def _parse_row(line: str) -> dict[str, Any]:
+    row = json.loads(line)
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    if not isinstance(row.get("stage"), str) or type(row.get("step")) is not int:
+        raise ValueError("a row needs a string 'stage' and an integer 'step'")
+    return row
+
+
+def _parse_metrics(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, row)`` for every row of a metrics file, the one parser of the format.
+
+    A damaged *last* line (a write cut short by a crash, power loss or a full
+    disk, often with trailing NUL bytes) is dropped with a warning; a damaged
+    line followed by intact ones is an error, since that is not how appending
+    fails.
+    """
+    numbered = [
+        (n, line)
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if line.strip()
+    ]
+    out = []
+    for i, (n, line) in enumerate(numbered):
+        try:
+            row = _parse_row(line)
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            if i == len(numbered) - 1:
+                warnings.warn(
+                    f"metrics file {str(path)!r}: dropping its damaged last line {n} ({err}); "
+                    "an earlier run was interrupted while writing it",
+                    stacklevel=3,
+                )
+                break
+            raise ValueError(f"metrics file {str(path)!r}, line {n}: invalid row ({err})") from err
+        out.append((line, row))
+    return out
+
+
 def read_metrics(path: str | os.PathLike, stage: str | None = None) -> list[dict[str, Any]]:
     """Read the rows of a ``metrics.jsonl`` file, optionally only those of ``stage``.
 
+    A damaged last line (an interrupted write) is dropped with a warning.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: A line is not valid JSON (the line number is named).
+        ValueError: A line other than the last is not a valid row (the line
+            number is named).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"metrics file {str(path)!r} does not exist")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"metrics file {str(path)!r}, line {n}: invalid JSON ({err})") from err
-        if stage is None or row.get("stage") == stage:
-            rows.append(row)
-    return rows
+    return [row for _, row in _parse_metrics(path) if stage is None or row["stage"] == stage]
 
 
 def _clock(seconds: float) -> str:

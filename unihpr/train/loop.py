@@ -23,6 +23,7 @@ import itertools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +35,18 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from unihpr._validate import check_int
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
-    latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     prune_checkpoints,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
-from unihpr.train.config import StageConfig
+from unihpr.train.config import MAX_SEED, StageConfig
 from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
 from unihpr.train.logger import MetricsLogger, progress_bar
 
@@ -181,7 +184,10 @@ class Trainer:
             log line every few steps (see `unihpr.train.logger.progress_bar`).
         progress_label: What the progress display calls this run (default: the
             stage name); tells apart two runs of one stage.
-        callbacks: Called on every rank after every step with ``(step, metrics)``.
+        callbacks: Called on every rank after every step with ``(step, metrics)``;
+            the stage computes its diagnostics only on logging steps (every
+            ``log_every`` steps and the last), so ``metrics`` may be empty
+            in between.
         find_unused_parameters: Passed to DDP.
     """
 
@@ -217,7 +223,7 @@ class Trainer:
         self.dataset = dataset
         self.config = config
         self.output_dir = Path(output_dir)
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, low=0, high=MAX_SEED)
         self.amp_dtype, use_scaler = amp_settings(amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.num_workers = num_workers
@@ -327,16 +333,36 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        """One optimiser step on ``batch``; returns the (detached) loss and metrics."""
+    def train_step(
+        self, batch: Any, *, diagnostics: bool = True, validate: bool = True
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimiser step on ``batch``; returns the (detached) loss and metrics.
+
+        Args:
+            batch: A batch from the loader.
+            diagnostics: Ask the stage for its logging metrics (see
+                ``Stage.configure_step``). Without diagnostics and validation
+                the step reads no tensor value on the host, so it does not
+                synchronise a GPU; a non-finite loss is then recorded on the
+                device and raised at the next logging or checkpoint step.
+            validate: Let the stage's loss check its inputs' values.
+        """
         self.model.train()
+        configure = getattr(_unwrap(self.model), "configure_step", None)
+        if configure is not None:
+            configure(diagnostics=diagnostics, validate=validate)
         batch = move_to_device(batch, self.device)
         with self._autocast():
             loss, metrics = self.model(batch, generator=self.loss_generator)
-        if not self.scaler.is_enabled() and not torch.isfinite(loss.detach()):
-            raise FloatingPointError(
-                f"stage {self.config.name!r}: non-finite loss {loss.item()} at step {self.step + 1}"
-            )
+        if not self.scaler.is_enabled():
+            # Step number of the first non-finite loss (0: none), kept on the device.
+            bad = ~torch.isfinite(loss.detach())
+            first = getattr(self, "_nonfinite_step", None)
+            if first is None:
+                first = torch.zeros((), dtype=torch.long, device=loss.device)
+            self._nonfinite_step = torch.where(bad & (first == 0), self.step + 1, first)
+            if diagnostics or validate:
+                self.raise_if_nonfinite()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip is not None:
@@ -355,26 +381,46 @@ class Trainer:
         self.step += 1
         return loss.detach(), metrics
 
+    def raise_if_nonfinite(self) -> None:
+        """Raise ``FloatingPointError`` if a step so far had a non-finite loss (reads one value)."""
+        first = getattr(self, "_nonfinite_step", None)
+        if first is not None and int(first):
+            raise FloatingPointError(
+                f"stage {self.config.name!r}: non-finite loss at step {int(first)}"
+            )
+
     def fit(self, resume: bool | str | os.PathLike = True) -> TrainResult:
         """Run the stage to ``config.steps``.
 
         Args:
-            resume: ``True`` resumes from the newest checkpoint in ``output_dir``
-                if there is one; a path resumes from that file; ``False`` starts
-                from step 0.
+            resume: ``True`` resumes from the newest intact checkpoint in
+                ``output_dir`` if there is one (a damaged newer one is reported,
+                renamed to ``*.corrupt`` and skipped); a path resumes from that
+                file; ``False`` starts from step 0. Temporary files left by an
+                interrupted save are removed first.
 
         Returns:
             A [`TrainResult`][].
         """
+        if not isinstance(resume, (bool, str, os.PathLike)):
+            raise TypeError(f"resume must be a bool or a checkpoint path, got {resume!r}")
         cfg = self.config
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
         resumed_from = None
+        if self.info.is_main:
+            for stale in remove_stale_temporaries(self.output_dir):
+                warnings.warn(
+                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=2
+                )
         if resume:
-            path = latest_checkpoint(self.output_dir) if resume is True else Path(resume)
-            if path is not None:
-                self.load_state_dict(load_checkpoint(path), source=f"checkpoint {str(path)!r}")
-                resumed_from = path
+            if resume is True:
+                found = load_latest_checkpoint(self.output_dir, quarantine=self.info.is_main)
+            else:
+                found = load_checkpoint(resume), Path(resume)
+            if found is not None:
+                state, resumed_from = found
+                self.load_state_dict(state, source=f"checkpoint {str(resumed_from)!r}")
         self.logger.truncate_after(cfg.name, self.step)
         history: list[dict[str, Any]] = []
         bar = progress_bar(
@@ -383,6 +429,7 @@ class Trainer:
         )  # fmt: skip
         t0 = time.perf_counter()
         t_log, step_log = t0, self.step
+        start_step = self.step
         try:
             while self.step < cfg.steps:
                 epoch, offset = divmod(self.step, self.steps_per_epoch)
@@ -392,7 +439,13 @@ class Trainer:
                 # creating the iterator never perturbs the training randomness.
                 self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch)
                 for batch in self.loader:
-                    loss, metrics = self.train_step(batch)
+                    # Diagnostics on logging steps only, input checks on the
+                    # run's first step only: the other steps never wait for
+                    # the GPU.
+                    log_now = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == cfg.steps
+                    loss, metrics = self.train_step(
+                        batch, diagnostics=log_now, validate=self.step == start_step
+                    )
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
@@ -409,6 +462,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
                     bar.update(1)  # after set_postfix: a log line shows this step's loss
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.raise_if_nonfinite()  # never checkpoint a diverged model
                         self.save()
                     for cb in self.callbacks:
                         cb(self.step, metrics)

@@ -29,7 +29,6 @@ detector box or on the pixel frame of the 2D input.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -42,38 +41,36 @@ from unihpr.train.config import StageConfig
 
 
 def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
-    """The stage's ``unihpr.losses.ContrastiveLoss`` with learnable, clamped temperatures.
+    """The stage's ``unihpr.losses.ContrastiveLoss``, built from ``config.loss``.
 
-    The pairwise and the triplet term get their own ``LearnableTemperature``
-    initialised at ``config.tau_init`` and clamped to ``[tau_min, tau_max]``.
+    Every field of the [`LossConfig`][unihpr.train.LossConfig] reaches the
+    loss: alpha, use_triplet, negatives (sampled or exact), the sampler by
+    name, the number of negatives, the chunk size and the backend. The
+    pairwise and the triplet term get their own ``LearnableTemperature``
+    initialised at ``loss.tau_init`` and clamped to ``[tau_min, tau_max]``.
     The triplet temperature is a fixed float when the triplet term cannot be
-    used (two modalities, or ``use_triplet=False``): a learnable parameter that
-    never receives a gradient would break DDP. Under ``torch.distributed`` the
-    loss gathers negatives across ranks itself.
+    used (two modalities, ``use_triplet=False`` or ``alpha=0``): a learnable
+    parameter that never receives a gradient would break DDP. Under
+    ``torch.distributed`` the loss gathers negatives across ranks itself.
     """
-    from unihpr.losses import ContrastiveLoss, LearnableTemperature
+    from unihpr.losses import ContrastiveLoss, LearnableTemperature, make_sampler
+
+    cfg = config.loss
 
     def temp() -> nn.Module:
-        return LearnableTemperature(init=config.tau_init, min=config.tau_min, max=config.tau_max)
+        return LearnableTemperature(init=cfg.tau_init, min=cfg.tau_min, max=cfg.tau_max)
 
-    triplet_used = config.use_triplet and num_modalities == 3 and config.alpha > 0
-    kwargs: dict[str, Any] = {}
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        if "gather" in inspect.signature(ContrastiveLoss).parameters:
-            kwargs["gather"] = True
-        else:  # an older loss without cross-rank negatives: still correct, fewer negatives
-            warnings.warn(
-                "ContrastiveLoss has no `gather` switch: contrastive negatives come from "
-                "the local batch of each rank only",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    triplet_used = cfg.use_triplet and num_modalities == 3 and cfg.alpha > 0
     return ContrastiveLoss(
-        alpha=config.alpha,
+        alpha=cfg.alpha,
         pair_temperature=temp(),
-        triplet_temperature=temp() if triplet_used else config.tau_init,
-        use_triplet=config.use_triplet,
-        **kwargs,
+        triplet_temperature=temp() if triplet_used else cfg.tau_init,
+        use_triplet=cfg.use_triplet,
+        sampler=make_sampler(cfg.sampler),
+        num_negatives=cfg.num_negatives,
+        negatives=cfg.negatives,
+        chunk_size=cfg.chunk_size,
+        backend=cfg.backend,
     )
 
 
@@ -175,10 +172,27 @@ class Stage(nn.Module):
         _check_batch(self.name, batch, modalities)
         return self.model.embed({k: v for k, v in batch.items() if k != "bbox"}, modalities)
 
+    def configure_step(self, *, diagnostics: bool = True, validate: bool = True) -> None:
+        """Choose what the next steps pay for (called by the training loop).
+
+        Args:
+            diagnostics: Compute the criterion's diagnostics (cosines,
+                accuracies, λ1 means: read on the host, a GPU sync); the loop
+                asks for them on logging steps only.
+            validate: Let the criterion check its inputs' values (zero or
+                non-finite rows, index ranges: also host reads); the loop
+                validates the first step of a run and then switches it off.
+        """
+        self.diagnostics = bool(diagnostics)
+        if isinstance(getattr(self.criterion, "validate", None), bool):
+            self.criterion.validate = bool(validate)
+
     def contrastive(
         self, emb: dict[str, Tensor], generator: torch.Generator | None
     ) -> tuple[Tensor, dict[str, float]]:
-        """L_cl of the given embeddings and the criterion's diagnostics."""
+        """L_cl of the given embeddings and, if enabled, the criterion's diagnostics."""
+        if not getattr(self, "diagnostics", True):
+            return self.criterion(**emb, generator=generator), {}
         loss, diag = self.criterion(**emb, generator=generator, return_diagnostics=True)
         return loss, dict(diag)
 
@@ -300,12 +314,13 @@ class FinetuneStage(Stage):
                     dist.all_reduce(value)
                     value /= dist.get_world_size()
                 d = self.mean_decay
-                # EMA started at 0, bias-corrected (Adam-style) so step 1 gives the value itself.
-                n = int(self.loss_mean_steps) + 1
-                raw = self.loss_means * (1 - d ** (n - 1)) if n > 1 else torch.zeros_like(value)
+                # EMA started at 0, bias-corrected (Adam-style) so step 1 gives the value
+                # itself; the step count stays on the device (no host sync per step).
+                n = (self.loss_mean_steps + 1).to(value.dtype)
+                raw = self.loss_means * (1 - d ** (n - 1))  # undo the last correction
                 raw = d * raw + (1 - d) * value
                 self.loss_means.copy_(raw / (1 - d**n))
-                self.loss_mean_steps.fill_(n)
+                self.loss_mean_steps.add_(1)
         return w / self.loss_means.to(terms.dtype).clamp_min(1e-12)
 
     def _decoder_terms(

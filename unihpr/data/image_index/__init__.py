@@ -25,6 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from unihpr._optional import require
+from unihpr._validate import check_int, check_real
+from unihpr.data._arrays import apply_nonfinite_policy
 from unihpr.data._io import bbox_from_points, check_file
 from unihpr.data.h36m import (
     H36M_TEST_SUBJECTS,
@@ -52,6 +54,7 @@ def build_h36m_image_index(
     first_number: int = 1,
     bbox_margin: float = 0.15,
     skip_missing: bool = True,
+    nonfinite: str = "raise",
 ) -> dict[str, int]:
     """Write a JSON-lines image index for extracted Human3.6M frames.
 
@@ -68,17 +71,24 @@ def build_h36m_image_index(
         first_number: File number of mocap frame 0.
         bbox_margin: Box = 2D keypoints' box grown by this fraction per side.
         skip_missing: Skip samples whose image file does not exist (else raise).
+        nonfinite: Samples with NaN or inf poses: ``"raise"`` or ``"mask"``
+            (left out with a warning), as in [`Human36M`][unihpr.data.Human36M].
 
     Returns:
-        ``{"written": n, "missing": m}``.
+        ``{"written": n, "missing": m, "nonfinite": k}``.
     """
     root = Path(frames_root)
     if not root.is_dir():
         raise FileNotFoundError(f"frames_root is not a folder: {root}")
+    check_int("first_number", first_number)
+    bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
     a = prepare_h36m(
         load_h36m_3d(data_3d), load_h36m_2d(data_2d)[0], subjects, stride=stride,
         source=str(data_2d),
     )  # fmt: skip
+    a, masked = apply_nonfinite_policy(
+        a, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
+    )
     boxes = bbox_from_points(a["pose2d"], bbox_margin)
     written = missing = 0
     out = Path(out)
@@ -106,9 +116,9 @@ def build_h36m_image_index(
                 "action_raw": str(a["action_raw"][i]),
                 "frame": frame,
             }
-            fh.write(json.dumps(rec) + "\n")
+            fh.write(json.dumps(rec, allow_nan=False) + "\n")
             written += 1
-    return {"written": written, "missing": missing}
+    return {"written": written, "missing": missing, "nonfinite": masked}
 
 
 def read_image_index(path: str | os.PathLike) -> list[dict]:
@@ -123,15 +133,23 @@ def read_image_index(path: str | os.PathLike) -> list[dict]:
                 rec = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{p}:{n}: not valid JSON ({err.msg})") from err
+            if not isinstance(rec, dict):
+                raise ValueError(f"{p}:{n}: expected a JSON object, got {type(rec).__name__}")
             missing = [k for k in _FIELDS if k not in rec]
             if missing:
                 raise ValueError(f"{p}:{n}: missing fields {missing}")
+            if not isinstance(rec["pose3d"], list) or not rec["pose3d"]:
+                raise ValueError(f"{p}:{n}: pose3d must be a non-empty list of [x, y, z]")
             j = len(rec["pose3d"])
             for key, shape in (("pose2d", (j, 2)), ("pose3d", (j, 3)), ("bbox", (4,))):
-                if np.shape(rec[key]) != shape:
-                    raise ValueError(
-                        f"{p}:{n}: {key} has shape {np.shape(rec[key])}, expected {shape}"
-                    )
+                try:
+                    value = np.asarray(rec[key], dtype=np.float64)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{p}:{n}: {key} must hold numbers ({err})") from err
+                if value.shape != shape:
+                    raise ValueError(f"{p}:{n}: {key} has shape {value.shape}, expected {shape}")
+                if not np.isfinite(value).all():
+                    raise ValueError(f"{p}:{n}: {key} holds NaN or inf")
             records.append(rec)
     if not records:
         raise ValueError(f"{p}: the index is empty")
@@ -268,6 +286,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--strict", action="store_true", help="fail on a missing image instead of skipping it"
     )
+    parser.add_argument(
+        "--mask-nonfinite",
+        action="store_true",
+        help="leave out samples whose poses hold NaN or inf (default: fail naming the file)",
+    )
     return parser
 
 
@@ -277,8 +300,12 @@ def run(args: argparse.Namespace) -> int:
         args.frames_root, args.data_3d, args.data_2d, args.out, subjects=args.subjects,
         stride=args.stride, pattern=args.pattern, first_number=args.first_number,
         bbox_margin=args.bbox_margin, skip_missing=not args.strict,
+        nonfinite="mask" if args.mask_nonfinite else "raise",
     )  # fmt: skip
-    print(f"wrote {stats['written']} records to {args.out} ({stats['missing']} images missing)")
+    print(
+        f"wrote {stats['written']} records to {args.out} ({stats['missing']} images missing, "
+        f"{stats['nonfinite']} samples with NaN/inf poses left out)"
+    )
     return 0
 
 
