@@ -13,11 +13,11 @@ from unihpr.data.cameras import project, world_to_camera
 from unihpr.data.virtual_cameras import (
     CameraDistribution,
     VirtualCameraDataset,
-    keypoint_bbox,
     project_to_camera,
     sample_cameras,
     up_basis,
 )
+from unihpr.models.pose_normalization import bbox_from_keypoints
 
 
 def _motion(n=12, skeleton=HUMANOID15, seed=0, up=1):
@@ -86,7 +86,7 @@ def test_dataset_samples_follow_the_contract_and_keep_the_body_rigid():
     assert s["pose2d"].shape == (15, 2) and s["pose3d"].shape == (15, 3)
     assert s["pose2d"].dtype == torch.float32 and s["action"] == "b" and s["frame"] == 5
     torch.testing.assert_close(s["pose3d"][HUMANOID15.root], torch.zeros(3))
-    torch.testing.assert_close(s["bbox"], keypoint_bbox(s["pose2d"]))
+    torch.testing.assert_close(s["bbox"], bbox_from_keypoints(s["pose2d"]))
     # a camera is a rigid motion: every pairwise joint distance is kept
     world = motion[5].float()
     torch.testing.assert_close(torch.cdist(s["pose3d"], s["pose3d"]), torch.cdist(world, world),

@@ -43,6 +43,7 @@ from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import up_basis
+from unihpr.models.pose_normalization import bbox_from_keypoints
 
 __all__ = ["PoseAugmentation", "RandomFlip", "limb_roots", "recombine_limbs", "scale_bones"]
 
@@ -329,5 +330,5 @@ class RandomFlip(Dataset):
         p3d = sample["pose3d"][perm].clone()
         p3d[:, 0] = -p3d[:, 0]
         sample.update(image=image, pose2d=p2d, pose3d=p3d,
-                      bbox=torch.cat([p2d.amin(0), p2d.amax(0)]))  # fmt: skip
+                      bbox=bbox_from_keypoints(p2d))  # fmt: skip
         return sample

@@ -42,6 +42,7 @@ from unihpr._quiet import silence_c_output
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
+from unihpr.models.pose_normalization import bbox_from_keypoints
 
 __all__ = [
     "DEFAULT_TEST_CLIPS",
@@ -588,8 +589,8 @@ class HumanoidMocap(ArrayPoseDataset):
         self.arrays = _load_cache(self.path)
         self.arrays["silhouette_bbox"] = self.arrays["bbox"]
         if box == "keypoints":
-            p2d = self.arrays["pose2d"]
-            self.arrays["bbox"] = np.concatenate([p2d.min(1), p2d.max(1)], axis=-1)
+            p2d = torch.from_numpy(self.arrays["pose2d"])
+            self.arrays["bbox"] = bbox_from_keypoints(p2d).numpy()
         self.clips = sorted(set(self.arrays["clip"].tolist()))
         # The clip names the subject and the action of a sample.
         self.arrays["subject"] = self.arrays["action"] = self.arrays["clip"]

@@ -45,13 +45,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
+from unihpr.models.pose_normalization import bbox_from_keypoints
 
 __all__ = [
     "CameraDistribution",
     "VirtualCameraDataset",
     "VirtualCameras",
     "WithPoses",
-    "keypoint_bbox",
     "project_to_camera",
     "sample_cameras",
     "up_basis",
@@ -234,11 +234,6 @@ def project_to_camera(world: Tensor, cameras: VirtualCameras) -> tuple[Tensor, T
     return cam.to(world.dtype), uv.to(world.dtype)
 
 
-def keypoint_bbox(pose2d: Tensor) -> Tensor:
-    """Tight box (..., 4) x0, y0, x1, y1 around keypoints (..., J, 2)."""
-    return torch.cat([pose2d.amin(dim=-2), pose2d.amax(dim=-2)], dim=-1)
-
-
 class VirtualCameraDataset(Dataset):
     """World-frame motion seen through a fresh random camera at every access.
 
@@ -327,7 +322,7 @@ class VirtualCameraDataset(Dataset):
         cam, uv = project_to_camera(world, cams)
         pose3d = (cam - cam[:, root : root + 1]).float()
         pose2d = uv.float()
-        bbox = keypoint_bbox(pose2d)
+        bbox = bbox_from_keypoints(pose2d)
         return [
             {
                 "pose2d": pose2d[k],
