@@ -213,3 +213,4 @@ def test_virtual_cameras_train_the_pose_stages(tmp_path):
         losses = [h["loss"] for h in res.stages[name].history]
         assert len(losses) == 2 and all(np.isfinite(losses)), name
     assert (res.model_dir / "model.safetensors").is_file()
+    assert res.model.pose2d_encoder.validate  # input checks are back on after training

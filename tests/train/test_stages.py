@@ -382,3 +382,38 @@ def test_stage3_extra_pose_pairs_join_every_term_float64():
     # the extra pairs change the loss, and gradients reach the pose encoders through them
     without = stage({k: v for k, v in batch.items() if k != "poses"})[0]
     assert not torch.allclose(loss, without)
+
+
+@pytest.mark.parametrize("name", ["align2d3d", "finetune"])
+def test_a_quiet_step_of_the_real_model_makes_no_host_sync(tmp_path, name):
+    """The same with unihpr-tiny's encoders and decoders: their input checks are off too."""
+    from unihpr.models import create_model
+    from unihpr.ops._host_syncs import record_host_syncs
+
+    torch.manual_seed(0)
+    model = create_model("unihpr-tiny")
+    j = model.config.num_joints
+
+    def pairs(n):
+        return {"pose2d": torch.rand(n, j, 2) * 200 + 50, "pose3d": torch.randn(n, j, 3) * 0.3}
+
+    batch = pairs(8)
+    kw = {}
+    if name == "finetune":  # lifting fine-tuning with the normalised balance and extra pairs
+        batch["poses"] = pairs(8)
+        kw = {"modalities": ("pose2d", "pose3d"), "loss_balance": "normalized"}
+    cfg = _cfg(name, **{k: v for k, v in kw.items() if k == "loss_balance"})
+    stage = make_stage(model, cfg, **{k: v for k, v in kw.items() if k == "modalities"})
+    trainer = Trainer(stage, PoseImageSet(32), cfg, output_dir=tmp_path, progress=False)
+    with record_host_syncs() as first:
+        trainer.train_step(batch, diagnostics=True, validate=True)
+    assert first
+    encoder = model.pose2d_encoder
+    with record_host_syncs() as calls:
+        trainer.train_step(batch, diagnostics=False, validate=False)
+    assert calls == [] and not encoder.validate
+    bad = dict(batch, pose2d=batch["pose2d"].clone())
+    bad["pose2d"][0, 0, 0] = float("nan")
+    stage.configure_step(validate=True)  # what the loop does when a run ends
+    with pytest.raises(ValueError, match="pose2d has NaN"):
+        model.embed(bad, ("pose2d",))

@@ -63,7 +63,17 @@ class PoseEncoder(nn.Module):
         attend_to_masked: Keep invisible joints in the attention as mask tokens.
         readout: ``"cls"`` or ``"tokens"`` (see above).
         bbox_features: ``"shape"`` or ``"frame"`` (2D only; see above).
+
+    Attributes:
+        validate: Check the values of the inputs (finite visible joints,
+            ordered boxes) and raise a clear error; each check reads a tensor on
+            the host, a GPU sync. The training loop switches it off after the
+            first step of a run (``Stage.configure_step``) and back on at the
+            end; shapes and dtypes are always checked.
     """
+
+    #: See Attributes.
+    validate: bool = True
 
     def __init__(
         self,
@@ -168,13 +178,13 @@ class PoseEncoder(nn.Module):
         mask = check_mask(mask, batch, self.num_joints)
         if self.dims == 3 and bbox is not None:
             raise ValueError("bbox is only used for 2D poses; pass bbox=None for pose3d")
-        bbox = check_bbox(bbox, batch)
+        bbox = check_bbox(bbox, batch, values=self.validate)
         vis = (
             torch.ones(batch, self.num_joints, dtype=torch.bool, device=pose.device)
             if mask is None
             else mask
         )
-        if not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
+        if self.validate and not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
             raise ValueError(f"{name} has NaN or infinite coordinates at visible joints")
 
         if self.dims == 2:

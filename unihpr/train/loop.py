@@ -470,6 +470,9 @@ class Trainer:
                         break
         finally:
             bar.close()
+            configure = getattr(_unwrap(self.model), "configure_step", None)
+            if configure is not None:  # the trained model checks its inputs again
+                configure(diagnostics=True, validate=True)
         self.sync_buffers()
         return TrainResult(
             step=self.step,

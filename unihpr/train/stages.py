@@ -179,13 +179,15 @@ class Stage(nn.Module):
             diagnostics: Compute the criterion's diagnostics (cosines,
                 accuracies, λ1 means: read on the host, a GPU sync); the loop
                 asks for them on logging steps only.
-            validate: Let the criterion check its inputs' values (zero or
-                non-finite rows, index ranges: also host reads); the loop
-                validates the first step of a run and then switches it off.
+            validate: Let the criterion and the model's encoders check their
+                inputs' values (zero or non-finite rows, index ranges: also
+                host reads); the loop validates the first step of a run,
+                switches it off, and back on when the run ends.
         """
         self.diagnostics = bool(diagnostics)
-        if isinstance(getattr(self.criterion, "validate", None), bool):
-            self.criterion.validate = bool(validate)
+        for module in self.modules():  # the criterion and e.g. PoseEncoder
+            if module is not self and isinstance(getattr(module, "validate", None), bool):
+                module.validate = bool(validate)
 
     def contrastive(
         self, emb: dict[str, Tensor], generator: torch.Generator | None
