@@ -31,3 +31,62 @@ def pair_loss_reference(x, y, tau: float) -> torch.Tensor:
         col = torch.stack([x[j] @ y[i] for j in range(B)]) / tau
         total = total - torch.log_softmax(row, 0)[i] - torch.log_softmax(col, 0)[i]
     return total / (2 * B)
+
+
+def supcon_pair_reference(x, y, labels, tau: float) -> torch.Tensor:
+    """Symmetric InfoNCE with SupCon L_out positives, written term by term.
+
+    Per anchor i and direction: the mean over every p with labels[p] ==
+    labels[i] of −log softmax_j(s_ij / τ)[p].
+    """
+    x, y = F.normalize(x.double(), dim=1), F.normalize(y.double(), dim=1)
+    B = x.shape[0]
+    total = x.new_zeros(())
+    for i in range(B):
+        row = torch.log_softmax(torch.stack([x[i] @ y[j] for j in range(B)]) / tau, 0)
+        col = torch.log_softmax(torch.stack([x[j] @ y[i] for j in range(B)]) / tau, 0)
+        pos = [p for p in range(B) if int(labels[p]) == int(labels[i])]
+        total = total - sum(row[p] for p in pos) / len(pos) - sum(col[p] for p in pos) / len(pos)
+    return total / (2 * B)
+
+
+def supcon_triplet_reference(x1, x2, x3, triplets: TripletIndices, labels, tau: float):
+    """Triplet loss over given candidates (column 0 the positive) with label positives.
+
+    A candidate (i, j, k) of a row is a positive when its three labels equal
+    the label of the row's column-0 image sample; the row's loss is the mean
+    over positives of −log softmax.
+    """
+    lam = triplet_lambda_eigvalsh(x1, x2, x3, triplets) / tau
+    logp = torch.log_softmax(lam, dim=1)
+    total = lam.new_zeros(())
+    for r in range(lam.shape[0]):
+        own = int(labels[triplets.image[r, 0]])
+        pos = [n for n in range(lam.shape[1]) if all(int(labels[t[r, n]]) == own for t in triplets)]
+        total = total - sum(logp[r, n] for n in pos) / len(pos)
+    return total / lam.shape[0]
+
+
+def supcon_exact_triplet_reference(x1, x2, x3, labels, tau: float) -> torch.Tensor:
+    """Exact triplet loss by brute force over all B³ triplets, with label positives.
+
+    Anchor a's candidates: every (i, j, k) with a ∈ {i, j, k}; positives: the
+    candidates whose three labels equal labels[a].
+    """
+    x1, x2, x3 = (F.normalize(x.double(), dim=1) for x in (x1, x2, x3))
+    B = x1.shape[0]
+    terms = []
+    for a in range(B):
+        logits, pos = [], []
+        for i in range(B):
+            for j in range(B):
+                for k in range(B):
+                    if a not in (i, j, k):
+                        continue
+                    m = torch.stack([x1[i], x2[j], x3[k]])
+                    logits.append(torch.linalg.eigvalsh(m @ m.T)[-1] / tau)
+                    pos.append(all(int(labels[t]) == int(labels[a]) for t in (i, j, k)))
+        logp = torch.log_softmax(torch.stack(logits), 0)
+        chosen = [lp for lp, p in zip(logp, pos) if p]
+        terms.append(-sum(chosen) / len(chosen))
+    return torch.stack(terms).mean()

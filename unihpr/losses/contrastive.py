@@ -114,6 +114,7 @@ class ContrastiveLoss(nn.Module):
         pose3d: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
         return_diagnostics: bool = False,
     ) -> Tensor | tuple[Tensor, dict[str, float]]:
         """Loss for two or three ``(B, D)`` embedding sets.
@@ -123,10 +124,17 @@ class ContrastiveLoss(nn.Module):
             pose2d: ``(B, D)`` 2D-pose embeddings, or None.
             pose3d: ``(B, D)`` 3D-pose embeddings, or None.
             generator: Randomness of the negative sampler.
+            labels: ``(B,)`` integer labels: samples sharing a label are
+                positives of each other in every term, never negatives (see
+                [`PairInfoNCE`][] and [`TripletInfoNCE`][]). Right when the
+                target is the same for them (e.g. one frame seen by several
+                cameras with a view-invariant target); wrong for camera-frame
+                3D, where another view of a frame is a different target.
             return_diagnostics: Also return a dict of floats for logging:
                 ``cos/<m1>-<m2>`` mean positive cosine per pair (the curves of
                 the paper's Fig. 4), ``acc/<m1>-<m2>`` in-batch top-1
-                retrieval accuracy (both directions averaged),
+                retrieval accuracy (both directions averaged; with labels a
+                retrieved sample of the query's label counts as correct),
                 ``lambda/pos`` and ``lambda/neg`` mean triplet scores,
                 ``loss/pair``, ``loss/triplet``, ``tau/pair``, ``tau/triplet``.
 
@@ -140,12 +148,13 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(
                 f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
             )
-        prep = prepare(owner, given, gather=self.gather, validate=self.validate)
+        prep = prepare(owner, given, gather=self.gather, validate=self.validate, labels=labels)
         names = list(given)
         sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
         tau = self.pair_temperature()
         pair_terms = [
-            pair_info_nce(s, tau, anchors=prep.anchors, validate=False) for s in sims.values()
+            pair_info_nce(s, tau, anchors=prep.anchors, labels=prep.labels, validate=False)
+            for s in sims.values()
         ]
         loss_pair = torch.stack(pair_terms).sum()
         loss = loss_pair
@@ -158,24 +167,27 @@ class ContrastiveLoss(nn.Module):
                 sims[("pose2d", "pose3d")],
                 generator=generator,
                 anchors=prep.anchors,
+                labels=prep.labels,
                 validate=self.validate,
             )
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:
             return loss
-        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau)
+        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau, prep.labels)
 
     @torch.no_grad()
-    def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau) -> dict[str, float]:
+    def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau, labels) -> dict[str, float]:
         # Stacked and read in one transfer: one host synchronisation, not a dozen.
         info: dict[str, Tensor] = {"loss/pair": loss_pair, "tau/pair": tau}
         for (m1, m2), s in sims.items():
             target = torch.arange(s.shape[0], device=s.device)
+            if labels is None:
+                hit_row, hit_col = s.argmax(dim=1) == target, s.argmax(dim=0) == target
+            else:
+                hit_row = labels[s.argmax(dim=1)] == labels
+                hit_col = labels[s.argmax(dim=0)] == labels
             info[f"cos/{m1}-{m2}"] = s.diagonal().mean()
-            info[f"acc/{m1}-{m2}"] = 0.5 * (
-                (s.argmax(dim=1) == target).float().mean()
-                + (s.argmax(dim=0) == target).float().mean()
-            )
+            info[f"acc/{m1}-{m2}"] = 0.5 * (hit_row.float().mean() + hit_col.float().mean())
         if lam is not None:
             info["loss/triplet"] = loss_triplet
             info["tau/triplet"] = self.triplet.temperature()

@@ -130,8 +130,29 @@ def gather_embeddings(
     return GlobalBatch(gathered, rows, True)
 
 
+def pair_targets(rows: Tensor, labels: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """Cross-entropy targets of anchors ``rows`` against the whole batch.
+
+    Without labels the class index of each anchor (its own row); with
+    ``(B,)`` labels the ``(A, B)`` distribution that spreads each anchor's
+    target evenly over the samples sharing its label, so that the
+    cross-entropy is the mean over its positives p of −log softmax[p]
+    (SupCon's L_out).
+    """
+    if labels is None:
+        return rows
+    same = (labels[rows][:, None] == labels[None, :]).to(dtype)
+    return same / same.sum(dim=1, keepdim=True)
+
+
 def local_pair_info_nce(
-    x_to_y: Tensor, y_to_x: Tensor, rows: Tensor, tau: Tensor | float
+    x_to_y: Tensor,
+    y_to_x: Tensor,
+    rows: Tensor,
+    tau: Tensor | float,
+    *,
+    labels: Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Symmetric InfoNCE of the anchors ``rows`` against the whole batch.
 
@@ -141,9 +162,17 @@ def local_pair_info_nce(
         y_to_x: ``(A, B)`` cosines ``y_a · x_i`` (``S[:, rows].T``).
         rows: ``(A,)`` global indices of the anchors (their positives).
         tau: Temperature.
+        labels: ``(B,)`` labels of the global batch: every sample sharing an
+            anchor's label is one of its positives (see [`pair_targets`][]).
+        label_smoothing: ε of ``F.cross_entropy``: the target keeps weight
+            1 − ε and ε is spread over all B columns.
 
     Returns:
         Scalar: the mean of the x→y and y→x cross-entropies over the anchors.
         With all rows this equals [`unihpr.losses.pair_info_nce`][].
     """
-    return 0.5 * (F.cross_entropy(x_to_y / tau, rows) + F.cross_entropy(y_to_x / tau, rows))
+    target = pair_targets(rows, labels, x_to_y.dtype)
+    return 0.5 * (
+        F.cross_entropy(x_to_y / tau, target, label_smoothing=label_smoothing)
+        + F.cross_entropy(y_to_x / tau, target, label_smoothing=label_smoothing)
+    )

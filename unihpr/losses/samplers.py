@@ -12,6 +12,14 @@ three modalities (i, j, k) = (image, 2D pose, 3D pose). For anchor a the
 paper's candidate negatives are the tuples that share at least one embedding
 with the positive (a, …, a): B^K − (B − 1)^K − 1 of them, 3B² − 3B for K = 3.
 Every sampler returns, per anchor, candidates that never equal the positive.
+
+With ``labels`` (one integer per sample; samples that share one are the same
+thing, e.g. one frame seen by several cameras) a candidate whose K samples all
+carry the anchor's label is another positive, not a negative. The samplers
+then redraw such candidates, up to [`LABEL_REDRAWS`][unihpr.losses.samplers.LABEL_REDRAWS]
+times, a fixed number so that the GPU never waits for the host; one still
+left after that (only likely when most of the batch shares the anchor's label)
+is scored by the losses as a positive, never as a negative.
 """
 
 from __future__ import annotations
@@ -22,9 +30,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import check_device, check_generator, check_index, check_range
+from unihpr.ops._checks import (
+    check_device,
+    check_generator,
+    check_index,
+    check_labels,
+    check_range,
+)
 
 __all__ = [
+    "LABEL_REDRAWS",
     "SAMPLERS",
     "ShuffleTripletSampler",
     "SwapOneTripletSampler",
@@ -33,6 +48,19 @@ __all__ = [
     "UniformTripletSampler",
     "make_sampler",
 ]
+
+
+LABEL_REDRAWS = 8
+"""How many times the samplers redraw a candidate that shares the anchor's label."""
+
+
+def same_label_tuples(out: tuple[Tensor, ...], anchors: Tensor, labels: Tensor) -> Tensor:
+    """``(A, N)`` bool: the candidate's K samples all carry the anchor's label."""
+    own = labels[anchors.long()][:, None]
+    same = torch.ones_like(out[0], dtype=torch.bool)
+    for t in out:
+        same &= labels[t.long()] == own
+    return same
 
 
 class TripletIndices(NamedTuple):
@@ -84,6 +112,7 @@ class TripletSampler(ABC):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
+        labels: Tensor | None = None,
     ) -> TripletIndices:
         """Sample negative triplets (three modalities).
 
@@ -96,6 +125,8 @@ class TripletSampler(ABC):
                 else the CPU).
             dtype: ``torch.int64`` (default) or ``torch.int32`` (faster to
                 produce and to index with).
+            labels: ``(B,)`` integer labels; candidates made only of samples
+                with the anchor's label are redrawn (see the module notes).
 
         Returns:
             [`TripletIndices`][] of ``(A, N)`` integer tensors.
@@ -108,6 +139,7 @@ class TripletSampler(ABC):
             generator=generator,
             device=device,
             dtype=dtype,
+            labels=labels,
         )
         return TripletIndices(*out)
 
@@ -121,6 +153,7 @@ class TripletSampler(ABC):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
+        labels: Tensor | None = None,
     ) -> tuple[Tensor, ...]:
         """Sample negative K-modality tuples.
 
@@ -133,6 +166,9 @@ class TripletSampler(ABC):
             generator: Source of randomness.
             device: Device of the returned indices.
             dtype: ``torch.int64`` or ``torch.int32``.
+            labels: ``(B,)`` integer labels on ``device``; a candidate whose
+                samples all share the anchor's label is redrawn, up to
+                [`LABEL_REDRAWS`][unihpr.losses.samplers.LABEL_REDRAWS] times.
 
         Returns:
             K tensors of shape ``(A, N)``: entry m of tuple (r, n) is
@@ -163,7 +199,14 @@ class TripletSampler(ABC):
             device = device if device is not None else anchors.device
             anchors = anchors.to(device)
         self.check_modalities(num_modalities)
+        if labels is not None:
+            labels = check_labels(owner, labels, batch_size, device)
         out = self.sample(batch_size, num_modalities, n, anchors, generator, device)
+        if labels is not None:
+            for _ in range(LABEL_REDRAWS):
+                same = same_label_tuples(out, anchors, labels)
+                new = self.sample(batch_size, num_modalities, n, anchors, generator, device)
+                out = tuple(torch.where(same, b, a) for a, b in zip(out, new))
         return tuple(t.to(dtype) for t in out)
 
     def check_modalities(self, num_modalities: int) -> None:  # noqa: B027 (optional hook)

@@ -21,7 +21,13 @@ from torch import Tensor, nn
 from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_generator, check_index, check_positive_int, check_range
+from unihpr.ops._checks import (
+    check_generator,
+    check_index,
+    check_labels,
+    check_positive_int,
+    check_range,
+)
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
@@ -58,6 +64,7 @@ def triplet_info_nce(
     tau: Tensor | float,
     *,
     anchors: Tensor | None = None,
+    labels: Tensor | None = None,
     backend: str = "auto",
     validate: bool = True,
     compiled: bool | None = None,
@@ -74,6 +81,9 @@ def triplet_info_nce(
         tau: Temperature, a float or a 0-dim tensor (finite, > 0).
         anchors: ``(A,)`` anchor rows: the positive of row r is then
             ``(anchors[r],) * 3``. Saves materialising [`with_positives`][].
+        labels: ``(B,)`` integer labels: candidates whose three samples
+            share the anchor's label are positives too (see
+            [`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce]).
         backend: ``"auto"``, ``"torch"`` or ``"compile"`` (see
             [`unihpr.ops.backend`][]).
         validate: Check index ranges and a tensor τ's value (reads them on
@@ -103,7 +113,7 @@ def triplet_info_nce(
                 check_range("triplet_info_nce", name, t, s.shape[dim])
     i, j, k = triplets
     return sampled_triplet_info_nce(
-        s12, s13, s23, i, j, k, tau, anchors, backend=backend, validate=validate
+        s12, s13, s23, i, j, k, tau, anchors, labels=labels, backend=backend, validate=validate
     )
 
 
@@ -119,6 +129,14 @@ class TripletInfoNCE(nn.Module):
     λ1 is sign-blind (negating one embedding leaves it unchanged), so use it
     together with the pairwise InfoNCE ([`ContrastiveLoss`][]), as the
     paper does.
+
+    ``labels`` ``(B,)`` (a call argument): samples that share a label are the
+    same thing. A candidate triplet made only of samples with the anchor's
+    label is then a positive, never a negative: the samplers redraw such
+    candidates (see [`unihpr.losses.samplers`][]) and the anchor's loss is the
+    mean over its positives of −log softmax (SupCon's L_out over the
+    candidate set; in exact mode every same-label triplet sharing an
+    embedding with the anchor is a positive).
 
     Args:
         temperature: Fixed float τ or a [`LearnableTemperature`][].
@@ -148,6 +166,8 @@ class TripletInfoNCE(nn.Module):
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
         >>> x = [torch.randn(16, 64) for _ in range(3)]
         >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0))
+        >>> views = torch.arange(16) // 4  # four cameras per frame
+        >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0), labels=views)
     """
 
     def __init__(
@@ -192,18 +212,28 @@ class TripletInfoNCE(nn.Module):
         x_2d: Tensor,
         x_3d: Tensor,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors."""
+        """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors.
+
+        ``labels``: optional ``(B,)`` integer labels (see the class notes).
+        """
         check_generator("TripletInfoNCE", generator)
         prep = prepare(
             "TripletInfoNCE",
             {"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d},
             gather=self.gather,
             validate=self.validate,
+            labels=labels,
         )
         sims = similarities(prep.embeddings)
         loss, _ = self.from_similarities(
-            sims[0, 1], sims[0, 2], sims[1, 2], generator=generator, anchors=prep.anchors
+            sims[0, 1],
+            sims[0, 2],
+            sims[1, 2],
+            generator=generator,
+            anchors=prep.anchors,
+            labels=prep.labels,
         )
         return loss
 
@@ -215,6 +245,7 @@ class TripletInfoNCE(nn.Module):
         generator: torch.Generator | None = None,
         *,
         anchors: Tensor | None = None,
+        labels: Tensor | None = None,
         validate: bool | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Loss from precomputed ``(B, B)`` cosine matrices.
@@ -227,6 +258,7 @@ class TripletInfoNCE(nn.Module):
                 mode negatives are drawn for all B rows and the anchors' rows
                 kept, so a generator seeded alike on every rank reproduces
                 the single-process draw.
+            labels: ``(B,)`` integer labels of the rows (see the class notes).
             validate: Check index ranges and τ (default: the ``validate``
                 attribute).
 
@@ -246,6 +278,7 @@ class TripletInfoNCE(nn.Module):
                 tau,
                 anchors=anchors,
                 chunk_size=self.chunk_size,
+                labels=labels,
                 backend=self.backend,
                 validate=validate,
             )
@@ -257,8 +290,15 @@ class TripletInfoNCE(nn.Module):
                 check_range("TripletInfoNCE", "anchors", anchors, B)
         # int32 indices are faster to draw and to gather with, while they fit.
         dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
+        if labels is not None:
+            labels = check_labels("TripletInfoNCE", labels, B, s12.device)
         negatives = self.sampler(
-            B, self.num_negatives, generator=generator, device=s12.device, dtype=dtype
+            B,
+            self.num_negatives,
+            generator=generator,
+            device=s12.device,
+            dtype=dtype,
+            labels=labels,
         )
         if anchors is None:
             anchors = torch.arange(B, device=s12.device, dtype=dtype)
@@ -271,6 +311,7 @@ class TripletInfoNCE(nn.Module):
             negatives,
             tau,
             anchors=anchors.to(dtype),
+            labels=labels,
             backend=self.backend,
             validate=validate,
         )

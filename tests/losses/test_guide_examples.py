@@ -1,0 +1,34 @@
+"""The loss-feature examples of docs/guide/losses.md run and print what their comments say."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).parents[2] / "docs" / "guide" / "losses.md"
+SECTIONS = ["## Several positives per anchor: `labels=`"]
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end > 0 else None]
+
+
+@pytest.mark.skipif(not DOC.is_file(), reason="needs the repository's docs/")
+@pytest.mark.parametrize("heading", SECTIONS)
+def test_section_examples_print_their_comments(heading):
+    blocks = re.findall(r"```python\n(.*?)```", section(DOC.read_text(), heading), re.S)
+    assert blocks, heading
+    for block in blocks:
+        # every "# ..." line right after a print() is that print's output
+        expected = re.findall(r"^print\(.*\n# (.*)$", block, re.M)
+        assert expected, f"{heading}: an example without a checked print"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, str(DOC), "exec"), {})
+        assert out.getvalue().splitlines() == expected
