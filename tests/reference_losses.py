@@ -90,3 +90,17 @@ def supcon_exact_triplet_reference(x1, x2, x3, labels, tau: float) -> torch.Tens
         chosen = [lp for lp, p in zip(logp, pos) if p]
         terms.append(-sum(chosen) / len(chosen))
     return torch.stack(terms).mean()
+
+
+def siglip_reference(x, y, tau: float, bias: float, labels=None) -> torch.Tensor:
+    """−(1/B) Σ_i Σ_j log σ(z_ij (s_ij/τ + b)), term by term (open_clip's SigLipLoss)."""
+    x, y = F.normalize(x.double(), dim=1), F.normalize(y.double(), dim=1)
+    B = x.shape[0]
+    total = x.new_zeros(())
+    for i in range(B):
+        for j in range(B):
+            same = i == j if labels is None else int(labels[i]) == int(labels[j])
+            z = 1.0 if same else -1.0
+            logit = (x[i] @ y[j]) / tau + bias
+            total = total - torch.log(1 / (1 + torch.exp(-z * logit)))
+    return total / B

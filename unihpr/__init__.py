@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "ShuffleTripletSampler": "unihpr.losses",
     "SwapOneTripletSampler": "unihpr.losses",
     "MultimodalInfoNCE": "unihpr.losses",
+    "SigLIPLoss": "unihpr.losses",
     # models
     "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 DOC = Path(__file__).parents[2] / "docs" / "guide" / "losses.md"
-SECTIONS = ["## Several positives per anchor: `labels=`"]
+SECTIONS = [
+    "## Several positives per anchor: `labels=`",
+    "## Sigmoid pair loss: `SigLIPLoss`",
+]
 
 
 def section(text: str, heading: str) -> str:

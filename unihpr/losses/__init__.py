@@ -1,10 +1,11 @@
-"""Contrastive losses: pairwise InfoNCE, the singular-value Triplet-InfoNCE, samplers."""
+"""Contrastive losses: pairwise InfoNCE, the singular-value Triplet-InfoNCE, SigLIP, samplers."""
 
 from unihpr.losses.contrastive import ContrastiveLoss
 from unihpr.losses.distributed import all_gather_with_grad, gather_embeddings, local_pair_info_nce
 from unihpr.losses.multimodal import MultimodalInfoNCE, gram_scores, sample_tuples
 from unihpr.losses.pair import PairInfoNCE, pair_info_nce
 from unihpr.losses.samplers import (
+    LABEL_REDRAWS,
     SAMPLERS,
     ShuffleTripletSampler,
     SwapOneTripletSampler,
@@ -13,16 +14,19 @@ from unihpr.losses.samplers import (
     UniformTripletSampler,
     make_sampler,
 )
+from unihpr.losses.siglip import SigLIPLoss, siglip_loss
 from unihpr.losses.temperature import LearnableTemperature
 from unihpr.losses.triplet import TripletInfoNCE, triplet_info_nce, with_positives
 
 __all__ = [
+    "LABEL_REDRAWS",
     "SAMPLERS",
     "ContrastiveLoss",
     "LearnableTemperature",
     "MultimodalInfoNCE",
     "PairInfoNCE",
     "ShuffleTripletSampler",
+    "SigLIPLoss",
     "SwapOneTripletSampler",
     "TripletIndices",
     "TripletInfoNCE",
@@ -35,6 +39,7 @@ __all__ = [
     "make_sampler",
     "pair_info_nce",
     "sample_tuples",
+    "siglip_loss",
     "triplet_info_nce",
     "with_positives",
 ]
