@@ -104,3 +104,26 @@ def siglip_reference(x, y, tau: float, bias: float, labels=None) -> torch.Tensor
             logit = (x[i] @ y[j]) / tau + bias
             total = total - torch.log(1 / (1 + torch.exp(-z * logit)))
     return total / B
+
+
+def gram_loss_reference(xs, tau: float, label_smoothing: float) -> torch.Tensor:
+    """GRAM's objective, written per entry: explicit K×D stacks and torch.linalg.det.
+
+    L_ij = −sqrt(det(M Mᵀ))/τ for M = (x⁰_i, x¹_j, …, x^{K−1}_j); the loss is
+    ½ (CE(L, diag) + CE(Lᵀ, diag)), each with label smoothing ε spread over B.
+    """
+    xs = [F.normalize(x.double(), dim=1) for x in xs]
+    B = xs[0].shape[0]
+    L = xs[0].new_zeros(B, B)
+    for i in range(B):
+        for j in range(B):
+            M = torch.stack([xs[0][i], *(x[j] for x in xs[1:])])
+            L[i, j] = -torch.sqrt(torch.linalg.det(M @ M.T)) / tau
+
+    def ce(logits):
+        logp = torch.log_softmax(logits, dim=1)
+        eps = label_smoothing
+        per_row = [-(1 - eps) * logp[r, r] - eps / B * logp[r].sum() for r in range(B)]
+        return torch.stack(per_row).mean()
+
+    return 0.5 * (ce(L) + ce(L.T))

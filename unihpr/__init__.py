@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "SwapOneTripletSampler": "unihpr.losses",
     "MultimodalInfoNCE": "unihpr.losses",
     "SigLIPLoss": "unihpr.losses",
+    "GRAMLoss": "unihpr.losses",
     # models
     "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",

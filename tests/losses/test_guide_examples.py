@@ -13,6 +13,7 @@ DOC = Path(__file__).parents[2] / "docs" / "guide" / "losses.md"
 SECTIONS = [
     "## Several positives per anchor: `labels=`",
     "## Sigmoid pair loss: `SigLIPLoss`",
+    "## GRAM's objective: `GRAMLoss`",
 ]
 
 

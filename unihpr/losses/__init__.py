@@ -1,7 +1,8 @@
-"""Contrastive losses: pairwise InfoNCE, the singular-value Triplet-InfoNCE, SigLIP, samplers."""
+"""Contrastive losses: pairwise InfoNCE, the singular-value Triplet-InfoNCE, SigLIP, GRAM, samplers."""
 
 from unihpr.losses.contrastive import ContrastiveLoss
 from unihpr.losses.distributed import all_gather_with_grad, gather_embeddings, local_pair_info_nce
+from unihpr.losses.gram_loss import GRAMLoss, anchor_tuple_volumes
 from unihpr.losses.multimodal import MultimodalInfoNCE, gram_scores, sample_tuples
 from unihpr.losses.pair import PairInfoNCE, pair_info_nce
 from unihpr.losses.samplers import (
@@ -22,6 +23,7 @@ __all__ = [
     "LABEL_REDRAWS",
     "SAMPLERS",
     "ContrastiveLoss",
+    "GRAMLoss",
     "LearnableTemperature",
     "MultimodalInfoNCE",
     "PairInfoNCE",
@@ -33,6 +35,7 @@ __all__ = [
     "TripletSampler",
     "UniformTripletSampler",
     "all_gather_with_grad",
+    "anchor_tuple_volumes",
     "gather_embeddings",
     "gram_scores",
     "local_pair_info_nce",
