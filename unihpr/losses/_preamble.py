@@ -69,6 +69,7 @@ def prepare(
     gather: bool,
     validate: bool,
     labels: Tensor | None = None,
+    distributed: str = "local",
 ) -> Prepared:
     """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
 
@@ -82,6 +83,9 @@ def prepare(
             shapes, dtypes and devices are always checked.
         labels: Optional ``(B,)`` integer labels, one per row (checked, and
             gathered with the embeddings).
+        distributed: ``"local"`` (this rank's rows are the anchors) or
+            ``"global"`` (every row is; only this rank's rows carry gradient),
+            see [`unihpr.losses.distributed`][].
 
     Returns:
         A [`Prepared`][unihpr.losses._preamble.Prepared].
@@ -129,12 +133,13 @@ def prepare(
                     "embeddings must be finite and non-zero"
                 )
     xs = [normalize_rows(x.to(dtype)) for x in named.values()]
+    sets = xs if labels is None else [*xs, labels]
+    batch = gather_embeddings(sets, gather, validate=validate, distributed=distributed)
+    anchors = batch.rows if batch.distributed and distributed == "local" else None
     if labels is None:
-        batch = gather_embeddings(xs, gather, validate=validate)
-        return Prepared(batch.tensors, batch.rows if batch.distributed else None)
-    batch = gather_embeddings([*xs, labels], gather, validate=validate)
+        return Prepared(batch.tensors, anchors)
     *xs, labels = batch.tensors
-    return Prepared(xs, batch.rows if batch.distributed else None, labels)
+    return Prepared(xs, anchors, labels)
 
 
 def similarities(xs: list[Tensor]) -> dict[tuple[int, int], Tensor]:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.distributed import check_distributed
 from unihpr.losses.pair import pair_info_nce
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
@@ -46,6 +47,12 @@ class ContrastiveLoss(nn.Module):
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
             as anchors; False keeps everything local.
+        distributed: ``"local"`` (default: each rank's loss covers its own
+            anchors; after DDP the gradients equal one process on the
+            concatenated batch) or ``"global"`` (open_clip's default: every
+            rank computes the whole global loss, other ranks' embeddings as
+            constants, so after DDP the networks' gradients are 1/W of
+            that); see [`unihpr.losses.distributed`][].
         backend: Implementation of the triplet term: ``"auto"``,
             ``"torch"``, ``"triton"`` (exact mode) or ``"compile"`` (sampled
             mode); see [`unihpr.ops.backend`][].
@@ -76,6 +83,7 @@ class ContrastiveLoss(nn.Module):
         backend: str = "auto",
         validate: bool = True,
         compile: bool | None = None,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         if (
@@ -101,10 +109,12 @@ class ContrastiveLoss(nn.Module):
             negatives=negatives,
             chunk_size=chunk_size,
             gather=gather,
+            distributed=distributed,
             backend=deprecated_compile("ContrastiveLoss", compile, backend),
             validate=validate,
         )
         self.gather = bool(gather)
+        self.distributed = check_distributed("ContrastiveLoss", distributed)
         self.validate = bool(validate)
 
     def forward(
@@ -148,7 +158,14 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(
                 f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
             )
-        prep = prepare(owner, given, gather=self.gather, validate=self.validate, labels=labels)
+        prep = prepare(
+            owner,
+            given,
+            gather=self.gather,
+            distributed=self.distributed,
+            validate=self.validate,
+            labels=labels,
+        )
         names = list(given)
         sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
         tau = self.pair_temperature()

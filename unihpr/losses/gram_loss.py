@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import local_pair_info_nce
+from unihpr.losses.distributed import check_distributed, local_pair_info_nce
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import check_label_smoothing
 from unihpr.ops.gram import gram_volume
@@ -80,6 +80,12 @@ class GRAMLoss(nn.Module):
             rank scores its own anchors against the global batch and the
             global anchors against its own tuples (see
             [`unihpr.losses.distributed`][]); False keeps everything local.
+        distributed: ``"local"`` (default: each rank's loss covers its own
+            anchors; after DDP the gradients equal one process on the
+            concatenated batch) or ``"global"`` (open_clip's default: every
+            rank computes the whole global loss, other ranks' embeddings as
+            constants, so after DDP the networks' gradients are 1/W of
+            that); see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows (a host synchronisation).
 
     Examples:
@@ -94,12 +100,14 @@ class GRAMLoss(nn.Module):
         label_smoothing: float = 0.1,
         gather: bool = True,
         validate: bool = True,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         owner = "GRAMLoss"
         self.temperature = as_temperature(temperature, owner=owner)
         self.label_smoothing = check_label_smoothing(owner, label_smoothing)
         self.gather = bool(gather)
+        self.distributed = check_distributed("GRAMLoss", distributed)
         self.validate = bool(validate)
 
     def forward(self, *embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -113,7 +121,14 @@ class GRAMLoss(nn.Module):
         if len(embeddings) < 2:
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
         named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
-        prep = prepare(owner, named, gather=self.gather, validate=self.validate, labels=labels)
+        prep = prepare(
+            owner,
+            named,
+            gather=self.gather,
+            distributed=self.distributed,
+            validate=self.validate,
+            labels=labels,
+        )
         xs = prep.embeddings
         work = torch.promote_types(xs[0].dtype, torch.float32)
         xs = [x.to(work) for x in xs]

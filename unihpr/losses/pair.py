@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import local_pair_info_nce
+from unihpr.losses.distributed import check_distributed, local_pair_info_nce
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import (
     check_index,
@@ -87,6 +87,12 @@ class PairInfoNCE(nn.Module):
         gather: When torch.distributed is initialised with world size > 1,
             use the global batch for negatives (see
             [`unihpr.losses.distributed`][]); False keeps them local.
+        distributed: ``"local"`` (default: each rank's loss covers its own
+            anchors; after DDP the gradients equal one process on the
+            concatenated batch) or ``"global"`` (open_clip's default: every
+            rank computes the whole global loss, other ranks' embeddings as
+            constants, so after DDP the networks' gradients are 1/W of
+            that); see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows, which reads the data on the
             host (a GPU synchronisation per call); can be switched off after
             the first step (attribute ``validate``).
@@ -109,10 +115,12 @@ class PairInfoNCE(nn.Module):
         gather: bool = True,
         validate: bool = True,
         label_smoothing: float = 0.0,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         self.temperature = as_temperature(temperature, owner="PairInfoNCE")
         self.gather = bool(gather)
+        self.distributed = check_distributed("PairInfoNCE", distributed)
         self.validate = bool(validate)
         self.label_smoothing = check_label_smoothing("PairInfoNCE", label_smoothing)
 
@@ -126,6 +134,7 @@ class PairInfoNCE(nn.Module):
             "PairInfoNCE",
             {"x": x, "y": y},
             gather=self.gather,
+            distributed=self.distributed,
             validate=self.validate,
             labels=labels,
         )

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare
+from unihpr.losses.distributed import check_distributed
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import check_index, check_labels, check_range, check_tau, check_tensor
 
@@ -125,6 +126,12 @@ class SigLIPLoss(nn.Module):
             the global batch as columns (each rank sums the terms of its own
             rows, divided by its local batch, as open_clip does); False keeps
             everything local.
+        distributed: ``"local"`` (default: each rank's loss covers its own
+            anchors; after DDP the gradients equal one process on the
+            concatenated batch) or ``"global"`` (open_clip's default: every
+            rank computes the whole global loss, other ranks' embeddings as
+            constants, so after DDP the networks' gradients are 1/W of
+            that); see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows (a host synchronisation).
 
     Examples:
@@ -139,6 +146,7 @@ class SigLIPLoss(nn.Module):
         bias: float | Tensor = -10.0,
         gather: bool = True,
         validate: bool = True,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         owner = "SigLIPLoss"
@@ -150,6 +158,7 @@ class SigLIPLoss(nn.Module):
             # Fixed: a float64 buffer, exact for float64 inputs.
             self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float64))
         self.gather = bool(gather)
+        self.distributed = check_distributed("SigLIPLoss", distributed)
         self.validate = bool(validate)
 
     def forward(self, x: Tensor, y: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -162,6 +171,7 @@ class SigLIPLoss(nn.Module):
             "SigLIPLoss",
             {"x": x, "y": y},
             gather=self.gather,
+            distributed=self.distributed,
             validate=self.validate,
             labels=labels,
         )

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.distributed import check_distributed
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import (
@@ -154,6 +155,12 @@ class TripletInfoNCE(nn.Module):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
+        distributed: ``"local"`` (default: each rank's loss covers its own
+            anchors; after DDP the gradients equal one process on the
+            concatenated batch) or ``"global"`` (open_clip's default: every
+            rank computes the whole global loss, other ranks' embeddings as
+            constants, so after DDP the networks' gradients are 1/W of
+            that); see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, ``"triton"`` (exact mode) or
             ``"compile"`` (sampled mode); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows, index
@@ -181,6 +188,7 @@ class TripletInfoNCE(nn.Module):
         backend: str = "auto",
         validate: bool = True,
         compile: bool | None = None,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         owner = "TripletInfoNCE"
@@ -200,6 +208,7 @@ class TripletInfoNCE(nn.Module):
         self.negatives = negatives
         self.chunk_size = chunk_size
         self.gather = bool(gather)
+        self.distributed = check_distributed("TripletInfoNCE", distributed)
         self.backend = backend
         self.validate = bool(validate)
         self.temperature = as_temperature(temperature, owner=owner)
@@ -223,6 +232,7 @@ class TripletInfoNCE(nn.Module):
             "TripletInfoNCE",
             {"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d},
             gather=self.gather,
+            distributed=self.distributed,
             validate=self.validate,
             labels=labels,
         )
