@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "MultimodalInfoNCE": "unihpr.losses",
     "SigLIPLoss": "unihpr.losses",
     "GRAMLoss": "unihpr.losses",
+    "EmbeddingQueue": "unihpr.losses",
     # models
     "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",

@@ -53,6 +53,7 @@ def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tu
 
     from unihpr.losses import (
         ContrastiveLoss,
+        EmbeddingQueue,
         GRAMLoss,
         LearnableTemperature,
         MultimodalInfoNCE,
@@ -84,6 +85,11 @@ def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tu
     if name == "siglip":
         bias = tnn.Parameter(torch.tensor(-2.0, dtype=torch.float64))
         return SigLIPLoss(temp(0.3), bias, **opts), 2
+    if name == "pair-queue":
+        return PairInfoNCE(temp(0.1), queue=EmbeddingQueue(12), **opts), 2
+    if name == "contrastive-queue":
+        queue = EmbeddingQueue(12)
+        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", queue=queue, **opts), 3
     if name == "gram":
         return GRAMLoss(temp(0.1), 0.1, **opts), 3
     raise ValueError(name)
@@ -98,6 +104,10 @@ def run_case(name, state, inputs, seed, gather=True, distributed="local", labels
     generator = torch.Generator().manual_seed(seed)
     if name not in LABELLED:
         labels = None
+    if name.endswith("-queue"):
+        # An earlier step fills the queue (rows transformed alike on every rank).
+        with torch.no_grad():
+            wrapped([x.roll(1, dims=1) for x in inputs[:k]], generator=generator)
     loss = wrapped(inputs[:k], generator=generator, labels=labels)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}

@@ -29,6 +29,8 @@ CASES = [
     "pair-labels",
     "contrastive-labels",
     "triplet-all-labels",
+    "pair-queue",
+    "contrastive-queue",
 ]
 LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # duplicates within and across the two ranks
 
@@ -116,7 +118,17 @@ def test_distributed_mode_is_checked():
 
 @pytest.mark.distributed
 @pytest.mark.parametrize(
-    "name", ["pair", "triplet-all", "contrastive-all", "multimodal-volume", "siglip", "gram"]
+    "name",
+    [
+        "pair",
+        "triplet-all",
+        "contrastive-all",
+        "multimodal-volume",
+        "siglip",
+        "gram",
+        "pair-queue",
+        "contrastive-queue",
+    ],
 )
 def test_gather_false_keeps_negatives_local(two_rank_run, name):
     worker, state, inputs, ranks = two_rank_run

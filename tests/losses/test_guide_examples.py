@@ -14,6 +14,7 @@ SECTIONS = [
     "## Several positives per anchor: `labels=`",
     "## Sigmoid pair loss: `SigLIPLoss`",
     "## GRAM's objective: `GRAMLoss`",
+    "## More negatives than the batch: `EmbeddingQueue`",
 ]
 
 
@@ -29,8 +30,12 @@ def test_section_examples_print_their_comments(heading):
     blocks = re.findall(r"```python\n(.*?)```", section(DOC.read_text(), heading), re.S)
     assert blocks, heading
     for block in blocks:
-        # every "# ..." line right after a print() is that print's output
-        expected = re.findall(r"^print\(.*\n# (.*)$", block, re.M)
+        # the "# ..." lines right after a print() are that print's output
+        expected = [
+            line[2:]
+            for lines in re.findall(r"^ *print\(.*\n((?:# .*\n?)+)", block, re.M)
+            for line in lines.splitlines()
+        ]
         assert expected, f"{heading}: an example without a checked print"
         out = io.StringIO()
         with contextlib.redirect_stdout(out):

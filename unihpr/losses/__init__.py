@@ -5,6 +5,7 @@ from unihpr.losses.distributed import all_gather_with_grad, gather_embeddings, l
 from unihpr.losses.gram_loss import GRAMLoss, anchor_tuple_volumes
 from unihpr.losses.multimodal import MultimodalInfoNCE, gram_scores, sample_tuples
 from unihpr.losses.pair import PairInfoNCE, pair_info_nce
+from unihpr.losses.queue import EmbeddingQueue
 from unihpr.losses.samplers import (
     LABEL_REDRAWS,
     SAMPLERS,
@@ -23,6 +24,7 @@ __all__ = [
     "LABEL_REDRAWS",
     "SAMPLERS",
     "ContrastiveLoss",
+    "EmbeddingQueue",
     "GRAMLoss",
     "LearnableTemperature",
     "MultimodalInfoNCE",

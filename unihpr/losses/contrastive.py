@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.distributed import check_distributed
 from unihpr.losses.pair import pair_info_nce
+from unihpr.losses.queue import EmbeddingQueue, check_queue
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.losses.triplet import TripletInfoNCE, deprecated_compile
@@ -62,6 +63,9 @@ class ContrastiveLoss(nn.Module):
             attribute to False. Types, shapes, dtypes and devices are always
             checked.
         compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
+            embeddings, extra negatives of every term (gradients only through
+            the current batch; pushed after each call in training mode).
 
     Examples:
         >>> loss_fn = ContrastiveLoss(alpha=1.0)
@@ -84,6 +88,7 @@ class ContrastiveLoss(nn.Module):
         validate: bool = True,
         compile: bool | None = None,
         distributed: str = "local",
+        queue: EmbeddingQueue | None = None,
     ) -> None:
         super().__init__()
         if (
@@ -115,6 +120,7 @@ class ContrastiveLoss(nn.Module):
         )
         self.gather = bool(gather)
         self.distributed = check_distributed("ContrastiveLoss", distributed)
+        self.queue = check_queue(owner, queue)
         self.validate = bool(validate)
 
     def forward(
@@ -166,6 +172,12 @@ class ContrastiveLoss(nn.Module):
             validate=self.validate,
             labels=labels,
         )
+        batch_size = prep.embeddings[0].shape[0]
+        if self.queue is not None:
+            batch = prep
+            prep = self.queue.extend(owner, batch)
+            if self.training:
+                self.queue.push(batch)
         names = list(given)
         sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
         tau = self.pair_temperature()
@@ -190,7 +202,10 @@ class ContrastiveLoss(nn.Module):
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:
             return loss
-        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau, prep.labels)
+        # Diagnostics of the current batch (not of the queue).
+        sims = {key: s[:batch_size, :batch_size] for key, s in sims.items()}
+        labels = None if prep.labels is None else prep.labels[:batch_size]
+        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau, labels)
 
     @torch.no_grad()
     def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau, labels) -> dict[str, float]:

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare
 from unihpr.losses.distributed import check_distributed, local_pair_info_nce
+from unihpr.losses.queue import EmbeddingQueue, check_queue
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import (
     check_index,
@@ -98,6 +99,10 @@ class PairInfoNCE(nn.Module):
             the first step (attribute ``validate``).
         label_smoothing: ε in [0, 1) of both cross-entropies (as in
             ``F.cross_entropy``; GRAM trains with 0.1).
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
+            embeddings, extra negatives of both directions (gradients only
+            through the current batch; the batch is pushed after each call
+            in training mode).
 
     Several positives per anchor: pass ``labels`` to ``forward`` (see
     [`pair_info_nce`][unihpr.losses.pair_info_nce]).
@@ -116,6 +121,7 @@ class PairInfoNCE(nn.Module):
         validate: bool = True,
         label_smoothing: float = 0.0,
         distributed: str = "local",
+        queue: EmbeddingQueue | None = None,
     ) -> None:
         super().__init__()
         self.temperature = as_temperature(temperature, owner="PairInfoNCE")
@@ -123,6 +129,7 @@ class PairInfoNCE(nn.Module):
         self.distributed = check_distributed("PairInfoNCE", distributed)
         self.validate = bool(validate)
         self.label_smoothing = check_label_smoothing("PairInfoNCE", label_smoothing)
+        self.queue = check_queue("PairInfoNCE", queue)
 
     def forward(self, x: Tensor, y: Tensor, labels: Tensor | None = None) -> Tensor:
         """Loss for ``x`` ``(B, D)`` and ``y`` ``(B, D)``; returns a scalar.
@@ -138,6 +145,11 @@ class PairInfoNCE(nn.Module):
             validate=self.validate,
             labels=labels,
         )
+        batch = prep
+        if self.queue is not None:
+            prep = self.queue.extend("PairInfoNCE", batch)
+            if self.training:
+                self.queue.push(batch)
         xg, yg = prep.embeddings
         tau = self.temperature()
         opts = {"labels": prep.labels, "label_smoothing": self.label_smoothing}

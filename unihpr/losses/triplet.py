@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
 from unihpr.losses.distributed import check_distributed
+from unihpr.losses.queue import EmbeddingQueue, check_queue
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import (
@@ -168,6 +169,9 @@ class TripletInfoNCE(nn.Module):
             the attribute can be switched off once the inputs are known good.
             Types, shapes, dtypes and devices are always checked.
         compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue]: the
+            candidates of each anchor range over the current and the queued
+            samples (gradients only through the current batch).
 
     Examples:
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
@@ -189,6 +193,7 @@ class TripletInfoNCE(nn.Module):
         validate: bool = True,
         compile: bool | None = None,
         distributed: str = "local",
+        queue: EmbeddingQueue | None = None,
     ) -> None:
         super().__init__()
         owner = "TripletInfoNCE"
@@ -209,6 +214,7 @@ class TripletInfoNCE(nn.Module):
         self.chunk_size = chunk_size
         self.gather = bool(gather)
         self.distributed = check_distributed("TripletInfoNCE", distributed)
+        self.queue = check_queue(owner, queue)
         self.backend = backend
         self.validate = bool(validate)
         self.temperature = as_temperature(temperature, owner=owner)
@@ -236,6 +242,11 @@ class TripletInfoNCE(nn.Module):
             validate=self.validate,
             labels=labels,
         )
+        if self.queue is not None:
+            batch = prep
+            prep = self.queue.extend("TripletInfoNCE", batch)
+            if self.training:
+                self.queue.push(batch)
         sims = similarities(prep.embeddings)
         loss, _ = self.from_similarities(
             sims[0, 1],
