@@ -127,3 +127,31 @@ def gram_loss_reference(xs, tau: float, label_smoothing: float) -> torch.Tensor:
         return torch.stack(per_row).mean()
 
     return 0.5 * (ce(L) + ce(L.T))
+
+
+def plane_triplet_reference(x1, x2, x3, tau: float, labels=None) -> torch.Tensor:
+    """Symile-style per-plane loss by brute force over all B³ triplets.
+
+    For anchor a and modality m: the softmax over the B² triplets with t_m = a;
+    positives (a, a, a), or with labels every such triplet whose three labels
+    equal labels[a]; the anchor's loss is the mean over the three planes.
+    """
+    xs = [F.normalize(x.double(), dim=1) for x in (x1, x2, x3)]
+    B = xs[0].shape[0]
+    idx = torch.cartesian_prod(*(torch.arange(B),) * 3)  # (B³, 3)
+    m_ = torch.stack([xs[m][idx[:, m]] for m in range(3)], dim=1)
+    lam = torch.linalg.eigvalsh(m_ @ m_.transpose(1, 2))[:, -1] / tau
+    terms = []
+    for a in range(B):
+        per_plane = []
+        for m in range(3):
+            inside = idx[:, m] == a
+            logp = torch.log_softmax(lam[inside], 0)
+            cand = idx[inside]
+            if labels is None:
+                pos = (cand == a).all(dim=1)
+            else:
+                pos = (labels[cand] == labels[a]).all(dim=1)
+            per_plane.append(-logp[pos].mean())
+        terms.append(torch.stack(per_plane).mean())
+    return torch.stack(terms).mean()

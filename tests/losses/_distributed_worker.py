@@ -85,6 +85,10 @@ def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tu
     if name == "siglip":
         bias = tnn.Parameter(torch.tensor(-2.0, dtype=torch.float64))
         return SigLIPLoss(temp(0.3), bias, **opts), 2
+    if name == "triplet-planes":
+        return TripletInfoNCE(temp(0.2), negatives="planes", chunk_size=2, **opts), 3
+    if name == "triplet-each":
+        return TripletInfoNCE(temp(0.2), num_negatives=5, anchor_modalities="each", **opts), 3
     if name == "pair-queue":
         return PairInfoNCE(temp(0.1), queue=EmbeddingQueue(12), **opts), 2
     if name == "contrastive-queue":

@@ -31,6 +31,8 @@ CASES = [
     "triplet-all-labels",
     "pair-queue",
     "contrastive-queue",
+    "triplet-planes",
+    "triplet-each",
 ]
 LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # duplicates within and across the two ranks
 

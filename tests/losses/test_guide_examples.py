@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).parents[2] / "docs" / "guide" / "losses.md"
+GUIDE = Path(__file__).parents[2] / "docs" / "guide"
+DOC = GUIDE / "losses.md"
 SECTIONS = [
     "## Several positives per anchor: `labels=`",
     "## Sigmoid pair loss: `SigLIPLoss`",
@@ -25,9 +26,13 @@ def section(text: str, heading: str) -> str:
 
 
 @pytest.mark.skipif(not DOC.is_file(), reason="needs the repository's docs/")
-@pytest.mark.parametrize("heading", SECTIONS)
-def test_section_examples_print_their_comments(heading):
-    blocks = re.findall(r"```python\n(.*?)```", section(DOC.read_text(), heading), re.S)
+@pytest.mark.parametrize(
+    ("page", "heading"),
+    [("losses.md", h) for h in SECTIONS] + [("negatives.md", "## Symile-style options")],
+)
+def test_section_examples_print_their_comments(page, heading):
+    text = (GUIDE / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", section(text, heading), re.S)
     assert blocks, heading
     for block in blocks:
         # the "# ..." lines right after a print() are that print's output

@@ -42,8 +42,9 @@ class ContrastiveLoss(nn.Module):
         sampler: Negative-triplet sampler (default uniform).
         num_negatives: Negatives per anchor for the triplet term (default B−1).
         use_triplet: False gives the "L_pair only" ablation.
-        negatives: Triplet negatives, ``"sampled"`` or ``"all"`` (exact;
-            see [`TripletInfoNCE`][]).
+        negatives: Triplet negatives, ``"sampled"``, ``"all"`` (exact) or
+            ``"planes"`` (Symile's per-anchor-modality exact negatives); see
+            [`TripletInfoNCE`][].
         chunk_size: Block size of the exact triplet mode.
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
@@ -63,6 +64,9 @@ class ContrastiveLoss(nn.Module):
             attribute to False. Types, shapes, dtypes and devices are always
             checked.
         compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+        anchor_modalities: ``"any"`` or ``"each"`` (Symile's average of one
+            cross-entropy per anchor modality) for the sampled triplet term;
+            see [`TripletInfoNCE`][].
         queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
             embeddings, extra negatives of every term (gradients only through
             the current batch; pushed after each call in training mode).
@@ -89,6 +93,7 @@ class ContrastiveLoss(nn.Module):
         compile: bool | None = None,
         distributed: str = "local",
         queue: EmbeddingQueue | None = None,
+        anchor_modalities: str = "any",
     ) -> None:
         super().__init__()
         if (
@@ -115,6 +120,7 @@ class ContrastiveLoss(nn.Module):
             chunk_size=chunk_size,
             gather=gather,
             distributed=distributed,
+            anchor_modalities=anchor_modalities,
             backend=deprecated_compile("ContrastiveLoss", compile, backend),
             validate=validate,
         )

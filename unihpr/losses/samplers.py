@@ -63,6 +63,27 @@ def same_label_tuples(out: tuple[Tensor, ...], anchors: Tensor, labels: Tensor) 
     return same
 
 
+def _check_anchor_modality(owner: str, anchor_modality: object) -> int | None:
+    if anchor_modality is not None and (
+        isinstance(anchor_modality, bool)
+        or not isinstance(anchor_modality, int)
+        or anchor_modality < 0
+    ):
+        raise ValueError(
+            f"{owner}: anchor_modality must be a modality index >= 0 or None, "
+            f"got {anchor_modality!r}"
+        )
+    return anchor_modality
+
+
+def _check_fits(owner: str, anchor_modality: int | None, num_modalities: int) -> None:
+    if anchor_modality is not None and anchor_modality >= num_modalities:
+        raise ValueError(
+            f"{owner}: anchor_modality={anchor_modality} needs more than "
+            f"{num_modalities} modalities"
+        )
+
+
 class TripletIndices(NamedTuple):
     """Indices of triplets, one row per anchor.
 
@@ -212,6 +233,22 @@ class TripletSampler(ABC):
     def check_modalities(self, num_modalities: int) -> None:  # noqa: B027 (optional hook)
         """Raise ``ValueError`` if this sampler cannot serve ``num_modalities``."""
 
+    def for_anchor_modality(self, modality: int) -> TripletSampler:
+        """This sampler restricted to candidates that keep the anchor in ``modality``.
+
+        Used by the Symile-style average over anchor modalities
+        (``TripletInfoNCE(anchor_modalities="each")``): one cross-entropy per
+        modality m, its negatives (a in modality m, any other samples in the
+        others) drawn by ``sampler.for_anchor_modality(m)``.
+
+        Raises:
+            ValueError: This sampler has no such form.
+        """
+        raise ValueError(
+            f"{type(self).__name__} has no per-anchor-modality form; use "
+            "UniformTripletSampler or ShuffleTripletSampler"
+        )
+
     @abstractmethod
     def sample(
         self,
@@ -252,16 +289,44 @@ class UniformTripletSampler(TripletSampler):
     ever rejected. For K = 3 the planes are {(a, j, k)} (B² − 1 negatives),
     {(i, a, k): i ≠ a} (B² − B) and {(i, j, a): i ≠ a, j ≠ a} ((B − 1)²).
     Duplicates are possible but rare (N ≪ 3B²).
+
+    Args:
+        anchor_modality: None (default) for all candidates; a modality m < K
+            for only those that keep the anchor's own embedding in modality
+            m, the other modalities free: B^(K−1) − 1 candidates, Symile's
+            per-anchor-modality negatives.
     """
+
+    def __init__(self, anchor_modality: int | None = None) -> None:
+        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
 
     def check_modalities(self, num_modalities: int) -> None:
         if num_modalities > 62:
             raise ValueError(
                 f"UniformTripletSampler: {num_modalities} modalities overflow int64 draws"
             )
+        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
+
+    def for_anchor_modality(self, modality: int) -> UniformTripletSampler:
+        return UniformTripletSampler(modality)
+
+    def __repr__(self) -> str:
+        if self.anchor_modality is None:
+            return "UniformTripletSampler()"
+        return f"UniformTripletSampler(anchor_modality={self.anchor_modality})"
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K = batch_size, num_modalities
+        m = self.anchor_modality
+        if m is not None:
+            if B ** (K - 1) >= 2**62:
+                raise ValueError(
+                    f"UniformTripletSampler: B^(K-1) = {B}^{K - 1} candidates overflow int64 draws"
+                )
+            # Plane 0 of the decoding (the anchor first, the rest free), moved to slot m.
+            u = _randint(B ** (K - 1) - 1, (anchors.numel(), num_negatives), generator, device)
+            first, *rest = self.decode(u, anchors, B, K)
+            return (*rest[:m], first, *rest[m:])
         total = B**K - (B - 1) ** K - 1
         if B**K >= 2**62:
             raise ValueError(
@@ -352,23 +417,13 @@ class ShuffleTripletSampler(TripletSampler):
     """
 
     def __init__(self, anchor_modality: int | None = None) -> None:
-        if anchor_modality is not None and (
-            isinstance(anchor_modality, bool)
-            or not isinstance(anchor_modality, int)
-            or anchor_modality < 0
-        ):
-            raise ValueError(
-                "ShuffleTripletSampler: anchor_modality must be a modality index >= 0 or None, "
-                f"got {anchor_modality!r}"
-            )
-        self.anchor_modality = anchor_modality
+        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
 
     def check_modalities(self, num_modalities: int) -> None:
-        if self.anchor_modality is not None and self.anchor_modality >= num_modalities:
-            raise ValueError(
-                f"ShuffleTripletSampler: anchor_modality={self.anchor_modality} needs more than "
-                f"{num_modalities} modalities"
-            )
+        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
+
+    def for_anchor_modality(self, modality: int) -> ShuffleTripletSampler:
+        return ShuffleTripletSampler(modality)
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K, A, N = batch_size, num_modalities, anchors.numel(), num_negatives
@@ -405,7 +460,7 @@ class ShuffleTripletSampler(TripletSampler):
         return tuple(out)
 
     def __repr__(self) -> str:
-        return f"ShuffleTripletSampler(anchor_modality={self.anchor_modality})"
+        return f"{type(self).__name__}(anchor_modality={self.anchor_modality})"
 
 
 SAMPLERS: dict[str, type[TripletSampler]] = {

@@ -33,10 +33,13 @@ from unihpr.ops._checks import (
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
+from unihpr.ops.gram import lambda1_from_cosines
+from unihpr.ops.plane_triplet import plane_triplet_info_nce
 from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
-NEGATIVE_MODES = ("sampled", "all")
+NEGATIVE_MODES = ("sampled", "all", "planes")
+ANCHOR_MODALITIES = ("any", "each")
 
 
 def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
@@ -150,7 +153,20 @@ class TripletInfoNCE(nn.Module):
             3B² − 3B + 1 triplets sharing an embedding with the anchor,
             streamed in chunks (O(B² + chunk_size·B) memory, O(B³) work; a
             fused Triton kernel on CUDA when triton is installed), see
-            [`unihpr.ops.exact_triplet_info_nce`][].
+            [`unihpr.ops.exact_triplet_info_nce`][]. ``"planes"``: Symile's
+            O(B²) negatives, one softmax per anchor modality m over the B²
+            triplets that keep the anchor's embedding in modality m, the
+            three cross-entropies averaged (see
+            [`unihpr.ops.plane_triplet_info_nce`][]; PyTorch ops,
+            checkpointed blocks).
+        anchor_modalities: Sampled mode only. ``"any"`` (default): one
+            softmax per anchor over candidates that share any of its
+            embeddings, as drawn by ``sampler``. ``"each"`` (Symile's
+            average): one cross-entropy per anchor modality m, its
+            negatives drawn by ``sampler.for_anchor_modality(m)`` (fresh
+            draws per m; [`UniformTripletSampler`][] and
+            [`ShuffleTripletSampler`][unihpr.losses.ShuffleTripletSampler]),
+            averaged over the three.
         chunk_size: Rows of length B per block of the exact mode (default:
             about 2¹⁶ triplets per block).
         gather: With torch.distributed initialised and world size > 1, take
@@ -194,12 +210,23 @@ class TripletInfoNCE(nn.Module):
         compile: bool | None = None,
         distributed: str = "local",
         queue: EmbeddingQueue | None = None,
+        anchor_modalities: str = "any",
     ) -> None:
         super().__init__()
         owner = "TripletInfoNCE"
         if negatives not in NEGATIVE_MODES:
             raise ValueError(
                 f"{owner}: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
+            )
+        if anchor_modalities not in ANCHOR_MODALITIES:
+            raise ValueError(
+                f"{owner}: anchor_modalities must be one of {ANCHOR_MODALITIES}, "
+                f"got {anchor_modalities!r}"
+            )
+        if anchor_modalities == "each" and negatives != "sampled":
+            raise ValueError(
+                f"{owner}: anchor_modalities='each' is for negatives='sampled'; "
+                "negatives='planes' already averages over the anchor modalities"
             )
         check_positive_int(owner, "chunk_size", chunk_size)
         check_positive_int(owner, "num_negatives", num_negatives)
@@ -208,7 +235,7 @@ class TripletInfoNCE(nn.Module):
                 f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
             )
         backend = deprecated_compile(owner, compile, backend)
-        kernels = EXACT_KERNELS if negatives == "all" else SAMPLED_KERNELS
+        kernels = {"all": EXACT_KERNELS, "planes": ("torch",)}.get(negatives, SAMPLED_KERNELS)
         resolve_backend(backend, owner=f"{owner}(negatives={negatives!r})", kernels=kernels)
         self.negatives = negatives
         self.chunk_size = chunk_size
@@ -220,6 +247,9 @@ class TripletInfoNCE(nn.Module):
         self.temperature = as_temperature(temperature, owner=owner)
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
+        self.anchor_modalities = anchor_modalities
+        if anchor_modalities == "each":
+            self.sampler.for_anchor_modality(0)  # raises for samplers without the form
 
     def forward(
         self,
@@ -285,8 +315,10 @@ class TripletInfoNCE(nn.Module):
 
         Returns:
             ``(loss, lam)`` with ``lam`` the detached scores, positives in
-            column 0: ``(A, 1 + N)`` sampled, or ``(A, 2)`` in exact mode
-            (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives).
+            column 0: ``(A, 1 + N)`` sampled (``(A, 1 + 3N)`` with
+            ``anchor_modalities="each"``), or ``(A, 2)`` in the exact modes
+            (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives for
+            ``"all"``; the mean λ1 over all plane candidates for ``"planes"``).
         """
         validate = self.validate if validate is None else validate
         check_generator("TripletInfoNCE", generator)
@@ -304,6 +336,22 @@ class TripletInfoNCE(nn.Module):
                 validate=validate,
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
+        if self.negatives == "planes":
+            loss, lam_mean = plane_triplet_info_nce(
+                s12,
+                s13,
+                s23,
+                tau,
+                anchors=anchors,
+                labels=labels,
+                chunk_size=self.chunk_size,
+                validate=validate,
+            )
+            rows = torch.arange(s12.shape[0], device=s12.device) if anchors is None else anchors
+            rows = rows.long()
+            with torch.no_grad():
+                lam_pos = lambda1_from_cosines(s12[rows, rows], s13[rows, rows], s23[rows, rows])
+            return loss, torch.stack([lam_pos, lam_mean.expand_as(lam_pos)], dim=1)
         B = s12.shape[0]
         if anchors is not None:
             check_index("TripletInfoNCE", "anchors", anchors, dim=1)
@@ -313,26 +361,37 @@ class TripletInfoNCE(nn.Module):
         dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
         if labels is not None:
             labels = check_labels("TripletInfoNCE", labels, B, s12.device)
-        negatives = self.sampler(
-            B,
-            self.num_negatives,
-            generator=generator,
-            device=s12.device,
-            dtype=dtype,
-            labels=labels,
-        )
-        if anchors is None:
-            anchors = torch.arange(B, device=s12.device, dtype=dtype)
+        if self.anchor_modalities == "each":
+            # Symile's average: one cross-entropy per anchor modality, fresh draws each.
+            samplers = [self.sampler.for_anchor_modality(m) for m in range(3)]
         else:
-            negatives = TripletIndices(*(n[anchors] for n in negatives))
-        return triplet_info_nce(
-            s12,
-            s13,
-            s23,
-            negatives,
-            tau,
-            anchors=anchors.to(dtype),
-            labels=labels,
-            backend=self.backend,
-            validate=validate,
-        )
+            samplers = [self.sampler]
+        rows = torch.arange(B, device=s12.device) if anchors is None else anchors
+        losses, lams = [], []
+        for sampler in samplers:
+            negatives = sampler(
+                B,
+                self.num_negatives,
+                generator=generator,
+                device=s12.device,
+                dtype=dtype,
+                labels=labels,
+            )
+            if anchors is not None:
+                negatives = TripletIndices(*(n[anchors] for n in negatives))
+            loss, lam = triplet_info_nce(
+                s12,
+                s13,
+                s23,
+                negatives,
+                tau,
+                anchors=rows.to(dtype),
+                labels=labels,
+                backend=self.backend,
+                validate=validate,
+            )
+            losses.append(loss)
+            lams.append(lam[:, 1:] if lams else lam)
+        if len(losses) == 1:
+            return losses[0], lams[0]
+        return torch.stack(losses).mean(), torch.cat(lams, dim=1)
