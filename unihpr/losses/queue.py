@@ -95,7 +95,7 @@ class EmbeddingQueue(nn.Module):
         """The prepared batch with the queued rows appended to every modality.
 
         Returns:
-            A [`Prepared`][unihpr.losses._preamble.Prepared] whose embeddings
+            The ``Prepared`` batch (see ``unihpr.losses._preamble``) whose embeddings
             are ``(B + Q, D)`` (the batch first), whose anchors are the
             batch's anchor rows (never the queue's) and whose labels, if
             any, cover both.
