@@ -36,6 +36,25 @@ def test_planes_match_brute_force(B, groups):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
+@given(
+    B=st.integers(2, 4),
+    D=st.integers(2, 5),
+    seed=st.integers(0, 9999),
+    tau=st.floats(0.05, 1.0),
+    groups=st.one_of(st.none(), st.integers(1, 3)),
+    chunk=st.integers(1, 5),
+)
+def test_planes_property_matches_brute_force(B, D, seed, tau, groups, chunk):
+    x = embeddings(B, D, seed)
+    labels = None
+    if groups is not None:
+        labels = torch.randint(groups, (B,), generator=torch.Generator().manual_seed(seed))
+    got = TripletInfoNCE(tau, negatives="planes", chunk_size=chunk)(*x, labels=labels)
+    torch.testing.assert_close(
+        got, plane_triplet_reference(*x, tau, labels), rtol=1e-10, atol=1e-10
+    )
+
+
 def test_planes_differ_from_the_single_softmax_and_ignore_chunking():
     x = embeddings(6, 5, 1)
     planes = TripletInfoNCE(0.2, negatives="planes", chunk_size=1)(*x)

@@ -49,12 +49,9 @@ class ContrastiveLoss(nn.Module):
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
             as anchors; False keeps everything local.
-        distributed: ``"local"`` (default: each rank's loss covers its own
-            anchors; after DDP the gradients equal one process on the
-            concatenated batch) or ``"global"`` (open_clip's default: every
-            rank computes the whole global loss, other ranks' embeddings as
-            constants, so after DDP the networks' gradients are 1/W of
-            that); see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: Implementation of the triplet term: ``"auto"``,
             ``"torch"``, ``"triton"`` (exact mode) or ``"compile"`` (sampled
             mode); see [`unihpr.ops.backend`][].

@@ -80,12 +80,9 @@ class GRAMLoss(nn.Module):
             rank scores its own anchors against the global batch and the
             global anchors against its own tuples (see
             [`unihpr.losses.distributed`][]); False keeps everything local.
-        distributed: ``"local"`` (default: each rank's loss covers its own
-            anchors; after DDP the gradients equal one process on the
-            concatenated batch) or ``"global"`` (open_clip's default: every
-            rank computes the whole global loss, other ranks' embeddings as
-            constants, so after DDP the networks' gradients are 1/W of
-            that); see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows (a host synchronisation).
 
     Examples:

@@ -88,12 +88,9 @@ class PairInfoNCE(nn.Module):
         gather: When torch.distributed is initialised with world size > 1,
             use the global batch for negatives (see
             [`unihpr.losses.distributed`][]); False keeps them local.
-        distributed: ``"local"`` (default: each rank's loss covers its own
-            anchors; after DDP the gradients equal one process on the
-            concatenated batch) or ``"global"`` (open_clip's default: every
-            rank computes the whole global loss, other ranks' embeddings as
-            constants, so after DDP the networks' gradients are 1/W of
-            that); see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows, which reads the data on the
             host (a GPU synchronisation per call); can be switched off after
             the first step (attribute ``validate``).

@@ -126,12 +126,9 @@ class SigLIPLoss(nn.Module):
             the global batch as columns (each rank sums the terms of its own
             rows, divided by its local batch, as open_clip does); False keeps
             everything local.
-        distributed: ``"local"`` (default: each rank's loss covers its own
-            anchors; after DDP the gradients equal one process on the
-            concatenated batch) or ``"global"`` (open_clip's default: every
-            rank computes the whole global loss, other ranks' embeddings as
-            constants, so after DDP the networks' gradients are 1/W of
-            that); see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows (a host synchronisation).
 
     Examples:

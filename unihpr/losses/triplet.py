@@ -172,12 +172,9 @@ class TripletInfoNCE(nn.Module):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
-        distributed: ``"local"`` (default: each rank's loss covers its own
-            anchors; after DDP the gradients equal one process on the
-            concatenated batch) or ``"global"`` (open_clip's default: every
-            rank computes the whole global loss, other ranks' embeddings as
-            constants, so after DDP the networks' gradients are 1/W of
-            that); see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, ``"triton"`` (exact mode) or
             ``"compile"`` (sampled mode); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows, index

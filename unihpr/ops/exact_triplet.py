@@ -247,6 +247,41 @@ class _ExactTripletNCE(torch.autograd.Function):
         return d12, d13, d23, grad_tau, None, None, None
 
 
+def check_square_triplet_inputs(
+    owner: str, s12: Tensor, s13: Tensor, s23: Tensor, anchors: Tensor | None, *, validate: bool
+) -> tuple[int, Tensor]:
+    """Check three square ``(B, B)`` similarity matrices and the anchors of an exact op.
+
+    Returns:
+        ``(B, anchors)``: the batch size and the anchors as int64 (all B rows
+        when ``anchors`` is None).
+    """
+    sims = {"s12": s12, "s13": s13, "s23": s23}
+    for name, t in sims.items():
+        check_tensor(owner, name, t)
+        if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
+            raise ValueError(
+                f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
+                f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
+            )
+    check_same(owner, "device", sims)
+    check_same(owner, "dtype", sims)
+    B = s12.shape[0]
+    if B < 2:
+        raise ValueError(
+            f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
+        )
+    if anchors is None:
+        return B, torch.arange(B, device=s12.device)
+    check_index(owner, "anchors", anchors, dim=1)
+    if anchors.numel() == 0:
+        raise ValueError(f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}")
+    check_same(owner, "device", {"s12": s12, "anchors": anchors})
+    if validate:
+        check_range(owner, "anchors", anchors, B)
+    return B, anchors.long()
+
+
 def exact_triplet_info_nce(
     s12: Tensor,
     s13: Tensor,
@@ -296,33 +331,7 @@ def exact_triplet_info_nce(
             size or backend.
     """
     owner = "exact_triplet_info_nce"
-    sims = {"s12": s12, "s13": s13, "s23": s23}
-    for name, t in sims.items():
-        check_tensor(owner, name, t)
-        if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
-            raise ValueError(
-                f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
-                f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
-            )
-    check_same(owner, "device", sims)
-    check_same(owner, "dtype", sims)
-    B = s12.shape[0]
-    if B < 2:
-        raise ValueError(
-            f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
-        )
-    if anchors is None:
-        anchors = torch.arange(B, device=s12.device)
-    else:
-        check_index(owner, "anchors", anchors, dim=1)
-        if anchors.numel() == 0:
-            raise ValueError(
-                f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}"
-            )
-        check_same(owner, "device", {"s12": s12, "anchors": anchors})
-        if validate:
-            check_range(owner, "anchors", anchors, B)
-        anchors = anchors.long()
+    B, anchors = check_square_triplet_inputs(owner, s12, s13, s23, anchors, validate=validate)
     if chunk_size is None:
         per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
         chunk_size = max(1, per_block // B)

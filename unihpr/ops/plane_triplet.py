@@ -23,16 +23,13 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from unihpr.ops._checks import (
-    check_index,
-    check_labels,
-    check_positive_int,
-    check_range,
-    check_same,
-    check_tau,
-    check_tensor,
+from unihpr.ops._checks import check_labels, check_positive_int, check_tau
+from unihpr.ops.exact_triplet import (
+    DEFAULT_BLOCK_ELEMENTS,
+    _plane,
+    _plane_positives,
+    check_square_triplet_inputs,
 )
-from unihpr.ops.exact_triplet import DEFAULT_BLOCK_ELEMENTS, _plane, _plane_positives
 from unihpr.ops.gram import lambda1_from_cosines
 
 __all__ = ["plane_triplet_info_nce"]
@@ -98,31 +95,7 @@ def plane_triplet_info_nce(
             labels, τ or chunk size.
     """
     owner = "plane_triplet_info_nce"
-    sims = {"s12": s12, "s13": s13, "s23": s23}
-    for name, t in sims.items():
-        check_tensor(owner, name, t)
-        if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
-            raise ValueError(
-                f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
-                f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
-            )
-    check_same(owner, "device", sims)
-    check_same(owner, "dtype", sims)
-    B = s12.shape[0]
-    if B < 2:
-        raise ValueError(f"{owner}: need a batch of at least 2, got shape {tuple(s12.shape)}")
-    if anchors is None:
-        anchors = torch.arange(B, device=s12.device)
-    else:
-        check_index(owner, "anchors", anchors, dim=1)
-        if anchors.numel() == 0:
-            raise ValueError(
-                f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}"
-            )
-        check_same(owner, "device", {"s12": s12, "anchors": anchors})
-        if validate:
-            check_range(owner, "anchors", anchors, B)
-        anchors = anchors.long()
+    B, anchors = check_square_triplet_inputs(owner, s12, s13, s23, anchors, validate=validate)
     if labels is not None:
         labels = check_labels(owner, labels, B, s12.device)
     if chunk_size is None:
