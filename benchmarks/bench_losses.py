@@ -8,7 +8,13 @@ their ratios are comparable:
   timed on a subsample and scaled);
 * forward+backward of three ``PairInfoNCE``, ``TripletInfoNCE`` and
   ``ContrastiveLoss`` (which shares the similarity matrices between the four
-  terms) at several B, plus the same objective through plain autograd.
+  terms) at several B, plus the same objective through plain autograd;
+* forward+backward of the losses users of other libraries expect
+  (``SigLIPLoss``, ``GRAMLoss``, ``PairInfoNCE`` with ``labels=`` and with an
+  ``EmbeddingQueue``, ``TripletInfoNCE(negatives="planes")``) against their
+  reference formula written in plain autograd, with the largest difference of
+  the two losses (float32 on the device, and float64 on the CPU). References
+  that materialise B³ or B²·K² tensors are skipped above a size cap.
 
 Targets (CPU, 2 threads): closed form >= 50x faster than ``eigvalsh``;
 ``ContrastiveLoss`` <= 1.2x the three ``PairInfoNCE`` (the GPU target of
@@ -35,7 +41,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, time_fn, write_json
 
-from unihpr.losses import ContrastiveLoss, PairInfoNCE, TripletInfoNCE
+from unihpr.losses import (
+    ContrastiveLoss,
+    EmbeddingQueue,
+    GRAMLoss,
+    PairInfoNCE,
+    SigLIPLoss,
+    TripletInfoNCE,
+)
+from unihpr.losses._preamble import Prepared
 from unihpr.ops import lambda1_from_cosines
 
 
@@ -146,6 +160,129 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
     return rows
 
 
+def _references(queued: list[torch.Tensor]):
+    """Plain-autograd reference formulas of the new losses, by name: (fn(xs) -> loss, cap)."""
+
+    def siglip(xs):  # open_clip's SigLipLoss expression, logit_scale 10, logit_bias -10
+        x, y = (F.normalize(t, dim=1) for t in xs[:2])
+        z = 2 * torch.eye(x.shape[0], dtype=x.dtype, device=x.device) - 1
+        return -F.logsigmoid(z * (10.0 * x @ y.T - 10.0)).sum() / x.shape[0]
+
+    def gram(xs):  # explicit (B, B, K, D) stacks and torch.linalg.det
+        x = [F.normalize(t, dim=1) for t in xs]
+        n = x[0].shape[0]
+        m = torch.stack(
+            [x[0][:, None].expand(n, n, -1), *(t[None].expand(n, n, -1) for t in x[1:])], dim=2
+        )
+        vol = torch.sqrt(torch.linalg.det(m @ m.transpose(-1, -2)).clamp_min(1e-6))
+        logits = -vol / 0.07
+        target = torch.arange(n, device=logits.device)
+        ce = F.cross_entropy
+        return 0.5 * (
+            ce(logits, target, label_smoothing=0.1) + ce(logits.T, target, label_smoothing=0.1)
+        )
+
+    def pair_labels(xs):  # SupCon L_out with a mask
+        x, y = (F.normalize(t, dim=1) for t in xs[:2])
+        labels = torch.arange(x.shape[0], device=x.device) // 4
+        mask = (labels[:, None] == labels[None, :]).to(x.dtype)
+        s = x @ y.T / 0.07
+        out = 0.0
+        for logits in (s, s.T):
+            logp = torch.log_softmax(logits, dim=1)
+            out = out - ((mask * logp).sum(1) / mask.sum(1)).mean() / 2
+        return out
+
+    def pair_queue(xs):  # softmax over the batch and the queued rows
+        x, y = (F.normalize(t, dim=1) for t in xs[:2])
+        qx, qy = queued[0].to(x.dtype), queued[1].to(x.dtype)
+        target = torch.arange(x.shape[0], device=x.device)
+        return 0.5 * (
+            F.cross_entropy(x @ torch.cat([y, qy]).T / 0.07, target)
+            + F.cross_entropy(y @ torch.cat([x, qx]).T / 0.07, target)
+        )
+
+    def planes(xs):  # all B³ λ1 by batched eigvalsh, one softmax per plane
+        x = [F.normalize(t, dim=1) for t in xs]
+        n = x[0].shape[0]
+        a = (x[0] @ x[1].T)[:, :, None].expand(n, n, n)
+        b = (x[0] @ x[2].T)[:, None, :].expand(n, n, n)
+        c = (x[1] @ x[2].T)[None, :, :].expand(n, n, n)
+        one = torch.ones_like(a)
+        g = torch.stack([torch.stack(r, -1) for r in ((one, a, b), (a, one, c), (b, c, one))], -2)
+        lam = torch.linalg.eigvalsh(g)[..., -1] / 0.2  # (i, j, k)
+        r = torch.arange(n, device=lam.device)
+        pos = lam[r, r, r]
+        lse = [
+            torch.logsumexp(lam[r].flatten(1), 1),  # (a, j, k)
+            torch.logsumexp(lam[:, r].transpose(0, 1).flatten(1), 1),  # (i, a, k)
+            torch.logsumexp(lam[:, :, r].permute(2, 0, 1).flatten(1), 1),  # (i, j, a)
+        ]
+        return (sum(lse) / 3 - pos).mean()
+
+    return {
+        "SigLIPLoss": (siglip, None),
+        "GRAMLoss (K=3)": (gram, 512),
+        "PairInfoNCE(labels=)": (pair_labels, None),
+        "PairInfoNCE(queue=)": (pair_queue, None),
+        "TripletInfoNCE(negatives='planes')": (planes, 64),
+    }
+
+
+def bench_new_losses(B: int, dim: int, device: torch.device, repeat: int) -> list[dict]:
+    """Each new loss against its reference formula: time and agreement of the values."""
+    g = torch.Generator(device="cpu").manual_seed(2)
+    base = [torch.randn(B, dim, generator=g) for _ in range(3)]
+    queued = [F.normalize(torch.randn(4 * B, dim, generator=g), dim=1) for _ in range(2)]
+    labels = torch.arange(B) // 4
+
+    def library(name: str, dtype: torch.dtype, dev: torch.device):
+        if name == "SigLIPLoss":
+            fn = SigLIPLoss(0.1, -10.0, validate=False)
+            return lambda xs: fn(xs[0], xs[1])
+        if name == "GRAMLoss (K=3)":
+            fn = GRAMLoss(0.07, 0.1, validate=False)
+            return lambda xs: fn(*xs)
+        if name == "PairInfoNCE(labels=)":
+            fn = PairInfoNCE(0.07, validate=False)
+            lab = labels.to(dev)
+            return lambda xs: fn(xs[0], xs[1], labels=lab)
+        if name == "PairInfoNCE(queue=)":
+            queue = EmbeddingQueue(4 * B)
+            queue.push(Prepared([q.to(dev, dtype) for q in queued], None))
+            fn = PairInfoNCE(0.07, validate=False, queue=queue).eval()  # eval: no push
+            return lambda xs: fn(xs[0], xs[1])
+        fn = TripletInfoNCE(0.2, negatives="planes", validate=False)
+        return lambda xs: fn(*xs)
+
+    caps = {name: cap for name, (_, cap) in _references(queued).items()}
+    refs = _references([q.to(device) for q in queued])
+    refs64 = _references([q.double() for q in queued])
+    rows = []
+    for name, cap in caps.items():
+        lib = library(name, torch.float32, device)
+        xs = [t.to(device).requires_grad_() for t in base]
+
+        def run(fn=lib, xs=xs):
+            fn(xs).backward()
+
+        def run_ref(fn=refs[name][0], xs=xs):
+            fn(xs).backward()
+
+        row = {"bench": "vs reference", "variant": name, "B": B}
+        row["ms"] = time_fn(run, device, repeat=repeat)
+        if cap is None or cap >= B:
+            row["ref_ms"] = time_fn(run_ref, device, repeat=repeat)
+            row["vs_ref"] = row["ms"] / row["ref_ms"]
+            x64 = [t.double() for t in base]
+            lib64 = library(name, torch.float64, torch.device("cpu"))
+            with torch.no_grad():
+                row["max_abs_diff_f32"] = abs(float(lib(xs)) - float(refs[name][0](xs)))
+                row["max_abs_diff_f64"] = abs(float(lib64(x64)) - float(refs64[name][0](x64)))
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -185,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     for B in args.batch_sizes:
         loss_rows += bench_losses(B, args.dim, device, args.repeat, args.compile)
     print_table(loss_rows, ["bench", "variant", "B", "ms", "vs_pairs"])
+    print()
+    new_rows = []
+    for B in args.batch_sizes:
+        new_rows += bench_new_losses(B, args.dim, device, args.repeat)
+    diffs = ("max_abs_diff_f32", "max_abs_diff_f64")
+    shown = [{k: f"{v:.1e}" if k in diffs else v for k, v in r.items()} for r in new_rows]
+    print_table(shown, ["bench", "variant", "B", "ms", "ref_ms", "vs_ref", *diffs])
     load_after = os.getloadavg()
     cores = os.cpu_count() or 1
     print(f"\nload average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
@@ -198,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_1min": {"before": load_before[0], "after": load_after[0], "cores": cores},
             "lambda1": rows,
             "losses": loss_rows,
+            "new_losses": new_rows,
         },
     )
     return 0

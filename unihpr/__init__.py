@@ -30,6 +30,9 @@ _EXPORTS: dict[str, str] = {
     "ShuffleTripletSampler": "unihpr.losses",
     "SwapOneTripletSampler": "unihpr.losses",
     "MultimodalInfoNCE": "unihpr.losses",
+    "SigLIPLoss": "unihpr.losses",
+    "GRAMLoss": "unihpr.losses",
+    "EmbeddingQueue": "unihpr.losses",
     # models
     "MODALITIES": "unihpr.modalities",
     "UniHPR": "unihpr.models",

@@ -29,19 +29,36 @@ class Heads(nn.Module):
         self.loss = loss
         self.modalities = modalities
 
-    def forward(self, inputs, generator=None):
+    def forward(self, inputs, generator=None, labels=None):
         emb = [h(x) for h, x in zip(self.heads[: self.modalities], inputs)]
-        if self.modalities == 2:
-            return self.loss(*emb)
-        return self.loss(*emb, generator=generator)
+        kwargs = {} if labels is None else {"labels": labels}
+        if self.modalities == 2 or isinstance(self.loss, self.no_generator):
+            return self.loss(*emb, **kwargs)
+        return self.loss(*emb, generator=generator, **kwargs)
+
+    @property
+    def no_generator(self):
+        from unihpr.losses import GRAMLoss, PairInfoNCE, SigLIPLoss
+
+        return (GRAMLoss, PairInfoNCE, SigLIPLoss)
 
 
-def build_loss(name: str, gather: bool = True) -> tuple[nn.Module, int]:
+# Modes of a run: (gather, distributed).
+MODES = {"local": (True, "local"), "off": (False, "local"), "global": (True, "global")}
+LABELLED = ("pair-labels", "contrastive-labels", "triplet-all-labels")
+
+
+def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tuple[nn.Module, int]:
+    from torch import nn as tnn
+
     from unihpr.losses import (
         ContrastiveLoss,
+        EmbeddingQueue,
+        GRAMLoss,
         LearnableTemperature,
         MultimodalInfoNCE,
         PairInfoNCE,
+        SigLIPLoss,
         SwapOneTripletSampler,
         TripletInfoNCE,
     )
@@ -49,32 +66,53 @@ def build_loss(name: str, gather: bool = True) -> tuple[nn.Module, int]:
     def temp(init):
         return LearnableTemperature(init=init, min=0.01, max=10.0)
 
-    if name == "pair":
-        return PairInfoNCE(temp(0.1), gather=gather), 2
+    opts = {"gather": gather, "distributed": distributed}
+    if name in ("pair", "pair-labels"):
+        return PairInfoNCE(temp(0.1), label_smoothing=0.05, **opts), 2
     if name == "triplet-sampled":
-        return TripletInfoNCE(temp(0.2), num_negatives=5, gather=gather), 3
-    if name == "triplet-all":
-        return TripletInfoNCE(temp(0.2), negatives="all", chunk_size=3, gather=gather), 3
-    if name == "contrastive-sampled":
-        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), gather=gather), 3
+        return TripletInfoNCE(temp(0.2), num_negatives=5, **opts), 3
+    if name in ("triplet-all", "triplet-all-labels"):
+        return TripletInfoNCE(temp(0.2), negatives="all", chunk_size=3, **opts), 3
+    if name in ("contrastive-sampled", "contrastive-labels"):
+        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), **opts), 3
     if name == "contrastive-all":
-        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", gather=gather), 3
+        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", **opts), 3
     if name == "multimodal-volume":
-        return MultimodalInfoNCE(temp(0.2), score="volume", num_negatives=5, gather=gather), 3
+        return MultimodalInfoNCE(temp(0.2), score="volume", num_negatives=5, **opts), 3
     if name == "multimodal-lambda":
         sampler = SwapOneTripletSampler()
-        return MultimodalInfoNCE(temp(0.2), sampler=sampler, num_negatives=4, gather=gather), 3
+        return MultimodalInfoNCE(temp(0.2), sampler=sampler, num_negatives=4, **opts), 3
+    if name == "siglip":
+        bias = tnn.Parameter(torch.tensor(-2.0, dtype=torch.float64))
+        return SigLIPLoss(temp(0.3), bias, **opts), 2
+    if name == "triplet-planes":
+        return TripletInfoNCE(temp(0.2), negatives="planes", chunk_size=2, **opts), 3
+    if name == "triplet-each":
+        return TripletInfoNCE(temp(0.2), num_negatives=5, anchor_modalities="each", **opts), 3
+    if name == "pair-queue":
+        return PairInfoNCE(temp(0.1), queue=EmbeddingQueue(12), **opts), 2
+    if name == "contrastive-queue":
+        queue = EmbeddingQueue(12)
+        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", queue=queue, **opts), 3
+    if name == "gram":
+        return GRAMLoss(temp(0.1), 0.1, **opts), 3
     raise ValueError(name)
 
 
-def run_case(name, state, inputs, seed, gather=True):
+def run_case(name, state, inputs, seed, gather=True, distributed="local", labels=None):
     """Loss and parameter gradients of one step on ``inputs`` (a list of (b, 5))."""
-    loss_fn, k = build_loss(name, gather)
+    loss_fn, k = build_loss(name, gather, distributed)
     model = Heads(loss_fn, k)
     model.load_state_dict(state, strict=False)
     wrapped = DDP(model, find_unused_parameters=True) if dist.is_initialized() else model
     generator = torch.Generator().manual_seed(seed)
-    loss = wrapped(inputs[:k], generator=generator)
+    if name not in LABELLED:
+        labels = None
+    if name.endswith("-queue"):
+        # An earlier step fills the queue (rows transformed alike on every rank).
+        with torch.no_grad():
+            wrapped([x.roll(1, dims=1) for x in inputs[:k]], generator=generator)
+    loss = wrapped(inputs[:k], generator=generator, labels=labels)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return loss.detach(), grads
@@ -87,13 +125,16 @@ def worker(rank: int, out_dir: str, port: int) -> None:
     setup = torch.load(f"{out_dir}/setup.pt")
     b = setup["inputs"][0].shape[0] // WORLD
     local = [x[rank * b : (rank + 1) * b] for x in setup["inputs"]]
+    labels = setup["labels"][rank * b : (rank + 1) * b]
     results = {}
     for name in setup["cases"]:
-        for gather in (True, False):
-            loss, grads = run_case(name, setup["state"], local, setup["seed"], gather)
+        for mode, (gather, distributed) in MODES.items():
+            loss, grads = run_case(
+                name, setup["state"], local, setup["seed"], gather, distributed, labels
+            )
             mean_loss = loss.clone()
             dist.all_reduce(mean_loss)
-            results[(name, gather)] = {"loss": mean_loss / WORLD, "grads": grads}
+            results[(name, mode)] = {"loss": mean_loss / WORLD, "own": loss, "grads": grads}
     torch.save(results, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
 

@@ -24,7 +24,17 @@ CASES = [
     "contrastive-all",
     "multimodal-volume",
     "multimodal-lambda",
+    "siglip",
+    "gram",
+    "pair-labels",
+    "contrastive-labels",
+    "triplet-all-labels",
+    "pair-queue",
+    "contrastive-queue",
+    "triplet-planes",
+    "triplet-each",
 ]
+LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # duplicates within and across the two ranks
 
 
 def _load_worker():
@@ -48,7 +58,8 @@ def two_rank_run(tmp_path_factory):
     state = worker.Heads(torch.nn.Identity(), 3).state_dict()
     g = torch.Generator().manual_seed(5)
     inputs = [torch.randn(8, 5, generator=g, dtype=torch.float64) for _ in range(3)]
-    torch.save({"state": state, "inputs": inputs, "cases": CASES, "seed": 11}, out / "setup.pt")
+    setup = {"state": state, "inputs": inputs, "cases": CASES, "seed": 11, "labels": LABELS}
+    torch.save(setup, out / "setup.pt")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]), OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, str(WORKER), str(out), str(_free_port())],
@@ -66,9 +77,9 @@ def two_rank_run(tmp_path_factory):
 @pytest.mark.parametrize("name", CASES)
 def test_two_ranks_equal_one_process_on_concatenated_batch(two_rank_run, name):
     worker, state, inputs, ranks = two_rank_run
-    ref_loss, ref_grads = worker.run_case(name, state, inputs, seed=11)
+    ref_loss, ref_grads = worker.run_case(name, state, inputs, seed=11, labels=LABELS)
     for res in ranks:
-        got = res[(name, True)]
+        got = res[(name, "local")]
         torch.testing.assert_close(got["loss"], ref_loss, rtol=1e-10, atol=1e-12)
         assert set(got["grads"]) == set(ref_grads)
         for key, ref in ref_grads.items():
@@ -80,20 +91,63 @@ def test_two_ranks_equal_one_process_on_concatenated_batch(two_rank_run, name):
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("name", ["pair", "triplet-all", "contrastive-all", "multimodal-volume"])
+@pytest.mark.parametrize("name", CASES)
+def test_global_mode_is_open_clip_default_scaling(two_rank_run, name):
+    """distributed="global": every rank logs the global loss; network gradients are 1/W."""
+    worker, state, inputs, ranks = two_rank_run
+    ref_loss, ref_grads = worker.run_case(name, state, inputs, seed=11, labels=LABELS)
+    for res in ranks:
+        got = res[(name, "global")]
+        # each rank's own loss is the whole single-process loss
+        torch.testing.assert_close(got["own"], ref_loss, rtol=1e-10, atol=1e-12)
+        assert set(got["grads"]) == set(ref_grads)
+        for key, ref in ref_grads.items():
+            # The loss's own parameters (τ, the SigLIP bias) enter every rank's loss
+            # whole, so DDP's average keeps their full gradient; the heads' is 1/W.
+            own = key.startswith("loss.")
+            expected = ref if own else ref / worker.WORLD
+            rtol = 1e-8 if ref.dtype == torch.float64 else 1e-5
+            torch.testing.assert_close(got["grads"][key], expected, rtol=rtol, atol=1e-12, msg=key)
+
+
+def test_distributed_mode_is_checked():
+    from unihpr.losses import ContrastiveLoss, GRAMLoss, PairInfoNCE, SigLIPLoss
+
+    for cls in (PairInfoNCE, ContrastiveLoss, SigLIPLoss, GRAMLoss):
+        with pytest.raises(ValueError, match=r"distributed must be one of \('local', 'global'\)"):
+            cls(distributed="both")
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pair",
+        "triplet-all",
+        "contrastive-all",
+        "multimodal-volume",
+        "siglip",
+        "gram",
+        "pair-queue",
+        "contrastive-queue",
+    ],
+)
 def test_gather_false_keeps_negatives_local(two_rank_run, name):
     worker, state, inputs, ranks = two_rank_run
     halves = [[x[:4] for x in inputs], [x[4:] for x in inputs]]
-    local = [worker.run_case(name, state, h, seed=11) for h in halves]
+    local = [
+        worker.run_case(name, state, h, seed=11, labels=lab)
+        for h, lab in zip(halves, (LABELS[:4], LABELS[4:]))
+    ]
     expected = 0.5 * (local[0][0] + local[1][0])
-    got = ranks[0][(name, False)]
+    got = ranks[0][(name, "off")]
     torch.testing.assert_close(got["loss"], expected, rtol=1e-10, atol=1e-12)
     for key in got["grads"]:
         avg = 0.5 * (local[0][1][key] + local[1][1][key])
         rtol = 1e-8 if avg.dtype == torch.float64 else 1e-5
         torch.testing.assert_close(got["grads"][key], avg, rtol=rtol, atol=1e-12)
     # ... and differs from the global-negatives loss.
-    assert not torch.allclose(got["loss"], ranks[0][(name, True)]["loss"])
+    assert not torch.allclose(got["loss"], ranks[0][(name, "local")]["loss"])
 
 
 def test_not_distributed_is_a_no_op():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unihpr.losses.distributed import gather_embeddings
-from unihpr.ops._checks import check_same, check_tensor
+from unihpr.ops._checks import check_labels, check_same, check_tensor
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -29,10 +29,13 @@ class Prepared(NamedTuple):
             when distributed (then B is the global batch).
         anchors: ``(b,)`` global rows of this rank's samples when gathered
             across ranks, else None (every row is an anchor).
+        labels: ``(B,)`` int64 labels of the rows of ``embeddings`` (gathered
+            like them), or None when no labels were given.
     """
 
     embeddings: list[Tensor]
     anchors: Tensor | None
+    labels: Tensor | None = None
 
 
 def normalize_rows(x: Tensor) -> Tensor:
@@ -59,7 +62,15 @@ def _common_dtype(owner: str, named: dict[str, Tensor]) -> torch.dtype:
     raise AssertionError  # pragma: no cover
 
 
-def prepare(owner: str, named: dict[str, Tensor], *, gather: bool, validate: bool) -> Prepared:
+def prepare(
+    owner: str,
+    named: dict[str, Tensor],
+    *,
+    gather: bool,
+    validate: bool,
+    labels: Tensor | None = None,
+    distributed: str = "local",
+) -> Prepared:
     """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
 
     Args:
@@ -70,6 +81,11 @@ def prepare(owner: str, named: dict[str, Tensor], *, gather: bool, validate: boo
         validate: Also reject rows that are zero, NaN or infinite, which
             reads the data on the host (a GPU synchronisation). Types,
             shapes, dtypes and devices are always checked.
+        labels: Optional ``(B,)`` integer labels, one per row (checked, and
+            gathered with the embeddings).
+        distributed: ``"local"`` (this rank's rows are the anchors) or
+            ``"global"`` (every row is; only this rank's rows carry gradient),
+            see [`unihpr.losses.distributed`][].
 
     Returns:
         A [`Prepared`][unihpr.losses._preamble.Prepared].
@@ -102,6 +118,8 @@ def prepare(owner: str, named: dict[str, Tensor], *, gather: bool, validate: boo
                 f"{tuple(ref.shape)}; all embedding sets need the same (B, D)"
             )
     check_same(owner, "device", named)
+    if labels is not None:
+        labels = check_labels(owner, labels, ref.shape[0], ref.device)
     dtype = _common_dtype(owner, named)
     if validate:
         for name, x in named.items():
@@ -115,8 +133,13 @@ def prepare(owner: str, named: dict[str, Tensor], *, gather: bool, validate: boo
                     "embeddings must be finite and non-zero"
                 )
     xs = [normalize_rows(x.to(dtype)) for x in named.values()]
-    batch = gather_embeddings(xs, gather, validate=validate)
-    return Prepared(batch.tensors, batch.rows if batch.distributed else None)
+    sets = xs if labels is None else [*xs, labels]
+    batch = gather_embeddings(sets, gather, validate=validate, distributed=distributed)
+    anchors = batch.rows if batch.distributed and distributed == "local" else None
+    if labels is None:
+        return Prepared(batch.tensors, anchors)
+    *xs, labels = batch.tensors
+    return Prepared(xs, anchors, labels)
 
 
 def similarities(xs: list[Tensor]) -> dict[tuple[int, int], Tensor]:

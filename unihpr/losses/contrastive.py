@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.distributed import check_distributed
 from unihpr.losses.pair import pair_info_nce
+from unihpr.losses.queue import EmbeddingQueue, check_queue
 from unihpr.losses.samplers import TripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.losses.triplet import TripletInfoNCE, deprecated_compile
@@ -40,12 +42,16 @@ class ContrastiveLoss(nn.Module):
         sampler: Negative-triplet sampler (default uniform).
         num_negatives: Negatives per anchor for the triplet term (default B−1).
         use_triplet: False gives the "L_pair only" ablation.
-        negatives: Triplet negatives, ``"sampled"`` or ``"all"`` (exact;
-            see [`TripletInfoNCE`][]).
+        negatives: Triplet negatives, ``"sampled"``, ``"all"`` (exact) or
+            ``"planes"`` (Symile's per-anchor-modality exact negatives); see
+            [`TripletInfoNCE`][].
         chunk_size: Block size of the exact triplet mode.
         gather: With torch.distributed initialised and world size > 1, every
             term uses the global batch for negatives and this rank's samples
             as anchors; False keeps everything local.
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: Implementation of the triplet term: ``"auto"``,
             ``"torch"``, ``"triton"`` (exact mode) or ``"compile"`` (sampled
             mode); see [`unihpr.ops.backend`][].
@@ -55,6 +61,12 @@ class ContrastiveLoss(nn.Module):
             attribute to False. Types, shapes, dtypes and devices are always
             checked.
         compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+        anchor_modalities: ``"any"`` or ``"each"`` (Symile's average of one
+            cross-entropy per anchor modality) for the sampled triplet term;
+            see [`TripletInfoNCE`][].
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
+            embeddings, extra negatives of every term (gradients only through
+            the current batch; pushed after each call in training mode).
 
     Examples:
         >>> loss_fn = ContrastiveLoss(alpha=1.0)
@@ -76,6 +88,9 @@ class ContrastiveLoss(nn.Module):
         backend: str = "auto",
         validate: bool = True,
         compile: bool | None = None,
+        distributed: str = "local",
+        queue: EmbeddingQueue | None = None,
+        anchor_modalities: str = "any",
     ) -> None:
         super().__init__()
         if (
@@ -101,10 +116,14 @@ class ContrastiveLoss(nn.Module):
             negatives=negatives,
             chunk_size=chunk_size,
             gather=gather,
+            distributed=distributed,
+            anchor_modalities=anchor_modalities,
             backend=deprecated_compile("ContrastiveLoss", compile, backend),
             validate=validate,
         )
         self.gather = bool(gather)
+        self.distributed = check_distributed("ContrastiveLoss", distributed)
+        self.queue = check_queue(owner, queue)
         self.validate = bool(validate)
 
     def forward(
@@ -114,6 +133,7 @@ class ContrastiveLoss(nn.Module):
         pose3d: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
         return_diagnostics: bool = False,
     ) -> Tensor | tuple[Tensor, dict[str, float]]:
         """Loss for two or three ``(B, D)`` embedding sets.
@@ -123,10 +143,17 @@ class ContrastiveLoss(nn.Module):
             pose2d: ``(B, D)`` 2D-pose embeddings, or None.
             pose3d: ``(B, D)`` 3D-pose embeddings, or None.
             generator: Randomness of the negative sampler.
+            labels: ``(B,)`` integer labels: samples sharing a label are
+                positives of each other in every term, never negatives (see
+                [`PairInfoNCE`][] and [`TripletInfoNCE`][]). Right when the
+                target is the same for them (e.g. one frame seen by several
+                cameras with a view-invariant target); wrong for camera-frame
+                3D, where another view of a frame is a different target.
             return_diagnostics: Also return a dict of floats for logging:
                 ``cos/<m1>-<m2>`` mean positive cosine per pair (the curves of
                 the paper's Fig. 4), ``acc/<m1>-<m2>`` in-batch top-1
-                retrieval accuracy (both directions averaged),
+                retrieval accuracy (both directions averaged; with labels a
+                retrieved sample of the query's label counts as correct),
                 ``lambda/pos`` and ``lambda/neg`` mean triplet scores,
                 ``loss/pair``, ``loss/triplet``, ``tau/pair``, ``tau/triplet``.
 
@@ -140,12 +167,26 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(
                 f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
             )
-        prep = prepare(owner, given, gather=self.gather, validate=self.validate)
+        prep = prepare(
+            owner,
+            given,
+            gather=self.gather,
+            distributed=self.distributed,
+            validate=self.validate,
+            labels=labels,
+        )
+        batch_size = prep.embeddings[0].shape[0]
+        if self.queue is not None:
+            batch = prep
+            prep = self.queue.extend(owner, batch)
+            if self.training:
+                self.queue.push(batch)
         names = list(given)
         sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
         tau = self.pair_temperature()
         pair_terms = [
-            pair_info_nce(s, tau, anchors=prep.anchors, validate=False) for s in sims.values()
+            pair_info_nce(s, tau, anchors=prep.anchors, labels=prep.labels, validate=False)
+            for s in sims.values()
         ]
         loss_pair = torch.stack(pair_terms).sum()
         loss = loss_pair
@@ -158,24 +199,30 @@ class ContrastiveLoss(nn.Module):
                 sims[("pose2d", "pose3d")],
                 generator=generator,
                 anchors=prep.anchors,
+                labels=prep.labels,
                 validate=self.validate,
             )
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:
             return loss
-        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau)
+        # Diagnostics of the current batch (not of the queue).
+        sims = {key: s[:batch_size, :batch_size] for key, s in sims.items()}
+        labels = None if prep.labels is None else prep.labels[:batch_size]
+        return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau, labels)
 
     @torch.no_grad()
-    def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau) -> dict[str, float]:
+    def _diagnostics(self, sims, loss_pair, loss_triplet, lam, tau, labels) -> dict[str, float]:
         # Stacked and read in one transfer: one host synchronisation, not a dozen.
         info: dict[str, Tensor] = {"loss/pair": loss_pair, "tau/pair": tau}
         for (m1, m2), s in sims.items():
             target = torch.arange(s.shape[0], device=s.device)
+            if labels is None:
+                hit_row, hit_col = s.argmax(dim=1) == target, s.argmax(dim=0) == target
+            else:
+                hit_row = labels[s.argmax(dim=1)] == labels
+                hit_col = labels[s.argmax(dim=0)] == labels
             info[f"cos/{m1}-{m2}"] = s.diagonal().mean()
-            info[f"acc/{m1}-{m2}"] = 0.5 * (
-                (s.argmax(dim=1) == target).float().mean()
-                + (s.argmax(dim=0) == target).float().mean()
-            )
+            info[f"acc/{m1}-{m2}"] = 0.5 * (hit_row.float().mean() + hit_col.float().mean())
         if lam is not None:
             info["loss/triplet"] = loss_triplet
             info["tau/triplet"] = self.triplet.temperature()

@@ -1,6 +1,22 @@
-"""Global negatives across data-parallel ranks.
+"""Global negatives across data-parallel ranks, in two semantics.
 
-Semantics ("local loss"): every rank computes the loss of its *own* anchors
+Every loss with ``gather=True`` takes ``distributed="local"`` (the default) or
+``"global"``; the two differ in which anchors a rank's loss covers, in the
+loss each rank logs, and in the scale of the gradients:
+
+| ``distributed`` | a rank's loss | gradient after DDP's average | logged loss |
+| --- | --- | --- | --- |
+| ``"local"`` | its own anchors against the global batch; gathered copies carry gradient | equal to one process on the concatenated batch | differs per rank; their mean is the global loss |
+| ``"global"`` | all W·b anchors; other ranks' embeddings are constants | **1/W** of one process on the concatenated batch for the networks; the full gradient for parameters of the loss itself (τ, a bias) | the global loss, identical on every rank |
+
+``"global"`` is open_clip's default (``local_loss=False,
+gather_with_grad=False``): a run migrated from it to ``"local"`` gets
+gradients W times larger (divide the learning rate by W, or keep
+``"global"``). ``"global"`` computes the whole loss on every rank (W times
+the work of ``"local"``); with a sampled triplet term every rank must draw the
+same negatives (a generator seeded alike on every rank).
+
+Local semantics in detail: every rank computes the loss of its *own* anchors
 against the *global* batch, i.e. the embeddings of all ranks concatenated in
 rank order. The gathered copies of other ranks' embeddings carry gradient:
 the backward of [`all_gather_with_grad`][] sums the incoming gradient over
@@ -22,7 +38,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["GlobalBatch", "all_gather_with_grad", "gather_embeddings", "local_pair_info_nce"]
+__all__ = [
+    "DISTRIBUTED_MODES",
+    "GlobalBatch",
+    "all_gather_with_grad",
+    "gather_embeddings",
+    "local_pair_info_nce",
+]
+
+DISTRIBUTED_MODES = ("local", "global")
+"""The values of every loss's ``distributed=`` argument (see the module notes)."""
+
+
+def check_distributed(owner: str, distributed: object) -> str:
+    """``distributed`` if it is one of [`DISTRIBUTED_MODES`][], else raise ``ValueError``."""
+    if distributed not in DISTRIBUTED_MODES:
+        raise ValueError(
+            f"{owner}: distributed must be one of {DISTRIBUTED_MODES}, got {distributed!r}"
+        )
+    return str(distributed)
 
 
 def distributed_world(gather: bool = True) -> tuple[int, int] | None:
@@ -86,6 +120,14 @@ def all_gather_with_grad(x: Tensor, *, validate: bool = True) -> Tensor:
     return _AllGather.apply(x)
 
 
+def _all_gather_keep_own(x: Tensor, rank: int, world: int) -> Tensor:
+    """All-gather where only this rank's slice carries gradient (open_clip's default)."""
+    parts = [torch.empty_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x.detach().contiguous())
+    parts[rank] = x
+    return torch.cat(parts, dim=0)
+
+
 class GlobalBatch:
     """Gathered embeddings and this rank's rows inside them.
 
@@ -105,7 +147,11 @@ class GlobalBatch:
 
 
 def gather_embeddings(
-    tensors: list[Tensor], gather: bool = True, *, validate: bool = True
+    tensors: list[Tensor],
+    gather: bool = True,
+    *,
+    validate: bool = True,
+    distributed: str = "local",
 ) -> GlobalBatch:
     """Gather ``(b, D)`` embedding sets across ranks when distributed.
 
@@ -114,6 +160,9 @@ def gather_embeddings(
         gather: False keeps everything local (the constructor switch).
         validate: Check that every rank passes the same shape (see
             [`all_gather_with_grad`][]).
+        distributed: ``"local"``: the gathered copies carry gradient (the
+            backward sums over ranks); ``"global"``: only this rank's slice
+            does (see the module notes).
 
     Returns:
         A [`GlobalBatch`][]; when torch.distributed is not initialised, the
@@ -124,14 +173,40 @@ def gather_embeddings(
     b = tensors[0].shape[0]
     if ctx is None:
         return GlobalBatch(list(tensors), torch.arange(b, device=tensors[0].device), False)
-    rank, _ = ctx
-    gathered = [all_gather_with_grad(t, validate=validate) for t in tensors]
+    rank, world = ctx
+    if distributed == "global":
+        if validate:
+            all_gather_with_grad(tensors[0].detach(), validate=True)  # compares shapes
+        gathered = [_all_gather_keep_own(t, rank, world) for t in tensors]
+    else:
+        gathered = [all_gather_with_grad(t, validate=validate) for t in tensors]
     rows = torch.arange(rank * b, (rank + 1) * b, device=tensors[0].device)
     return GlobalBatch(gathered, rows, True)
 
 
+def pair_targets(rows: Tensor, labels: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """Cross-entropy targets of anchors ``rows`` against the whole batch.
+
+    Without labels the class index of each anchor (its own row); with
+    ``(B,)`` labels the ``(A, B)`` distribution that spreads each anchor's
+    target evenly over the samples sharing its label, so that the
+    cross-entropy is the mean over its positives p of −log softmax[p]
+    (SupCon's L_out).
+    """
+    if labels is None:
+        return rows
+    same = (labels[rows][:, None] == labels[None, :]).to(dtype)
+    return same / same.sum(dim=1, keepdim=True)
+
+
 def local_pair_info_nce(
-    x_to_y: Tensor, y_to_x: Tensor, rows: Tensor, tau: Tensor | float
+    x_to_y: Tensor,
+    y_to_x: Tensor,
+    rows: Tensor,
+    tau: Tensor | float,
+    *,
+    labels: Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Symmetric InfoNCE of the anchors ``rows`` against the whole batch.
 
@@ -141,9 +216,17 @@ def local_pair_info_nce(
         y_to_x: ``(A, B)`` cosines ``y_a · x_i`` (``S[:, rows].T``).
         rows: ``(A,)`` global indices of the anchors (their positives).
         tau: Temperature.
+        labels: ``(B,)`` labels of the global batch: every sample sharing an
+            anchor's label is one of its positives (see [`pair_targets`][]).
+        label_smoothing: ε of ``F.cross_entropy``: the target keeps weight
+            1 − ε and ε is spread over all B columns.
 
     Returns:
         Scalar: the mean of the x→y and y→x cross-entropies over the anchors.
         With all rows this equals [`unihpr.losses.pair_info_nce`][].
     """
-    return 0.5 * (F.cross_entropy(x_to_y / tau, rows) + F.cross_entropy(y_to_x / tau, rows))
+    target = pair_targets(rows, labels, x_to_y.dtype)
+    return 0.5 * (
+        F.cross_entropy(x_to_y / tau, target, label_smoothing=label_smoothing)
+        + F.cross_entropy(y_to_x / tau, target, label_smoothing=label_smoothing)
+    )

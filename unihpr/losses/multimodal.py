@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.distributed import check_distributed
 from unihpr.losses.samplers import SAMPLERS, TripletSampler, UniformTripletSampler, make_sampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
 from unihpr.ops._checks import check_generator, check_positive_int
@@ -132,6 +133,9 @@ class MultimodalInfoNCE(nn.Module):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, or ``"compile"`` (K = 3 with
             ``score="lambda"`` only); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows), which
@@ -152,6 +156,7 @@ class MultimodalInfoNCE(nn.Module):
         gather: bool = True,
         backend: str = "auto",
         validate: bool = True,
+        distributed: str = "local",
     ) -> None:
         super().__init__()
         owner = "MultimodalInfoNCE"
@@ -181,6 +186,7 @@ class MultimodalInfoNCE(nn.Module):
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
         self.gather = bool(gather)
+        self.distributed = check_distributed("MultimodalInfoNCE", distributed)
         self.backend = backend
         self.validate = bool(validate)
 
@@ -191,7 +197,9 @@ class MultimodalInfoNCE(nn.Module):
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
         check_generator(owner, generator)
         named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
-        prep = prepare(owner, named, gather=self.gather, validate=self.validate)
+        prep = prepare(
+            owner, named, gather=self.gather, distributed=self.distributed, validate=self.validate
+        )
         xs = prep.embeddings
         B, K = xs[0].shape[0], len(xs)
         work = torch.promote_types(xs[0].dtype, torch.float32)

@@ -12,6 +12,14 @@ three modalities (i, j, k) = (image, 2D pose, 3D pose). For anchor a the
 paper's candidate negatives are the tuples that share at least one embedding
 with the positive (a, …, a): B^K − (B − 1)^K − 1 of them, 3B² − 3B for K = 3.
 Every sampler returns, per anchor, candidates that never equal the positive.
+
+With ``labels`` (one integer per sample; samples that share one are the same
+thing, e.g. one frame seen by several cameras) a candidate whose K samples all
+carry the anchor's label is another positive, not a negative. The samplers
+then redraw such candidates, up to [`LABEL_REDRAWS`][unihpr.losses.samplers.LABEL_REDRAWS]
+times, a fixed number so that the GPU never waits for the host; one still
+left after that (only likely when most of the batch shares the anchor's label)
+is scored by the losses as a positive, never as a negative.
 """
 
 from __future__ import annotations
@@ -22,9 +30,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import check_device, check_generator, check_index, check_range
+from unihpr.ops._checks import (
+    check_device,
+    check_generator,
+    check_index,
+    check_labels,
+    check_range,
+)
 
 __all__ = [
+    "LABEL_REDRAWS",
     "SAMPLERS",
     "ShuffleTripletSampler",
     "SwapOneTripletSampler",
@@ -33,6 +48,40 @@ __all__ = [
     "UniformTripletSampler",
     "make_sampler",
 ]
+
+
+LABEL_REDRAWS = 8
+"""How many times the samplers redraw a candidate that shares the anchor's label."""
+
+
+def same_label_tuples(out: tuple[Tensor, ...], anchors: Tensor, labels: Tensor) -> Tensor:
+    """``(A, N)`` bool: the candidate's K samples all carry the anchor's label."""
+    own = labels[anchors.long()][:, None]
+    same = torch.ones_like(out[0], dtype=torch.bool)
+    for t in out:
+        same &= labels[t.long()] == own
+    return same
+
+
+def _check_anchor_modality(owner: str, anchor_modality: object) -> int | None:
+    if anchor_modality is not None and (
+        isinstance(anchor_modality, bool)
+        or not isinstance(anchor_modality, int)
+        or anchor_modality < 0
+    ):
+        raise ValueError(
+            f"{owner}: anchor_modality must be a modality index >= 0 or None, "
+            f"got {anchor_modality!r}"
+        )
+    return anchor_modality
+
+
+def _check_fits(owner: str, anchor_modality: int | None, num_modalities: int) -> None:
+    if anchor_modality is not None and anchor_modality >= num_modalities:
+        raise ValueError(
+            f"{owner}: anchor_modality={anchor_modality} needs more than "
+            f"{num_modalities} modalities"
+        )
 
 
 class TripletIndices(NamedTuple):
@@ -84,6 +133,7 @@ class TripletSampler(ABC):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
+        labels: Tensor | None = None,
     ) -> TripletIndices:
         """Sample negative triplets (three modalities).
 
@@ -96,6 +146,8 @@ class TripletSampler(ABC):
                 else the CPU).
             dtype: ``torch.int64`` (default) or ``torch.int32`` (faster to
                 produce and to index with).
+            labels: ``(B,)`` integer labels; candidates made only of samples
+                with the anchor's label are redrawn (see the module notes).
 
         Returns:
             [`TripletIndices`][] of ``(A, N)`` integer tensors.
@@ -108,6 +160,7 @@ class TripletSampler(ABC):
             generator=generator,
             device=device,
             dtype=dtype,
+            labels=labels,
         )
         return TripletIndices(*out)
 
@@ -121,6 +174,7 @@ class TripletSampler(ABC):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.int64,
+        labels: Tensor | None = None,
     ) -> tuple[Tensor, ...]:
         """Sample negative K-modality tuples.
 
@@ -133,6 +187,9 @@ class TripletSampler(ABC):
             generator: Source of randomness.
             device: Device of the returned indices.
             dtype: ``torch.int64`` or ``torch.int32``.
+            labels: ``(B,)`` integer labels on ``device``; a candidate whose
+                samples all share the anchor's label is redrawn, up to
+                [`LABEL_REDRAWS`][unihpr.losses.samplers.LABEL_REDRAWS] times.
 
         Returns:
             K tensors of shape ``(A, N)``: entry m of tuple (r, n) is
@@ -163,11 +220,34 @@ class TripletSampler(ABC):
             device = device if device is not None else anchors.device
             anchors = anchors.to(device)
         self.check_modalities(num_modalities)
+        if labels is not None:
+            labels = check_labels(owner, labels, batch_size, device)
         out = self.sample(batch_size, num_modalities, n, anchors, generator, device)
+        if labels is not None:
+            for _ in range(LABEL_REDRAWS):
+                same = same_label_tuples(out, anchors, labels)
+                new = self.sample(batch_size, num_modalities, n, anchors, generator, device)
+                out = tuple(torch.where(same, b, a) for a, b in zip(out, new))
         return tuple(t.to(dtype) for t in out)
 
     def check_modalities(self, num_modalities: int) -> None:  # noqa: B027 (optional hook)
         """Raise ``ValueError`` if this sampler cannot serve ``num_modalities``."""
+
+    def for_anchor_modality(self, modality: int) -> TripletSampler:
+        """This sampler restricted to candidates that keep the anchor in ``modality``.
+
+        Used by the Symile-style average over anchor modalities
+        (``TripletInfoNCE(anchor_modalities="each")``): one cross-entropy per
+        modality m, its negatives (a in modality m, any other samples in the
+        others) drawn by ``sampler.for_anchor_modality(m)``.
+
+        Raises:
+            ValueError: This sampler has no such form.
+        """
+        raise ValueError(
+            f"{type(self).__name__} has no per-anchor-modality form; use "
+            "UniformTripletSampler or ShuffleTripletSampler"
+        )
 
     @abstractmethod
     def sample(
@@ -209,16 +289,44 @@ class UniformTripletSampler(TripletSampler):
     ever rejected. For K = 3 the planes are {(a, j, k)} (B² − 1 negatives),
     {(i, a, k): i ≠ a} (B² − B) and {(i, j, a): i ≠ a, j ≠ a} ((B − 1)²).
     Duplicates are possible but rare (N ≪ 3B²).
+
+    Args:
+        anchor_modality: None (default) for all candidates; a modality m < K
+            for only those that keep the anchor's own embedding in modality
+            m, the other modalities free: B^(K−1) − 1 candidates, Symile's
+            per-anchor-modality negatives.
     """
+
+    def __init__(self, anchor_modality: int | None = None) -> None:
+        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
 
     def check_modalities(self, num_modalities: int) -> None:
         if num_modalities > 62:
             raise ValueError(
                 f"UniformTripletSampler: {num_modalities} modalities overflow int64 draws"
             )
+        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
+
+    def for_anchor_modality(self, modality: int) -> UniformTripletSampler:
+        return UniformTripletSampler(modality)
+
+    def __repr__(self) -> str:
+        if self.anchor_modality is None:
+            return "UniformTripletSampler()"
+        return f"UniformTripletSampler(anchor_modality={self.anchor_modality})"
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K = batch_size, num_modalities
+        m = self.anchor_modality
+        if m is not None:
+            if B ** (K - 1) >= 2**62:
+                raise ValueError(
+                    f"UniformTripletSampler: B^(K-1) = {B}^{K - 1} candidates overflow int64 draws"
+                )
+            # Plane 0 of the decoding (the anchor first, the rest free), moved to slot m.
+            u = _randint(B ** (K - 1) - 1, (anchors.numel(), num_negatives), generator, device)
+            first, *rest = self.decode(u, anchors, B, K)
+            return (*rest[:m], first, *rest[m:])
         total = B**K - (B - 1) ** K - 1
         if B**K >= 2**62:
             raise ValueError(
@@ -309,23 +417,13 @@ class ShuffleTripletSampler(TripletSampler):
     """
 
     def __init__(self, anchor_modality: int | None = None) -> None:
-        if anchor_modality is not None and (
-            isinstance(anchor_modality, bool)
-            or not isinstance(anchor_modality, int)
-            or anchor_modality < 0
-        ):
-            raise ValueError(
-                "ShuffleTripletSampler: anchor_modality must be a modality index >= 0 or None, "
-                f"got {anchor_modality!r}"
-            )
-        self.anchor_modality = anchor_modality
+        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
 
     def check_modalities(self, num_modalities: int) -> None:
-        if self.anchor_modality is not None and self.anchor_modality >= num_modalities:
-            raise ValueError(
-                f"ShuffleTripletSampler: anchor_modality={self.anchor_modality} needs more than "
-                f"{num_modalities} modalities"
-            )
+        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
+
+    def for_anchor_modality(self, modality: int) -> ShuffleTripletSampler:
+        return ShuffleTripletSampler(modality)
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K, A, N = batch_size, num_modalities, anchors.numel(), num_negatives
@@ -362,7 +460,7 @@ class ShuffleTripletSampler(TripletSampler):
         return tuple(out)
 
     def __repr__(self) -> str:
-        return f"ShuffleTripletSampler(anchor_modality={self.anchor_modality})"
+        return f"{type(self).__name__}(anchor_modality={self.anchor_modality})"
 
 
 SAMPLERS: dict[str, type[TripletSampler]] = {

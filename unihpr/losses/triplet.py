@@ -19,16 +19,27 @@ import torch
 from torch import Tensor, nn
 
 from unihpr.losses._preamble import prepare, similarities
+from unihpr.losses.distributed import check_distributed
+from unihpr.losses.queue import EmbeddingQueue, check_queue
 from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_generator, check_index, check_positive_int, check_range
+from unihpr.ops._checks import (
+    check_generator,
+    check_index,
+    check_labels,
+    check_positive_int,
+    check_range,
+)
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
 from unihpr.ops.exact_triplet import exact_triplet_info_nce
+from unihpr.ops.gram import lambda1_from_cosines
+from unihpr.ops.plane_triplet import plane_triplet_info_nce
 from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
-NEGATIVE_MODES = ("sampled", "all")
+NEGATIVE_MODES = ("sampled", "all", "planes")
+ANCHOR_MODALITIES = ("any", "each")
 
 
 def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
@@ -58,6 +69,7 @@ def triplet_info_nce(
     tau: Tensor | float,
     *,
     anchors: Tensor | None = None,
+    labels: Tensor | None = None,
     backend: str = "auto",
     validate: bool = True,
     compiled: bool | None = None,
@@ -74,6 +86,9 @@ def triplet_info_nce(
         tau: Temperature, a float or a 0-dim tensor (finite, > 0).
         anchors: ``(A,)`` anchor rows: the positive of row r is then
             ``(anchors[r],) * 3``. Saves materialising [`with_positives`][].
+        labels: ``(B,)`` integer labels: candidates whose three samples
+            share the anchor's label are positives too (see
+            [`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce]).
         backend: ``"auto"``, ``"torch"`` or ``"compile"`` (see
             [`unihpr.ops.backend`][]).
         validate: Check index ranges and a tensor τ's value (reads them on
@@ -103,7 +118,7 @@ def triplet_info_nce(
                 check_range("triplet_info_nce", name, t, s.shape[dim])
     i, j, k = triplets
     return sampled_triplet_info_nce(
-        s12, s13, s23, i, j, k, tau, anchors, backend=backend, validate=validate
+        s12, s13, s23, i, j, k, tau, anchors, labels=labels, backend=backend, validate=validate
     )
 
 
@@ -120,6 +135,14 @@ class TripletInfoNCE(nn.Module):
     together with the pairwise InfoNCE ([`ContrastiveLoss`][]), as the
     paper does.
 
+    ``labels`` ``(B,)`` (a call argument): samples that share a label are the
+    same thing. A candidate triplet made only of samples with the anchor's
+    label is then a positive, never a negative: the samplers redraw such
+    candidates (see [`unihpr.losses.samplers`][]) and the anchor's loss is the
+    mean over its positives of −log softmax (SupCon's L_out over the
+    candidate set; in exact mode every same-label triplet sharing an
+    embedding with the anchor is a positive).
+
     Args:
         temperature: Fixed float τ or a [`LearnableTemperature`][].
         sampler: Negative sampler; default [`UniformTripletSampler`][]. Any
@@ -130,12 +153,28 @@ class TripletInfoNCE(nn.Module):
             3B² − 3B + 1 triplets sharing an embedding with the anchor,
             streamed in chunks (O(B² + chunk_size·B) memory, O(B³) work; a
             fused Triton kernel on CUDA when triton is installed), see
-            [`unihpr.ops.exact_triplet_info_nce`][].
+            [`unihpr.ops.exact_triplet_info_nce`][]. ``"planes"``: Symile's
+            O(B²) negatives, one softmax per anchor modality m over the B²
+            triplets that keep the anchor's embedding in modality m, the
+            three cross-entropies averaged (see
+            [`unihpr.ops.plane_triplet_info_nce`][]; PyTorch ops,
+            checkpointed blocks).
+        anchor_modalities: Sampled mode only. ``"any"`` (default): one
+            softmax per anchor over candidates that share any of its
+            embeddings, as drawn by ``sampler``. ``"each"`` (Symile's
+            average): one cross-entropy per anchor modality m, its
+            negatives drawn by ``sampler.for_anchor_modality(m)`` (fresh
+            draws per m; [`UniformTripletSampler`][] and
+            [`ShuffleTripletSampler`][unihpr.losses.ShuffleTripletSampler]),
+            averaged over the three.
         chunk_size: Rows of length B per block of the exact mode (default:
             about 2¹⁶ triplets per block).
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, ``"triton"`` (exact mode) or
             ``"compile"`` (sampled mode); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows, index
@@ -143,11 +182,16 @@ class TripletInfoNCE(nn.Module):
             the attribute can be switched off once the inputs are known good.
             Types, shapes, dtypes and devices are always checked.
         compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue]: the
+            candidates of each anchor range over the current and the queued
+            samples (gradients only through the current batch).
 
     Examples:
         >>> loss_fn = TripletInfoNCE(temperature=0.2)
         >>> x = [torch.randn(16, 64) for _ in range(3)]
         >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0))
+        >>> views = torch.arange(16) // 4  # four cameras per frame
+        >>> loss = loss_fn(*x, generator=torch.Generator().manual_seed(0), labels=views)
     """
 
     def __init__(
@@ -161,12 +205,25 @@ class TripletInfoNCE(nn.Module):
         backend: str = "auto",
         validate: bool = True,
         compile: bool | None = None,
+        distributed: str = "local",
+        queue: EmbeddingQueue | None = None,
+        anchor_modalities: str = "any",
     ) -> None:
         super().__init__()
         owner = "TripletInfoNCE"
         if negatives not in NEGATIVE_MODES:
             raise ValueError(
                 f"{owner}: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
+            )
+        if anchor_modalities not in ANCHOR_MODALITIES:
+            raise ValueError(
+                f"{owner}: anchor_modalities must be one of {ANCHOR_MODALITIES}, "
+                f"got {anchor_modalities!r}"
+            )
+        if anchor_modalities == "each" and negatives != "sampled":
+            raise ValueError(
+                f"{owner}: anchor_modalities='each' is for negatives='sampled'; "
+                "negatives='planes' already averages over the anchor modalities"
             )
         check_positive_int(owner, "chunk_size", chunk_size)
         check_positive_int(owner, "num_negatives", num_negatives)
@@ -175,16 +232,21 @@ class TripletInfoNCE(nn.Module):
                 f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
             )
         backend = deprecated_compile(owner, compile, backend)
-        kernels = EXACT_KERNELS if negatives == "all" else SAMPLED_KERNELS
+        kernels = {"all": EXACT_KERNELS, "planes": ("torch",)}.get(negatives, SAMPLED_KERNELS)
         resolve_backend(backend, owner=f"{owner}(negatives={negatives!r})", kernels=kernels)
         self.negatives = negatives
         self.chunk_size = chunk_size
         self.gather = bool(gather)
+        self.distributed = check_distributed("TripletInfoNCE", distributed)
+        self.queue = check_queue(owner, queue)
         self.backend = backend
         self.validate = bool(validate)
         self.temperature = as_temperature(temperature, owner=owner)
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
+        self.anchor_modalities = anchor_modalities
+        if anchor_modalities == "each":
+            self.sampler.for_anchor_modality(0)  # raises for samplers without the form
 
     def forward(
         self,
@@ -192,18 +254,34 @@ class TripletInfoNCE(nn.Module):
         x_2d: Tensor,
         x_3d: Tensor,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors."""
+        """Loss for three ``(B, D)`` embedding sets; returns the mean over anchors.
+
+        ``labels``: optional ``(B,)`` integer labels (see the class notes).
+        """
         check_generator("TripletInfoNCE", generator)
         prep = prepare(
             "TripletInfoNCE",
             {"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d},
             gather=self.gather,
+            distributed=self.distributed,
             validate=self.validate,
+            labels=labels,
         )
+        if self.queue is not None:
+            batch = prep
+            prep = self.queue.extend("TripletInfoNCE", batch)
+            if self.training:
+                self.queue.push(batch)
         sims = similarities(prep.embeddings)
         loss, _ = self.from_similarities(
-            sims[0, 1], sims[0, 2], sims[1, 2], generator=generator, anchors=prep.anchors
+            sims[0, 1],
+            sims[0, 2],
+            sims[1, 2],
+            generator=generator,
+            anchors=prep.anchors,
+            labels=prep.labels,
         )
         return loss
 
@@ -215,6 +293,7 @@ class TripletInfoNCE(nn.Module):
         generator: torch.Generator | None = None,
         *,
         anchors: Tensor | None = None,
+        labels: Tensor | None = None,
         validate: bool | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Loss from precomputed ``(B, B)`` cosine matrices.
@@ -227,13 +306,16 @@ class TripletInfoNCE(nn.Module):
                 mode negatives are drawn for all B rows and the anchors' rows
                 kept, so a generator seeded alike on every rank reproduces
                 the single-process draw.
+            labels: ``(B,)`` integer labels of the rows (see the class notes).
             validate: Check index ranges and τ (default: the ``validate``
                 attribute).
 
         Returns:
             ``(loss, lam)`` with ``lam`` the detached scores, positives in
-            column 0: ``(A, 1 + N)`` sampled, or ``(A, 2)`` in exact mode
-            (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives).
+            column 0: ``(A, 1 + N)`` sampled (``(A, 1 + 3N)`` with
+            ``anchor_modalities="each"``), or ``(A, 2)`` in the exact modes
+            (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives for
+            ``"all"``; the mean λ1 over all plane candidates for ``"planes"``).
         """
         validate = self.validate if validate is None else validate
         check_generator("TripletInfoNCE", generator)
@@ -246,10 +328,27 @@ class TripletInfoNCE(nn.Module):
                 tau,
                 anchors=anchors,
                 chunk_size=self.chunk_size,
+                labels=labels,
                 backend=self.backend,
                 validate=validate,
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
+        if self.negatives == "planes":
+            loss, lam_mean = plane_triplet_info_nce(
+                s12,
+                s13,
+                s23,
+                tau,
+                anchors=anchors,
+                labels=labels,
+                chunk_size=self.chunk_size,
+                validate=validate,
+            )
+            rows = torch.arange(s12.shape[0], device=s12.device) if anchors is None else anchors
+            rows = rows.long()
+            with torch.no_grad():
+                lam_pos = lambda1_from_cosines(s12[rows, rows], s13[rows, rows], s23[rows, rows])
+            return loss, torch.stack([lam_pos, lam_mean.expand_as(lam_pos)], dim=1)
         B = s12.shape[0]
         if anchors is not None:
             check_index("TripletInfoNCE", "anchors", anchors, dim=1)
@@ -257,20 +356,39 @@ class TripletInfoNCE(nn.Module):
                 check_range("TripletInfoNCE", "anchors", anchors, B)
         # int32 indices are faster to draw and to gather with, while they fit.
         dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
-        negatives = self.sampler(
-            B, self.num_negatives, generator=generator, device=s12.device, dtype=dtype
-        )
-        if anchors is None:
-            anchors = torch.arange(B, device=s12.device, dtype=dtype)
+        if labels is not None:
+            labels = check_labels("TripletInfoNCE", labels, B, s12.device)
+        if self.anchor_modalities == "each":
+            # Symile's average: one cross-entropy per anchor modality, fresh draws each.
+            samplers = [self.sampler.for_anchor_modality(m) for m in range(3)]
         else:
-            negatives = TripletIndices(*(n[anchors] for n in negatives))
-        return triplet_info_nce(
-            s12,
-            s13,
-            s23,
-            negatives,
-            tau,
-            anchors=anchors.to(dtype),
-            backend=self.backend,
-            validate=validate,
-        )
+            samplers = [self.sampler]
+        rows = torch.arange(B, device=s12.device) if anchors is None else anchors
+        losses, lams = [], []
+        for sampler in samplers:
+            negatives = sampler(
+                B,
+                self.num_negatives,
+                generator=generator,
+                device=s12.device,
+                dtype=dtype,
+                labels=labels,
+            )
+            if anchors is not None:
+                negatives = TripletIndices(*(n[anchors] for n in negatives))
+            loss, lam = triplet_info_nce(
+                s12,
+                s13,
+                s23,
+                negatives,
+                tau,
+                anchors=rows.to(dtype),
+                labels=labels,
+                backend=self.backend,
+                validate=validate,
+            )
+            losses.append(loss)
+            lams.append(lam[:, 1:] if lams else lam)
+        if len(losses) == 1:
+            return losses[0], lams[0]
+        return torch.stack(losses).mean(), torch.cat(lams, dim=1)

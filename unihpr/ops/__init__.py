@@ -3,7 +3,8 @@
 Each formula lives in one place: [`unihpr.ops.gram`][] is the reference of λ1
 and its gradient, [`unihpr.ops.sampled_triplet`][] and
 [`unihpr.ops.exact_triplet`][] the sampled and the exact all-negatives
-Triplet-InfoNCE, [`unihpr.ops.backend`][] the one ``backend=`` switch.
+Triplet-InfoNCE, [`unihpr.ops.plane_triplet`][] the per-anchor-modality
+(Symile-style) exact variant, [`unihpr.ops.backend`][] the one ``backend=`` switch.
 """
 
 from unihpr.ops.backend import BACKENDS, resolve_backend
@@ -16,6 +17,7 @@ from unihpr.ops.gram import (
     lambda1_from_gram,
     largest_gram_eigenvalue,
 )
+from unihpr.ops.plane_triplet import plane_triplet_info_nce
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "lambda1_from_cosines",
     "lambda1_from_gram",
     "largest_gram_eigenvalue",
+    "plane_triplet_info_nce",
     "resolve_backend",
     "sampled_triplet_info_nce",
 ]

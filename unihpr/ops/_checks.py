@@ -138,3 +138,42 @@ def check_positive_int(owner: str, name: str, value: object, *, allow_none: bool
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
+
+
+LABEL_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def check_labels(
+    owner: str, labels: object, batch_size: int, device: torch.device, *, name: str = "labels"
+) -> Tensor:
+    """``labels`` as int64 if it is an integer ``(B,)`` tensor on ``device``, else raise.
+
+    Labels say which samples are the same thing: every sample that shares a
+    label with an anchor is one of its positives (see the losses' ``labels=``).
+    """
+    labels = check_tensor(owner, name, labels, floating=False)
+    if labels.dtype not in LABEL_DTYPES:
+        raise TypeError(f"{owner}: {name} must be an integer tensor, got dtype {labels.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != batch_size:
+        raise ValueError(
+            f"{owner}: {name} must have shape ({batch_size},), one label per sample, "
+            f"got {tuple(labels.shape)}"
+        )
+    if labels.device != device:
+        raise ValueError(
+            f"{owner}: {name} is on {labels.device} but the embeddings are on {device}; "
+            "pass them on one device"
+        )
+    return labels.long()
+
+
+def same_label(labels: Tensor, rows: Tensor) -> Tensor:
+    """``(A, B)`` bool: ``labels[rows[a]] == labels[b]``."""
+    return labels[rows][:, None] == labels[None, :]
+
+
+def check_label_smoothing(owner: str, value: object) -> float:
+    """``value`` as a float if it is a number in [0, 1), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{owner}: label_smoothing must be a float in [0, 1), got {value!r}")
+    return float(value)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from unihpr.ops._checks import (
     check_index,
+    check_labels,
     check_positive_int,
     check_range,
     check_same,
@@ -97,6 +98,16 @@ def _plane(plane: int, s12: Tensor, s13: Tensor, s23: Tensor, a: Tensor, u0: int
     return av, bv, cv, row_ok & (cols[None, :] != a[:, None])[:, None, :]
 
 
+def _plane_positives(labels: Tensor, a: Tensor, u0: int, u1: int) -> Tensor:
+    """``(ca, R, B)`` bool: both free indices of a plane block carry the anchor's label.
+
+    In every plane the third index is the anchor itself, so a triplet is a
+    positive exactly when its row and column samples share the anchor's label.
+    """
+    same = labels[a][:, None] == labels[None, :]
+    return same[:, u0:u1, None] & same[:, None, :]
+
+
 def _merge(m: Tensor, s: Tensor, mb: Tensor, sb: Tensor) -> tuple[Tensor, Tensor]:
     """Combine two (max, sum-exp) partials of a log-sum-exp."""
     mn = torch.maximum(m, mb)
@@ -105,13 +116,20 @@ def _merge(m: Tensor, s: Tensor, mb: Tensor, sb: Tensor) -> tuple[Tensor, Tensor
     return mn, s * torch.exp(m - safe) + sb * torch.exp(mb - safe)
 
 
-def _forward_stats(s12, s13, s23, anchors, tau, chunk_size):
-    """Per-anchor log-sum-exp of the logits and the sum of negative λ1."""
+def _forward_stats(s12, s13, s23, anchors, tau, chunk_size, labels=None):
+    """Per-anchor log-sum-exp of the logits and the sum of λ1.
+
+    With ``labels`` also the per-anchor sum of λ1 over the positives and
+    their count (else those two are None).
+    """
     A = anchors.numel()
     B = s23.shape[0]
     m = torch.full((A,), float("-inf"), dtype=s12.dtype, device=s12.device)
     s = torch.zeros(A, dtype=s12.dtype, device=s12.device)
     lam_sum = torch.zeros(A, dtype=s12.dtype, device=s12.device)
+    pos_sum = pos_count = None
+    if labels is not None:
+        pos_sum, pos_count = torch.zeros_like(lam_sum), torch.zeros_like(lam_sum)
     for sl, u0, u1 in _blocks(A, B, chunk_size):
         a = anchors[sl]
         for plane in range(3):
@@ -126,11 +144,21 @@ def _forward_stats(s12, s13, s23, anchors, tau, chunk_size):
             sb = torch.exp(x - safe[:, None, None]).sum(dim=(1, 2))
             m[sl], s[sl] = _merge(m[sl], s[sl], mb, sb)
             lam_sum[sl] += lam.sum(dim=(1, 2))
-    return m + torch.log(s), lam_sum
+            if labels is not None:
+                pos = _plane_positives(labels, a, u0, u1)
+                if mask is not None:
+                    pos = pos & mask
+                pos_sum[sl] += (lam * pos).sum(dim=(1, 2))
+                pos_count[sl] += pos.sum(dim=(1, 2)).to(pos_count.dtype)
+    return m + torch.log(s), lam_sum, pos_sum, pos_count
 
 
-def _backward_blocks(s12, s13, s23, anchors, tau, lse, g, chunk_size):
-    """Gradients of Σ_a g_a · LSE_a w.r.t. S12, S13, S23 and Σ_t w(t)·λ(t)."""
+def _backward_blocks(s12, s13, s23, anchors, tau, lse, g, chunk_size, labels=None, pos_count=None):
+    """Gradients of Σ_a g_a · LSE_a w.r.t. S12, S13, S23 and Σ_t w(t)·λ(t).
+
+    With ``labels`` the positives' term is included: the gradients are those
+    of Σ_a g_a (LSE_a − mean of the positives' logits).
+    """
     A = anchors.numel()
     B = s23.shape[0]
     d12, d13, d23 = (torch.zeros_like(t) for t in (s12, s13, s23))
@@ -143,7 +171,11 @@ def _backward_blocks(s12, s13, s23, anchors, tau, lse, g, chunk_size):
             av, bv, cv, mask = _plane(plane, s12, s13, s23, a, u0, u1)
             lam, mu1, r, phi = lambda1_forward(av, bv, cv)
             # w = dL/dλ = g_a · softmax_a(t) / τ
-            w = torch.exp(lam / tau - lse_a) * g_a
+            w = torch.exp(lam / tau - lse_a)
+            if labels is not None:
+                pos = _plane_positives(labels, a, u0, u1)
+                w = w - pos / pos_count[sl][:, None, None]
+            w = w * g_a
             if mask is not None:
                 w = w.masked_fill(~mask, 0.0)
             ga, gb, gc = lambda1_grad(av, bv, cv, mu1, r, phi)
@@ -168,14 +200,23 @@ class _ExactTripletNCE(torch.autograd.Function):
     """Streamed exact Triplet-InfoNCE; recomputes every block in backward."""
 
     @staticmethod
-    def forward(ctx, s12, s13, s23, tau, anchors, chunk_size):  # type: ignore[override]
-        lse, lam_sum = _forward_stats(s12, s13, s23, anchors, tau, chunk_size)
+    def forward(ctx, s12, s13, s23, tau, anchors, chunk_size, labels=None):  # type: ignore[override]
+        lse, lam_sum, pos_sum, pos_count = _forward_stats(
+            s12, s13, s23, anchors, tau, chunk_size, labels
+        )
         a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
         lam_pos, mu1, r, phi = lambda1_forward(a0, b0, c0)
-        loss = (lse - lam_pos / tau).mean()
         B = s23.shape[0]
-        lam_neg = (lam_sum - lam_pos) / (exact_triplet_num_terms(B) - 1)
-        ctx.save_for_backward(s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi)
+        if labels is None:
+            loss = (lse - lam_pos / tau).mean()
+            lam_neg = (lam_sum - lam_pos) / (exact_triplet_num_terms(B) - 1)
+        else:
+            loss = (lse - pos_sum / (pos_count * tau)).mean()
+            # The scores of the negatives alone (NaN where an anchor has none).
+            lam_neg = (lam_sum - pos_sum) / (exact_triplet_num_terms(B) - pos_count)
+        ctx.save_for_backward(
+            s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi, labels, pos_count
+        )
         ctx.chunk_size = chunk_size
         ctx.mark_non_differentiable(lam_pos, lam_neg)
         return loss, lam_pos, lam_neg
@@ -183,10 +224,17 @@ class _ExactTripletNCE(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _g_pos, _g_neg):  # type: ignore[override]
-        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi = ctx.saved_tensors
+        s12, s13, s23, tau, anchors, lse, lam_pos, mu1, r, phi, labels, pos_count = (
+            ctx.saved_tensors
+        )
         A = anchors.numel()
         g = (grad_loss / A).expand(A).to(s12.dtype)
-        d12, d13, d23, w_lam = _backward_blocks(s12, s13, s23, anchors, tau, lse, g, ctx.chunk_size)
+        d12, d13, d23, w_lam = _backward_blocks(
+            s12, s13, s23, anchors, tau, lse, g, ctx.chunk_size, labels, pos_count
+        )
+        if labels is not None:  # the positives' term is in the blocks
+            grad_tau = -w_lam / tau if ctx.needs_input_grad[3] else None
+            return d12, d13, d23, grad_tau, None, None, None
         # The positive's −λ_pos/τ term: dL/dλ_pos = −g_a / τ.
         a0, b0, c0 = s12[anchors, anchors], s13[anchors, anchors], s23[anchors, anchors]
         ga, gb, gc = lambda1_grad(a0, b0, c0, mu1, r, phi)
@@ -196,51 +244,18 @@ class _ExactTripletNCE(torch.autograd.Function):
         d23[anchors, anchors] += wp * gc
         w_lam = w_lam + (wp * lam_pos).sum()
         grad_tau = -w_lam / tau if ctx.needs_input_grad[3] else None
-        return d12, d13, d23, grad_tau, None, None
+        return d12, d13, d23, grad_tau, None, None, None
 
 
-def exact_triplet_info_nce(
-    s12: Tensor,
-    s13: Tensor,
-    s23: Tensor,
-    tau: Tensor | float,
-    *,
-    anchors: Tensor | None = None,
-    chunk_size: int | None = None,
-    backend: str = "auto",
-    validate: bool = True,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Exact Triplet-InfoNCE over all 3B² − 3B + 1 triplets of each anchor.
-
-    Args:
-        s12: ``(B, B)`` image·2D cosines, ``s12[i, j] = x_img_i · x_2d_j``.
-        s13: ``(B, B)`` image·3D cosines.
-        s23: ``(B, B)`` 2D·3D cosines.
-        tau: Temperature, a float or a 0-dim tensor (may require grad).
-        anchors: ``(A,)`` int32/int64 rows whose loss is averaged; default all B.
-        chunk_size: Rows of length B evaluated per block (PyTorch backend);
-            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)`` on the CPU and
-            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU. The result does not
-            depend on it beyond rounding.
-        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA tensors
-            when triton is installed, else PyTorch), ``"torch"`` or
-            ``"triton"``; see [`unihpr.ops.backend`][].
-        validate: Check the anchors' range and a tensor τ's value, which reads
-            them on the host (a GPU synchronisation); shapes, dtypes and
-            devices are always checked.
+def check_square_triplet_inputs(
+    owner: str, s12: Tensor, s13: Tensor, s23: Tensor, anchors: Tensor | None, *, validate: bool
+) -> tuple[int, Tensor]:
+    """Check three square ``(B, B)`` similarity matrices and the anchors of an exact op.
 
     Returns:
-        ``(loss, lam_pos, lam_neg)``: the mean over anchors of
-        ``−log softmax`` of the positive (differentiable w.r.t. the three
-        matrices and τ), and, detached, the ``(A,)`` positive scores λ1 and
-        the ``(A,)`` mean λ1 over each anchor's 3B² − 3B negatives.
-
-    Raises:
-        TypeError: Non-tensor or non-floating inputs.
-        ValueError: Non-square or mismatched matrices, bad anchors, τ, chunk
-            size or backend.
+        ``(B, anchors)``: the batch size and the anchors as int64 (all B rows
+        when ``anchors`` is None).
     """
-    owner = "exact_triplet_info_nce"
     sims = {"s12": s12, "s13": s13, "s23": s23}
     for name, t in sims.items():
         check_tensor(owner, name, t)
@@ -257,27 +272,81 @@ def exact_triplet_info_nce(
             f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
         )
     if anchors is None:
-        anchors = torch.arange(B, device=s12.device)
-    else:
-        check_index(owner, "anchors", anchors, dim=1)
-        if anchors.numel() == 0:
-            raise ValueError(
-                f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}"
-            )
-        check_same(owner, "device", {"s12": s12, "anchors": anchors})
-        if validate:
-            check_range(owner, "anchors", anchors, B)
-        anchors = anchors.long()
+        return B, torch.arange(B, device=s12.device)
+    check_index(owner, "anchors", anchors, dim=1)
+    if anchors.numel() == 0:
+        raise ValueError(f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}")
+    check_same(owner, "device", {"s12": s12, "anchors": anchors})
+    if validate:
+        check_range(owner, "anchors", anchors, B)
+    return B, anchors.long()
+
+
+def exact_triplet_info_nce(
+    s12: Tensor,
+    s13: Tensor,
+    s23: Tensor,
+    tau: Tensor | float,
+    *,
+    anchors: Tensor | None = None,
+    chunk_size: int | None = None,
+    labels: Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact Triplet-InfoNCE over all 3B² − 3B + 1 triplets of each anchor.
+
+    Args:
+        s12: ``(B, B)`` image·2D cosines, ``s12[i, j] = x_img_i · x_2d_j``.
+        s13: ``(B, B)`` image·3D cosines.
+        s23: ``(B, B)`` 2D·3D cosines.
+        tau: Temperature, a float or a 0-dim tensor (may require grad).
+        anchors: ``(A,)`` int32/int64 rows whose loss is averaged; default all B.
+        chunk_size: Rows of length B evaluated per block (PyTorch backend);
+            default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)`` on the CPU and
+            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU. The result does not
+            depend on it beyond rounding.
+        labels: ``(B,)`` integer labels: every candidate triplet whose three
+            samples share the anchor's label is a positive, never a negative,
+            and the anchor's loss is the mean over those P positives of
+            −log softmax (SupCon's L_out; P = 1 when all labels differ). Runs
+            on the PyTorch path (the Triton kernels have no labels).
+        backend: ``"auto"`` (the fused Triton kernels for float32 CUDA tensors
+            when triton is installed, else PyTorch), ``"torch"`` or
+            ``"triton"``; see [`unihpr.ops.backend`][].
+        validate: Check the anchors' range and a tensor τ's value, which reads
+            them on the host (a GPU synchronisation); shapes, dtypes and
+            devices are always checked.
+
+    Returns:
+        ``(loss, lam_pos, lam_neg)``: the mean over anchors of
+        ``−log softmax`` of the positive (differentiable w.r.t. the three
+        matrices and τ), and, detached, the ``(A,)`` positive scores λ1 and
+        the ``(A,)`` mean λ1 over each anchor's 3B² − 3B negatives (with
+        ``labels``: over its candidates that are not positives; NaN if none).
+
+    Raises:
+        TypeError: Non-tensor or non-floating inputs.
+        ValueError: Non-square or mismatched matrices, bad anchors, τ, chunk
+            size or backend.
+    """
+    owner = "exact_triplet_info_nce"
+    B, anchors = check_square_triplet_inputs(owner, s12, s13, s23, anchors, validate=validate)
     if chunk_size is None:
         per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
         chunk_size = max(1, per_block // B)
     check_positive_int(owner, "chunk_size", chunk_size)
     work = torch.promote_types(s12.dtype, torch.float32)
     tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)
-    kind = resolve_backend(backend, owner=owner, kernels=KERNELS, device=s12.device, dtype=work)
+    kernels = KERNELS
+    if labels is not None:
+        labels = check_labels(owner, labels, B, s12.device)
+        kernels = ("torch",)
+        owner = f"{owner}(labels=...)"
+    kind = resolve_backend(backend, owner=owner, kernels=kernels, device=s12.device, dtype=work)
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
     if kind == "triton":
         from unihpr.ops.triton_triplet import triton_exact_triplet_info_nce
 
         return triton_exact_triplet_info_nce(s12, s13, s23, tau, anchors=anchors)
-    return _ExactTripletNCE.apply(s12, s13, s23, tau, anchors, chunk_size)
+    return _ExactTripletNCE.apply(s12, s13, s23, tau, anchors, chunk_size, labels)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from unihpr.ops._checks import (
     check_index,
+    check_labels,
     check_range,
     check_same,
     check_tau,
@@ -42,6 +43,19 @@ def _flat(rows: Tensor, cols: Tensor, ncols: int, anchors: Tensor | None) -> Ten
     return flat
 
 
+def _label_targets(
+    i: Tensor, j: Tensor, k: Tensor, anchors: Tensor | None, labels: Tensor, dtype: torch.dtype
+) -> Tensor:
+    """``(A, 1 + N)`` targets: 1/P on the P candidates whose three labels are the anchor's."""
+    if anchors is not None:
+        a = anchors[:, None]
+        i, j, k = (torch.cat([a, t], dim=1) for t in (i, j, k))
+    own = labels[i[:, :1]]  # the label of each row's positive
+    pos = (labels[i] == own) & (labels[j] == own) & (labels[k] == own)
+    pos = pos.to(dtype)
+    return pos / pos.sum(dim=1, keepdim=True)
+
+
 def _body(
     s12: Tensor,
     s13: Tensor,
@@ -51,6 +65,7 @@ def _body(
     k: Tensor,
     tau: Tensor,
     anchors: Tensor | None,
+    labels: Tensor | None,
     need_grad: bool,
 ) -> tuple[Tensor, ...]:
     """Loss, scores and (optionally) the gradients of the loss, in one pass."""
@@ -65,13 +80,20 @@ def _body(
     lam = parts.lam
     logits = lam / tau
     lse = torch.logsumexp(logits, dim=1)
-    loss = (lse - logits[:, 0]).mean()
+    if labels is None:
+        loss = (lse - logits[:, 0]).mean()
+    else:
+        target = _label_targets(i, j, k, anchors, labels, logits.dtype)
+        loss = (lse - (target * logits).sum(dim=1)).mean()
     if not need_grad:
         return loss, lam
     ga, gb, gc = lambda1_grad(a, b, c, parts.mu1, parts.r, parts.phi)
-    # d loss / d logits = (softmax − onehot(0)) / A
+    # d loss / d logits = (softmax − target) / A, target = onehot(0) without labels
     g = torch.exp(logits - lse[:, None])
-    g[:, 0] -= 1.0
+    if labels is None:
+        g[:, 0] -= 1.0
+    else:
+        g -= target
     g /= g.shape[0]
     grad_tau = -(g * lam).sum() / (tau * tau)
     g /= tau  # d loss / d λ
@@ -88,17 +110,17 @@ def _backward(ctx, grad_loss, _grad_lam):
     need = ctx.needs_input_grad
     grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
     grad_tau = grad_loss * g_tau if need[6] else None
-    return (*grads, None, None, None, grad_tau, None)
+    return (*grads, None, None, None, grad_tau, None, None)
 
 
 def _function(get_body, doc: str) -> type[torch.autograd.Function]:
-    """An autograd Function ``(s12, s13, s23, i, j, k, tau, anchors)`` running ``get_body()``."""
+    """An autograd Function ``(s12, s13, s23, i, j, k, tau, anchors, labels)`` running ``get_body()``."""
 
     class SampledTripletNCE(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, s12, s13, s23, i, j, k, tau, anchors=None):  # type: ignore[override]
+        def forward(ctx, s12, s13, s23, i, j, k, tau, anchors=None, labels=None):  # type: ignore[override]
             need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
-            out = get_body()(s12, s13, s23, i, j, k, tau, anchors, need_grad)
+            out = get_body()(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
             if need_grad:
                 ctx.save_for_backward(*out[2:])
             ctx.mark_non_differentiable(out[1])
@@ -140,6 +162,7 @@ def sampled_triplet_info_nce(
     tau: Tensor | float,
     anchors: Tensor | None = None,
     *,
+    labels: Tensor | None = None,
     backend: str = "auto",
     validate: bool = True,
 ) -> tuple[Tensor, Tensor]:
@@ -156,6 +179,11 @@ def sampled_triplet_info_nce(
         anchors: ``(A,)`` anchor rows: the positive of row r is then
             ``(anchors[r],) * 3`` and ``(i, j, k)`` hold only negatives.
             Without it column 0 of ``(i, j, k)`` is each row's positive.
+        labels: ``(B,)`` integer labels (square matrices only): every
+            candidate whose three samples carry the label of the row's
+            positive is a positive too, never a negative, and the row's loss
+            is the mean over its P positives of −log softmax (SupCon's L_out
+            over the candidate set). Without labels P = 1.
         backend: ``"auto"``/``"torch"`` (PyTorch ops) or ``"compile"``; see
             [`unihpr.ops.backend`][]. This computation has no Triton kernel.
         validate: Check index ranges and a tensor τ's value, which reads them
@@ -206,6 +234,13 @@ def sampled_triplet_info_nce(
     if i.shape[0] == 0:
         raise ValueError(f"{owner}: need at least one anchor row, got shape {tuple(i.shape)}")
     check_same(owner, "device", {"s12": s12, **index})
+    if labels is not None:
+        if not B1 == B2 == B3:
+            raise ValueError(
+                f"{owner}: labels need square similarity matrices (one batch), got "
+                f"{tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
+            )
+        labels = check_labels(owner, labels, B1, s12.device)
     if validate:
         for name, t, high in (("i", i, B1), ("j", j, B2), ("k", k, B3)):
             check_range(owner, name, t, high)
@@ -225,4 +260,4 @@ def sampled_triplet_info_nce(
         anchors = anchors.to(idx_dtype)
     s12, s13, s23 = (s.to(work) for s in (s12, s13, s23))
     fn = _CompiledSampledTripletNCE if kind == "compile" else _SampledTripletNCE
-    return fn.apply(s12, s13, s23, i, j, k, tau, anchors)
+    return fn.apply(s12, s13, s23, i, j, k, tau, anchors, labels)

@@ -1,0 +1,149 @@
+"""GRAM's training objective (Cicchetti et al., ICLR 2025) for K ≥ 2 modalities.
+
+Modality 0 is the anchor. The logit of anchor i against sample j is the
+negative Gram volume of the anchor's embedding with the other K − 1
+embeddings of sample j,
+
+    L_ij = −V(x⁰_i, x¹_j, …, x^{K−1}_j) / τ,  V = sqrt(det G),
+
+and the loss is ½ (CE(L, diag) + CE(Lᵀ, diag)) with label smoothing: every
+anchor against every complete tuple, and every tuple against every anchor.
+This negative set is not a set of tuples sharing an embedding with a positive,
+so unlike [`MultimodalInfoNCE`][unihpr.losses.MultimodalInfoNCE] it needs no
+sampler: the Gram matrix of (i, j) is read out of the K − 1 matrices
+X⁰ X^mᵀ and the diagonals of the others.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from unihpr.losses._preamble import prepare
+from unihpr.losses.distributed import check_distributed, local_pair_info_nce
+from unihpr.losses.temperature import LearnableTemperature, as_temperature
+from unihpr.ops._checks import check_label_smoothing
+from unihpr.ops.gram import gram_volume
+
+__all__ = ["GRAMLoss", "anchor_tuple_volumes"]
+
+
+def anchor_tuple_volumes(xs: list[Tensor], rows: Tensor | None = None) -> Tensor:
+    """Gram volumes of anchors against complete tuples.
+
+    Args:
+        xs: K ≥ 2 L2-normalised sets: the anchors ``(B0, D)`` of modality 0,
+            then the other modalities' ``(B, D)`` of the tuples.
+        rows: ``(A,)`` rows of modality 0 to use as anchors (default all B0).
+
+    Returns:
+        ``(A, B)``: entry (a, j) is V(x⁰_{rows[a]}, x¹_j, …, x^{K−1}_j), the
+        square root of the determinant of their Gram matrix, floored as in
+        [`gram_volume`][unihpr.ops.gram_volume].
+    """
+    anchor = xs[0] if rows is None else xs[0][rows]
+    K = len(xs)
+    A, B = anchor.shape[0], xs[1].shape[0]
+    cross = [anchor @ x.T for x in xs[1:]]  # (A, B): x⁰_a · x^m_j
+    ones = torch.ones((A, B), dtype=anchor.dtype, device=anchor.device)
+    within = {
+        (m, n): (xs[m] * xs[n]).sum(dim=1).expand(A, B)  # x^m_j · x^n_j
+        for m in range(1, K)
+        for n in range(m + 1, K)
+    }
+    rows_g = []
+    for m in range(K):
+        row = []
+        for n in range(K):
+            if m == n:
+                row.append(ones)
+            elif m == 0 or n == 0:
+                row.append(cross[max(m, n) - 1])
+            else:
+                row.append(within[min(m, n), max(m, n)])
+        rows_g.append(torch.stack(row, dim=-1))
+    return gram_volume(torch.stack(rows_g, dim=-2))
+
+
+class GRAMLoss(nn.Module):
+    """GRAM's contrastive loss over K ≥ 2 ``(B, D)`` embedding sets.
+
+    Logits L_ij = −V(x⁰_i, x¹_j, …, x^{K−1}_j)/τ with V the Gram volume
+    (aligned tuples have a small volume, hence the sign); loss
+    ½ (CE(L, diag) + CE(Lᵀ, diag)) with label smoothing ε. The first set is
+    the anchor modality. With K = 2, V = sqrt(1 − cos²) = |sin|.
+
+    Args:
+        temperature: Float τ or a [`LearnableTemperature`][] (GRAM: 0.07).
+        label_smoothing: ε of both cross-entropies (GRAM: 0.1).
+        gather: With torch.distributed initialised and world size > 1, every
+            rank scores its own anchors against the global batch and the
+            global anchors against its own tuples (see
+            [`unihpr.losses.distributed`][]); False keeps everything local.
+        distributed: ``"local"`` (default; after DDP the gradients equal one
+            process on the concatenated batch) or ``"global"`` (open_clip's
+            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
+        validate: Reject zero or non-finite rows (a host synchronisation).
+
+    Examples:
+        >>> loss_fn = GRAMLoss(temperature=0.07, label_smoothing=0.1)
+        >>> text, video, audio = (torch.randn(8, 32) for _ in range(3))
+        >>> loss = loss_fn(text, video, audio)
+    """
+
+    def __init__(
+        self,
+        temperature: float | LearnableTemperature = 0.07,
+        label_smoothing: float = 0.1,
+        gather: bool = True,
+        validate: bool = True,
+        distributed: str = "local",
+    ) -> None:
+        super().__init__()
+        owner = "GRAMLoss"
+        self.temperature = as_temperature(temperature, owner=owner)
+        self.label_smoothing = check_label_smoothing(owner, label_smoothing)
+        self.gather = bool(gather)
+        self.distributed = check_distributed("GRAMLoss", distributed)
+        self.validate = bool(validate)
+
+    def forward(self, *embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Loss for K ≥ 2 embedding sets, each ``(B, D)``, the first the anchor.
+
+        ``labels`` ``(B,)``: optional integer labels; every sample sharing an
+        anchor's label is a positive (the mean over positives, as in
+        [`PairInfoNCE`][unihpr.losses.PairInfoNCE]).
+        """
+        owner = "GRAMLoss"
+        if len(embeddings) < 2:
+            raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
+        named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
+        prep = prepare(
+            owner,
+            named,
+            gather=self.gather,
+            distributed=self.distributed,
+            validate=self.validate,
+            labels=labels,
+        )
+        xs = prep.embeddings
+        work = torch.promote_types(xs[0].dtype, torch.float32)
+        xs = [x.to(work) for x in xs]
+        tau = self.temperature().to(work)
+        rows = prep.anchors
+        if rows is None:
+            rows = torch.arange(xs[0].shape[0], device=xs[0].device)
+            neg_volume = -anchor_tuple_volumes(xs)
+            to_tuples, to_anchors = neg_volume, neg_volume.T
+        else:
+            to_tuples = -anchor_tuple_volumes(xs, rows)
+            # This rank's tuples against every anchor: the columns ``rows``.
+            to_anchors = -anchor_tuple_volumes([xs[0], *(x[rows] for x in xs[1:])]).T
+        return local_pair_info_nce(
+            to_tuples,
+            to_anchors,
+            rows,
+            tau,
+            labels=prep.labels,
+            label_smoothing=self.label_smoothing,
+        )
