@@ -231,6 +231,15 @@ register_model(
     published=False,
     description="15-joint humanoid, 64x64 renders, HRNet-tiny; trains on a CPU in minutes",
 )
+# unihpr-tiny trained by `unihpr demo` on the bundled clips; the weights ship inside
+# the package (unihpr/models/weights/unihpr-tiny-mocap/README.md is its model card).
+register_model(
+    "unihpr-tiny-mocap",
+    _REGISTRY["unihpr-tiny"].config,
+    weights="package://unihpr.models.weights/unihpr-tiny-mocap",
+    description="unihpr-tiny trained on the bundled humanoid mocap; ships with the package, "
+    "the default model of unihpr.lift",
+)
 # The paper's: Human3.6M 17 joints, 256x192 crops, HRNet-W32 / W48, diffusion
 # decoders (its best). Their Hub ids are reserved; no weights are published yet.
 for _name, _backbone in (("unihpr-w32", "hrnet_w32"), ("unihpr-w48", "hrnet_w48")):
