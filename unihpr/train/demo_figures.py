@@ -65,7 +65,13 @@ def plot_curves(
     """
     plt = _pyplot()
     n = max(len(panels), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.9), squeeze=False)
+    width = max(4.6 * n, 7.0)
+    # The caption gets its own strip below the panels (8 pt: ~14 characters per
+    # inch, ~0.16 inch per line), so it never squeezes the axes.
+    wrapped = "\n".join(textwrap.wrap(caption, width=int(14 * width))) if caption else ""
+    caption_h = 0.16 * (wrapped.count("\n") + 1) + 0.15 if caption else 0.0
+    height = 3.6 + caption_h
+    fig, axes = plt.subplots(1, n, figsize=(width, height), squeeze=False)
     for ax, (title, lines) in zip(axes[0], panels.items()):
         for label, c in lines.items():
             (line,) = ax.plot(c.x, c.y, label=label, lw=1.6)
@@ -77,12 +83,8 @@ def plot_curves(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if caption:
-        wrapped = "\n".join(textwrap.wrap(caption, width=int(95 * n / 2) + 20))
         fig.text(0.01, 0.01, wrapped, fontsize=8, va="bottom", ha="left")
-        lines = wrapped.count("\n") + 1
-        fig.tight_layout(rect=(0, min(0.07 * lines, 0.45), 1, 1))
-    else:
-        fig.tight_layout()
+    fig.tight_layout(rect=(0, caption_h / height, 1, 1))
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
