@@ -108,14 +108,15 @@ def figure(agg: dict, path: Path) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to train")
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once (1 thread each)")
     p.add_argument("--quick", action="store_true", help="the CI-sized demo settings")
     p.add_argument("--work-dir", default="bench-lifting-runs", help="checkpoints per seed")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/results/bench_lifting[_quick].json); "
                    "the PNG and the markdown table are written next to it")  # fmt: skip
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", default=None,
+                   help="rendered-data cache (default: $UNIHPR_CACHE or ~/.cache/unihpr)")  # fmt: skip
     args = p.parse_args(argv)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)

@@ -211,34 +211,40 @@ def summary(names=None, markdown=False):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("name", nargs="?")
-    p.add_argument("--summary", nargs="*")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name", nargs="?", help="experiment name (its rows in learn_lab.jsonl)")
+    p.add_argument(
+        "--summary", nargs="*", help="print the table of these experiments (all: none given)"
+    )
     p.add_argument("--markdown", action="store_true", help="summary as Markdown table rows")
-    p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr")
+    p.add_argument("--model", choices=("mlp", "unihpr", "image", "mean"), default="unihpr",
+                   help="what is trained: MLP lifter, UniHPR, image -> 3D, or the mean pose")  # fmt: skip
     p.add_argument("--views", type=int, default=2, help="rendered views per frame (train)")
     p.add_argument("--colours", action="store_true", help="side-coloured renders")
     p.add_argument("--recombined", type=int, default=0, help="recombined training frames")
     p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
-    p.add_argument("--data", choices=("rendered", "virtual", "with-poses"), default="rendered")
-    p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints")
+    p.add_argument("--data", choices=("rendered", "virtual", "with-poses"), default="rendered",
+                   help="fixed rendered pairs, fresh virtual cameras, or renders with a fresh pair")  # fmt: skip
+    p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints",
+                   help="the 2D box of the rendered data")  # fmt: skip
     p.add_argument("--aug", nargs="*", help="PoseAugmentation fields k=v")
     p.add_argument("--cams", nargs="*", help="CameraDistribution fields k=v")
     p.add_argument("--override", nargs="*", help="UniHPRConfig fields k=v")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--s1", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
+    p.add_argument("--s1", type=int, default=0, help="step-1 steps (0: no step 1)")
     p.add_argument("--data1", choices=("rendered", "virtual"), help="stage-1 data (default --data)")
-    p.add_argument("--b1", type=int, default=0)
-    p.add_argument("--s3", type=int, default=1500)
-    p.add_argument("--b", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--b1", type=int, default=0, help="step-1 batch size (0: --b)")
+    p.add_argument("--s3", type=int, default=1500, help="fine-tuning (or supervised) steps")
+    p.add_argument("--b", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
     p.add_argument("--sched", default="constant", help="StageConfig.lr_schedule")
     p.add_argument("--cl", type=float, default=0.0, help="contrastive weight in fine-tuning")
     p.add_argument("--w2d", type=float, default=0.0, help="L_2D weight in fine-tuning")
-    p.add_argument("--balance", default="fixed")
-    p.add_argument("--decode-from", nargs="+", default=["pose2d"])
+    p.add_argument("--balance", default="fixed", help="StageConfig.loss_balance")
+    p.add_argument("--decode-from", nargs="+", default=["pose2d"],
+                   help="embeddings the fine-tuning decoders learn from")  # fmt: skip
     p.add_argument("--dropout", type=float, default=0.5, help="MLP lifter dropout")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args(argv)
     if args.summary is not None:
         summary(args.summary, args.markdown)

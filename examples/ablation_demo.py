@@ -28,9 +28,11 @@ from unihpr.train.demo import FULL, QUICK, DemoSettings, load_demo_data
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the CI-sized settings of unihpr demo")
-    p.add_argument("--output-dir", type=Path, default=Path("unihpr-ablation"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--output-dir", type=Path, default=Path("unihpr-ablation"),
+                   help="where the runs, ablation.md and ablation.json go")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of every row")
+    p.add_argument("--cache-dir", default=None,
+                   help="rendered-data cache (default: $UNIHPR_CACHE or ~/.cache/unihpr)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--steps", type=int, nargs=3, metavar=("S1", "S2", "S3"),
                    help="override the steps of (step 1, step 2, fine-tuning)")  # fmt: skip
