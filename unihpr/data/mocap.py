@@ -353,7 +353,7 @@ def build_humanoid_mocap(
             person's face and clothes resolve in real images (see the benchmarks
             page for what it does to image -> 3D).
         recombined: Extra training frames (clip ``"recombined"``) whose limbs come
-            from different training frames (see [`recombine_frames`][]): new,
+            from different training frames (see `recombine_frames`): new,
             anatomically valid poses for the image branch, whose limit is the
             number of distinct training poses. Rendered like the others.
         progress: Show progress (a bar on a terminal, else a log line every few percent).

@@ -37,7 +37,7 @@ def bbox_from_keypoints(pose2d: Tensor, mask: Tensor | None = None) -> Tensor:
     """Tight box around the visible keypoints: the one box rule of the project.
 
     Training data (virtual cameras, mirrored samples, the rendered mocap) and
-    inference ([`lift`][unihpr.inference.lift]) all derive the 2D box with it,
+    inference (`unihpr.lift`) all derive the 2D box with it,
     so a model never sees a box a user could not compute from keypoints.
 
     Args:
