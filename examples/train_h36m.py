@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--num-negatives", type=int, help="sampled negatives per anchor (B-1)")
     loss.add_argument("--chunk-size", type=int, help="rows per block of the exact PyTorch path")
     p.add_argument("--train-stride", type=int, default=1, help="use every k-th training frame")
+    p.add_argument("--real-cameras-step1", action="store_true",
+                   help="step 1 on the 4 real cameras' 2D (default: the training subjects' "
+                   "world-frame 3D seen through fresh virtual cameras, mirrored half the time)")  # fmt: skip
     p.add_argument("--eval-stride", type=int, default=1, help="use every k-th test frame")
     p.add_argument("--device", default="auto",
                    help="auto (CUDA when available), cpu, cuda or cuda:N")  # fmt: skip
@@ -158,6 +161,39 @@ def tables_markdown(results: dict[str, float | None]) -> str:
     ]) + "\n"  # fmt: skip
 
 
+def virtual_camera_poses(path_3d: Path, subjects: Sequence[str], stride: int = 1) -> Any:
+    """Step-1 data: the subjects' world-frame 3D (17 joints) through fresh virtual cameras.
+
+    The cameras cover the Human3.6M rig's range and more (any azimuth, -5..30 degrees
+    elevation, 4-7 m, f 1100-1200 px on a 1000-px sensor, z up); half the poses are
+    mirrored. Step 1 then sees a new view of every pose in every epoch instead of four.
+    """
+    import numpy as np
+
+    from unihpr.data import (
+        H36M17,
+        CameraDistribution,
+        PoseAugmentation,
+        VirtualCameraDataset,
+        load_h36m_3d,
+    )
+    from unihpr.data.skeletons import H36M32_TO_H36M17
+
+    positions = load_h36m_3d(path_3d)
+    motion, clips, frames = [], [], []
+    for subject in subjects:
+        for action, world in sorted(positions[subject].items()):  # S11's corrupt take is a test one
+            keep = np.arange(0, len(world), stride)
+            motion.append(world[keep][:, H36M32_TO_H36M17])
+            clips += [f"{subject}/{action}"] * len(keep)
+            frames += keep.tolist()
+    cameras = CameraDistribution(elevation=(-5.0, 30.0), distance=(4.0, 7.0),
+                                 focal=(1100.0, 1200.0), up_axis="z")  # fmt: skip
+    return VirtualCameraDataset(np.concatenate(motion), H36M17, cameras=cameras,
+                                augment=PoseAugmentation(mirror=0.5), clips=clips,
+                                frames=frames)  # fmt: skip
+
+
 def _subset_by_subject(dataset: Any, subjects: Sequence[str]) -> Any:
     import torch
 
@@ -204,7 +240,10 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         images = ImageIndexDataset(index, root, image_size=image_size)
     modalities = MODALITIES if images is not None else ("pose2d", "pose3d")
     if not args.eval_only:
-        datasets = {"align2d3d": lift_train, "finetune": lift_train}
+        step1 = lift_train
+        if not args.real_cameras_step1:
+            step1 = virtual_camera_poses(d3, H36M_TRAIN_SUBJECTS, args.train_stride)
+        datasets = {"align2d3d": step1, "finetune": lift_train}
         if images is not None:
             img_train = _strided(_subset_by_subject(images, H36M_TRAIN_SUBJECTS), args.train_stride)
             datasets.update(align_image=img_train, finetune=img_train)

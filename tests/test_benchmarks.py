@@ -20,6 +20,7 @@ CASES = {
     "bench_exact": ["--sizes", "8", "--dim", "8", "--repeat", "1"],
     "bench_models": ["--models", "unihpr-tiny", "--batch", "1", "--repeats", "1"],
     "bench_train": ["--models", "unihpr-tiny", "--steps", "1"],
+    "bench_lifting": ["--quick", "--seeds", "0", "--jobs", "1", "--work-dir", "{tmp}/runs"],
 }  # fmt: skip
 
 
@@ -30,7 +31,7 @@ def test_benchmark_script_runs(script, tmp_path):
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks" / f"{script}.py"),
-        *CASES[script],
+        *(a.replace("{tmp}", str(tmp_path)) for a in CASES[script]),
         "--out",
         str(out),
     ]

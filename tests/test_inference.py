@@ -19,9 +19,16 @@ from unihpr.inference import (
 )
 from unihpr.models import PretrainedNotFoundError, create_model, list_models
 
-# Per-layout MPJPE bounds (mm) of the accuracy test below: set by the task that
-# ships DEFAULT_LIFT_MODEL, from the numbers its model card documents.
-LIFT_MPJPE_BOUNDS_MM: dict[str, float] = {}
+# Per-layout MPJPE bounds (mm) of the accuracy test below. The model card of the
+# shipped DEFAULT_LIFT_MODEL (unihpr/models/weights/unihpr-tiny-mocap/README.md)
+# documents 109.7 mm (h36m17, humanoid15) and 110.9 mm (coco17, mediapipe33) at
+# every image size; the bounds leave ~4% for other BLAS / CPU arithmetic.
+LIFT_MPJPE_BOUNDS_MM: dict[str, float] = {
+    "coco17": 115.0,
+    "h36m17": 114.0,
+    "humanoid15": 114.0,
+    "mediapipe33": 115.0,
+}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ def test_mpjpe_hand_computed():
     target = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
     assert float(mpjpe(pred, target)) == pytest.approx(3.0)  # (5 + 1) / 2
     assert float(mpjpe(pred, target, joints=[0])) == pytest.approx(5.0)
+    for index in (torch.tensor([0]), np.array([0], dtype=np.int32)):  # index tensors work too
+        assert float(mpjpe(pred, target, joints=index)) == pytest.approx(5.0)
     assert float(mpjpe(pred, target, exclude_root=True)) == pytest.approx(1.0)
     assert mpjpe(pred.numpy(), target.numpy()) == pytest.approx(3.0)
     per = mpjpe(pred, target, reduction="none")
@@ -231,6 +233,9 @@ def test_pa_mpjpe_with_inf_input_is_nan_for_that_pose_only():
         (lambda p: mpjpe(p, p, reduction="sum"), ValueError, "reduction"),
         (lambda p: mpjpe(p, p, joints=[0.5]), TypeError, r"joints\[0\]"),
         (lambda p: mpjpe(p, p, joints=3), TypeError, "joints"),
+        (lambda p: mpjpe(p, p, joints=torch.tensor(1)), TypeError, r"1-D integer.*shape \(\)"),
+        (lambda p: mpjpe(p, p, joints=torch.tensor([0.0, 1.0])), TypeError, "float32"),
+        (lambda p: mpjpe(p, p, joints=np.array([True, False])), TypeError, "bool"),
         (lambda p: mpjpe(p, p, exclude_root=True, root=5), ValueError, "root"),
     ],
 )

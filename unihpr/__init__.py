@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "image_retrieval_topk": "unihpr.metrics",
     # evaluation
     "evaluate": "unihpr.evaluation",
+    "pose_errors": "unihpr.evaluation",
     # inference on users' keypoints
     "lift": "unihpr.inference",
     # data
@@ -68,6 +69,9 @@ _EXPORTS: dict[str, str] = {
     "MPIInf3DHP": "unihpr.data",
     "ThreeDPW": "unihpr.data",
     "HumanoidMocap": "unihpr.data",
+    "VirtualCameraDataset": "unihpr.data",
+    "CameraDistribution": "unihpr.data",
+    "PoseAugmentation": "unihpr.data",
     "ImageIndexDataset": "unihpr.data",
     "MocapFolder": "unihpr.data",
     "MocapClip": "unihpr.data",

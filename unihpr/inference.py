@@ -62,8 +62,7 @@ registered mapping to ``humanoid15`` (``coco17``, ``h36m17``, ``humanoid15``,
 ``mediapipe33``)."""
 DEFAULT_LIFT_MODEL = "unihpr-tiny-mocap"
 """The registry name [`lift`][unihpr.inference.lift] loads by default: ``unihpr-tiny``
-trained on the bundled mocap, shipped inside the package once a release has it (until
-then, pass ``model=``)."""
+trained on the bundled mocap, shipped inside the package (loads with no network)."""
 CANONICAL_BOX_FILL = 0.65
 """Longer side of the keypoints' box over ``bbox_reference`` in the canonical frame:
 the keypoints of the bundled 64 x 64 renders (``HumanoidMocap``, ``bbox_reference=64``)

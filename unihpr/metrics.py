@@ -77,6 +77,15 @@ def _joint_index(
     if joints is not None and exclude_root:
         raise ValueError("give either joints= or exclude_root=True, not both")
     if joints is not None:
+        if isinstance(joints, torch.Tensor):
+            joints = joints.detach().cpu().numpy()
+        if isinstance(joints, np.ndarray):  # an index tensor or array
+            if joints.ndim != 1 or not np.issubdtype(joints.dtype, np.integer):
+                raise TypeError(
+                    "joints must be a 1-D integer index tensor or array, got shape "
+                    f"{tuple(joints.shape)} and dtype {joints.dtype}"
+                )
+            joints = joints.tolist()
         if isinstance(joints, (str, bytes)) or not hasattr(joints, "__iter__"):
             raise TypeError(f"joints must be a sequence of joint indices, got {joints!r}")
         idx = [check_int(f"joints[{i}]", j) for i, j in enumerate(joints)]

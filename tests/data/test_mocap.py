@@ -92,6 +92,34 @@ def test_projection_agrees_with_rendered_silhouette(renderer):
     assert np.mean(on_body_flipped) < 0.7
 
 
+def test_side_colours_paint_left_blue_and_right_red():
+    renderer = mocap._Renderer(mocap._pybullet_data_path(), side_colours=True)
+    try:
+        frames = mocap.load_mocap_clip("walk")
+        world = mocap.humanoid_forward_kinematics(frames)
+        renderer.pose(frames[0])
+        rng = np.random.default_rng(1)
+        r, c, k = mocap._sample_camera(rng, world[0, 0])
+        s = mocap._render_view(renderer, world[0], r, c, k, 96, rng, False)
+        view, proj = mocap.opengl_matrices(r, c, s["K"], 96, 96)
+        rgb, mask = renderer.render(view, proj, 96)
+    finally:
+        renderer.close()
+    body = rgb[mask].astype(int)
+    red = (body[:, 0] > body[:, 2] + 60).mean()
+    blue = (body[:, 2] > body[:, 0] + 60).mean()
+    assert red > 0.1 and blue > 0.1, (red, blue)
+
+    # each limb's own 2D joints sit on its colour
+    def colour_at(j):
+        x, y = np.floor(s["pose2d"][j]).astype(int).clip(0, 95)
+        return rgb[y, x].astype(int)
+
+    for name, channel in (("left_knee", 2), ("right_knee", 0)):
+        px = colour_at(HUMANOID15.index(name))
+        assert px[channel] == px.max(), (name, px)
+
+
 def test_split_disjoint_dataset_contract_and_cache(built):
     root, paths = built
     train = mocap.HumanoidMocap("train", root, **SMALL)
@@ -129,6 +157,30 @@ def test_bad_arguments(tmp_path):
         mocap.HumanoidMocap("val", tmp_path)
     with pytest.raises(ValueError, match=r"\(N, 44\)"):
         mocap.humanoid_forward_kinematics(np.zeros((3, 43)))
+
+
+def test_recombined_frames_mix_limbs_of_real_frames():
+    frames = np.concatenate([mocap.load_mocap_clip(c) for c in ("walk", "punch", "jump")])
+    out = mocap.recombine_frames(frames, 200, np.random.default_rng(0), p=0.5)
+    assert out.shape == (200, 44)
+    limbs = mocap._LIMB_SLICES
+    trunk = np.r_[0:16]
+    mixed = 0
+    for f in out:
+        base = np.flatnonzero(np.all(frames[:, trunk] == f[trunk], axis=1))
+        assert base.size  # root, chest and neck of one real frame
+        for limb in limbs:  # every limb is some real frame's limb
+            assert np.any(np.all(frames[:, limb] == f[limb], axis=1))
+        mixed += not np.any(np.all(frames == f, axis=1))
+    assert mixed > 100  # most are new poses
+    # rotations stay unit quaternions, so forward kinematics keeps the bone lengths
+    pos = mocap.humanoid_forward_kinematics(out)
+    ref = mocap.humanoid_forward_kinematics(frames[:1])
+    for j, p in HUMANOID15.bones:
+        np.testing.assert_allclose(np.linalg.norm(pos[:, j] - pos[:, p], axis=-1),
+                                   np.linalg.norm(ref[:, j] - ref[:, p], axis=-1)[0], atol=1e-9)  # fmt: skip
+    with pytest.raises(ValueError, match="frames"):
+        mocap.recombine_frames(np.zeros((3, 40)), 2, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])

@@ -179,3 +179,38 @@ def test_cache_serves_unchanged_files_and_rereads_changed_ones(tmp_path, monkeyp
     assert (changed.clip_index == changed.clips.index("cmu/walk")).sum() == 21  # 41 at 60 -> 30 fps
     asf_rows = changed.clip_index == changed.clips.index("asf/01_01")  # re-read, same result
     np.testing.assert_array_equal(changed.motion[asf_rows], first.motion[first.clip_index == 0])
+
+
+def test_virtual_cameras_train_the_pose_stages(tmp_path):
+    """A BVH/ASF folder -> image-free 2D/3D pairs -> step 1 and the lifting fine-tune."""
+    from unihpr.data.virtual_cameras import CameraDistribution
+    from unihpr.train import LossConfig, StageConfig, TrainConfig, train_pipeline
+    from unihpr.train.distributed import DistInfo
+
+    data = MocapFolder(_make_folder(tmp_path / "mocap"), fps=30.0)
+    pairs = data.virtual_cameras(
+        cameras=CameraDistribution(), generator=torch.Generator().manual_seed(0)
+    )
+    assert len(pairs) == len(data)
+    s = pairs[5]
+    assert s["pose2d"].shape == (15, 2) and s["pose3d"].shape == (15, 3)
+    assert s["action"] == data.clip_names[5] and s["frame"] == int(data.frames[5])
+    # the camera is a rigid motion of the world joints: bone lengths survive it
+    world = torch.from_numpy(data.motion[5]).double()
+    torch.testing.assert_close(torch.cdist(s["pose3d"].double(), s["pose3d"].double()),
+                               torch.cdist(world, world), atol=1e-5, rtol=0)  # fmt: skip
+    with pytest.raises(TypeError, match="skeleton"):
+        data.virtual_cameras(skeleton="h36m17")
+
+    loss = LossConfig(tau_init=0.2, tau_min=0.1)
+    stages = [StageConfig(name=n, steps=2, batch_size=8, loss=loss, checkpoint_every=2, log_every=1)
+              for n in ("align2d3d", "finetune")]  # fmt: skip
+    cfg = TrainConfig(model="unihpr-tiny", stages=stages, output_dir=str(tmp_path / "run"),
+                      progress=False)  # fmt: skip
+    res = train_pipeline(cfg, pairs, modalities=("pose2d", "pose3d"), dist_info=DistInfo())
+    assert list(res.stages) == ["align2d3d", "finetune"]
+    for name in ("align2d3d", "finetune"):
+        losses = [h["loss"] for h in res.stages[name].history]
+        assert len(losses) == 2 and all(np.isfinite(losses)), name
+    assert (res.model_dir / "model.safetensors").is_file()
+    assert res.model.pose2d_encoder.validate  # input checks are back on after training

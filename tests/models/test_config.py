@@ -27,6 +27,8 @@ def test_json_round_trip():
         ({"image_size": (8, 8)}, "image_size"),
         ({"hypothesis_aggregation": "oracle"}, "hypothesis_aggregation"),
         ({"diffusion_schedule": "sqrt"}, "diffusion_schedule"),
+        ({"pose_readout": "mean"}, "pose_readout"),
+        ({"bbox_features": "pixels"}, "bbox_features"),
         # issue 12: accepted before
         ({"bbox_reference": 0}, "bbox_reference"),
         ({"bbox_reference": math.nan}, "bbox_reference"),

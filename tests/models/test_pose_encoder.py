@@ -126,7 +126,37 @@ def test_validation(call, err, match):
         call(_enc(2), _enc(3))
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_token_readout_uses_every_token(dims):
+    enc = _enc(dims, readout="tokens").eval()
+    assert enc.head.in_features == 32 * (J + 2)
+    pose = torch.rand(3, J, dims)
+    out = enc(pose)
+    assert out.shape == (3, 16) and torch.isfinite(out).all()
+    # unlike [CLS], the flattened readout sees each joint's own output token
+    mask = torch.ones(3, J, dtype=torch.bool)
+    mask[:, 0] = False
+    assert not torch.allclose(out, enc(pose, mask=mask))
+
+
+@pytest.mark.parametrize("readout", ["cls", "tokens"])
+def test_shape_box_features_make_2d_embedding_frame_invariant(readout):
+    """Crop pixels, sensor pixels, any image size: the same pose, the same embedding."""
+    enc = _enc(2, readout=readout, bbox_features="shape").double().eval()
+    g = torch.Generator().manual_seed(0)
+    pose = torch.rand(4, J, 2, generator=g, dtype=torch.float64) * 60
+    for scale, shift in ((15.625, (300.0, -40.0)), (0.01, (0.0, 0.0)), (3.0, (-1e3, 2e3))):
+        moved = pose * scale + torch.tensor(shift, dtype=torch.float64)
+        torch.testing.assert_close(enc(moved), enc(pose), rtol=0, atol=1e-10)
+    frame = _enc(2, readout=readout, bbox_features="frame").double().eval()
+    assert not torch.allclose(frame(pose * 15.625), frame(pose))
+
+
 def test_constructor_validation():
+    with pytest.raises(ValueError, match="readout"):
+        PoseEncoder(J, 2, 16, readout="mean")
+    with pytest.raises(ValueError, match="bbox_features"):
+        PoseEncoder(J, 2, 16, bbox_features="pixels")
     with pytest.raises(ValueError, match="dims"):
         PoseEncoder(J, 4, 16)
     with pytest.raises(ValueError, match="divisible"):

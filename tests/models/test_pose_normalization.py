@@ -19,6 +19,17 @@ def test_bbox_from_keypoints_ignores_masked_joints():
     assert torch.equal(bbox_from_keypoints(pose, torch.zeros_like(mask)), torch.zeros(1, 4))
 
 
+@given(st.lists(st.integers(1, 3), min_size=0, max_size=2), st.integers(1, 6))
+def test_bbox_from_keypoints_any_leading_shape(lead, joints):
+    g = torch.Generator().manual_seed(len(lead) * 7 + joints)
+    pose = torch.rand(*lead, joints, 2, generator=g, dtype=torch.float64) * 500 - 100
+    box = bbox_from_keypoints(pose)
+    assert box.shape == (*lead, 4)
+    flat = pose.reshape(-1, joints, 2)
+    ref = torch.cat([flat.amin(1), flat.amax(1)], -1).reshape(*lead, 4)  # float64 reference
+    assert torch.equal(box, ref)
+
+
 def test_normalize_pose2d_float64_reference():
     g = torch.Generator().manual_seed(1)
     pose = torch.rand(4, 7, 2, generator=g, dtype=torch.float64) * 300

@@ -23,9 +23,13 @@ def registry(monkeypatch):
 
 
 def test_names_and_paper_settings():
-    assert list_models() == ["unihpr-tiny", "unihpr-w32", "unihpr-w48"]
-    assert list_models(pretrained=True) == []  # no weights shipped or published yet
-    for name in list_models():
+    assert list_models() == ["unihpr-tiny", "unihpr-tiny-mocap", "unihpr-w32", "unihpr-w48"]
+    # the one shipped model: weights inside the package, no Hub id
+    assert list_models(pretrained=True) == ["unihpr-tiny-mocap"]
+    shipped = get_entry("unihpr-tiny-mocap")
+    assert shipped.weights == "package://unihpr.models.weights/unihpr-tiny-mocap"
+    assert shipped.hub_id is None and shipped.config == get_config("unihpr-tiny", name=shipped.name)
+    for name in ("unihpr-tiny", "unihpr-w32", "unihpr-w48"):  # Hub ids reserved, nothing published
         entry = get_entry(name)
         assert entry.config.name == name and entry.hub_id == f"unihpr/{name}"
         assert not entry.published and not entry.pretrained
@@ -172,4 +176,5 @@ def test_hub_repos_table_is_a_deprecated_view_of_the_registry():
 
     with pytest.warns(DeprecationWarning, match="hub_id"):
         table = unihpr.models.HUB_REPOS
-    assert table["unihpr-w48"] == "unihpr/unihpr-w48" and set(table) == set(list_models())
+    with_hub = {n for n in list_models() if get_entry(n).hub_id is not None}
+    assert table["unihpr-w48"] == "unihpr/unihpr-w48" and set(table) == with_hub

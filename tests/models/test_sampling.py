@@ -151,6 +151,7 @@ def test_golden_outputs_of_the_pre_refactor_code_are_reproduced():
         num_joints=5, embed_dim=16, image_size=(32, 32), image_backbone="hrnet_tiny",
         pose_width=16, pose_depth=1, pose_heads=2, decoder="diffusion", decoder_width=16,
         decoder_depth=1, decoder_heads=2, diffusion_train_steps=50, diffusion_sampling_steps=7,
+        bbox_features="frame",  # the box token of the code that recorded the golden file
     )).eval()  # fmt: skip
     state = {k[len("model/") :]: v for k, v in data.items() if k.startswith("model/")}
     missing, _ = model.load_state_dict(state, strict=False)

@@ -120,6 +120,28 @@ def test_type_errors():
         UniHPR({"num_joints": 3})
 
 
+#: Documented tolerance (docs/benchmarks.md): in float32, expressing the same 2D
+#: keypoints in another pixel frame moves the lifted joints by less than 0.1 mm.
+FRAME_TOLERANCE_M = 1e-4
+
+
+@pytest.mark.parametrize("name", ["unihpr-tiny", "unihpr-w32"])
+def test_lifting_does_not_depend_on_the_pixel_frame(name):
+    torch.manual_seed(0)
+    overrides = (
+        {"pose_width": 32, "pose_heads": 4, "decoder": "mlp"} if name != "unihpr-tiny" else {}
+    )
+    model = create_model(name, **overrides).eval()
+    j = model.config.num_joints
+    crop = torch.rand(8, j, 2) * 48 + 8  # keypoints in 64-px crop pixels
+    # the same keypoints in a 1000-px sensor (crop scaled by 15.6 and placed at (321, 87))
+    # and in a 4K frame
+    for scale, shift in ((15.625, (321.0, 87.0)), (60.0, (1900.0, 1000.0)), (0.5, (-3.0, 2.0))):
+        moved = crop * scale + torch.tensor(shift)
+        diff = (model.estimate_3d(pose2d=moved) - model.estimate_3d(pose2d=crop)).abs().max()
+        assert float(diff) < FRAME_TOLERANCE_M, (scale, shift, float(diff))
+
+
 def test_embed_is_the_one_modality_switch(model):
     img, p2, p3 = _inputs()
     bbox = torch.tensor([[0.0, 0, 64, 64]] * 2)

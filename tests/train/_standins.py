@@ -155,6 +155,8 @@ class PoseImageSet(Dataset):
 
 
 def target2d(pose2d, bbox, mask):
+    if bbox is None:  # the stages use the keypoints' own box
+        bbox = torch.cat([pose2d.amin(1), pose2d.amax(1)], -1)
     centre = 0.5 * (bbox[:, :2] + bbox[:, 2:])
     half = 0.5 * (bbox[:, 2:] - bbox[:, :2]).amax(-1)
     return (pose2d - centre[:, None]) / half[:, None, None]

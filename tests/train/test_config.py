@@ -29,6 +29,7 @@ def test_paper_defaults():
     assert all(s.loss.tau_max == 1e4 and s.lr == 1e-4 and s.loss.alpha == 1.0 for s in cfg.stages)
     assert not l1.use_triplet and l2.use_triplet and l3.use_triplet
     assert all(s.loss.negatives == "sampled" and s.loss.backend == "auto" for s in cfg.stages)
+    assert s3.loss_balance == "normalized"  # unit-free balance (docs/reproducing.md)
     assert cfg.stage("align_image") == paper_stage2()
     assert paper_stage1() == s1 and paper_stage3() == s3
     with pytest.raises(KeyError, match="nope"):
@@ -148,6 +149,8 @@ _NAN, _INF = float("nan"), float("inf")
         ({"betas": ("0.9", 0.99)}, TypeError, r"betas\[0\]"),
         ({"grad_clip": 0.0}, ValueError, "grad_clip"),
         ({"grad_clip": _INF}, ValueError, "grad_clip"),
+        ({"lr_schedule": "step"}, ValueError, "lr_schedule"),
+        ({"loss_balance": "auto"}, ValueError, "loss_balance"),
     ],
 )
 def test_stage_validation(kwargs, error, match):

@@ -117,11 +117,35 @@ def test_ablation_demo_runs_all_rows(tmp_path, capsys):
     )  # fmt: skip
     assert rc == 0
     table = json.loads((out / "ablation.json").read_text())
-    assert len(table) == 5 and "SimpleBaseline MLP lifter" in table
+    assert set(table) == {"mean_pose", "mlp", "no_align", "pair", "triplet", "triplet_r"}
     for name, row in table.items():
-        value = row["lifting/mpjpe"]
-        assert 0 < value < 5000, (name, value)
+        for key in ("lifting_mpjpe", "lifting_mpjpe_sample"):
+            assert 0 < row[key] < 5000, (name, key, row[key])
+        if name != "mlp":
+            assert 0 < row["image_mpjpe"] < 5000, name
     assert "steps (6, 4, 6)" in (out / "ablation.md").read_text()
+
+
+def test_h36m_step1_sees_world_motion_through_virtual_cameras(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    import torch
+    from test_h36m import write_h36m
+
+    from unihpr.data import H36M17
+
+    f3, _, p3 = write_h36m(tmp_path, n=10)
+    data = h36m.virtual_camera_poses(f3, ["S1", "S5"], stride=2)
+    assert len(data) == 2 * 2 * 5 and data.skeleton is H36M17
+    s = data[3]
+    assert s["pose2d"].shape == (17, 2) and s["action"].startswith("S1/")
+    torch.testing.assert_close(s["pose3d"][0], torch.zeros(3))
+    # a camera is a rigid motion: the body keeps its shape (mirroring keeps distances too)
+    from unihpr.data.skeletons import H36M32_TO_H36M17
+
+    world = torch.from_numpy(p3["S1"]["Directions 1"][6][list(H36M32_TO_H36M17)]).float()
+    dist = torch.cdist(world, world)
+    torch.testing.assert_close(torch.cdist(s["pose3d"], s["pose3d"]).flatten().sort()[0],
+                               dist.flatten().sort()[0], atol=1e-4, rtol=0)  # fmt: skip
 
 
 # --- examples/lift_keypoints.py ------------------------------------------------------

@@ -67,11 +67,11 @@ class StandInStage(nn.Module):
 LOSS = LossConfig(tau_init=0.1, tau_min=0.01)
 
 
-def _trainer(tmp_path, steps=6, every=3, seed=0, **kw):
+def _trainer(tmp_path, steps=6, every=3, seed=0, schedule="constant", **kw):
     torch.manual_seed(seed)
     cfg = StageConfig(
         name="align2d3d", steps=steps, batch_size=8, checkpoint_every=every, log_every=1,
-        lr=1e-2, loss=LossConfig(tau_init=0.1, tau_min=0.01),
+        lr=1e-2, loss=LossConfig(tau_init=0.1, tau_min=0.01), lr_schedule=schedule,
     )  # fmt: skip
     return Trainer(
         StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, seed=seed, progress=False, **kw
@@ -114,6 +114,23 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path):
         straight.stage.state_dict().items(), resumed.stage.state_dict().items()
     ):
         assert na == nb and torch.equal(pa, pb), na
+
+
+def test_cosine_schedule_is_followed_and_resumes_exactly(tmp_path):
+    straight = _trainer(tmp_path / "a", schedule="cosine")
+    straight.fit()
+    rows = read_metrics(tmp_path / "a" / "metrics.jsonl")
+    cfg = straight.config
+    # the logged rate is the one the step used: lr_at(steps completed before it)
+    assert [r["lr"] for r in rows] == [cfg.lr_at(r["step"] - 1) for r in rows]
+    assert rows[0]["lr"] == pytest.approx(1e-2) and rows[-1]["lr"] < 1e-3
+    assert cfg.lr_at(cfg.steps) == 0.0
+    crashing = _trainer(tmp_path / "b", schedule="cosine", callbacks=[_crash_at(4)])
+    with pytest.raises(Crash):
+        crashing.fit()
+    _trainer(tmp_path / "b", schedule="cosine").fit()
+    rows_b = read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["loss"] for r in rows_b] == [r["loss"] for r in rows]
 
 
 def test_resume_without_randomness_state_would_differ(tmp_path):

@@ -134,18 +134,44 @@ def test_stage3_loss_float64_matches_manual():
     stage = FinetuneStage(model, _cfg("finetune"), crit, decode_from=("pose2d",),
                           target2d=target2d).eval()  # fmt: skip
     loss, _ = stage(batch)
-    e2 = model.encode_pose2d(batch["pose2d"], batch["bbox"])
+    e2 = model.encode_pose2d(batch["pose2d"])  # the batch's bbox is not used
     e3 = model.encode_pose3d(batch["pose3d"])
     ei = model.encode_image(batch["image"])
     manual = (
         crit(image=ei, pose2d=e2, pose3d=e3)
         + ((model.decoder3d(e2, "pose2d") - batch["pose3d"]) ** 2).sum(-1).mean()
-        + ((model.decoder2d(e2, "pose2d") - target2d(batch["pose2d"], batch["bbox"], None)) ** 2)
+        + ((model.decoder2d(e2, "pose2d") - target2d(batch["pose2d"], None, None)) ** 2)
         .sum(-1)
         .mean()
     )
     assert loss.dtype == torch.float64
     torch.testing.assert_close(loss, manual, rtol=1e-12, atol=1e-12)
+
+
+def test_normalized_balance_is_unit_free_and_tracks_a_running_mean():
+    model = FakeUniHPR()
+    cfg = _cfg("finetune", loss_balance="normalized", loss_2d_weight=0.5)
+    a = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    b = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    g = torch.Generator().manual_seed(0)
+    ref, d = torch.zeros(3, dtype=torch.float64), a.mean_decay
+    units = torch.tensor([1.0, 1e6, 1.0], dtype=torch.float64)  # L_3D in mm² instead of m²
+    for n in range(1, 30):
+        terms = torch.rand(3, generator=g, dtype=torch.float64) + 0.1
+        wa, wb = a.balance(terms), b.balance(terms * units)
+        torch.testing.assert_close(wa * terms, wb * terms * units)  # the units cancel
+        ref = d * ref + (1 - d) * terms
+        torch.testing.assert_close(wa, torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64)
+                                   / (ref / (1 - d**n)))  # fmt: skip
+    assert int(a.loss_mean_steps) == 29 and "loss_means" in a.state_dict()
+    a.eval()
+    before = a.loss_means.clone()
+    a.balance(torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(a.loss_means, before)  # evaluation does not move the means
+    # the first training step weighs every term by 1 / itself
+    c = FinetuneStage(model, cfg, PairCriterion(0.2, 0.2), target2d=target2d)
+    loss, _ = c(_batch())
+    assert loss.item() == pytest.approx(2.5, rel=1e-5)
 
 
 def test_after_step_projects_temperature():
@@ -226,6 +252,23 @@ def test_stages_train_with_real_contrastive_loss(tmp_path, name):
             assert p.grad is not None, n
 
 
+def test_stages_use_the_keypoints_box_not_the_batch_box():
+    """Training sees the box a user at inference has: the keypoints' own."""
+    model = FakeUniHPR().eval()
+    batch = _batch()
+    other = dict(batch, bbox=batch["bbox"] * 3 + 100)
+    for stage in (
+        AlignPoseStage(model, _cfg("align2d3d"), PairCriterion(0.1, 0.1)),
+        FinetuneStage(model, _cfg("finetune"), PairCriterion(0.2, 0.2), target2d=target2d),
+    ):
+        stage.eval()
+        torch.manual_seed(0)
+        a, _ = stage(batch)
+        torch.manual_seed(0)
+        b, _ = stage(other)
+        torch.testing.assert_close(a, b)
+
+
 def test_build_criterion_reaches_every_loss_field():
     from unihpr.losses import SwapOneTripletSampler
     from unihpr.train.stages import build_criterion
@@ -303,3 +346,74 @@ def test_stage_embeddings_come_from_model_embed():
     assert calls == [("image", "pose2d", "pose3d")]
     with pytest.raises(ValueError, match=r"finetune: batch lacks \['image'\]"):
         stage.embed({"pose2d": batch["pose2d"]}, ("image",))
+
+
+def test_stage3_extra_pose_pairs_join_every_term_float64():
+    model = FakeUniHPR().double().eval()
+
+    def dbl(b):
+        return {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+                for k, v in b.items()}  # fmt: skip
+
+    batch, poses = dbl(_batch(8)), dbl(_batch(6, images=False))
+    batch["poses"] = {"pose2d": poses["pose2d"], "pose3d": poses["pose3d"]}
+    crit = PairCriterion(0.2, 0.2).double()
+    stage = FinetuneStage(model, _cfg("finetune"), crit, decode_from=("image", "pose2d"),
+                          target2d=target2d).eval()  # fmt: skip
+    loss, _ = stage(batch)
+    e = {"image": model.encode_image(batch["image"]),
+         "pose2d": model.encode_pose2d(batch["pose2d"]),
+         "pose3d": model.encode_pose3d(batch["pose3d"])}  # fmt: skip
+    p = {"pose2d": model.encode_pose2d(poses["pose2d"]),
+         "pose3d": model.encode_pose3d(poses["pose3d"])}  # fmt: skip
+
+    def dec(emb, b, sources):
+        t2 = target2d(b["pose2d"], None, None)
+        l3 = sum(((model.decoder3d(emb[s], s) - b["pose3d"]) ** 2).sum(-1).mean()
+                 for s in sources) / len(sources)  # fmt: skip
+        l2 = sum(((model.decoder2d(emb[s], s) - t2) ** 2).sum(-1).mean()
+                 for s in sources) / len(sources)  # fmt: skip
+        return l3, l2
+
+    m3, m2 = dec(e, batch, ("image", "pose2d"))
+    x3, x2 = dec(p, poses, ("pose2d",))  # the pose pairs decode from their 2D only here
+    manual = (crit(**e) + crit(**p)) / 2 + (m3 + x3) / 2 + (m2 + x2) / 2
+    torch.testing.assert_close(loss, manual, rtol=1e-12, atol=1e-12)
+    # the extra pairs change the loss, and gradients reach the pose encoders through them
+    without = stage({k: v for k, v in batch.items() if k != "poses"})[0]
+    assert not torch.allclose(loss, without)
+
+
+@pytest.mark.parametrize("name", ["align2d3d", "finetune"])
+def test_a_quiet_step_of_the_real_model_makes_no_host_sync(tmp_path, name):
+    """The same with unihpr-tiny's encoders and decoders: their input checks are off too."""
+    from unihpr.models import create_model
+    from unihpr.ops._host_syncs import record_host_syncs
+
+    torch.manual_seed(0)
+    model = create_model("unihpr-tiny")
+    j = model.config.num_joints
+
+    def pairs(n):
+        return {"pose2d": torch.rand(n, j, 2) * 200 + 50, "pose3d": torch.randn(n, j, 3) * 0.3}
+
+    batch = pairs(8)
+    kw = {}
+    if name == "finetune":  # lifting fine-tuning with the normalised balance and extra pairs
+        batch["poses"] = pairs(8)
+        kw = {"modalities": ("pose2d", "pose3d"), "loss_balance": "normalized"}
+    cfg = _cfg(name, **{k: v for k, v in kw.items() if k == "loss_balance"})
+    stage = make_stage(model, cfg, **{k: v for k, v in kw.items() if k == "modalities"})
+    trainer = Trainer(stage, PoseImageSet(32), cfg, output_dir=tmp_path, progress=False)
+    with record_host_syncs() as first:
+        trainer.train_step(batch, diagnostics=True, validate=True)
+    assert first
+    encoder = model.pose2d_encoder
+    with record_host_syncs() as calls:
+        trainer.train_step(batch, diagnostics=False, validate=False)
+    assert calls == [] and not encoder.validate
+    bad = dict(batch, pose2d=batch["pose2d"].clone())
+    bad["pose2d"][0, 0, 0] = float("nan")
+    stage.configure_step(validate=True)  # what the loop does when a run ends
+    with pytest.raises(ValueError, match="pose2d has NaN"):
+        model.embed(bad, ("pose2d",))

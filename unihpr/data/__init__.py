@@ -8,6 +8,7 @@ Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 
 from unihpr.data._safe_pickle import UnsafePickleError
 from unihpr.data.asf_amc import AsfBone, AsfSkeleton, read_amc, read_asf
+from unihpr.data.augment import PoseAugmentation, RandomFlip
 from unihpr.data.bvh import read_bvh
 from unihpr.data.cameras import camera_to_world, project, quaternion_to_matrix, world_to_camera
 from unihpr.data.h36m import (
@@ -27,6 +28,7 @@ from unihpr.data.mocap import (
     build_humanoid_mocap,
     humanoid_forward_kinematics,
     list_mocap_clips,
+    load_humanoid_motion,
     load_mocap_clip,
 )
 from unihpr.data.mocap_clip import LENGTH_UNITS, MocapClip, euler_to_matrix, resample_motion
@@ -54,6 +56,13 @@ from unihpr.data.skeletons import (
     mappable_layouts,
     resolve_rig_mapping,
 )
+from unihpr.data.virtual_cameras import (
+    CameraDistribution,
+    VirtualCameraDataset,
+    WithPoses,
+    project_to_camera,
+    sample_cameras,
+)
 
 __all__ = [
     "CAMERA_IDS",
@@ -73,6 +82,7 @@ __all__ = [
     "SMPL24_TO_H36M17",
     "AsfBone",
     "AsfSkeleton",
+    "CameraDistribution",
     "H36MCamera",
     "Human36M",
     "HumanoidMocap",
@@ -80,9 +90,13 @@ __all__ = [
     "MPIInf3DHP",
     "MocapClip",
     "MocapFolder",
+    "PoseAugmentation",
+    "RandomFlip",
     "Skeleton",
     "ThreeDPW",
     "UnsafePickleError",
+    "VirtualCameraDataset",
+    "WithPoses",
     "build_h36m_image_index",
     "build_humanoid_mocap",
     "camera_to_world",
@@ -99,6 +113,7 @@ __all__ = [
     "load_3dpw_sequence",
     "load_h36m_2d",
     "load_h36m_3d",
+    "load_humanoid_motion",
     "load_mocap_clip",
     "map_joints",
     "map_visibility",
@@ -106,6 +121,7 @@ __all__ = [
     "normalize_action",
     "prepare_h36m",
     "project",
+    "project_to_camera",
     "quaternion_to_matrix",
     "read_amc",
     "read_asf",
@@ -114,5 +130,6 @@ __all__ = [
     "read_mocap_file",
     "resample_motion",
     "resolve_rig_mapping",
+    "sample_cameras",
     "world_to_camera",
 ]

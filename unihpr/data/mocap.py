@@ -42,6 +42,7 @@ from unihpr._quiet import silence_c_output
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
+from unihpr.models.pose_normalization import bbox_from_keypoints
 
 __all__ = [
     "DEFAULT_TEST_CLIPS",
@@ -49,9 +50,11 @@ __all__ = [
     "build_humanoid_mocap",
     "humanoid_forward_kinematics",
     "list_mocap_clips",
+    "load_humanoid_motion",
     "load_mocap_clip",
     "look_at_camera",
     "opengl_matrices",
+    "recombine_frames",
 ]
 
 _VERSION = 1
@@ -108,6 +111,44 @@ def load_mocap_clip(clip: str, data_path: str | os.PathLike | None = None) -> np
     if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or len(frames) == 0:
         raise ValueError(f"{path}: 'Frames' has shape {frames.shape}, expected (N, {FRAME_SIZE})")
     return frames
+
+
+def load_humanoid_motion(
+    split: str = "train",
+    *,
+    test_clips: Sequence[str] = DEFAULT_TEST_CLIPS,
+    stride: int = 1,
+    data_path: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """World-frame joints of the clips of one split, for virtual cameras.
+
+    Args:
+        split: ``"train"`` (clips not in ``test_clips``), ``"test"`` or ``"all"``.
+        test_clips: Clips of the test split.
+        stride: Use every ``stride``-th frame.
+        data_path: pybullet data folder (default: the installed package's).
+
+    Returns:
+        ``(motion (N, 15, 3) float64 metres, y up; clip name per frame; frame index per frame)``,
+        ready for [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
+        with ``HUMANOID15``.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    clips = list_mocap_clips(data_path)
+    unknown = sorted(set(test_clips) - set(clips))
+    if unknown:
+        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    chosen = [c for c in clips if split == "all" or (c in test_clips) == (split == "test")]
+    poses, names, frames = [], [], []
+    for clip in chosen:
+        world = humanoid_forward_kinematics(load_mocap_clip(clip, data_path))[::stride]
+        poses.append(world)
+        names += [clip] * len(world)
+        frames += list(range(0, stride * len(world), stride))
+    return np.concatenate(poses), names, frames
 
 
 def _rot_z(theta: np.ndarray) -> np.ndarray:
@@ -190,10 +231,15 @@ def opengl_matrices(
     return view.T.reshape(-1).tolist(), proj.T.reshape(-1).tolist()
 
 
+#: RGBA of the left / right links and of the trunk and head with ``side_colours=True``.
+SIDE_COLOURS = {"left": (0.2, 0.4, 1.0, 1.0), "right": (1.0, 0.3, 0.2, 1.0),
+                "centre": (0.85, 0.85, 0.85, 1.0)}  # fmt: skip
+
+
 class _Renderer:
     """One pybullet DIRECT client holding the humanoid, posed frame by frame."""
 
-    def __init__(self, data_path: Path) -> None:
+    def __init__(self, data_path: Path, side_colours: bool = False) -> None:
         # pybullet prints a banner on import and "b3Warning ... urdfdom" lines
         # for this URDF from C, straight to fds 1 and 2.
         with silence_c_output():
@@ -207,6 +253,11 @@ class _Renderer:
                 flags=self.p.URDF_MAINTAIN_LINK_ORDER,
                 physicsClientId=self.client,
             )
+        if side_colours:
+            for j, name in enumerate(HUMANOID15.joint_names):
+                side = name.split("_")[0] if name.startswith(("left", "right")) else "centre"
+                self.p.changeVisualShape(self.body, j, rgbaColor=SIDE_COLOURS[side],
+                                         physicsClientId=self.client)  # fmt: skip
 
     def pose(self, frame: np.ndarray) -> None:
         p, c = self.p, self.client
@@ -280,6 +331,8 @@ def build_humanoid_mocap(
     test_clips: Sequence[str] = DEFAULT_TEST_CLIPS,
     seed: int = 0,
     background: bool = True,
+    side_colours: bool = False,
+    recombined: int = 0,
     progress: bool = True,
     force: bool = False,
 ) -> dict[str, Path]:
@@ -294,6 +347,15 @@ def build_humanoid_mocap(
         seed: Seed of the camera sampling (with clip, frame and view index).
         background: Fill the background with a random (seeded) flat colour
             instead of the renderer's constant one.
+        side_colours: Paint the left limbs blue and the right limbs red (trunk and
+            head light grey). The plain grey humanoid looks the same facing the
+            camera as facing away with left and right swapped, an ambiguity a
+            person's face and clothes resolve in real images (see the benchmarks
+            page for what it does to image -> 3D).
+        recombined: Extra training frames (clip ``"recombined"``) whose limbs come
+            from different training frames (see `recombine_frames`): new,
+            anatomically valid poses for the image branch, whose limit is the
+            number of distinct training poses. Rendered like the others.
         progress: Show progress (a bar on a terminal, else a log line every few percent).
         force: Rebuild even if the cache exists.
 
@@ -302,6 +364,8 @@ def build_humanoid_mocap(
     """
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16, got {image_size}")
+    if recombined < 0:
+        raise ValueError(f"recombined must be >= 0, got {recombined}")
     if stride < 1 or cameras_per_frame < 1:
         raise ValueError(
             f"stride and cameras_per_frame must be >= 1, got {stride}, {cameras_per_frame}"
@@ -318,6 +382,9 @@ def build_humanoid_mocap(
     key = _config_key(
         image_size=image_size, stride=stride, cameras=cameras_per_frame,
         test=sorted(test_clips), seed=seed, background=background,
+        # only non-default options enter the key, so older caches stay valid
+        **({"side_colours": True} if side_colours else {}),
+        **({"recombined": recombined} if recombined else {}),
     )  # fmt: skip
     out_dir = Path(cache_dir or default_cache_dir()) / f"humanoid_mocap_{key}"
     paths = {s: out_dir / f"{s}.npz" for s in splits}
@@ -325,13 +392,21 @@ def build_humanoid_mocap(
         return paths
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_frames = {c: load_mocap_clip(c, data_path) for c in clips}
-    total = sum(len(range(0, len(f), stride)) for f in clip_frames.values()) * cameras_per_frame
+    if recombined:
+        pool = np.concatenate([clip_frames[c][::stride] for c in splits["train"]])
+        rng = np.random.default_rng([seed, 7919])
+        clip_frames[RECOMBINED] = recombine_frames(pool, recombined, rng)
+        clips = [*clips, RECOMBINED]
+        splits["train"].append(RECOMBINED)
+    strides = {c: 1 if c == RECOMBINED else stride for c in clips}
+    total = sum(len(range(0, len(f), strides[c])) for c, f in clip_frames.items())
+    total *= cameras_per_frame
     from unihpr.train.logger import progress_bar
 
     bar = progress_bar(
         total, desc="rendering the humanoid mocap dataset (once)", enabled=progress, unit="image"
     )
-    renderer = _Renderer(data_path)
+    renderer = _Renderer(data_path, side_colours)
     try:
         for split, names in splits.items():
             rec: dict[str, list] = {k: [] for k in (
@@ -341,7 +416,7 @@ def build_humanoid_mocap(
                 frames = clip_frames[clip]
                 world = humanoid_forward_kinematics(frames)
                 clip_id = clips.index(clip)
-                for fi in range(0, len(frames), stride):
+                for fi in range(0, len(frames), strides[clip]):
                     renderer.pose(frames[fi])
                     for v in range(cameras_per_frame):
                         rng = np.random.default_rng([seed, clip_id, fi, v])
@@ -365,6 +440,48 @@ def build_humanoid_mocap(
         renderer.close()
         bar.close()
     return paths
+
+
+#: Clip name of the frames made by ``build_humanoid_mocap(recombined=...)``.
+RECOMBINED = "recombined"
+# Slices of the four limbs in a 44-number frame: local rotations of hip, knee,
+# ankle (legs) and shoulder, elbow (arms); relative to their parent link.
+_LIMB_SLICES = (slice(16, 25), slice(25, 30), slice(30, 39), slice(39, 44))
+
+
+def recombine_frames(
+    frames: np.ndarray, count: int, rng: np.random.Generator, p: float = 0.5
+) -> np.ndarray:
+    """New DeepMimic frames whose limbs come from other frames.
+
+    Each new frame starts from a random frame of ``frames`` (root, chest and
+    neck included); each of its four limbs (hip, knee and ankle; shoulder and
+    elbow) takes, with probability ``p``, the local joint rotations of another
+    random frame. Local rotations are relative to the parent link, so a limb
+    keeps its pose relative to the trunk: the result is a valid pose of the
+    humanoid that no clip contains (the image counterpart of
+    [`PoseAugmentation.limb_swap`][unihpr.data.augment.PoseAugmentation]).
+
+    Args:
+        frames: (N, 44) frames.
+        count: Number of new frames.
+        rng: Random generator.
+        p: Probability that a limb is replaced.
+
+    Returns:
+        (count, 44) frames.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or len(frames) == 0:
+        raise ValueError(
+            f"frames must have shape (N, {FRAME_SIZE}) with N >= 1, got {frames.shape}"
+        )
+    out = frames[rng.integers(0, len(frames), count)].copy()
+    for limb in _LIMB_SLICES:
+        swap = rng.random(count) < p
+        donors = frames[rng.integers(0, len(frames), count)]
+        out[swap, limb] = donors[swap, limb]
+    return out
 
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -434,7 +551,8 @@ class HumanoidMocap(ArrayPoseDataset):
     keyword arguments are accepted here) and then loaded from its npz.
 
     Samples: ``image`` (3, S, S) float32 in [0, 1]; ``pose2d`` (15, 2) crop
-    pixels; ``bbox`` (4,) the rendered body's box in crop pixels; ``pose3d``
+    pixels; ``bbox`` (4,) in crop pixels, the keypoints' box (default) or the
+    rendered body's silhouette box; ``pose3d``
     (15, 3) camera-frame metres, root-relative; ``subject`` and ``action`` (the
     clip name); ``frame``, ``index``. ``skeleton`` is
     `HUMANOID15`.
@@ -442,8 +560,13 @@ class HumanoidMocap(ArrayPoseDataset):
     Args:
         split: ``"train"`` or ``"test"`` (disjoint clips).
         cache_dir: Cache folder; default ``~/.cache/unihpr`` (or ``$UNIHPR_CACHE``).
+        box: ``"keypoints"``: ``bbox`` is the 2D joints' tight box, which a user
+            of a lifter can always compute, so training and inference see the
+            same box; ``"silhouette"``: the rendered body's box (what a person
+            detector would give; keypoints lie inside it with a margin).
         **build_kwargs: ``image_size``, ``stride``, ``cameras_per_frame``,
-            ``test_clips``, ``seed``, ``background``, ``progress``, ``force``.
+            ``test_clips``, ``seed``, ``background``, ``side_colours``,
+            ``recombined``, ``progress``, ``force``.
     """
 
     skeleton = HUMANOID15
@@ -451,12 +574,23 @@ class HumanoidMocap(ArrayPoseDataset):
     text_fields = ("subject", "action")
 
     def __init__(
-        self, split: str = "train", cache_dir: str | os.PathLike | None = None, **build_kwargs
+        self,
+        split: str = "train",
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        box: str = "keypoints",
+        **build_kwargs,
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if box not in ("keypoints", "silhouette"):
+            raise ValueError(f"box must be 'keypoints' or 'silhouette', got {box!r}")
         self.path = build_humanoid_mocap(cache_dir, **build_kwargs)[split]
         self.arrays = _load_cache(self.path)
+        self.arrays["silhouette_bbox"] = self.arrays["bbox"]
+        if box == "keypoints":
+            p2d = torch.from_numpy(self.arrays["pose2d"])
+            self.arrays["bbox"] = bbox_from_keypoints(p2d).numpy()
         self.clips = sorted(set(self.arrays["clip"].tolist()))
         # The clip names the subject and the action of a sample.
         self.arrays["subject"] = self.arrays["action"] = self.arrays["clip"]

@@ -38,6 +38,7 @@ from unihpr.data.mocap_clip import (
     resolve_length_unit,
 )
 from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton
+from unihpr.data.virtual_cameras import VirtualCameraDataset
 
 __all__ = ["MocapFolder", "list_mocap_files", "read_mocap_file"]
 
@@ -292,6 +293,38 @@ class MocapFolder(Dataset):
                 f"{f}: joints {list(names)} differ from the first file's "
                 f"{list(self.skeleton.joint_names)}; pass skeleton= to map them"
             )
+
+    def virtual_cameras(self, **kwargs: Any) -> VirtualCameraDataset:
+        """This motion seen through a fresh random camera at every access.
+
+        Image-free 2D/3D training pairs for the pose stages of
+        [`train_pipeline`][unihpr.train.pipeline.train_pipeline] (step 1 and the
+        lifting fine-tune): each sample is a frame of ``motion`` projected
+        through a camera drawn from ``cameras``, with its clip id and frame
+        number as ``subject`` / ``action`` and ``frame``.
+
+        Args:
+            **kwargs: ``cameras``, ``augment`` and ``generator`` of
+                [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset].
+
+        Returns:
+            A [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
+            of ``len(self)`` samples in ``self.skeleton``'s layout.
+
+        Examples:
+            >>> data = MocapFolder("my_mocap/", mapping="mixamo")  # doctest: +SKIP
+            >>> pairs = data.virtual_cameras()  # doctest: +SKIP
+            >>> pairs[0]["pose2d"].shape, pairs[0]["pose3d"].shape  # doctest: +SKIP
+            (torch.Size([15, 2]), torch.Size([15, 3]))
+        """
+        taken = {"motion", "skeleton", "clips", "frames"} & set(kwargs)
+        if taken:
+            raise TypeError(
+                f"virtual_cameras() sets {sorted(taken)} from the folder; pass only cameras, "
+                "augment or generator"
+            )
+        return VirtualCameraDataset(self.motion, self.skeleton, clips=self.clip_names,
+                                    frames=self.frames.tolist(), **kwargs)  # fmt: skip
 
     @property
     def clip_names(self) -> list[str]:

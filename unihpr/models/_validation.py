@@ -62,12 +62,19 @@ def check_mask(mask: object, batch: int, num_joints: int, name: str = "mask") ->
     return mask
 
 
-def check_bbox(bbox: object, batch: int, name: str = "bbox") -> Tensor | None:
-    """Check optional boxes (B, 4) as x0, y0, x1, y1 with x1 >= x0 and y1 >= y0."""
+def check_bbox(
+    bbox: object, batch: int, name: str = "bbox", *, values: bool = True
+) -> Tensor | None:
+    """Check optional boxes (B, 4) as x0, y0, x1, y1 with x1 >= x0 and y1 >= y0.
+
+    ``values=False`` checks only the type and shape (no host read of the values).
+    """
     if bbox is None:
         return None
     bbox = check_float(name, bbox)
     check_shape(name, bbox, (batch, 4), f"(B={batch}, 4) as x0, y0, x1, y1")
+    if not values:
+        return bbox
     if not bool(torch.isfinite(bbox).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if bool(((bbox[:, 2] < bbox[:, 0]) | (bbox[:, 3] < bbox[:, 1])).any()):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from unihpr.models.hrnet import HRNET_NAMES
+from unihpr.models.pose_encoder import BBOX_FEATURES, POSE_READOUTS
 
 __all__ = [
     "AGGREGATIONS",
@@ -140,6 +141,8 @@ _RULES: dict[str, Callable[[str, Any], Any]] = {
     "pose_heads": _HEADS,
     "pose_mlp_ratio": _float(0.0, LIMITS["mlp_ratio"], lo_open=True),
     "pose_attend_to_masked": _bool,
+    "pose_readout": _choice(POSE_READOUTS),
+    "bbox_features": _choice(BBOX_FEATURES),
     "dropout": _float(0.0, 1.0, hi_open=True),
     "bbox_reference": _float(0.0, LIMITS["bbox_reference"], lo_open=True),
     "decoder": _choice(DECODER_TYPES),
@@ -170,6 +173,12 @@ class UniHPRConfig:
         pose_width, pose_depth, pose_heads, pose_mlp_ratio: Pose-encoder Transformers.
         pose_attend_to_masked: Invisible joints stay in the attention as mask tokens
             (default: excluded via ``key_padding_mask``).
+        pose_readout: Pose-encoder readout: ``"cls"`` (the paper's [CLS] token) or
+            ``"tokens"`` (all output tokens flattened; much better for small
+            models, see the benchmarks page).
+        bbox_features: What the 2D box token encodes: ``"shape"`` (aspect ratio
+            only: lifting does not depend on the pixel frame of the 2D input) or
+            ``"frame"`` (also size and position relative to ``bbox_reference``).
         dropout: Dropout in all Transformers, in [0, 1).
         bbox_reference: Pixel scale of the 2D bounding-box token (frame size of the 2D data).
         decoder: "mlp", "transformer" or "diffusion".
@@ -208,6 +217,8 @@ class UniHPRConfig:
     pose_heads: int = 8
     pose_mlp_ratio: float = 4.0
     pose_attend_to_masked: bool = False
+    pose_readout: str = "cls"
+    bbox_features: str = "shape"
     dropout: float = 0.0
     bbox_reference: float = 1000.0
     decoder: str = "diffusion"

@@ -9,7 +9,14 @@ from torch import Tensor, nn
 from unihpr.models._validation import check_bbox, check_mask, check_pose
 from unihpr.models.pose_normalization import normalize_pose2d, normalize_pose3d
 
-__all__ = ["PoseEncoder"]
+__all__ = ["BBOX_FEATURES", "POSE_READOUTS", "PoseEncoder"]
+
+#: Readouts of the Transformer output: the [CLS] token (the paper's) or every
+#: output token flattened (better for small models, see docs/benchmarks.md).
+POSE_READOUTS = ("cls", "tokens")
+#: What the 2D bounding-box token says: the box's shape only (invariant to the
+#: pixel frame of the keypoints) or also its size and position in pixels.
+BBOX_FEATURES = ("shape", "frame")
 
 
 class PoseEncoder(nn.Module):
@@ -21,8 +28,14 @@ class PoseEncoder(nn.Module):
     embedding. The bounding-box token embeds the geometry removed by the
     normalisation:
 
-    * 2D: ``(w / s, h / s, log(s / ref), cx / ref, cy / ref)`` with ``s = max(w, h)``
-      and ``ref = bbox_reference`` pixels (the typical frame size).
+    * 2D, ``bbox_features="shape"``: ``(w / s, h / s)`` with ``s = max(w, h)``:
+      the output does not depend on the pixel frame of the keypoints (crop
+      pixels, sensor pixels, any image size): translating and scaling the 2D
+      input and its box together leaves the embedding unchanged.
+    * 2D, ``bbox_features="frame"``: also ``(log(s / ref), cx / ref, cy / ref)``
+      with ``ref = bbox_reference`` pixels, i.e. where and how large the box is
+      in a frame of known size (only meaningful when training and test 2D
+      share one camera frame).
     * 3D: the extents of the normalised pose along x, y, z and ``log(scale / 1 m)``.
 
     Invisible joints get a learned mask embedding (plus their position embedding).
@@ -32,8 +45,9 @@ class PoseEncoder(nn.Module):
     ``attend_to_masked=True`` they stay in the attention as mask tokens
     (BERT/MAE-style), so the model can learn from *which* joints are missing.
     The [CLS] and bbox tokens are never masked, so a pose with no visible joint
-    still yields a finite embedding. Pre-norm Transformer layers; the [CLS] output is projected
-    to ``embed_dim``.
+    still yields a finite embedding. Pre-norm Transformer layers; the readout
+    projects the [CLS] output (``readout="cls"``, the paper's) or all J + 2
+    output tokens flattened (``readout="tokens"``) to ``embed_dim``.
 
     Args:
         num_joints: J.
@@ -47,7 +61,19 @@ class PoseEncoder(nn.Module):
         bbox_reference: Pixel scale for the 2D bbox token.
         root_joint: Root index for 3D re-centring.
         attend_to_masked: Keep invisible joints in the attention as mask tokens.
+        readout: ``"cls"`` or ``"tokens"`` (see above).
+        bbox_features: ``"shape"`` or ``"frame"`` (2D only; see above).
+
+    Attributes:
+        validate: Check the values of the inputs (finite visible joints,
+            ordered boxes) and raise a clear error; each check reads a tensor on
+            the host, a GPU sync. The training loop switches it off after the
+            first step of a run (``Stage.configure_step``) and back on at the
+            end; shapes and dtypes are always checked.
     """
+
+    #: See Attributes.
+    validate: bool = True
 
     def __init__(
         self,
@@ -62,8 +88,14 @@ class PoseEncoder(nn.Module):
         bbox_reference: float = 1000.0,
         root_joint: int = 0,
         attend_to_masked: bool = False,
+        readout: str = "cls",
+        bbox_features: str = "frame",
     ) -> None:
         super().__init__()
+        if readout not in POSE_READOUTS:
+            raise ValueError(f"readout must be one of {POSE_READOUTS}, got {readout!r}")
+        if bbox_features not in BBOX_FEATURES:
+            raise ValueError(f"bbox_features must be one of {BBOX_FEATURES}, got {bbox_features!r}")
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         if num_joints < 1:
@@ -78,8 +110,11 @@ class PoseEncoder(nn.Module):
         self.bbox_reference = float(bbox_reference)
         self.root_joint = root_joint
         self.attend_to_masked = attend_to_masked
+        self.readout = readout
+        self.bbox_features = bbox_features
         self.patch_embed = nn.Linear(dims, width)
-        self.bbox_embed = nn.Linear(5 if dims == 2 else 4, width)
+        box_dims = 4 if dims == 3 else (2 if bbox_features == "shape" else 5)
+        self.bbox_embed = nn.Linear(box_dims, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, width))
@@ -95,13 +130,16 @@ class PoseEncoder(nn.Module):
         self.blocks = nn.TransformerEncoder(
             layer, num_layers=depth, norm=nn.LayerNorm(width), enable_nested_tensor=False
         )
-        self.head = nn.Linear(width, embed_dim)
+        read_dims = width if readout == "cls" else width * (num_joints + 2)
+        self.head = nn.Linear(read_dims, embed_dim)
         for p in (self.cls_token, self.mask_token, self.pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
 
     def _bbox_features(self, bbox: Tensor) -> Tensor:
         wh = (bbox[:, 2:] - bbox[:, :2]).clamp_min(0)
         s = wh.amax(dim=-1, keepdim=True).clamp_min(1e-6)
+        if self.bbox_features == "shape":
+            return wh / s
         ref = self.bbox_reference
         centre = 0.5 * (bbox[:, :2] + bbox[:, 2:]) / ref
         log_s = torch.log((s / ref).clamp_min(1e-3))
@@ -140,13 +178,13 @@ class PoseEncoder(nn.Module):
         mask = check_mask(mask, batch, self.num_joints)
         if self.dims == 3 and bbox is not None:
             raise ValueError("bbox is only used for 2D poses; pass bbox=None for pose3d")
-        bbox = check_bbox(bbox, batch)
+        bbox = check_bbox(bbox, batch, values=self.validate)
         vis = (
             torch.ones(batch, self.num_joints, dtype=torch.bool, device=pose.device)
             if mask is None
             else mask
         )
-        if not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
+        if self.validate and not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
             raise ValueError(f"{name} has NaN or infinite coordinates at visible joints")
 
         if self.dims == 2:
@@ -168,7 +206,8 @@ class PoseEncoder(nn.Module):
         x = self.blocks(x, src_key_padding_mask=padding if use_padding else None)
         # The zero term keeps mask_token in the autograd graph when no joint is masked
         # (or masked joints are padded out), so DDP does not need find_unused_parameters.
-        out = self.head(x[:, 0]) + 0.0 * self.mask_token.sum()
+        read = x[:, 0] if self.readout == "cls" else x.flatten(1)
+        out = self.head(read) + 0.0 * self.mask_token.sum()
         return F.normalize(out, dim=-1) if normalize else out
 
     @property

@@ -34,20 +34,24 @@ def _visible(pose: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def bbox_from_keypoints(pose2d: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Tight box around the visible keypoints.
+    """Tight box around the visible keypoints: the one box rule of the project.
+
+    Training data (virtual cameras, mirrored samples, the rendered mocap) and
+    inference (`unihpr.lift`) all derive the 2D box with it,
+    so a model never sees a box a user could not compute from keypoints.
 
     Args:
-        pose2d: Keypoints (B, J, 2) in pixels.
-        mask: Visible joints (B, J) bool; ``None`` = all visible.
+        pose2d: Keypoints (..., J, 2) in pixels, e.g. (B, J, 2) or (J, 2).
+        mask: Visible joints (..., J) bool; ``None`` = all visible.
 
     Returns:
-        Boxes (B, 4) as x0, y0, x1, y1; all zeros for a pose without visible joints.
+        Boxes (..., 4) as x0, y0, x1, y1; all zeros for a pose without visible joints.
     """
     vis = _visible(pose2d, mask)[..., None]
     big = torch.finfo(pose2d.dtype).max
-    lo = torch.where(vis, pose2d, torch.full_like(pose2d, big)).amin(dim=1)
-    hi = torch.where(vis, pose2d, torch.full_like(pose2d, -big)).amax(dim=1)
-    any_vis = vis.any(dim=1)
+    lo = torch.where(vis, pose2d, torch.full_like(pose2d, big)).amin(dim=-2)
+    hi = torch.where(vis, pose2d, torch.full_like(pose2d, -big)).amax(dim=-2)
+    any_vis = vis.any(dim=-2)
     lo = torch.where(any_vis, lo, torch.zeros_like(lo))
     hi = torch.where(any_vis, hi, torch.zeros_like(hi))
     return torch.cat([lo, hi], dim=-1)

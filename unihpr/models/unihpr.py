@@ -126,6 +126,8 @@ class UniHPR(nn.Module):
             "bbox_reference": c.bbox_reference,
             "root_joint": c.root_joint,
             "attend_to_masked": c.pose_attend_to_masked,
+            "readout": c.pose_readout,
+            "bbox_features": c.bbox_features,
         }
         self.pose2d_encoder = PoseEncoder(dims=2, **pose_kwargs)
         self.pose3d_encoder = PoseEncoder(dims=3, **pose_kwargs)

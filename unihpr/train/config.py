@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from unihpr.ops.backend import BACKENDS
 
 STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+LOSS_BALANCES = ("fixed", "normalized")
+LR_SCHEDULES = ("constant", "cosine")
 # StageConfig fields that moved into StageConfig.loss; still accepted (deprecated).
 LEGACY_LOSS_FIELDS = ("alpha", "use_triplet", "tau_init", "tau_min", "tau_max")
 
@@ -163,7 +166,9 @@ class StageConfig:
         steps: Number of optimiser steps.
         batch_size: Samples per step *per process* (the global batch is
             ``batch_size * world_size``).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak rate under a schedule).
+        lr_schedule: ``"constant"`` (the paper's) or ``"cosine"``: the rate decays
+            from ``lr`` to 0 along half a cosine over ``steps`` (see [`lr_at`][]).
         weight_decay: Adam (L2) weight decay.
         betas: Adam betas.
         loss: The contrastive loss ([`LossConfig`][unihpr.train.LossConfig]:
@@ -176,6 +181,12 @@ class StageConfig:
             0 turns fine-tuning into plain supervised training).
         loss_3d_weight: Weight of L_3D (fine-tuning only).
         loss_2d_weight: Weight of L_2D (fine-tuning only).
+        loss_balance: How fine-tuning combines its terms. ``"fixed"``: the weighted
+            sum ``w_cl L_cl + w_3D L_3D + w_2D L_2D`` (the paper's; its balance
+            depends on the units of the poses: L_3D is in m²). ``"normalized"``:
+            each term is divided by a running mean of its own value before
+            weighting, so every term contributes on a comparable, unit-free
+            scale (a term's gradient is relative to its current size).
         grad_clip: Max global gradient norm, or ``None`` for no clipping.
         checkpoint_every: Write a checkpoint every this many steps (and at the end).
         keep_checkpoints: Number of step checkpoints kept on disk.
@@ -186,12 +197,14 @@ class StageConfig:
     steps: int = 10_000
     batch_size: int = 2048
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     loss: LossConfig = field(default_factory=LossConfig)
     contrastive_weight: float = 1.0
     loss_3d_weight: float = 1.0
     loss_2d_weight: float = 1.0
+    loss_balance: str = "fixed"
     grad_clip: float | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -220,6 +233,17 @@ class StageConfig:
         self.loss.__post_init__()  # re-validate (fields may have been assigned)
         if self.grad_clip is not None:
             _check_positive("StageConfig.grad_clip", self.grad_clip)
+        check_choice("StageConfig.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("StageConfig.loss_balance", self.loss_balance, LOSS_BALANCES)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of the optimiser step that follows ``step`` completed steps.
+
+        A pure function of the step, so a resumed run follows the same schedule.
+        """
+        if self.lr_schedule == "constant":
+            return self.lr
+        return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of every field."""
@@ -267,11 +291,19 @@ def paper_stage2() -> StageConfig:
 
 
 def paper_stage3() -> StageConfig:
-    """Task fine-tuning of the paper: L_cl + L_2D + L_3D, every encoder and decoder trained."""
+    """Task fine-tuning of the paper: L_cl + L_2D + L_3D, every encoder and decoder trained.
+
+    The terms are balanced by their running means (``loss_balance="normalized"``)
+    instead of the paper's plain sum, whose balance depends on the units of the
+    poses (L_3D in m² is ~1/60 of L_cl and the contrastive gradient then drowns
+    the 3D loss; measured in docs/benchmarks.md). ``loss_balance="fixed"``
+    restores the paper's sum.
+    """
     return StageConfig(
         name="finetune",
         batch_size=180,
         loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=True),
+        loss_balance="normalized",
     )
 
 

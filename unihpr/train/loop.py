@@ -371,6 +371,8 @@ class Trainer:
                 [p for g in self.optimizer.param_groups for p in g["params"]],
                 self.config.grad_clip,
             )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         after_step = getattr(_unwrap(self.model), "after_step", None)
@@ -468,6 +470,9 @@ class Trainer:
                         break
         finally:
             bar.close()
+            configure = getattr(_unwrap(self.model), "configure_step", None)
+            if configure is not None:  # the trained model checks its inputs again
+                configure(diagnostics=True, validate=True)
         self.sync_buffers()
         return TrainResult(
             step=self.step,

@@ -13,12 +13,17 @@ statistics and dropout do not move) and which losses are summed:
   frozen pose encoders with L_pair (three pairs) + alpha L_triplet.
 * [`FinetuneStage`][] (task fine-tuning): every encoder and decoder trained
   with w_cl L_cl + w_3D L_3D + w_2D L_2D, the decoder losses averaged over the
-  modalities the embeddings come from. Without images (lifting only) the image
-  encoder stays frozen and only 2D/3D embeddings are used.
+  modalities the embeddings come from (with ``loss_balance="normalized"``
+  each term is first divided by a running mean of itself). Without images
+  (lifting only) the image encoder stays frozen and only 2D/3D embeddings
+  are used.
 
 Batches are dicts as produced by ``unihpr.data`` (``"pose2d"`` (B, J, 2)
-pixels, ``"bbox"`` (B, 4), ``"pose3d"`` (B, J, 3) metres, ``"image"``
-(B, 3, H, W), optional ``"mask"`` (B, J)).
+pixels, ``"pose3d"`` (B, J, 3) metres, ``"image"`` (B, 3, H, W), optional
+``"mask"`` (B, J)). A batch's ``"bbox"`` is not used: 2D poses are always
+expressed in their own keypoints' box, in training as at inference (where a
+user has keypoints but no person box), so nothing depends on a silhouette or
+detector box or on the pixel frame of the 2D input.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from unihpr.modalities import MODALITIES, check_modalities
@@ -158,9 +164,13 @@ class Stage(nn.Module):
                 m.project_()
 
     def embed(self, batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
-        """L2-normalised embeddings (B, D): ``model.embed(batch, modalities)``, errors naming the stage."""
+        """L2-normalised embeddings (B, D): ``model.embed(batch, modalities)``, errors naming the stage.
+
+        The batch's ``"bbox"`` is dropped: 2D poses are expressed in their own
+        keypoints' box (see the module docstring).
+        """
         _check_batch(self.name, batch, modalities)
-        return self.model.embed(batch, modalities)
+        return self.model.embed({k: v for k, v in batch.items() if k != "bbox"}, modalities)
 
     def configure_step(self, *, diagnostics: bool = True, validate: bool = True) -> None:
         """Choose what the next steps pay for (called by the training loop).
@@ -169,13 +179,15 @@ class Stage(nn.Module):
             diagnostics: Compute the criterion's diagnostics (cosines,
                 accuracies, λ1 means: read on the host, a GPU sync); the loop
                 asks for them on logging steps only.
-            validate: Let the criterion check its inputs' values (zero or
-                non-finite rows, index ranges: also host reads); the loop
-                validates the first step of a run and then switches it off.
+            validate: Let the criterion and the model's encoders check their
+                inputs' values (zero or non-finite rows, index ranges: also
+                host reads); the loop validates the first step of a run,
+                switches it off, and back on when the run ends.
         """
         self.diagnostics = bool(diagnostics)
-        if isinstance(getattr(self.criterion, "validate", None), bool):
-            self.criterion.validate = bool(validate)
+        for module in self.modules():  # the criterion and e.g. PoseEncoder
+            if module is not self and isinstance(getattr(module, "validate", None), bool):
+                module.validate = bool(validate)
 
     def contrastive(
         self, emb: dict[str, Tensor], generator: torch.Generator | None
@@ -241,6 +253,13 @@ class FinetuneStage(Stage):
         target2d: ``(pose2d (B, J, 2) px, bbox (B, 4) | None, mask | None) ->
             (B, J, 2)`` target of ``decoder2d``; by default the model's
             bounding-box normalisation.
+
+    A batch may carry extra 2D–3D pairs under ``"poses"`` (a dict with
+    ``"pose2d"``, ``"pose3d"`` and optional ``"mask"``, e.g. fresh virtual views
+    attached by [`WithPoses`][unihpr.data.virtual_cameras.WithPoses]): they add
+    their pairwise InfoNCE to L_cl (averaged with the batch's) and their 2D and
+    3D decoder losses to L_2D and L_3D, so the pose branch keeps learning from
+    many views while the images are a fixed rendered set.
     """
 
     name = "finetune"
@@ -267,29 +286,81 @@ class FinetuneStage(Stage):
         self.target2d = target2d or _default_target2d
         if "image" not in modalities:
             self.freeze(model.image_encoder)
+        # Running means of (L_cl, L_3D, L_2D) for loss_balance="normalized"; buffers,
+        # so that they are checkpointed with the stage and a resume is exact.
+        self.register_buffer("loss_means", torch.ones(3, dtype=torch.float64))
+        self.register_buffer("loss_mean_steps", torch.zeros((), dtype=torch.long))
+
+    #: Decay of the running means of the normalised loss balance (~100-step memory).
+    mean_decay = 0.99
+
+    def balance(self, terms: Tensor) -> Tensor:
+        """Weights of (L_cl, L_3D, L_2D) under ``config.loss_balance``: (3,) -> (3,).
+
+        ``"fixed"``: the configured weights. ``"normalized"``: the weights
+        divided by bias-corrected running means of the detached terms (updated
+        with ``terms`` in training mode), so ``weight * term / mean`` is about
+        ``weight`` whatever the units of the term.
+        """
+        cfg = self.config
+        w = torch.tensor(
+            [cfg.contrastive_weight, cfg.loss_3d_weight, cfg.loss_2d_weight],
+            dtype=terms.dtype, device=terms.device,
+        )  # fmt: skip
+        if cfg.loss_balance == "fixed":
+            return w
+        if self.training:
+            with torch.no_grad():
+                value = terms.detach().to(self.loss_means.dtype)
+                if dist.is_available() and dist.is_initialized():
+                    dist.all_reduce(value)
+                    value /= dist.get_world_size()
+                d = self.mean_decay
+                # EMA started at 0, bias-corrected (Adam-style) so step 1 gives the value
+                # itself; the step count stays on the device (no host sync per step).
+                n = (self.loss_mean_steps + 1).to(value.dtype)
+                raw = self.loss_means * (1 - d ** (n - 1))  # undo the last correction
+                raw = d * raw + (1 - d) * value
+                self.loss_means.copy_(raw / (1 - d**n))
+                self.loss_mean_steps.add_(1)
+        return w / self.loss_means.to(terms.dtype).clamp_min(1e-12)
+
+    def _decoder_terms(
+        self,
+        batch: dict[str, Tensor],
+        emb: dict[str, Tensor],
+        sources: Sequence[str],
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor]:
+        """(L_3D, L_2D) of ``batch``, averaged over the ``sources`` embeddings."""
+        mask = batch.get("mask")
+        target2d = self.target2d(batch["pose2d"], None, mask)
+        d3, d2 = self.model.decoder3d, self.model.decoder2d
+        l3d = torch.stack(
+            [_decoder_loss(d3, emb[s], s, batch["pose3d"], mask, generator) for s in sources]
+        ).mean()
+        l2d = torch.stack(
+            [_decoder_loss(d2, emb[s], s, target2d, mask, generator) for s in sources]
+        ).mean()
+        return l3d, l2d
 
     def forward(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)``."""
-        cfg = self.config
+        """Returns ``(w_cl L_cl + w_3D L_3D + w_2D L_2D, metrics)`` (see [`balance`][])."""
         emb = self.embed(batch, self.modalities)
         l_cl, metrics = self.contrastive(emb, generator)
-        mask = batch.get("mask")
-        target2d = self.target2d(batch["pose2d"], batch.get("bbox"), mask)
-        l3d = torch.stack(
-            [
-                _decoder_loss(self.model.decoder3d, emb[s], s, batch["pose3d"], mask, generator)
-                for s in self.decode_from
-            ]
-        ).mean()
-        l2d = torch.stack(
-            [
-                _decoder_loss(self.model.decoder2d, emb[s], s, target2d, mask, generator)
-                for s in self.decode_from
-            ]
-        ).mean()
-        loss = cfg.contrastive_weight * l_cl + cfg.loss_3d_weight * l3d + cfg.loss_2d_weight * l2d
+        l3d, l2d = self._decoder_terms(batch, emb, self.decode_from, generator)
+        extra = batch.get("poses")
+        if extra is not None:
+            pose_modalities = ("pose2d", "pose3d")
+            pemb = self.embed(extra, pose_modalities)
+            p_cl, _ = self.contrastive(pemb, generator)
+            sources = tuple(s for s in self.decode_from if s in pose_modalities) or ("pose2d",)
+            p3d, p2d = self._decoder_terms(extra, pemb, sources, generator)
+            l_cl, l3d, l2d = (l_cl + p_cl) / 2, (l3d + p3d) / 2, (l2d + p2d) / 2
+        terms = torch.stack([l_cl, l3d, l2d])
+        loss = (self.balance(terms.detach()) * terms).sum()
         metrics.update({"loss/cl": l_cl.detach(), "loss/3d": l3d.detach(), "loss/2d": l2d.detach()})
         return loss, metrics
 
