@@ -14,8 +14,8 @@ from unihpr.ops._checks import (
     check_label_smoothing,
     check_labels,
     check_range,
+    check_square,
     check_tau,
-    check_tensor,
 )
 
 
@@ -53,11 +53,7 @@ def pair_info_nce(
         ValueError: It is not square, or τ or the anchors are out of range.
     """
     owner = "pair_info_nce"
-    check_tensor(owner, "similarity", similarity)
-    if similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
-        raise ValueError(
-            f"{owner}: similarity must be a square (B, B) matrix, got {tuple(similarity.shape)}"
-        )
+    similarity = check_square(owner, "similarity", similarity)
     work = torch.promote_types(similarity.dtype, torch.float32)
     tau = check_tau(owner, tau, dtype=work, device=similarity.device, validate=validate)
     check_label_smoothing(owner, label_smoothing)

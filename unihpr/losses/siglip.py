@@ -20,7 +20,14 @@ from torch import Tensor, nn
 from unihpr.losses._preamble import prepare
 from unihpr.losses.distributed import check_distributed
 from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_index, check_labels, check_range, check_tau, check_tensor
+from unihpr.ops._checks import (
+    check_index,
+    check_labels,
+    check_range,
+    check_square,
+    check_tau,
+    check_tensor,
+)
 
 __all__ = ["SigLIPLoss", "siglip_loss"]
 
@@ -85,11 +92,7 @@ def siglip_loss(
             bias, anchors or labels.
     """
     owner = "siglip_loss"
-    check_tensor(owner, "similarity", similarity)
-    if similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
-        raise ValueError(
-            f"{owner}: similarity must be a square (B, B) matrix, got {tuple(similarity.shape)}"
-        )
+    similarity = check_square(owner, "similarity", similarity)
     work = torch.promote_types(similarity.dtype, torch.float32)
     tau = check_tau(owner, tau, dtype=work, device=similarity.device, validate=validate)
     bias = torch.as_tensor(_check_bias(owner, bias), dtype=work, device=similarity.device)

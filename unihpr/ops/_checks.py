@@ -34,6 +34,14 @@ def check_tensor(owner: str, name: str, x: object, *, floating: bool = True) -> 
     return x
 
 
+def check_square(owner: str, name: str, x: object) -> Tensor:
+    """A floating-point (B, B) matrix, e.g. the similarities of a pair loss."""
+    x = check_tensor(owner, name, x)
+    if x.dim() != 2 or x.shape[0] != x.shape[1]:
+        raise ValueError(f"{owner}: {name} must be a square (B, B) matrix, got {tuple(x.shape)}")
+    return x
+
+
 def check_same(owner: str, what: str, named: dict[str, Tensor]) -> None:
     """All tensors share one dtype (``what="dtype"``) or one device (``"device"``)."""
     items = list(named.items())
