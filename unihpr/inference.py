@@ -38,7 +38,7 @@ from unihpr.data.skeletons import (
     map_visibility,
     mappable_layouts,
 )
-from unihpr.models.pose_normalization import (
+from unihpr.geometry import (
     bbox_from_keypoints,
     denormalize_pose2d,
     normalize_pose2d,

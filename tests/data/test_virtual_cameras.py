@@ -17,7 +17,7 @@ from unihpr.data.virtual_cameras import (
     sample_cameras,
     up_basis,
 )
-from unihpr.models.pose_normalization import bbox_from_keypoints
+from unihpr.geometry import bbox_from_keypoints
 
 
 def _motion(n=12, skeleton=HUMANOID15, seed=0, up=1):

@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import up_basis
-from unihpr.models.pose_normalization import bbox_from_keypoints
+from unihpr.geometry import bbox_from_keypoints
 
 __all__ = ["PoseAugmentation", "RandomFlip", "limb_roots", "recombine_limbs", "scale_bones"]
 

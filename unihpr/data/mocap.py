@@ -42,7 +42,7 @@ from unihpr._quiet import silence_c_output
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
-from unihpr.models.pose_normalization import bbox_from_keypoints
+from unihpr.geometry import bbox_from_keypoints
 
 __all__ = [
     "DEFAULT_TEST_CLIPS",

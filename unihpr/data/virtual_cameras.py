@@ -45,7 +45,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
-from unihpr.models.pose_normalization import bbox_from_keypoints
+from unihpr.geometry import bbox_from_keypoints
 
 __all__ = [
     "CameraDistribution",

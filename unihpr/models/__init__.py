@@ -14,7 +14,7 @@ from unihpr.models.hub import (
 )
 from unihpr.models.image_encoder import ImageEncoder
 from unihpr.models.pose_encoder import PoseEncoder
-from unihpr.models.pose_normalization import (
+from unihpr.geometry import (
     bbox_from_keypoints,
     denormalize_pose2d,
     normalize_pose2d,

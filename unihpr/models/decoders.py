@@ -7,7 +7,7 @@ turns it off for ablations.
 
 Outputs: root-relative 3D poses (B, J, 3) in metres for ``dims=3``; 2D poses
 (B, J, 2) in the bounding-box frame of
-[`unihpr.models.pose_normalization.normalize_pose2d`][] for ``dims=2``.
+[`unihpr.geometry.normalize_pose2d`][] for ``dims=2``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihpr.models._validation import check_bbox, check_mask, check_pose
-from unihpr.models.pose_normalization import normalize_pose2d, normalize_pose3d
+from unihpr.geometry import normalize_pose2d, normalize_pose3d
 
 __all__ = ["BBOX_FEATURES", "POSE_READOUTS", "PoseEncoder"]
 
@@ -24,7 +24,7 @@ class PoseEncoder(nn.Module):
 
     Tokens: ``[CLS] [BBOX] joint_1 ... joint_J``. Each joint token is a linear
     embedding of its normalised coordinates (keypoint-wise patch embedding, see
-    `unihpr.models.pose_normalization`) plus a learnable per-joint position
+    `unihpr.geometry`) plus a learnable per-joint position
     embedding. The bounding-box token embeds the geometry removed by the
     normalisation:
 

@@ -75,7 +75,7 @@ def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
 
 
 def _default_target2d(pose2d: Tensor, bbox: Tensor | None, mask: Tensor | None) -> Tensor:
-    from unihpr.models.pose_normalization import normalize_pose2d
+    from unihpr.geometry import normalize_pose2d
 
     return normalize_pose2d(pose2d, bbox, mask)[0]
 

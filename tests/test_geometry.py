@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unihpr.models.pose_normalization import (
+from unihpr.geometry import (
     bbox_from_keypoints,
     denormalize_pose2d,
     normalize_pose2d,

@@ -1,4 +1,4 @@
-"""Canonical frames for keypoints before they are embedded.
+"""Geometry shared by the data and the models: the one box rule and the canonical pose frames.
 
 2D: poses are expressed in their bounding box: centre at the origin, divided by
 half the box's longer side, so keypoints inside the box lie in [-1, 1] and the
