@@ -452,7 +452,7 @@ def test_mixed_dtypes_devices_meta_and_generators_are_named(make):
 
 @pytest.mark.parametrize("negatives", ["sampled", "all"])
 def test_validate_false_makes_no_host_sync(negatives):
-    from unihpr.ops._host_syncs import record_host_syncs
+    from host_syncs import record_host_syncs
 
     x = [t.detach().float().requires_grad_() for t in embeddings(8, 6, 3)]
     fn = ContrastiveLoss(
@@ -477,7 +477,7 @@ def test_validate_false_makes_no_host_sync(negatives):
 
 
 def test_diagnostics_are_read_in_one_transfer():
-    from unihpr.ops._host_syncs import record_host_syncs
+    from host_syncs import record_host_syncs
 
     x = [t.detach() for t in embeddings(6, 4, 2)]
     fn = ContrastiveLoss(validate=False)

@@ -14,7 +14,7 @@ from unihpr.losses import (
     SigLIPLoss,
     TripletInfoNCE,
 )
-from unihpr.ops._host_syncs import record_host_syncs
+from host_syncs import record_host_syncs
 
 LABELS = torch.tensor([0, 0, 1, 1, 2, 3, 3, 3])
 

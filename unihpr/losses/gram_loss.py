@@ -17,12 +17,12 @@ X⁰ X^mᵀ and the diagonals of the others.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import check_distributed, local_pair_info_nce
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_label_smoothing
+from unihpr.losses._preamble import EmbeddingLoss
+from unihpr.losses.distributed import local_pair_info_nce
+from unihpr.losses.pair import check_label_smoothing
+from unihpr.losses.temperature import LearnableTemperature
 from unihpr.ops.gram import gram_volume
 
 __all__ = ["GRAMLoss", "anchor_tuple_volumes"]
@@ -65,7 +65,7 @@ def anchor_tuple_volumes(xs: list[Tensor], rows: Tensor | None = None) -> Tensor
     return gram_volume(torch.stack(rows_g, dim=-2))
 
 
-class GRAMLoss(nn.Module):
+class GRAMLoss(EmbeddingLoss):
     """GRAM's contrastive loss over K ≥ 2 ``(B, D)`` embedding sets.
 
     Logits L_ij = −V(x⁰_i, x¹_j, …, x^{K−1}_j)/τ with V the Gram volume
@@ -83,7 +83,8 @@ class GRAMLoss(nn.Module):
         distributed: ``"local"`` (default; after DDP the gradients equal one
             process on the concatenated batch) or ``"global"`` (open_clip's
             default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
-        validate: Reject zero or non-finite rows (a host synchronisation).
+        validate: Reject zero or non-finite rows and a diverged temperature
+            (a host synchronisation).
 
     Examples:
         >>> loss_fn = GRAMLoss(temperature=0.07, label_smoothing=0.1)
@@ -99,13 +100,8 @@ class GRAMLoss(nn.Module):
         validate: bool = True,
         distributed: str = "local",
     ) -> None:
-        super().__init__()
-        owner = "GRAMLoss"
-        self.temperature = as_temperature(temperature, owner=owner)
-        self.label_smoothing = check_label_smoothing(owner, label_smoothing)
-        self.gather = bool(gather)
-        self.distributed = check_distributed("GRAMLoss", distributed)
-        self.validate = bool(validate)
+        super().__init__(temperature, gather=gather, distributed=distributed, validate=validate)
+        self.label_smoothing = check_label_smoothing(label_smoothing, owner="GRAMLoss")
 
     def forward(self, *embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
         """Loss for K ≥ 2 embedding sets, each ``(B, D)``, the first the anchor.
@@ -117,19 +113,9 @@ class GRAMLoss(nn.Module):
         owner = "GRAMLoss"
         if len(embeddings) < 2:
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
-        named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
-        prep = prepare(
-            owner,
-            named,
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
-        xs = prep.embeddings
-        work = torch.promote_types(xs[0].dtype, torch.float32)
-        xs = [x.to(work) for x in xs]
-        tau = self.temperature().to(work)
+        prep = self.prepare({f"embeddings[{m}]": x for m, x in enumerate(embeddings)}, labels)
+        tau = self.tau(prep.embeddings[0])
+        xs = [x.to(tau.dtype) for x in prep.embeddings]
         rows = prep.anchors
         if rows is None:
             rows = torch.arange(xs[0].shape[0], device=xs[0].device)
