@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import record_host_syncs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host_syncs import record_host_syncs
 from unihpr.ops.exact_triplet import exact_triplet_info_nce, exact_triplet_num_terms
 
 

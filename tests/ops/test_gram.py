@@ -9,9 +9,8 @@ import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
-
 from host_syncs import record_host_syncs
+from hypothesis import given
 
 from unihpr.ops import gram_volume, lambda1_from_cosines, lambda1_from_gram
 from unihpr.ops.gram import lambda1_forward, lambda1_grad

@@ -1,7 +1,6 @@
 """The CPU stand-in for torch.cuda.set_sync_debug_mode used by the no-sync tests."""
 
 import torch
-
 from host_syncs import METHODS, record_host_syncs
 
 from unihpr._validate import check_range
