@@ -1,9 +1,9 @@
 """The preamble every loss shares: check, normalise, gather, queue, similarities.
 
-Written once here so that every loss module treats its inputs alike: the
-functions, and [`EmbeddingLoss`][unihpr.losses._preamble.EmbeddingLoss], the
-base class that holds what the loss modules share (temperature, ``gather``,
-``distributed``, ``validate``, ``queue``).
+Written once here, in [`EmbeddingLoss`][unihpr.losses._preamble.EmbeddingLoss],
+the base class of the loss modules, so that they treat their inputs alike and
+share one meaning of ``temperature``, ``gather``, ``distributed``,
+``validate`` and ``queue``.
 """
 
 from __future__ import annotations
@@ -70,84 +70,6 @@ def _common_dtype(owner: str, named: Mapping[str, Tensor]) -> torch.dtype:
     return dtypes.pop()
 
 
-def prepare(
-    owner: str,
-    named: Mapping[str, Tensor],
-    *,
-    gather: bool,
-    validate: bool,
-    labels: Tensor | None = None,
-    distributed: str = "local",
-) -> Prepared:
-    """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
-
-    Args:
-        owner: Name used in error messages.
-        named: The embedding sets by argument name.
-        gather: Gather across ranks when torch.distributed runs with world
-            size > 1 (see [`unihpr.losses.distributed`][]).
-        validate: Also reject rows that are zero, NaN or infinite, which
-            reads the data on the host (a GPU synchronisation). Types,
-            shapes, dtypes and devices are always checked.
-        labels: Optional ``(B,)`` integer labels, one per row (checked, and
-            gathered with the embeddings).
-        distributed: ``"local"`` (this rank's rows are the anchors) or
-            ``"global"`` (every row is; only this rank's rows carry gradient),
-            see [`unihpr.losses.distributed`][].
-
-    Returns:
-        A [`Prepared`][unihpr.losses._preamble.Prepared].
-
-    Raises:
-        TypeError: A set is not a floating-point tensor.
-        ValueError: Wrong or mismatched shapes, mixed float64 and other
-            dtypes, mixed devices, meta tensors, or (``validate``) a zero or
-            non-finite row.
-    """
-    for name, x in named.items():
-        check_shape(
-            name,
-            check_tensor(name, x, floating=True, owner=owner),
-            (None, None),
-            "(B, D)",
-            owner=owner,
-        )
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"{owner}: {name} needs a batch of at least 2 (one positive, one negative), "
-                f"got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] < 1:
-            raise ValueError(
-                f"{owner}: {name} has no features: shape {tuple(x.shape)}, need D >= 1"
-            )
-    check_same("shape", named, owner=owner)
-    check_same("device", named, owner=owner)
-    ref = next(iter(named.values()))
-    if labels is not None:
-        labels = check_labels(labels, ref.shape[0], ref.device, owner=owner)
-    dtype = _common_dtype(owner, named)
-    if validate:
-        for name, x in named.items():
-            peak = x.detach().abs().amax(dim=1)
-            bad = ~torch.isfinite(peak) | (peak == 0)
-            if bool(bad.any()):
-                row = int(bad.nonzero()[0, 0])
-                what = "zero" if bool(peak[row] == 0) else "NaN or infinite"
-                raise ValueError(
-                    f"{owner}: {name} has a {what} row (row {row} of shape {tuple(x.shape)}); "
-                    "embeddings must be finite and non-zero"
-                )
-    xs = [normalize_rows(x.to(dtype)) for x in named.values()]
-    sets = xs if labels is None else [*xs, labels]
-    batch = gather_embeddings(sets, gather, validate=validate, distributed=distributed)
-    anchors = batch.rows if batch.distributed and distributed == "local" else None
-    if labels is None:
-        return Prepared(batch.tensors, anchors)
-    *xs, labels = batch.tensors
-    return Prepared(xs, anchors, labels)
-
-
 def similarities(xs: list[Tensor]) -> dict[tuple[int, int], Tensor]:
     """``{(m, n): X_m X_nᵀ}`` for m < n: the pairwise ``(B, B)`` cosine matrices."""
     return {(m, n): xs[m] @ xs[n].T for m in range(len(xs)) for n in range(m + 1, len(xs))}
@@ -201,20 +123,63 @@ class EmbeddingLoss(nn.Module):
         return self.temperature().to(device=like.device, dtype=work)
 
     def prepare(self, named: Mapping[str, Tensor], labels: Tensor | None = None) -> Prepared:
-        """[`prepare`][unihpr.losses._preamble.prepare] with this module's options.
+        """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
 
         With a queue the result holds the queued rows after the batch's, and
         in training mode the batch is pushed.
+
+        Args:
+            named: The embedding sets by argument name.
+            labels: Optional ``(B,)`` integer labels, one per row (checked,
+                and gathered with the embeddings).
+
+        Returns:
+            A [`Prepared`][unihpr.losses._preamble.Prepared].
+
+        Raises:
+            TypeError: A set is not a floating-point tensor.
+            ValueError: Wrong or mismatched shapes, mixed float64 and other
+                dtypes, mixed devices, meta tensors, or (``validate``) a zero
+                or non-finite row.
         """
         owner = type(self).__name__
-        prep = prepare(
-            owner,
-            named,
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
+        for name, x in named.items():
+            check_tensor(name, x, floating=True, owner=owner)
+            check_shape(name, x, (None, None), "(B, D)", owner=owner)
+            if x.shape[0] < 2:
+                raise ValueError(
+                    f"{owner}: {name} needs a batch of at least 2 (one positive, one negative), "
+                    f"got shape {tuple(x.shape)}"
+                )
+            if x.shape[1] < 1:
+                raise ValueError(
+                    f"{owner}: {name} has no features: shape {tuple(x.shape)}, need D >= 1"
+                )
+        check_same("shape", named, owner=owner)
+        check_same("device", named, owner=owner)
+        ref = next(iter(named.values()))
+        if labels is not None:
+            labels = check_labels(labels, ref.shape[0], ref.device, owner=owner)
+        dtype = _common_dtype(owner, named)
+        if self.validate:
+            for name, x in named.items():
+                peak = x.detach().abs().amax(dim=1)
+                bad = ~torch.isfinite(peak) | (peak == 0)
+                if bool(bad.any()):
+                    row = int(bad.nonzero()[0, 0])
+                    what = "zero" if bool(peak[row] == 0) else "NaN or infinite"
+                    raise ValueError(
+                        f"{owner}: {name} has a {what} row (row {row} of shape {tuple(x.shape)}); "
+                        "embeddings must be finite and non-zero"
+                    )
+        xs = [normalize_rows(x.to(dtype)) for x in named.values()]
+        sets = xs if labels is None else [*xs, labels]
+        batch = gather_embeddings(
+            sets, self.gather, validate=self.validate, distributed=self.distributed
         )
+        anchors = batch.rows if batch.distributed and self.distributed == "local" else None
+        *xs, labels = batch.tensors if labels is not None else [*batch.tensors, None]
+        prep = Prepared(xs, anchors, labels)
         if self.queue is None:
             return prep
         extended = self.queue.extend(owner, prep)

@@ -23,7 +23,7 @@ from unihpr.losses._preamble import EmbeddingLoss
 from unihpr.losses.distributed import local_pair_info_nce
 from unihpr.losses.pair import check_label_smoothing
 from unihpr.losses.temperature import LearnableTemperature
-from unihpr.ops.gram import gram_volume
+from unihpr.ops.gram import gram_volume, stack_gram
 
 __all__ = ["GRAMLoss", "anchor_tuple_volumes"]
 
@@ -42,27 +42,14 @@ def anchor_tuple_volumes(xs: list[Tensor], rows: Tensor | None = None) -> Tensor
         [`gram_volume`][unihpr.ops.gram_volume].
     """
     anchor = xs[0] if rows is None else xs[0][rows]
-    K = len(xs)
     A, B = anchor.shape[0], xs[1].shape[0]
-    cross = [anchor @ x.T for x in xs[1:]]  # (A, B): x⁰_a · x^m_j
-    ones = torch.ones((A, B), dtype=anchor.dtype, device=anchor.device)
-    within = {
-        (m, n): (xs[m] * xs[n]).sum(dim=1).expand(A, B)  # x^m_j · x^n_j
-        for m in range(1, K)
-        for n in range(m + 1, K)
-    }
-    rows_g = []
-    for m in range(K):
-        row = []
-        for n in range(K):
-            if m == n:
-                row.append(ones)
-            elif m == 0 or n == 0:
-                row.append(cross[max(m, n) - 1])
-            else:
-                row.append(within[min(m, n), max(m, n)])
-        rows_g.append(torch.stack(row, dim=-1))
-    return gram_volume(torch.stack(rows_g, dim=-2))
+
+    def cosine(m: int, n: int) -> Tensor:
+        if m == 0:
+            return anchor @ xs[n].T  # x⁰_a · x^n_j
+        return (xs[m] * xs[n]).sum(dim=1).expand(A, B)  # x^m_j · x^n_j
+
+    return gram_volume(stack_gram(len(xs), cosine))
 
 
 class GRAMLoss(EmbeddingLoss):

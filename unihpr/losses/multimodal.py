@@ -29,7 +29,7 @@ from unihpr.losses._preamble import EmbeddingLoss, similarities
 from unihpr.losses.samplers import MAX_NEGATIVES, TripletSampler, UniformTripletSampler
 from unihpr.losses.temperature import LearnableTemperature
 from unihpr.ops.backend import resolve_backend
-from unihpr.ops.gram import gram_volume, lambda1_from_gram
+from unihpr.ops.gram import gram_volume, lambda1_from_gram, stack_gram
 from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
@@ -54,20 +54,7 @@ def gram_scores(
         ``(...)`` scores (λ1, or the volume itself — the loss negates it).
     """
     check_choice("score", score, SCORES, owner="gram_scores")
-    K = tuples.shape[-1]
-    ones = torch.ones(tuples.shape[:-1], dtype=sims[0, 1].dtype, device=tuples.device)
-    rows = []
-    for m in range(K):
-        row = []
-        for n in range(K):
-            if m == n:
-                row.append(ones)
-            elif m < n:
-                row.append(sims[m, n][tuples[..., m], tuples[..., n]])
-            else:
-                row.append(sims[n, m][tuples[..., n], tuples[..., m]])
-        rows.append(torch.stack(row, dim=-1))
-    gram = torch.stack(rows, dim=-2)
+    gram = stack_gram(tuples.shape[-1], lambda m, n: sims[m, n][tuples[..., m], tuples[..., n]])
     if score == "lambda":
         return lambda1_from_gram(gram, validate=validate)
     return gram_volume(gram)

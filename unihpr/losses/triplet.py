@@ -290,29 +290,15 @@ class TripletInfoNCE(EmbeddingLoss):
         validate = self.validate if validate is None else validate
         check_generator(generator, owner=owner)
         tau = self.tau(check_square("s12", s12, owner=owner))
+        opts = {"anchors": anchors, "labels": labels, "validate": validate}
         if self.negatives == "all":
             loss, lam_pos, lam_neg = exact_triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                tau,
-                anchors=anchors,
-                chunk_size=self.chunk_size,
-                labels=labels,
-                backend=self.backend,
-                validate=validate,
+                s12, s13, s23, tau, chunk_size=self.chunk_size, backend=self.backend, **opts
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
         if self.negatives == "planes":
             loss, lam_mean = plane_triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                tau,
-                anchors=anchors,
-                labels=labels,
-                chunk_size=self.chunk_size,
-                validate=validate,
+                s12, s13, s23, tau, chunk_size=self.chunk_size, **opts
             )
             rows = check_rows("anchors", anchors, s12.shape[0], device=s12.device, validate=False)
             with torch.no_grad():
@@ -329,29 +315,14 @@ class TripletInfoNCE(EmbeddingLoss):
             samplers = [self.sampler.for_anchor_modality(m) for m in range(3)]
         else:
             samplers = [self.sampler]
+        draw = {"generator": generator, "device": s12.device, "dtype": dtype, "labels": labels}
+        opts = {"anchors": rows.to(dtype), "labels": labels, "backend": self.backend}
         losses, lams = [], []
         for sampler in samplers:
-            negatives = sampler(
-                B,
-                self.num_negatives,
-                generator=generator,
-                device=s12.device,
-                dtype=dtype,
-                labels=labels,
-            )
+            negatives = sampler(B, self.num_negatives, **draw)
             if anchors is not None:
                 negatives = TripletIndices(*(n[rows] for n in negatives))
-            loss, lam = triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                negatives,
-                tau,
-                anchors=rows.to(dtype),
-                labels=labels,
-                backend=self.backend,
-                validate=validate,
-            )
+            loss, lam = triplet_info_nce(s12, s13, s23, negatives, tau, validate=validate, **opts)
             losses.append(loss)
             lams.append(lam[:, 1:] if lams else lam)
         if len(losses) == 1:

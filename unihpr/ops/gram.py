@@ -54,6 +54,7 @@ and are tested against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -295,6 +296,25 @@ def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
     else:
         det = torch.linalg.det(gram)
     return torch.sqrt(det.clamp_min(eps))
+
+
+def stack_gram(num: int, entry: Callable[[int, int], Tensor]) -> Tensor:
+    """``(..., K, K)`` Gram matrices of unit vectors from their off-diagonal entries.
+
+    Args:
+        num: K ≥ 2.
+        entry: ``entry(m, n)``, m < n: the ``(...)`` cosines of vectors m and n.
+
+    Returns:
+        The symmetric matrices, ones on the diagonal.
+    """
+    upper = {(m, n): entry(m, n) for m in range(num) for n in range(m + 1, num)}
+    ones = torch.ones_like(upper[0, 1])
+    rows = [
+        torch.stack([ones if m == n else upper[min(m, n), max(m, n)] for n in range(num)], -1)
+        for m in range(num)
+    ]
+    return torch.stack(rows, dim=-2)
 
 
 def _check_gram(owner: str, gram: Tensor, *, smallest: int) -> None:

@@ -106,33 +106,6 @@ def _body(
     return loss, lam, *grads, grad_tau
 
 
-def _backward(ctx, grad_loss, _grad_lam):
-    g12, g13, g23, g_tau = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
-    grad_tau = grad_loss * g_tau if need[6] else None
-    return (*grads, None, None, None, grad_tau, None, None)
-
-
-def _function(get_body, doc: str) -> type[torch.autograd.Function]:
-    """An autograd Function ``(s12, s13, s23, i, j, k, tau, anchors, labels)`` running ``get_body()``."""
-
-    class SampledTripletNCE(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, s12, s13, s23, i, j, k, tau, anchors=None, labels=None):  # type: ignore[override]
-            need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
-            out = get_body()(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
-            if need_grad:
-                ctx.save_for_backward(*out[2:])
-            ctx.mark_non_differentiable(out[1])
-            return out[0], out[1]
-
-        backward = staticmethod(torch.autograd.function.once_differentiable(_backward))
-
-    SampledTripletNCE.__doc__ = doc
-    return SampledTripletNCE
-
-
 _compiled_body = None
 
 
@@ -144,13 +117,32 @@ def _get_compiled_body():
     return _compiled_body
 
 
-# The gradient of a scalar loss is the upstream scalar times the gradient
-# computed in forward, so backward is three scalings. Fusing avoids the dozen
-# (A, N+1) intermediates autograd would keep for the elementwise formula.
-_SampledTripletNCE = _function(lambda: _body, "Sampled Triplet-InfoNCE, PyTorch ops.")
-_CompiledSampledTripletNCE = _function(
-    _get_compiled_body, "Sampled Triplet-InfoNCE, the same body through torch.compile."
-)
+class _SampledTripletNCE(torch.autograd.Function):
+    """Sampled Triplet-InfoNCE: the body (through torch.compile when asked) and its saved gradients.
+
+    The gradient of a scalar loss is the upstream scalar times the gradient
+    computed in forward, so backward is three scalings. Fusing avoids the
+    dozen (A, N+1) intermediates autograd would keep for the elementwise formula.
+    """
+
+    @staticmethod
+    def forward(ctx, s12, s13, s23, i, j, k, tau, anchors, labels, compiled):  # type: ignore[override]
+        need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
+        body = _get_compiled_body() if compiled else _body
+        out = body(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
+        if need_grad:
+            ctx.save_for_backward(*out[2:])
+        ctx.mark_non_differentiable(out[1])
+        return out[0], out[1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
+        g12, g13, g23, g_tau = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
+        grad_tau = grad_loss * g_tau if need[6] else None
+        return (*grads, None, None, None, grad_tau, None, None, None)
 
 
 def sampled_triplet_info_nce(
@@ -252,5 +244,4 @@ def sampled_triplet_info_nce(
     if anchors is not None:
         anchors = anchors.to(idx_dtype)
     s12, s13, s23 = (s.to(work) for s in (s12, s13, s23))
-    fn = _CompiledSampledTripletNCE if kind == "compile" else _SampledTripletNCE
-    return fn.apply(s12, s13, s23, i, j, k, tau, anchors, labels)
+    return _SampledTripletNCE.apply(s12, s13, s23, i, j, k, tau, anchors, labels, kind == "compile")
