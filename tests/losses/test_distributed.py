@@ -116,9 +116,9 @@ def test_distributed_mode_is_checked():
     for cls in (PairInfoNCE, TripletInfoNCE, SigLIPLoss, GRAMLoss):
         with pytest.raises(ValueError, match=r"distributed must be one of \('local', 'global'\)"):
             cls(distributed="both")
-    with pytest.raises(ValueError, match="pair.distributed='local' but triplet.distributed="):
+    with pytest.raises(ValueError, match=r"pair\.distributed='local' but triplet\.distributed="):
         ContrastiveLoss(triplet=TripletInfoNCE(distributed="global"))
-    with pytest.raises(ValueError, match="pair.gather=True but triplet.gather=False"):
+    with pytest.raises(ValueError, match=r"pair\.gather=True but triplet\.gather=False"):
         ContrastiveLoss(triplet=TripletInfoNCE(gather=False))
 
 

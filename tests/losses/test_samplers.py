@@ -129,7 +129,7 @@ def test_bad_arguments():
         s(1)
     with pytest.raises(ValueError, match="num_negatives must be an int >= 1 and <= 1048576, got 0"):
         s(4, 0)
-    with pytest.raises(TypeError, match="batch_size must be an int, got float 4.0"):
+    with pytest.raises(TypeError, match=r"batch_size must be an int, got float 4\.0"):
         s(4.0)
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\)"):
         s(4, anchors=torch.tensor([4]))

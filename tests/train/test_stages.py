@@ -387,8 +387,9 @@ def test_stage3_extra_pose_pairs_join_every_term_float64():
 @pytest.mark.parametrize("name", ["align2d3d", "finetune"])
 def test_a_quiet_step_of_the_real_model_makes_no_host_sync(tmp_path, name):
     """The same with unihpr-tiny's encoders and decoders: their input checks are off too."""
-    from unihpr.models import create_model
     from host_syncs import record_host_syncs
+
+    from unihpr.models import create_model
 
     torch.manual_seed(0)
     model = create_model("unihpr-tiny")
