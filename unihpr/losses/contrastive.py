@@ -72,8 +72,6 @@ class ContrastiveLoss(nn.Module):
     ) -> None:
         super().__init__()
         owner = "ContrastiveLoss"
-        self.pair = PairInfoNCE() if pair is None else pair
-        self.triplet = TripletInfoNCE() if triplet is None else triplet
         for name, module, cls in (
             ("pair", pair, PairInfoNCE),
             ("triplet", triplet, TripletInfoNCE),
@@ -82,6 +80,8 @@ class ContrastiveLoss(nn.Module):
                 raise TypeError(
                     f"{owner}: {name} must be a {cls.__name__} or None, got {type(module).__name__}"
                 )
+        self.pair = PairInfoNCE() if pair is None else pair
+        self.triplet = TripletInfoNCE() if triplet is None else triplet
         for attr in ("gather", "distributed"):
             if getattr(self.triplet, attr) != getattr(self.pair, attr):
                 raise ValueError(
