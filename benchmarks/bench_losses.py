@@ -99,8 +99,8 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
     xs = [t.clone().requires_grad_() for t in base]
     pair = PairInfoNCE(0.07, validate=False).to(device)
     trip = TripletInfoNCE(0.2, validate=False).to(device)
-    cl = ContrastiveLoss(1.0, 0.07, 0.2, validate=False).to(device)
-    cl_checked = ContrastiveLoss(1.0, 0.07, 0.2).to(device)
+    cl = ContrastiveLoss(PairInfoNCE(0.07, validate=False), trip).to(device)
+    cl_checked = ContrastiveLoss(PairInfoNCE(0.07), TripletInfoNCE(0.2)).to(device)
     sgen = torch.Generator(device=device).manual_seed(0)
 
     def run_pairs():
@@ -147,7 +147,10 @@ def bench_losses(B: int, dim: int, device: torch.device, repeat: int, compiled: 
         ("ContrastiveLoss (plain autograd)", run_cl_naive),
     ]
     if compiled:
-        cl_compiled = ContrastiveLoss(1.0, 0.07, 0.2, backend="compile", validate=False).to(device)
+        cl_compiled = ContrastiveLoss(
+            PairInfoNCE(0.07, validate=False),
+            TripletInfoNCE(0.2, backend="compile", validate=False),
+        ).to(device)
 
         def run_cl_compiled():
             cl_compiled(*xs, generator=sgen).backward()
@@ -305,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compile", action="store_true", help="add backend='compile' (compiles ~1 min per B)"
     )
-    parser.add_argument("--no-compile", action="store_true", help=argparse.SUPPRESS)  # old flag
     parser.add_argument("--label", default="", help="free text stored in the JSON")
     parser.add_argument(
         "--out", default="benchmarks/results/bench_losses.json", help="JSON file of the rows"

@@ -29,7 +29,7 @@ loss step.
 Without CUDA the script exits at once with a message (status 2).
 ``--device cpu --tiny`` runs every section at toy sizes on the CPU (the Triton
 kernels under ``TRITON_INTERPRET=1``, host syncs found by
-``unihpr.ops._host_syncs``), to test the script itself: its numbers say
+``tests/host_syncs.py``), to test the script itself: its numbers say
 nothing about a GPU.
 
 Usage:
@@ -225,7 +225,7 @@ def section_exact_speed(run: Runner, plan: dict, budget: Budget) -> list[dict]:
 
 
 def section_sampled_speed(run: Runner, plan: dict, budget: Budget, compile_: bool) -> list[dict]:
-    from unihpr.losses import ContrastiveLoss, PairInfoNCE
+    from unihpr.losses import ContrastiveLoss, PairInfoNCE, TripletInfoNCE
 
     rows = []
     for B in plan["speed_B"]:
@@ -243,7 +243,9 @@ def section_sampled_speed(run: Runner, plan: dict, budget: Budget, compile_: boo
         variants = [("3x PairInfoNCE", pairs)]
         backends = ["torch"] + (["compile"] if compile_ else [])
         for backend in backends:
-            loss = ContrastiveLoss(backend=backend, validate=False).to(run.device)
+            loss = ContrastiveLoss(
+                PairInfoNCE(validate=False), TripletInfoNCE(backend=backend, validate=False)
+            ).to(run.device)
 
             def step(xs=xs, loss=loss, gen=gen):
                 loss(*xs, generator=gen).backward()
@@ -316,7 +318,9 @@ def _record_syncs(device: torch.device, fn: Callable[[], object]) -> list[str]:
         return [
             f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower()
         ]
-    from unihpr.ops._host_syncs import record_host_syncs
+    # The CPU stand-in for the sync debug mode is a test tool: it lives in tests/.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from host_syncs import record_host_syncs
 
     with record_host_syncs() as calls:
         fn()
@@ -324,16 +328,14 @@ def _record_syncs(device: torch.device, fn: Callable[[], object]) -> list[str]:
 
 
 def section_host_syncs(run: Runner, plan: dict, budget: Budget) -> list[dict]:
-    from unihpr.losses import ContrastiveLoss, LearnableTemperature
+    from unihpr.losses import ContrastiveLoss, LearnableTemperature, PairInfoNCE, TripletInfoNCE
 
     rows = []
     B = plan["stage3_B"]
     for negatives in ("sampled", "all"):
         loss = ContrastiveLoss(
-            pair_temperature=LearnableTemperature(0.1),
-            triplet_temperature=LearnableTemperature(0.2),
-            negatives=negatives,
-            validate=False,
+            PairInfoNCE(LearnableTemperature(0.1), validate=False),
+            TripletInfoNCE(LearnableTemperature(0.2), negatives=negatives, validate=False),
         ).to(run.device)
         xs = [torch.randn(B, plan["dim"], device=run.device, requires_grad=True) for _ in range(3)]
         gen = torch.Generator().manual_seed(0)  # a CPU generator, as the Trainer's

@@ -8,6 +8,12 @@ import torch.nn.functional as F
 from unihpr.losses import TripletIndices
 
 
+def with_positives(anchors: torch.Tensor, negatives: TripletIndices) -> TripletIndices:
+    """Prepend the positive (a, a, a) as column 0 of each anchor's row."""
+    pos = anchors[:, None].to(negatives.image.dtype)
+    return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
+
+
 def triplet_lambda_eigvalsh(x1, x2, x3, triplets: TripletIndices) -> torch.Tensor:
     """λ1 of every indexed triplet by an explicit 3×D stack and eigvalsh."""
     xs = [F.normalize(t.double(), dim=1) for t in (x1, x2, x3)]

@@ -38,8 +38,10 @@ __all__ = [
     "check_labels",
     "check_range",
     "check_real",
+    "check_rows",
     "check_same",
     "check_shape",
+    "check_square",
     "check_tau",
     "check_tensor",
 ]
@@ -230,6 +232,21 @@ def check_shape(
     return x
 
 
+def check_square(name: str, x: Any, *, owner: str = "") -> Tensor:
+    """``x`` if it is a floating-point ``(B, B)`` matrix, e.g. the similarities of a pair loss.
+
+    Raises:
+        TypeError: Not a floating-point tensor.
+        ValueError: Not a square matrix.
+    """
+    check_tensor(name, x, floating=True, owner=owner)
+    if x.dim() != 2 or x.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"{_who(name, owner)} must be a square (B, B) matrix, got {tuple(x.shape)}"
+        )
+    return x
+
+
 def check_same(what: str, named: Mapping[str, Tensor], *, owner: str = "") -> None:
     """All tensors share one ``what``: ``"dtype"``, ``"device"`` or ``"shape"``."""
     items = list(named.items())
@@ -290,6 +307,34 @@ def check_range(name: str, idx: Tensor, high: int, *, owner: str = "") -> Tensor
             f"(min {lo}, max {hi}); negative indices are not wrapped"
         )
     return idx
+
+
+def check_rows(
+    name: str, rows: Any, size: int, *, device: torch.device, validate: bool, owner: str = ""
+) -> Tensor:
+    """Rows of a batch of ``size`` as int64: all ``arange(size)`` when ``rows`` is None.
+
+    Otherwise ``rows`` must be a non-empty int32/int64 ``(A,)`` tensor on
+    ``device`` (an empty selection would average over nothing: NaN); with
+    ``validate`` its values must lie in [0, size) (reads them: syncs a GPU).
+
+    Raises:
+        TypeError: Not an int32/int64 tensor.
+        ValueError: Wrong shape, empty, another device, or out of range.
+    """
+    if rows is None:
+        return torch.arange(size, device=device)
+    check_index(name, rows, dim=1, owner=owner)
+    if rows.numel() == 0:
+        raise ValueError(f"{_who(name, owner)} must select at least one row, got shape (0,)")
+    if rows.device != device:
+        raise ValueError(
+            f"{_who(name, owner)} is on {rows.device} but the inputs are on {device}; "
+            "pass them on one device"
+        )
+    if validate:
+        check_range(name, rows, size, owner=owner)
+    return rows.long()
 
 
 def check_labels(

@@ -74,9 +74,11 @@ def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tu
     if name in ("triplet-all", "triplet-all-labels"):
         return TripletInfoNCE(temp(0.2), negatives="all", chunk_size=3, **opts), 3
     if name in ("contrastive-sampled", "contrastive-labels"):
-        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), **opts), 3
+        pair, triplet = PairInfoNCE(temp(0.1), **opts), TripletInfoNCE(temp(0.2), **opts)
+        return ContrastiveLoss(pair, triplet, 0.5), 3
     if name == "contrastive-all":
-        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", **opts), 3
+        triplet = TripletInfoNCE(temp(0.2), negatives="all", **opts)
+        return ContrastiveLoss(PairInfoNCE(temp(0.1), **opts), triplet, 0.5), 3
     if name == "multimodal-volume":
         return MultimodalInfoNCE(temp(0.2), score="volume", num_negatives=5, **opts), 3
     if name == "multimodal-lambda":
@@ -92,8 +94,9 @@ def build_loss(name: str, gather: bool = True, distributed: str = "local") -> tu
     if name == "pair-queue":
         return PairInfoNCE(temp(0.1), queue=EmbeddingQueue(12), **opts), 2
     if name == "contrastive-queue":
-        queue = EmbeddingQueue(12)
-        return ContrastiveLoss(0.5, temp(0.1), temp(0.2), negatives="all", queue=queue, **opts), 3
+        pair = PairInfoNCE(temp(0.1), queue=EmbeddingQueue(12), **opts)
+        triplet = TripletInfoNCE(temp(0.2), negatives="all", **opts)
+        return ContrastiveLoss(pair, triplet, 0.5), 3
     if name == "gram":
         return GRAMLoss(temp(0.1), 0.1, **opts), 3
     raise ValueError(name)

@@ -111,11 +111,15 @@ def test_global_mode_is_open_clip_default_scaling(two_rank_run, name):
 
 
 def test_distributed_mode_is_checked():
-    from unihpr.losses import ContrastiveLoss, GRAMLoss, PairInfoNCE, SigLIPLoss
+    from unihpr.losses import ContrastiveLoss, GRAMLoss, PairInfoNCE, SigLIPLoss, TripletInfoNCE
 
-    for cls in (PairInfoNCE, ContrastiveLoss, SigLIPLoss, GRAMLoss):
+    for cls in (PairInfoNCE, TripletInfoNCE, SigLIPLoss, GRAMLoss):
         with pytest.raises(ValueError, match=r"distributed must be one of \('local', 'global'\)"):
             cls(distributed="both")
+    with pytest.raises(ValueError, match=r"pair\.distributed='local' but triplet\.distributed="):
+        ContrastiveLoss(triplet=TripletInfoNCE(distributed="global"))
+    with pytest.raises(ValueError, match=r"pair\.gather=True but triplet\.gather=False"):
+        ContrastiveLoss(triplet=TripletInfoNCE(gather=False))
 
 
 @pytest.mark.distributed

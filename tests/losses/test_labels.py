@@ -11,6 +11,7 @@ from reference_losses import (
     supcon_exact_triplet_reference,
     supcon_pair_reference,
     supcon_triplet_reference,
+    with_positives,
 )
 
 from unihpr.losses import (
@@ -22,7 +23,6 @@ from unihpr.losses import (
     TripletInfoNCE,
     UniformTripletSampler,
     pair_info_nce,
-    with_positives,
 )
 from unihpr.losses.samplers import same_label_tuples
 
@@ -211,7 +211,7 @@ def test_exact_labels_refuse_triton():
 def test_contrastive_labels_are_the_sum_of_its_terms(negatives):
     x = embeddings(6, 4, 9)
     labels = torch.tensor([0, 1, 0, 2, 2, 1])
-    fn = ContrastiveLoss(0.5, 0.1, 0.2, negatives=negatives)
+    fn = ContrastiveLoss(PairInfoNCE(0.1), TripletInfoNCE(0.2, negatives=negatives), 0.5)
     got = fn(*x, generator=torch.Generator().manual_seed(1), labels=labels)
     pair = sum(PairInfoNCE(0.1)(x[m], x[n], labels=labels) for m, n in ((0, 1), (0, 2), (1, 2)))
     trip = TripletInfoNCE(0.2, negatives=negatives)(

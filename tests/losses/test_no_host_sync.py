@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from host_syncs import record_host_syncs
 
 from unihpr.losses import (
     ContrastiveLoss,
@@ -14,7 +15,6 @@ from unihpr.losses import (
     SigLIPLoss,
     TripletInfoNCE,
 )
-from unihpr.ops._host_syncs import record_host_syncs
 
 LABELS = torch.tensor([0, 0, 1, 1, 2, 3, 3, 3])
 
@@ -34,7 +34,10 @@ def cases():
             ),
             3,
         ),
-        "contrastive-labels-queue": (ContrastiveLoss(validate=False, queue=q()), 3),
+        "contrastive-labels-queue": (
+            ContrastiveLoss(PairInfoNCE(validate=False, queue=q()), TripletInfoNCE(validate=False)),
+            3,
+        ),
     }
 
 

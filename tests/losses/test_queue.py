@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
-from reference_losses import triplet_loss_reference
+from reference_losses import triplet_loss_reference, with_positives
 
 from unihpr.losses import (
     ContrastiveLoss,
@@ -15,7 +15,6 @@ from unihpr.losses import (
     PairInfoNCE,
     TripletInfoNCE,
     UniformTripletSampler,
-    with_positives,
 )
 from unihpr.losses._preamble import Prepared
 
@@ -164,7 +163,9 @@ def test_sampled_triplet_with_queue_draws_over_batch_and_queue():
 
 
 def test_contrastive_with_queue_is_the_sum_of_queued_terms():
-    fn = ContrastiveLoss(0.5, 0.1, 0.2, negatives="all", queue=EmbeddingQueue(16))
+    fn = ContrastiveLoss(
+        PairInfoNCE(0.1, queue=EmbeddingQueue(16)), TripletInfoNCE(0.2, negatives="all"), 0.5
+    )
     pairs = {k: PairInfoNCE(0.1, queue=EmbeddingQueue(16)) for k in ((0, 1), (0, 2), (1, 2))}
     trip = TripletInfoNCE(0.2, negatives="all", queue=EmbeddingQueue(16))
     for step in range(3):

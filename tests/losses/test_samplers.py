@@ -127,22 +127,28 @@ def test_bad_arguments():
     s = UniformTripletSampler()
     with pytest.raises(ValueError, match="batch_size must be an int >= 2, got 1"):
         s(1)
-    with pytest.raises(ValueError, match="num_negatives must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_negatives must be an int >= 1 and <= 1048576, got 0"):
         s(4, 0)
+    with pytest.raises(TypeError, match=r"batch_size must be an int, got float 4\.0"):
+        s(4.0)
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\)"):
         s(4, anchors=torch.tensor([4]))
-    with pytest.raises(
-        ValueError, match=r"anchors must be an int32 or int64 tensor of shape \(A,\)"
-    ):
+    with pytest.raises(ValueError, match=r"anchors must have shape \(A,\), got \(1, 1\)"):
         s(4, anchors=torch.tensor([[0]]))
+    with pytest.raises(TypeError, match=r"anchors must be an int32 or int64 tensor"):
+        s(4, anchors=torch.tensor([0.0]))
+    with pytest.raises(ValueError, match=r"anchors must select at least one row"):
+        s(4, anchors=torch.tensor([], dtype=torch.long))
     with pytest.raises(ValueError, match=r"anchors must lie in \[0, 4\), got values \[-1\]"):
         s(4, anchors=torch.tensor([-1, 2]))
     with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
         s(4, generator=5)
     with pytest.raises(ValueError, match="dtype must be"):
         s(4, dtype=torch.float32)
-    with pytest.raises(ValueError, match="anchor_modality must be"):
+    with pytest.raises(ValueError, match="anchor_modality must be an int >= 0"):
         ShuffleTripletSampler(anchor_modality=-1)
+    with pytest.raises(TypeError, match="anchor_modality must be an int"):
+        UniformTripletSampler(anchor_modality=1.0)
     with pytest.raises(ValueError, match="anchor_modality=3 needs more than 3 modalities"):
         ShuffleTripletSampler(anchor_modality=3)(5)
 
@@ -211,10 +217,12 @@ def test_swap_one_tuples_differ_in_exactly_one_modality():
 
 
 def test_make_sampler_table():
-    from unihpr.losses import SAMPLERS as TABLE
     from unihpr.losses import make_sampler
+    from unihpr.losses.samplers import SAMPLERS as TABLE
 
     for name, cls in TABLE.items():
         assert type(make_sampler(name)) is cls
-    with pytest.raises(ValueError, match="sampler must be one of"):
+    with pytest.raises(ValueError, match="make_sampler: name must be one of"):
         make_sampler("hardest")
+    with pytest.raises(TypeError, match="make_sampler: name must be one of"):
+        make_sampler(UniformTripletSampler)

@@ -95,10 +95,11 @@ def test_siglip_rewards_alignment():
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [
-        ({"bias": "a"}, TypeError, "bias must be a finite float"),
-        ({"bias": float("nan")}, TypeError, "bias must be a finite float"),
-        ({"bias": torch.zeros(2)}, ValueError, "bias must be a 0-dim tensor"),
-        ({"temperature": -1.0}, ValueError, "temperature must be a finite float > 0"),
+        ({"bias": "a"}, TypeError, "bias must be a real number"),
+        ({"bias": float("nan")}, ValueError, "bias must be a finite number, got nan"),
+        ({"bias": torch.zeros(2)}, ValueError, r"bias must have shape \(\)"),
+        ({"bias": torch.tensor(1)}, TypeError, "bias must be a floating-point tensor"),
+        ({"temperature": -1.0}, ValueError, "temperature must be a finite number >= 1"),
     ],
 )
 def test_siglip_bad_arguments(kwargs, err, match):

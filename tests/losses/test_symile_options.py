@@ -6,16 +6,16 @@ import hypothesis.strategies as st
 import pytest
 import torch
 from hypothesis import given
-from reference_losses import plane_triplet_reference, triplet_loss_reference
+from reference_losses import plane_triplet_reference, triplet_loss_reference, with_positives
 
 from unihpr.losses import (
     ContrastiveLoss,
     LearnableTemperature,
+    PairInfoNCE,
     ShuffleTripletSampler,
     SwapOneTripletSampler,
     TripletInfoNCE,
     UniformTripletSampler,
-    with_positives,
 )
 from unihpr.ops import plane_triplet_info_nce
 
@@ -130,10 +130,10 @@ def test_option_errors():
 
 def test_contrastive_passes_the_options_on():
     x = embeddings(5, 4, 3)
-    fn = ContrastiveLoss(0.5, 0.1, 0.2, negatives="planes")
+    fn = ContrastiveLoss(PairInfoNCE(0.1), TripletInfoNCE(0.2, negatives="planes"), 0.5)
     _, info = fn(*x, return_diagnostics=True)
     assert info["loss/triplet"] == pytest.approx(
         float(TripletInfoNCE(0.2, negatives="planes")(*x).detach()), rel=1e-12
     )
-    each = ContrastiveLoss(0.5, anchor_modalities="each")
+    each = ContrastiveLoss(triplet=TripletInfoNCE(anchor_modalities="each"), alpha=0.5)
     assert each.triplet.anchor_modalities == "each"

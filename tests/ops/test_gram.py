@@ -9,15 +9,10 @@ import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import record_host_syncs
 from hypothesis import given
 
-from unihpr.ops import (
-    gram_largest_eigenvalue,
-    lambda1_from_cosines,
-    lambda1_from_gram,
-    largest_gram_eigenvalue,
-)
-from unihpr.ops._host_syncs import record_host_syncs
+from unihpr.ops import gram_volume, lambda1_from_cosines, lambda1_from_gram
 from unihpr.ops.gram import lambda1_forward, lambda1_grad
 
 
@@ -240,7 +235,7 @@ def test_bad_input():
     x = torch.rand(3)
     with pytest.raises(TypeError, match=r"a must be a torch\.Tensor"):
         lambda1_from_cosines([0.1], x, x)
-    with pytest.raises(TypeError, match="b must be floating point"):
+    with pytest.raises(TypeError, match="b must be a floating-point tensor"):
         lambda1_from_cosines(x, torch.ones(3, dtype=torch.long), x)
     with pytest.raises(ValueError, match=r"broadcast.*\(3,\), \(4,\)"):
         lambda1_from_cosines(x, torch.rand(4), x)
@@ -344,22 +339,36 @@ def test_forward_and_backward_never_read_values_on_the_host():
     assert calls == []
 
 
-def test_deprecated_aliases_warn_and_agree():
-    a, b, c = cosines_of_unit_vectors(10, 4, seed=3)
-    with pytest.warns(DeprecationWarning, match="lambda1_from_cosines"):
-        old = largest_gram_eigenvalue(a, b, c)
-    torch.testing.assert_close(old, lambda1_from_cosines(a, b, c), rtol=0, atol=0)
-    G = torch.eye(3, dtype=torch.float64).repeat(10, 1, 1)
-    with pytest.warns(DeprecationWarning, match="lambda1_from_gram"):
-        old = gram_largest_eigenvalue(G)
-    torch.testing.assert_close(old, lambda1_from_gram(G), rtol=0, atol=0)
-
-
 def test_lambda1_from_gram_bad_input():
     with pytest.raises(TypeError, match="gram must be a floating-point tensor"):
         lambda1_from_gram(torch.eye(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(\.\.\., K, K\) with K >= 2, got \(3, 2\)"):
         lambda1_from_gram(torch.zeros(3, 2))
     for k in (3, 4):  # eigvalsh (K > 3) would fail on NaN with a raw LinAlgError
-        with pytest.raises(ValueError, match="gram has NaN or infinite entries"):
+        with pytest.raises(ValueError, match=f"gram has {2 * k * k} NaN or infinite value"):
             lambda1_from_gram(torch.full((2, k, k), float("nan")))
+
+
+@pytest.mark.parametrize(
+    ("eps", "exc", "match"),
+    [
+        (-1.0, ValueError, r"eps must be a finite number >= 0 and <= 1, got -1\.0"),
+        (float("nan"), ValueError, "eps must be a finite number"),
+        (2.0, ValueError, r"eps must be .* <= 1, got 2\.0"),
+        ("1e-6", TypeError, "eps must be a real number"),
+    ],
+)
+def test_gram_volume_rejects_a_bad_eps(eps, exc, match):
+    with pytest.raises(exc, match="gram_volume: " + match):
+        gram_volume(torch.eye(3), eps=eps)
+
+
+def test_gram_volume_checks_the_matrices_and_floors_at_eps():
+    with pytest.raises(TypeError, match="gram_volume: gram must be a floating-point tensor"):
+        gram_volume(torch.eye(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"gram_volume: gram must have shape \(\.\.\., K, K\)"):
+        gram_volume(torch.zeros(3, 2))
+    parallel = torch.ones(3, 3, dtype=torch.float64)  # det 0: the floor is sqrt(eps)
+    assert float(gram_volume(parallel, eps=1e-6)) == pytest.approx(1e-3, rel=1e-12)
+    assert float(gram_volume(parallel, eps=0.0)) == 0.0
+    assert float(gram_volume(torch.eye(4, dtype=torch.float64))) == pytest.approx(1.0, rel=1e-12)

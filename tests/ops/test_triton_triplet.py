@@ -117,9 +117,9 @@ def test_in_kernel_lambda1_and_gradient_match_gram_py():
 
 
 def test_exact_losses_run_the_triton_backend_when_asked():
-    from unihpr.losses import ContrastiveLoss
+    from unihpr.losses import ContrastiveLoss, TripletInfoNCE
 
     x = [torch.randn(6, 5) for _ in range(3)]
-    torch_loss = ContrastiveLoss(negatives="all", backend="torch")(*x)
-    triton_loss = ContrastiveLoss(negatives="all", backend="triton")(*x)
+    torch_loss = ContrastiveLoss(triplet=TripletInfoNCE(negatives="all", backend="torch"))(*x)
+    triton_loss = ContrastiveLoss(triplet=TripletInfoNCE(negatives="all", backend="triton"))(*x)
     torch.testing.assert_close(triton_loss, torch_loss, rtol=2e-5, atol=2e-6)

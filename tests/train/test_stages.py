@@ -224,10 +224,10 @@ def test_build_criterion_uses_paper_temperatures():
 
     s1 = build_criterion(_cfg("align2d3d"), num_modalities=2)
     assert isinstance(s1, ContrastiveLoss)
-    assert isinstance(s1.pair_temperature, LearnableTemperature)
-    assert s1.pair_temperature.learnable
-    assert s1.pair_temperature.min == pytest.approx(1 / 100)
-    assert float(s1.pair_temperature().detach()) == pytest.approx(1 / 14, rel=1e-6)
+    assert isinstance(s1.pair.temperature, LearnableTemperature)
+    assert s1.pair.temperature.learnable
+    assert s1.pair.temperature.min == pytest.approx(1 / 100)
+    assert float(s1.pair.temperature().detach()) == pytest.approx(1 / 14, rel=1e-6)
     # two modalities: the triplet temperature must not be a parameter (DDP would complain)
     assert not any(p.requires_grad for p in s1.triplet.parameters())
     s2 = build_criterion(_cfg("align_image"), num_modalities=3)
@@ -286,7 +286,7 @@ def test_build_criterion_reaches_every_loss_field():
         "torch",
     )
     assert isinstance(trip.sampler, SwapOneTripletSampler)
-    for t in (crit.pair_temperature, trip.temperature):
+    for t in (crit.pair.temperature, trip.temperature):
         assert t.learnable and (t.min, t.max) == (0.2, 2.0)
         assert float(t().detach()) == pytest.approx(0.3, rel=1e-6)
 
@@ -314,7 +314,7 @@ def test_a_quiet_training_step_makes_no_host_sync(tmp_path, name, negatives):
     On a GPU each would wait for the queued kernels; benchmarks/gpu_check.py
     checks the same with torch.cuda.set_sync_debug_mode("error").
     """
-    from unihpr.ops._host_syncs import record_host_syncs
+    from host_syncs import record_host_syncs
 
     loss = LossConfig(tau_init=0.2, tau_min=0.1, use_triplet=True, negatives=negatives)
     kw = {"target2d": target2d} if name == "finetune" else {}
@@ -387,8 +387,9 @@ def test_stage3_extra_pose_pairs_join_every_term_float64():
 @pytest.mark.parametrize("name", ["align2d3d", "finetune"])
 def test_a_quiet_step_of_the_real_model_makes_no_host_sync(tmp_path, name):
     """The same with unihpr-tiny's encoders and decoders: their input checks are off too."""
+    from host_syncs import record_host_syncs
+
     from unihpr.models import create_model
-    from unihpr.ops._host_syncs import record_host_syncs
 
     torch.manual_seed(0)
     model = create_model("unihpr-tiny")

@@ -1,22 +1,32 @@
-"""The preamble every loss shares: check, normalise, gather, similarities.
+"""The preamble every loss shares: check, normalise, gather, queue, similarities.
 
-Written once here so that [`PairInfoNCE`][unihpr.losses.PairInfoNCE],
-[`TripletInfoNCE`][unihpr.losses.TripletInfoNCE],
-[`ContrastiveLoss`][unihpr.losses.ContrastiveLoss] and
-[`MultimodalInfoNCE`][unihpr.losses.MultimodalInfoNCE] treat their inputs
-alike.
+Written once here, in [`EmbeddingLoss`][unihpr.losses._preamble.EmbeddingLoss],
+the base class of the loss modules, so that they treat their inputs alike and
+share one meaning of ``temperature``, ``gather``, ``distributed``,
+``validate`` and ``queue``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from unihpr.losses.distributed import gather_embeddings
-from unihpr.ops._checks import check_labels, check_same, check_tensor
+from unihpr._validate import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_labels,
+    check_same,
+    check_shape,
+    check_tensor,
+)
+from unihpr.losses.distributed import DISTRIBUTED_MODES, gather_embeddings
+from unihpr.losses.queue import EmbeddingQueue
+from unihpr.losses.temperature import LearnableTemperature, as_temperature
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -52,96 +62,127 @@ def normalize_rows(x: Tensor) -> Tensor:
     return F.normalize(x / scale, dim=1)
 
 
-def _common_dtype(owner: str, named: dict[str, Tensor]) -> torch.dtype:
+def _common_dtype(owner: str, named: Mapping[str, Tensor]) -> torch.dtype:
     dtypes = {t.dtype for t in named.values()}
-    if len(dtypes) == 1:
-        return dtypes.pop()
-    if dtypes <= {torch.float32, *_HALF}:  # e.g. mixed autocast outputs
+    if dtypes <= {torch.float32, *_HALF} and len(dtypes) > 1:  # e.g. mixed autocast outputs
         return torch.float32
-    check_same(owner, "dtype", named)  # raises, naming the two arguments
-    raise AssertionError  # pragma: no cover
-
-
-def prepare(
-    owner: str,
-    named: dict[str, Tensor],
-    *,
-    gather: bool,
-    validate: bool,
-    labels: Tensor | None = None,
-    distributed: str = "local",
-) -> Prepared:
-    """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
-
-    Args:
-        owner: Name used in error messages.
-        named: The embedding sets by argument name.
-        gather: Gather across ranks when torch.distributed runs with world
-            size > 1 (see [`unihpr.losses.distributed`][]).
-        validate: Also reject rows that are zero, NaN or infinite, which
-            reads the data on the host (a GPU synchronisation). Types,
-            shapes, dtypes and devices are always checked.
-        labels: Optional ``(B,)`` integer labels, one per row (checked, and
-            gathered with the embeddings).
-        distributed: ``"local"`` (this rank's rows are the anchors) or
-            ``"global"`` (every row is; only this rank's rows carry gradient),
-            see [`unihpr.losses.distributed`][].
-
-    Returns:
-        A [`Prepared`][unihpr.losses._preamble.Prepared].
-
-    Raises:
-        TypeError: A set is not a floating-point tensor.
-        ValueError: Wrong or mismatched shapes, mixed float64 and other
-            dtypes, mixed devices, meta tensors, or (``validate``) a zero or
-            non-finite row.
-    """
-    for name, x in named.items():
-        check_tensor(owner, name, x)
-        if x.dim() != 2:
-            raise ValueError(f"{owner}: {name} must have shape (B, D), got {tuple(x.shape)}")
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"{owner}: {name} needs a batch of at least 2 (one positive, one negative), "
-                f"got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] < 1:
-            raise ValueError(
-                f"{owner}: {name} has no features: shape {tuple(x.shape)}, need D >= 1"
-            )
-    items = list(named.items())
-    ref_name, ref = items[0]
-    for name, t in items[1:]:
-        if t.shape != ref.shape:
-            raise ValueError(
-                f"{owner}: {name} has shape {tuple(t.shape)} but {ref_name} has "
-                f"{tuple(ref.shape)}; all embedding sets need the same (B, D)"
-            )
-    check_same(owner, "device", named)
-    if labels is not None:
-        labels = check_labels(owner, labels, ref.shape[0], ref.device)
-    dtype = _common_dtype(owner, named)
-    if validate:
-        for name, x in named.items():
-            peak = x.detach().abs().amax(dim=1)
-            bad = ~torch.isfinite(peak) | (peak == 0)
-            if bool(bad.any()):
-                row = int(bad.nonzero()[0, 0])
-                what = "zero" if bool(peak[row] == 0) else "NaN or infinite"
-                raise ValueError(
-                    f"{owner}: {name} has a {what} row (row {row} of shape {tuple(x.shape)}); "
-                    "embeddings must be finite and non-zero"
-                )
-    xs = [normalize_rows(x.to(dtype)) for x in named.values()]
-    sets = xs if labels is None else [*xs, labels]
-    batch = gather_embeddings(sets, gather, validate=validate, distributed=distributed)
-    anchors = batch.rows if batch.distributed and distributed == "local" else None
-    if labels is None:
-        return Prepared(batch.tensors, anchors)
-    *xs, labels = batch.tensors
-    return Prepared(xs, anchors, labels)
+    check_same("dtype", named, owner=owner)  # raises if float64 meets another dtype
+    return dtypes.pop()
 
 
 def similarities(xs: list[Tensor]) -> dict[tuple[int, int], Tensor]:
     """``{(m, n): X_m X_nᵀ}`` for m < n: the pairwise ``(B, B)`` cosine matrices."""
     return {(m, n): xs[m] @ xs[n].T for m in range(len(xs)) for n in range(m + 1, len(xs))}
+
+
+class EmbeddingLoss(nn.Module):
+    """Base of the loss modules: the arguments they share and their preamble.
+
+    Args:
+        temperature: Float τ or a [`LearnableTemperature`][unihpr.losses.LearnableTemperature].
+        gather: Gather across ranks when distributed (see [`unihpr.losses.distributed`][]).
+        distributed: ``"local"`` or ``"global"`` (see [`unihpr.losses.distributed`][]).
+        validate: Check the inputs' values (zero or non-finite rows, index
+            ranges, a diverged temperature), a host synchronisation per call.
+        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] or None.
+    """
+
+    def __init__(
+        self,
+        temperature: float | LearnableTemperature,
+        *,
+        gather: bool,
+        distributed: str,
+        validate: bool,
+        queue: EmbeddingQueue | None = None,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.temperature = as_temperature(temperature, owner=owner)
+        self.gather = check_bool("gather", gather, owner=owner)
+        self.distributed = check_choice("distributed", distributed, DISTRIBUTED_MODES, owner=owner)
+        self.validate = check_bool("validate", validate, owner=owner)
+        if queue is not None and not isinstance(queue, EmbeddingQueue):
+            raise TypeError(
+                f"{owner}: queue must be an EmbeddingQueue or None, got {type(queue).__name__}"
+            )
+        self.queue = queue
+
+    def tau(self, like: Tensor) -> Tensor:
+        """τ as a 0-dim tensor in the computation dtype of ``like`` (at least float32).
+
+        With ``validate`` a diverged temperature (``log_tau`` NaN or
+        infinite, e.g. after a NaN gradient step) raises ``ValueError``
+        instead of giving a NaN loss.
+        """
+        if self.validate:
+            check_finite(
+                "temperature.log_tau", self.temperature.log_tau.detach(), owner=type(self).__name__
+            )
+        work = torch.promote_types(like.dtype, torch.float32)
+        return self.temperature().to(device=like.device, dtype=work)
+
+    def prepare(self, named: Mapping[str, Tensor], labels: Tensor | None = None) -> Prepared:
+        """Check, normalise and (when distributed) gather ``(B, D)`` embedding sets.
+
+        With a queue the result holds the queued rows after the batch's, and
+        in training mode the batch is pushed.
+
+        Args:
+            named: The embedding sets by argument name.
+            labels: Optional ``(B,)`` integer labels, one per row (checked,
+                and gathered with the embeddings).
+
+        Returns:
+            A [`Prepared`][unihpr.losses._preamble.Prepared].
+
+        Raises:
+            TypeError: A set is not a floating-point tensor.
+            ValueError: Wrong or mismatched shapes, mixed float64 and other
+                dtypes, mixed devices, meta tensors, or (``validate``) a zero
+                or non-finite row.
+        """
+        owner = type(self).__name__
+        for name, x in named.items():
+            check_tensor(name, x, floating=True, owner=owner)
+            check_shape(name, x, (None, None), "(B, D)", owner=owner)
+            if x.shape[0] < 2:
+                raise ValueError(
+                    f"{owner}: {name} needs a batch of at least 2 (one positive, one negative), "
+                    f"got shape {tuple(x.shape)}"
+                )
+            if x.shape[1] < 1:
+                raise ValueError(
+                    f"{owner}: {name} has no features: shape {tuple(x.shape)}, need D >= 1"
+                )
+        check_same("shape", named, owner=owner)
+        check_same("device", named, owner=owner)
+        ref = next(iter(named.values()))
+        if labels is not None:
+            labels = check_labels(labels, ref.shape[0], ref.device, owner=owner)
+        dtype = _common_dtype(owner, named)
+        if self.validate:
+            for name, x in named.items():
+                peak = x.detach().abs().amax(dim=1)
+                bad = ~torch.isfinite(peak) | (peak == 0)
+                if bool(bad.any()):
+                    row = int(bad.nonzero()[0, 0])
+                    what = "zero" if bool(peak[row] == 0) else "NaN or infinite"
+                    raise ValueError(
+                        f"{owner}: {name} has a {what} row (row {row} of shape {tuple(x.shape)}); "
+                        "embeddings must be finite and non-zero"
+                    )
+        xs = [normalize_rows(x.to(dtype)) for x in named.values()]
+        sets = xs if labels is None else [*xs, labels]
+        batch = gather_embeddings(
+            sets, self.gather, validate=self.validate, distributed=self.distributed
+        )
+        anchors = batch.rows if batch.distributed and self.distributed == "local" else None
+        *xs, labels = batch.tensors if labels is not None else [*batch.tensors, None]
+        prep = Prepared(xs, anchors, labels)
+        if self.queue is None:
+            return prep
+        extended = self.queue.extend(owner, prep)
+        if self.training:
+            self.queue.push(prep)
+        return extended

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from unihpr.losses._preamble import prepare, similarities
-from unihpr.losses.distributed import check_distributed
-from unihpr.losses.pair import pair_info_nce
-from unihpr.losses.queue import EmbeddingQueue, check_queue
-from unihpr.losses.samplers import TripletSampler
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.losses.triplet import TripletInfoNCE, deprecated_compile
+from unihpr._validate import check_bool, check_generator, check_real
+from unihpr.losses._preamble import similarities
+from unihpr.losses.pair import PairInfoNCE, rows_info_nce
+from unihpr.losses.triplet import TripletInfoNCE
 from unihpr.modalities import MODALITIES
-from unihpr.ops._checks import check_generator
+
+MAX_ALPHA = 1e4
+"""The largest α accepted: the paper uses 1, and a larger weight would only
+bury the pairwise terms (and, far enough, overflow the loss)."""
 
 
 class ContrastiveLoss(nn.Module):
     """L_cl = Σ_pairs L_pair + α · L_triplet over image, 2D and 3D embeddings.
 
-    The three cosine matrices S12, S13, S23 are computed once and shared by the
-    three pairwise InfoNCE terms and the triplet term, whose logits are read
-    out of them; the triplet term's forward and backward are fused, so it adds
-    only elementwise work to the pairwise losses.
+    Composed of a [`PairInfoNCE`][] (the three pairwise terms) and a
+    [`TripletInfoNCE`][] (the triplet term): configure each one itself. The
+    three cosine matrices S12, S13, S23 are computed once and shared by the
+    pairwise terms and the triplet term, whose logits are read out of them;
+    the triplet term's forward and backward are fused, so it adds only
+    elementwise work to the pairwise losses.
 
-    With only two modalities given (the paper's step 1 aligns 2D and 3D),
-    the loss is that pair's InfoNCE alone.
+    The shared preamble (``gather``, ``distributed``, ``validate`` of the
+    inputs, the ``queue``) is the pair loss's; the triplet loss must agree
+    on ``gather`` and ``distributed`` and have no queue of its own (or the
+    same one). With only two modalities given (the paper's step 1 aligns 2D
+    and 3D), the loss is that pair's InfoNCE alone.
 
     Embeddings are L2-normalised inside, invariantly to their scale: each row
     is first divided by its largest absolute entry, so rows of any finite,
@@ -35,96 +38,73 @@ class ContrastiveLoss(nn.Module):
     rows are rejected (with ``validate``).
 
     Args:
-        alpha: Weight α of the triplet term (paper: 1).
-        pair_temperature: τ of the pairwise terms (float or
-            [`LearnableTemperature`][]), shared by the three pairs.
-        triplet_temperature: τ of the triplet term.
-        sampler: Negative-triplet sampler (default uniform).
-        num_negatives: Negatives per anchor for the triplet term (default B−1).
-        use_triplet: False gives the "L_pair only" ablation.
-        negatives: Triplet negatives, ``"sampled"``, ``"all"`` (exact) or
-            ``"planes"`` (Symile's per-anchor-modality exact negatives); see
-            [`TripletInfoNCE`][].
-        chunk_size: Block size of the exact triplet mode.
-        gather: With torch.distributed initialised and world size > 1, every
-            term uses the global batch for negatives and this rank's samples
-            as anchors; False keeps everything local.
-        distributed: ``"local"`` (default; after DDP the gradients equal one
-            process on the concatenated batch) or ``"global"`` (open_clip's
-            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
-        backend: Implementation of the triplet term: ``"auto"``,
-            ``"torch"``, ``"triton"`` (exact mode) or ``"compile"`` (sampled
-            mode); see [`unihpr.ops.backend`][].
+        pair: The pairwise loss, shared by the three pairs; default
+            ``PairInfoNCE(0.07)``.
+        triplet: The triplet loss; default ``TripletInfoNCE(0.2)`` (sampled
+            negatives, uniform sampler, B − 1 per anchor).
+        alpha: Weight α of the triplet term, in [0, [`MAX_ALPHA`][unihpr.losses.contrastive.MAX_ALPHA]]
+            (paper: 1).
+        use_triplet: False gives the "L_pair only" ablation (as ``alpha=0``).
+
+    Attributes:
         validate: Check the inputs' values (zero/non-finite rows, index
-            ranges), which synchronises a GPU with the host on every call.
-            The training loop validates its first step and then sets the
-            attribute to False. Types, shapes, dtypes and devices are always
-            checked.
-        compile: Deprecated; ``compile=True`` is ``backend="compile"``.
-        anchor_modalities: ``"any"`` or ``"each"`` (Symile's average of one
-            cross-entropy per anchor modality) for the sampled triplet term;
-            see [`TripletInfoNCE`][].
-        queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
-            embeddings, extra negatives of every term (gradients only through
-            the current batch; pushed after each call in training mode).
+            ranges, a diverged temperature), a host synchronisation per call;
+            reads ``pair.validate``, and setting it sets both losses'. The
+            training loop validates its first step and then sets it to False.
 
     Examples:
-        >>> loss_fn = ContrastiveLoss(alpha=1.0)
+        >>> loss_fn = ContrastiveLoss(
+        ...     pair=PairInfoNCE(LearnableTemperature(init=1 / 5, min=1 / 10)),
+        ...     triplet=TripletInfoNCE(LearnableTemperature(init=1 / 5, min=1 / 10)),
+        ...     alpha=1.0,
+        ... )
         >>> img, p2d, p3d = (torch.randn(32, 128) for _ in range(3))
         >>> loss, info = loss_fn(img, p2d, p3d, return_diagnostics=True)
     """
 
     def __init__(
         self,
+        pair: PairInfoNCE | None = None,
+        triplet: TripletInfoNCE | None = None,
         alpha: float = 1.0,
-        pair_temperature: float | LearnableTemperature = 0.07,
-        triplet_temperature: float | LearnableTemperature = 0.2,
-        sampler: TripletSampler | None = None,
-        num_negatives: int | None = None,
+        *,
         use_triplet: bool = True,
-        negatives: str = "sampled",
-        chunk_size: int | None = None,
-        gather: bool = True,
-        backend: str = "auto",
-        validate: bool = True,
-        compile: bool | None = None,
-        distributed: str = "local",
-        queue: EmbeddingQueue | None = None,
-        anchor_modalities: str = "any",
     ) -> None:
         super().__init__()
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, (int, float))
-            or not math.isfinite(alpha)
-            or alpha < 0
-        ):
-            raise ValueError(f"ContrastiveLoss: alpha must be a finite float >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
-        self.use_triplet = bool(use_triplet)
         owner = "ContrastiveLoss"
-        self.pair_temperature = as_temperature(
-            pair_temperature, owner=owner, name="pair_temperature"
+        for name, module, cls in (
+            ("pair", pair, PairInfoNCE),
+            ("triplet", triplet, TripletInfoNCE),
+        ):
+            if module is not None and not isinstance(module, cls):
+                raise TypeError(
+                    f"{owner}: {name} must be a {cls.__name__} or None, got {type(module).__name__}"
+                )
+        self.pair = PairInfoNCE() if pair is None else pair
+        self.triplet = TripletInfoNCE() if triplet is None else triplet
+        for attr in ("gather", "distributed"):
+            if getattr(self.triplet, attr) != getattr(self.pair, attr):
+                raise ValueError(
+                    f"{owner}: pair.{attr}={getattr(self.pair, attr)!r} but triplet.{attr}="
+                    f"{getattr(self.triplet, attr)!r}; the terms share one gathered batch"
+                )
+        if self.triplet.queue is not None and self.triplet.queue is not self.pair.queue:
+            raise ValueError(
+                f"{owner}: the triplet loss has a queue of its own; give the queue to the pair "
+                "loss, whose preamble both terms share"
+            )
+        self.alpha = check_real("alpha", alpha, low=0.0, high=MAX_ALPHA, owner=owner)
+        self.use_triplet = check_bool("use_triplet", use_triplet, owner=owner)
+
+    @property
+    def validate(self) -> bool:
+        return self.pair.validate
+
+    @validate.setter
+    def validate(self, value: bool) -> None:
+        self.pair.validate = self.triplet.validate = check_bool(
+            "validate", value, owner="ContrastiveLoss"
         )
-        triplet_temperature = as_temperature(
-            triplet_temperature, owner=owner, name="triplet_temperature"
-        )
-        self.triplet = TripletInfoNCE(
-            triplet_temperature,
-            sampler=sampler,
-            num_negatives=num_negatives,
-            negatives=negatives,
-            chunk_size=chunk_size,
-            gather=gather,
-            distributed=distributed,
-            anchor_modalities=anchor_modalities,
-            backend=deprecated_compile("ContrastiveLoss", compile, backend),
-            validate=validate,
-        )
-        self.gather = bool(gather)
-        self.distributed = check_distributed("ContrastiveLoss", distributed)
-        self.queue = check_queue(owner, queue)
-        self.validate = bool(validate)
 
     def forward(
         self,
@@ -161,53 +141,34 @@ class ContrastiveLoss(nn.Module):
             The scalar loss, or ``(loss, diagnostics)``.
         """
         owner = "ContrastiveLoss"
-        check_generator(owner, generator)
+        check_generator(generator, owner=owner)
         given = {name: x for name, x in zip(MODALITIES, (image, pose2d, pose3d)) if x is not None}
         if len(given) < 2:
             raise ValueError(
                 f"{owner}: needs at least two of image, pose2d, pose3d; got {sorted(given) or 'none'}"
             )
-        prep = prepare(
-            owner,
-            given,
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
-        batch_size = prep.embeddings[0].shape[0]
-        if self.queue is not None:
-            batch = prep
-            prep = self.queue.extend(owner, batch)
-            if self.training:
-                self.queue.push(batch)
+        queued = 0 if self.pair.queue is None else len(self.pair.queue)  # appended by prepare
+        prep = self.pair.prepare(given, labels)
         names = list(given)
         sims = {(names[m], names[n]): s for (m, n), s in similarities(prep.embeddings).items()}
-        tau = self.pair_temperature()
-        pair_terms = [
-            pair_info_nce(s, tau, anchors=prep.anchors, labels=prep.labels, validate=False)
-            for s in sims.values()
-        ]
-        loss_pair = torch.stack(pair_terms).sum()
-        loss = loss_pair
-        lam = None
-        loss_triplet = None
+        tau = self.pair.tau(prep.embeddings[0])
+        opts = {"labels": prep.labels, "label_smoothing": self.pair.label_smoothing}
+        loss_pair = torch.stack(
+            [rows_info_nce(s, prep.anchors, tau, **opts) for s in sims.values()]
+        )
+        loss = loss_pair = loss_pair.sum()
+        loss_triplet = lam = None
         if self.use_triplet and len(given) == 3 and self.alpha > 0:
             loss_triplet, lam = self.triplet.from_similarities(
-                sims[("image", "pose2d")],
-                sims[("image", "pose3d")],
-                sims[("pose2d", "pose3d")],
-                generator=generator,
-                anchors=prep.anchors,
-                labels=prep.labels,
-                validate=self.validate,
+                *sims.values(), generator=generator, anchors=prep.anchors, labels=prep.labels
             )
             loss = loss + self.alpha * loss_triplet
         if not return_diagnostics:
             return loss
-        # Diagnostics of the current batch (not of the queue).
-        sims = {key: s[:batch_size, :batch_size] for key, s in sims.items()}
-        labels = None if prep.labels is None else prep.labels[:batch_size]
+        # Diagnostics of the (gathered) batch, not of the queue.
+        B = prep.embeddings[0].shape[0] - queued
+        sims = {key: s[:B, :B] for key, s in sims.items()}
+        labels = None if prep.labels is None else prep.labels[:B]
         return loss, self._diagnostics(sims, loss_pair, loss_triplet, lam, tau, labels)
 
     @torch.no_grad()
@@ -233,4 +194,3 @@ class ContrastiveLoss(nn.Module):
             dtype = torch.promote_types(dtype, v.dtype)
         values = torch.stack([v.detach().reshape(()).to(dtype) for v in info.values()])
         return dict(zip(info, values.tolist()))
-        return dict(zip(info, values))

@@ -34,6 +34,8 @@ two gloo processes). Do not also multiply by the world size.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -48,15 +50,6 @@ __all__ = [
 
 DISTRIBUTED_MODES = ("local", "global")
 """The values of every loss's ``distributed=`` argument (see the module notes)."""
-
-
-def check_distributed(owner: str, distributed: object) -> str:
-    """``distributed`` if it is one of [`DISTRIBUTED_MODES`][], else raise ``ValueError``."""
-    if distributed not in DISTRIBUTED_MODES:
-        raise ValueError(
-            f"{owner}: distributed must be one of {DISTRIBUTED_MODES}, got {distributed!r}"
-        )
-    return str(distributed)
 
 
 def distributed_world(gather: bool = True) -> tuple[int, int] | None:
@@ -128,22 +121,19 @@ def _all_gather_keep_own(x: Tensor, rank: int, world: int) -> Tensor:
     return torch.cat(parts, dim=0)
 
 
-class GlobalBatch:
+class GlobalBatch(NamedTuple):
     """Gathered embeddings and this rank's rows inside them.
 
     Attributes:
         tensors: The gathered ``(W·b, D)`` tensors (the inputs themselves when
             not distributed).
         rows: ``(b,)`` int64 global row indices of this rank's samples.
-        size: The global batch size W·b.
         distributed: Whether anything was gathered.
     """
 
-    def __init__(self, tensors: list[Tensor], rows: Tensor, distributed: bool) -> None:
-        self.tensors = tensors
-        self.rows = rows
-        self.size = tensors[0].shape[0]
-        self.distributed = distributed
+    tensors: list[Tensor]
+    rows: Tensor
+    distributed: bool
 
 
 def gather_embeddings(

@@ -17,13 +17,13 @@ X⁰ X^mᵀ and the diagonals of the others.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import check_distributed, local_pair_info_nce
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_label_smoothing
-from unihpr.ops.gram import gram_volume
+from unihpr.losses._preamble import EmbeddingLoss
+from unihpr.losses.distributed import local_pair_info_nce
+from unihpr.losses.pair import check_label_smoothing
+from unihpr.losses.temperature import LearnableTemperature
+from unihpr.ops.gram import gram_volume, stack_gram
 
 __all__ = ["GRAMLoss", "anchor_tuple_volumes"]
 
@@ -42,30 +42,17 @@ def anchor_tuple_volumes(xs: list[Tensor], rows: Tensor | None = None) -> Tensor
         [`gram_volume`][unihpr.ops.gram_volume].
     """
     anchor = xs[0] if rows is None else xs[0][rows]
-    K = len(xs)
     A, B = anchor.shape[0], xs[1].shape[0]
-    cross = [anchor @ x.T for x in xs[1:]]  # (A, B): x⁰_a · x^m_j
-    ones = torch.ones((A, B), dtype=anchor.dtype, device=anchor.device)
-    within = {
-        (m, n): (xs[m] * xs[n]).sum(dim=1).expand(A, B)  # x^m_j · x^n_j
-        for m in range(1, K)
-        for n in range(m + 1, K)
-    }
-    rows_g = []
-    for m in range(K):
-        row = []
-        for n in range(K):
-            if m == n:
-                row.append(ones)
-            elif m == 0 or n == 0:
-                row.append(cross[max(m, n) - 1])
-            else:
-                row.append(within[min(m, n), max(m, n)])
-        rows_g.append(torch.stack(row, dim=-1))
-    return gram_volume(torch.stack(rows_g, dim=-2))
+
+    def cosine(m: int, n: int) -> Tensor:
+        if m == 0:
+            return anchor @ xs[n].T  # x⁰_a · x^n_j
+        return (xs[m] * xs[n]).sum(dim=1).expand(A, B)  # x^m_j · x^n_j
+
+    return gram_volume(stack_gram(len(xs), cosine))
 
 
-class GRAMLoss(nn.Module):
+class GRAMLoss(EmbeddingLoss):
     """GRAM's contrastive loss over K ≥ 2 ``(B, D)`` embedding sets.
 
     Logits L_ij = −V(x⁰_i, x¹_j, …, x^{K−1}_j)/τ with V the Gram volume
@@ -83,7 +70,8 @@ class GRAMLoss(nn.Module):
         distributed: ``"local"`` (default; after DDP the gradients equal one
             process on the concatenated batch) or ``"global"`` (open_clip's
             default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
-        validate: Reject zero or non-finite rows (a host synchronisation).
+        validate: Reject zero or non-finite rows and a diverged temperature
+            (a host synchronisation).
 
     Examples:
         >>> loss_fn = GRAMLoss(temperature=0.07, label_smoothing=0.1)
@@ -99,13 +87,8 @@ class GRAMLoss(nn.Module):
         validate: bool = True,
         distributed: str = "local",
     ) -> None:
-        super().__init__()
-        owner = "GRAMLoss"
-        self.temperature = as_temperature(temperature, owner=owner)
-        self.label_smoothing = check_label_smoothing(owner, label_smoothing)
-        self.gather = bool(gather)
-        self.distributed = check_distributed("GRAMLoss", distributed)
-        self.validate = bool(validate)
+        super().__init__(temperature, gather=gather, distributed=distributed, validate=validate)
+        self.label_smoothing = check_label_smoothing(label_smoothing, owner="GRAMLoss")
 
     def forward(self, *embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
         """Loss for K ≥ 2 embedding sets, each ``(B, D)``, the first the anchor.
@@ -117,19 +100,9 @@ class GRAMLoss(nn.Module):
         owner = "GRAMLoss"
         if len(embeddings) < 2:
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
-        named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
-        prep = prepare(
-            owner,
-            named,
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
-        xs = prep.embeddings
-        work = torch.promote_types(xs[0].dtype, torch.float32)
-        xs = [x.to(work) for x in xs]
-        tau = self.temperature().to(work)
+        prep = self.prepare({f"embeddings[{m}]": x for m, x in enumerate(embeddings)}, labels)
+        tau = self.tau(prep.embeddings[0])
+        xs = [x.to(tau.dtype) for x in prep.embeddings]
         rows = prep.anchors
         if rows is None:
             rows = torch.arange(xs[0].shape[0], device=xs[0].device)

@@ -20,57 +20,22 @@ objects as the triplet loss ([`unihpr.losses.samplers`][]), through
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from unihpr.losses._preamble import prepare, similarities
-from unihpr.losses.distributed import check_distributed
-from unihpr.losses.samplers import SAMPLERS, TripletSampler, UniformTripletSampler, make_sampler
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import check_generator, check_positive_int
+from unihpr._validate import check_choice, check_generator, check_int
+from unihpr.losses._preamble import EmbeddingLoss, similarities
+from unihpr.losses.samplers import MAX_NEGATIVES, TripletSampler, UniformTripletSampler
+from unihpr.losses.temperature import LearnableTemperature
 from unihpr.ops.backend import resolve_backend
-from unihpr.ops.gram import gram_volume, lambda1_from_gram
+from unihpr.ops.gram import gram_volume, lambda1_from_gram, stack_gram
 from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
-__all__ = ["MultimodalInfoNCE", "gram_scores", "sample_tuples"]
+__all__ = ["MultimodalInfoNCE", "gram_scores"]
 
 SCORES = ("lambda", "volume")
-
-
-def sample_tuples(
-    batch_size: int,
-    num_modalities: int,
-    num_negatives: int,
-    *,
-    anchors: Tensor | None = None,
-    scheme: str = "uniform",
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Deprecated: ``make_sampler(scheme).tuples(...)`` stacked to ``(A, N, K)``.
-
-    Use a sampler object's [`tuples`][unihpr.losses.samplers.TripletSampler.tuples]
-    (one sampler family serves three and K modalities); removed in the next
-    release.
-
-    Returns:
-        ``(A, N, K)`` int64 indices (on the anchors' device).
-    """
-    warnings.warn(
-        "sample_tuples is deprecated and will be removed in the next release; use "
-        "make_sampler(scheme).tuples(batch_size, num_modalities, num_negatives)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    if scheme not in SAMPLERS:
-        raise ValueError(f"sample_tuples: scheme must be one of {sorted(SAMPLERS)}, got {scheme!r}")
-    out = make_sampler(scheme).tuples(
-        batch_size, num_modalities, num_negatives, anchors=anchors, generator=generator
-    )
-    return torch.stack(out, dim=-1)
 
 
 def gram_scores(
@@ -88,28 +53,14 @@ def gram_scores(
     Returns:
         ``(...)`` scores (λ1, or the volume itself — the loss negates it).
     """
-    if score not in SCORES:
-        raise ValueError(f"gram_scores: score must be one of {SCORES}, got {score!r}")
-    K = tuples.shape[-1]
-    ones = torch.ones(tuples.shape[:-1], dtype=sims[0, 1].dtype, device=tuples.device)
-    rows = []
-    for m in range(K):
-        row = []
-        for n in range(K):
-            if m == n:
-                row.append(ones)
-            elif m < n:
-                row.append(sims[m, n][tuples[..., m], tuples[..., n]])
-            else:
-                row.append(sims[n, m][tuples[..., n], tuples[..., m]])
-        rows.append(torch.stack(row, dim=-1))
-    gram = torch.stack(rows, dim=-2)
+    check_choice("score", score, SCORES, owner="gram_scores")
+    gram = stack_gram(tuples.shape[-1], lambda m, n: sims[m, n][tuples[..., m], tuples[..., n]])
     if score == "lambda":
         return lambda1_from_gram(gram, validate=validate)
     return gram_volume(gram)
 
 
-class MultimodalInfoNCE(nn.Module):
+class MultimodalInfoNCE(EmbeddingLoss):
     """InfoNCE over K ≥ 2 ``(B, D)`` embedding sets with a Gram-matrix score.
 
     For anchor a the positive is the tuple (a, …, a) and the negatives are
@@ -126,10 +77,9 @@ class MultimodalInfoNCE(nn.Module):
         temperature: Float τ or a [`LearnableTemperature`][].
         score: ``"lambda"`` or ``"volume"``.
         sampler: A [`TripletSampler`][unihpr.losses.TripletSampler] (default
-            uniform over the tuples sharing an embedding with the anchor). A
-            name of [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS] (e.g.
-            ``"uniform"``, ``"swap-one"``) is accepted but deprecated.
-        num_negatives: Negatives per anchor; default B − 1.
+            uniform over the tuples sharing an embedding with the anchor).
+        num_negatives: Negatives per anchor; default B − 1; at most
+            [`MAX_NEGATIVES`][unihpr.losses.samplers.MAX_NEGATIVES].
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
@@ -138,8 +88,8 @@ class MultimodalInfoNCE(nn.Module):
             default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, or ``"compile"`` (K = 3 with
             ``score="lambda"`` only); see [`unihpr.ops.backend`][].
-        validate: Check the inputs' values (zero/non-finite rows), which
-            synchronises a GPU with the host on every call.
+        validate: Check the inputs' values (zero/non-finite rows, a diverged
+            temperature), which synchronises a GPU with the host on every call.
 
     Examples:
         >>> loss_fn = MultimodalInfoNCE(score="volume", sampler=SwapOneTripletSampler())
@@ -151,60 +101,39 @@ class MultimodalInfoNCE(nn.Module):
         self,
         temperature: float | LearnableTemperature = 0.2,
         score: str = "lambda",
-        sampler: TripletSampler | str | None = None,
+        sampler: TripletSampler | None = None,
         num_negatives: int | None = None,
         gather: bool = True,
         backend: str = "auto",
         validate: bool = True,
         distributed: str = "local",
     ) -> None:
-        super().__init__()
+        super().__init__(temperature, gather=gather, distributed=distributed, validate=validate)
         owner = "MultimodalInfoNCE"
-        if score not in SCORES:
-            raise ValueError(f"{owner}: score must be one of {SCORES}, got {score!r}")
-        if isinstance(sampler, str):
-            if sampler not in SAMPLERS:
-                raise ValueError(
-                    f"{owner}: sampler must be a TripletSampler or one of {sorted(SAMPLERS)}, "
-                    f"got {sampler!r}"
-                )
-            warnings.warn(
-                f"{owner}(sampler={sampler!r}) is deprecated and will be removed in the next "
-                f"release; pass a sampler object, e.g. make_sampler({sampler!r})",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            sampler = make_sampler(sampler)
+        self.score = check_choice("score", score, SCORES, owner=owner)
         if sampler is not None and not isinstance(sampler, TripletSampler):
             raise TypeError(
                 f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
             )
-        check_positive_int(owner, "num_negatives", num_negatives)
+        if num_negatives is not None:
+            check_int("num_negatives", num_negatives, low=1, high=MAX_NEGATIVES, owner=owner)
         resolve_backend(backend, owner=owner, kernels=SAMPLED_KERNELS)
-        self.temperature = as_temperature(temperature, owner=owner)
-        self.score = score
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
-        self.gather = bool(gather)
-        self.distributed = check_distributed("MultimodalInfoNCE", distributed)
         self.backend = backend
-        self.validate = bool(validate)
 
     def forward(self, *embeddings: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Loss for K ≥ 2 embedding sets, each ``(B, D)``; returns a scalar."""
         owner = "MultimodalInfoNCE"
         if len(embeddings) < 2:
             raise ValueError(f"{owner}: needs at least 2 embedding sets, got {len(embeddings)}")
-        check_generator(owner, generator)
-        named = {f"embeddings[{m}]": x for m, x in enumerate(embeddings)}
-        prep = prepare(
-            owner, named, gather=self.gather, distributed=self.distributed, validate=self.validate
-        )
+        check_generator(generator, owner=owner)
+        prep = self.prepare({f"embeddings[{m}]": x for m, x in enumerate(embeddings)})
         xs = prep.embeddings
         B, K = xs[0].shape[0], len(xs)
-        work = torch.promote_types(xs[0].dtype, torch.float32)
+        tau = self.tau(xs[0])
+        work = tau.dtype
         sims = {key: s.to(work) for key, s in similarities(xs).items()}
-        tau = self.temperature().to(work)
         fused = K == 3 and self.score == "lambda"
         kernels = SAMPLED_KERNELS if fused else ("torch",)
         what = f"{owner}(K={K}, score={self.score!r})"

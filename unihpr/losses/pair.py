@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import check_distributed, local_pair_info_nce
-from unihpr.losses.queue import EmbeddingQueue, check_queue
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import (
-    check_index,
-    check_label_smoothing,
-    check_labels,
-    check_range,
-    check_square,
-    check_tau,
-)
+from unihpr._validate import check_labels, check_real, check_rows, check_square, check_tau
+from unihpr.losses._preamble import EmbeddingLoss
+from unihpr.losses.distributed import local_pair_info_nce
+from unihpr.losses.queue import EmbeddingQueue
+from unihpr.losses.temperature import LearnableTemperature
+
+
+def check_label_smoothing(value: float, *, owner: str) -> float:
+    """ε of the cross-entropies: a number in [0, 1)."""
+    return check_real("label_smoothing", value, low=0.0, high=1.0, high_open=True, owner=owner)
+
+
+def rows_info_nce(similarity: Tensor, rows: Tensor | None, tau: Tensor, **options) -> Tensor:
+    """The symmetric InfoNCE of the anchors ``rows`` (None: all) of a square matrix.
+
+    ``options``: ``labels`` and ``label_smoothing`` of [`local_pair_info_nce`][unihpr.losses.distributed.local_pair_info_nce].
+    """
+    if rows is None:  # the matrix and its transpose are the two directions, no copies
+        rows = torch.arange(similarity.shape[0], device=similarity.device)
+        return local_pair_info_nce(similarity, similarity.T, rows, tau, **options)
+    return local_pair_info_nce(similarity[rows], similarity[:, rows].T, rows, tau, **options)
 
 
 def pair_info_nce(
@@ -34,8 +43,8 @@ def pair_info_nce(
         similarity: ``(B, B)`` cosines, ``similarity[i, j] = x_i · y_j``;
             positives on the diagonal.
         tau: Temperature, a float or a 0-dim tensor (finite, > 0).
-        anchors: ``(A,)`` rows whose loss is averaged (the distributed losses
-            pass this rank's rows); default all B.
+        anchors: ``(A,)`` rows whose loss is averaged, at least one (the
+            distributed losses pass this rank's rows); default all B.
         labels: ``(B,)`` integer labels: every sample with the anchor's label
             is a positive, never a negative; per anchor the loss is the mean
             over its positives p of −log softmax[p] (SupCon's L_out). Equal to
@@ -49,29 +58,25 @@ def pair_info_nce(
         Scalar: the mean of the x→y and y→x cross-entropies.
 
     Raises:
-        TypeError: ``similarity`` is not a floating-point tensor.
-        ValueError: It is not square, or τ or the anchors are out of range.
+        TypeError: ``similarity`` is not a floating-point tensor, or another
+            argument has the wrong type.
+        ValueError: It is not square, τ is not finite and > 0, or the anchors
+            are empty or out of range.
     """
     owner = "pair_info_nce"
-    similarity = check_square(owner, "similarity", similarity)
+    similarity = check_square("similarity", similarity, owner=owner)
+    B, device = similarity.shape[0], similarity.device
     work = torch.promote_types(similarity.dtype, torch.float32)
-    tau = check_tau(owner, tau, dtype=work, device=similarity.device, validate=validate)
-    check_label_smoothing(owner, label_smoothing)
-    B = similarity.shape[0]
+    tau = check_tau(tau, dtype=work, device=device, validate=validate, owner=owner)
+    label_smoothing = check_label_smoothing(label_smoothing, owner=owner)
     if labels is not None:
-        labels = check_labels(owner, labels, B, similarity.device)
-    opts = {"labels": labels, "label_smoothing": label_smoothing}
-    if anchors is None:
-        rows = torch.arange(B, device=similarity.device)
-        return local_pair_info_nce(similarity, similarity.T, rows, tau, **opts)
-    check_index(owner, "anchors", anchors, dim=1)
-    if validate:
-        check_range(owner, "anchors", anchors, B)
-    anchors = anchors.long()
-    return local_pair_info_nce(similarity[anchors], similarity[:, anchors].T, anchors, tau, **opts)
+        labels = check_labels(labels, B, device, owner=owner)
+    if anchors is not None:
+        anchors = check_rows("anchors", anchors, B, device=device, validate=validate, owner=owner)
+    return rows_info_nce(similarity, anchors, tau, labels=labels, label_smoothing=label_smoothing)
 
 
-class PairInfoNCE(nn.Module):
+class PairInfoNCE(EmbeddingLoss):
     """Symmetric InfoNCE between two ``(B, D)`` embedding sets (CLIP loss).
 
     Embeddings are L2-normalised inside (scale-invariantly, see
@@ -84,14 +89,14 @@ class PairInfoNCE(nn.Module):
         gather: When torch.distributed is initialised with world size > 1,
             use the global batch for negatives (see
             [`unihpr.losses.distributed`][]); False keeps them local.
+        validate: Reject zero or non-finite rows and a diverged temperature,
+            which reads values on the host (a GPU synchronisation per call);
+            can be switched off after the first step (attribute ``validate``).
+        label_smoothing: ε in [0, 1) of both cross-entropies (as in
+            ``F.cross_entropy``; GRAM trains with 0.1).
         distributed: ``"local"`` (default; after DDP the gradients equal one
             process on the concatenated batch) or ``"global"`` (open_clip's
             default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
-        validate: Reject zero or non-finite rows, which reads the data on the
-            host (a GPU synchronisation per call); can be switched off after
-            the first step (attribute ``validate``).
-        label_smoothing: ε in [0, 1) of both cross-entropies (as in
-            ``F.cross_entropy``; GRAM trains with 0.1).
         queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
             embeddings, extra negatives of both directions (gradients only
             through the current batch; the batch is pushed after each call
@@ -116,13 +121,10 @@ class PairInfoNCE(nn.Module):
         distributed: str = "local",
         queue: EmbeddingQueue | None = None,
     ) -> None:
-        super().__init__()
-        self.temperature = as_temperature(temperature, owner="PairInfoNCE")
-        self.gather = bool(gather)
-        self.distributed = check_distributed("PairInfoNCE", distributed)
-        self.validate = bool(validate)
-        self.label_smoothing = check_label_smoothing("PairInfoNCE", label_smoothing)
-        self.queue = check_queue("PairInfoNCE", queue)
+        super().__init__(
+            temperature, gather=gather, distributed=distributed, validate=validate, queue=queue
+        )
+        self.label_smoothing = check_label_smoothing(label_smoothing, owner="PairInfoNCE")
 
     def forward(self, x: Tensor, y: Tensor, labels: Tensor | None = None) -> Tensor:
         """Loss for ``x`` ``(B, D)`` and ``y`` ``(B, D)``; returns a scalar.
@@ -130,26 +132,11 @@ class PairInfoNCE(nn.Module):
         ``labels`` ``(B,)``: optional integer labels, samples sharing one are
         positives of each other (see [`pair_info_nce`][unihpr.losses.pair_info_nce]).
         """
-        prep = prepare(
-            "PairInfoNCE",
-            {"x": x, "y": y},
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
-        batch = prep
-        if self.queue is not None:
-            prep = self.queue.extend("PairInfoNCE", batch)
-            if self.training:
-                self.queue.push(batch)
+        prep = self.prepare({"x": x, "y": y}, labels)
         xg, yg = prep.embeddings
-        tau = self.temperature()
         opts = {"labels": prep.labels, "label_smoothing": self.label_smoothing}
-        # Only the anchors' rows of the global matrix are needed.
         rows = prep.anchors
         if rows is None:
-            rows = torch.arange(xg.shape[0], device=xg.device)
-            s = xg @ yg.T
-            return local_pair_info_nce(s, s.T, rows, tau, **opts)
-        return local_pair_info_nce(xg[rows] @ yg.T, yg[rows] @ xg.T, rows, tau, **opts)
+            return rows_info_nce(xg @ yg.T, None, self.tau(xg), **opts)
+        # Only the anchors' rows of the global matrix are needed.
+        return local_pair_info_nce(xg[rows] @ yg.T, yg[rows] @ xg.T, rows, self.tau(xg), **opts)

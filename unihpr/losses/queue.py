@@ -15,13 +15,22 @@ keeps them consistent with a momentum encoder, which is the caller's choice
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
-from unihpr.losses._preamble import Prepared
-from unihpr.ops._checks import check_positive_int
+from unihpr._validate import check_int
 
-__all__ = ["EmbeddingQueue"]
+if TYPE_CHECKING:
+    from unihpr.losses._preamble import Prepared
+
+__all__ = ["MAX_QUEUE_SIZE", "EmbeddingQueue"]
+
+MAX_QUEUE_SIZE = 1 << 20
+"""The largest ``size`` accepted: 2²⁰ embeddings per modality (MoCo uses 2¹⁶).
+The triplet terms' similarity matrices grow to (B + size)², so they want far
+fewer."""
 
 
 class EmbeddingQueue(nn.Module):
@@ -43,7 +52,8 @@ class EmbeddingQueue(nn.Module):
       positives of anchors with the same label.
 
     Args:
-        size: Capacity Q_max per modality.
+        size: Capacity Q_max per modality, from 1 to
+            [`MAX_QUEUE_SIZE`][unihpr.losses.queue.MAX_QUEUE_SIZE] (2²⁰).
 
     Examples:
         >>> queue = EmbeddingQueue(size=1024)
@@ -56,8 +66,7 @@ class EmbeddingQueue(nn.Module):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        check_positive_int("EmbeddingQueue", "size", size, allow_none=False)
-        self.size = int(size)
+        self.size = check_int("size", size, low=1, high=MAX_QUEUE_SIZE, owner="EmbeddingQueue")
         self.count = 0  # rows filled
         self.next = 0  # next row to overwrite
         # Buffers (moved by .to()), not saved: (K, size, D) and (size,) once allocated.
@@ -106,7 +115,7 @@ class EmbeddingQueue(nn.Module):
         if anchors is None:
             anchors = torch.arange(B, device=prep.embeddings[0].device)
         if self.count == 0:
-            return Prepared(prep.embeddings, anchors, prep.labels)
+            return prep._replace(anchors=anchors)
         xs = [
             torch.cat([x, q[: self.count].to(x.dtype)])
             for x, q in zip(prep.embeddings, self.embeddings)
@@ -114,7 +123,7 @@ class EmbeddingQueue(nn.Module):
         labels = prep.labels
         if labels is not None:
             labels = torch.cat([labels, self.labels[: self.count]])
-        return Prepared(xs, anchors, labels)
+        return prep._replace(embeddings=xs, anchors=anchors, labels=labels)
 
     @torch.no_grad()
     def push(self, prep: Prepared) -> None:
@@ -137,12 +146,3 @@ class EmbeddingQueue(nn.Module):
             self.labels[where] = labels
         self.next = (self.next + n) % self.size
         self.count = min(self.count + n, self.size)
-
-
-def check_queue(owner: str, queue: object) -> EmbeddingQueue | None:
-    """``queue`` if it is None or an [`EmbeddingQueue`][], else raise ``TypeError``."""
-    if queue is not None and not isinstance(queue, EmbeddingQueue):
-        raise TypeError(
-            f"{owner}: queue must be an EmbeddingQueue or None, got {type(queue).__name__}"
-        )
-    return queue

@@ -25,21 +25,25 @@ is scored by the losses as a positive, never as a negative.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import (
+from unihpr._validate import (
+    check_choice,
     check_device,
     check_generator,
     check_index,
+    check_int,
     check_labels,
-    check_range,
+    check_rows,
 )
 
 __all__ = [
     "LABEL_REDRAWS",
+    "MAX_CANDIDATES",
+    "MAX_NEGATIVES",
     "SAMPLERS",
     "ShuffleTripletSampler",
     "SwapOneTripletSampler",
@@ -52,6 +56,12 @@ __all__ = [
 
 LABEL_REDRAWS = 8
 """How many times the samplers redraw a candidate that shares the anchor's label."""
+MAX_NEGATIVES = 1 << 20
+"""The most negatives per anchor a sampler draws (sampling more than 2²⁰ with
+replacement is a job for the exact mode, ``negatives="all"``)."""
+MAX_CANDIDATES = 1 << 28
+"""The most candidates (anchors × negatives) one draw may hold: 1 GiB per int32
+index tensor, and the loss keeps a dozen float tensors of that size."""
 
 
 def same_label_tuples(out: tuple[Tensor, ...], anchors: Tensor, labels: Tensor) -> Tensor:
@@ -61,27 +71,6 @@ def same_label_tuples(out: tuple[Tensor, ...], anchors: Tensor, labels: Tensor) 
     for t in out:
         same &= labels[t.long()] == own
     return same
-
-
-def _check_anchor_modality(owner: str, anchor_modality: object) -> int | None:
-    if anchor_modality is not None and (
-        isinstance(anchor_modality, bool)
-        or not isinstance(anchor_modality, int)
-        or anchor_modality < 0
-    ):
-        raise ValueError(
-            f"{owner}: anchor_modality must be a modality index >= 0 or None, "
-            f"got {anchor_modality!r}"
-        )
-    return anchor_modality
-
-
-def _check_fits(owner: str, anchor_modality: int | None, num_modalities: int) -> None:
-    if anchor_modality is not None and anchor_modality >= num_modalities:
-        raise ValueError(
-            f"{owner}: anchor_modality={anchor_modality} needs more than "
-            f"{num_modalities} modalities"
-        )
 
 
 class TripletIndices(NamedTuple):
@@ -125,44 +114,20 @@ class TripletSampler(ABC):
     """
 
     def __call__(
-        self,
-        batch_size: int,
-        num_negatives: int | None = None,
-        *,
-        anchors: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.int64,
-        labels: Tensor | None = None,
+        self, batch_size: int, num_negatives: int | None = None, **options: Any
     ) -> TripletIndices:
-        """Sample negative triplets (three modalities).
+        """Sample negative triplets (three modalities): [`tuples`][unihpr.losses.samplers.TripletSampler.tuples] with K = 3.
 
         Args:
             batch_size: B, the number of samples each index may refer to.
             num_negatives: N negatives per anchor; default B − 1 (the paper).
-            anchors: ``(A,)`` anchor rows; default all B rows.
-            generator: Source of randomness, for reproducible draws.
-            device: Device of the returned indices (default: the anchors',
-                else the CPU).
-            dtype: ``torch.int64`` (default) or ``torch.int32`` (faster to
-                produce and to index with).
-            labels: ``(B,)`` integer labels; candidates made only of samples
-                with the anchor's label are redrawn (see the module notes).
+            **options: ``anchors``, ``generator``, ``device``, ``dtype`` and
+                ``labels``, as for ``tuples``.
 
         Returns:
             [`TripletIndices`][] of ``(A, N)`` integer tensors.
         """
-        out = self.tuples(
-            batch_size,
-            3,
-            num_negatives,
-            anchors=anchors,
-            generator=generator,
-            device=device,
-            dtype=dtype,
-            labels=labels,
-        )
-        return TripletIndices(*out)
+        return TripletIndices(*self.tuples(batch_size, 3, num_negatives, **options))
 
     def tuples(
         self,
@@ -181,9 +146,11 @@ class TripletSampler(ABC):
         Args:
             batch_size: B.
             num_modalities: K ≥ 2.
-            num_negatives: N per anchor; default B − 1.
-            anchors: ``(A,)`` anchor rows; default all B rows. Their range is
-                checked (which reads them on the host).
+            num_negatives: N per anchor; default B − 1; at most
+                [`MAX_NEGATIVES`][unihpr.losses.samplers.MAX_NEGATIVES], and
+                A × N at most [`MAX_CANDIDATES`][unihpr.losses.samplers.MAX_CANDIDATES].
+            anchors: ``(A,)`` anchor rows, at least one; default all B rows.
+                Their range is checked (which reads them on the host).
             generator: Source of randomness.
             device: Device of the returned indices.
             dtype: ``torch.int64`` or ``torch.int32``.
@@ -196,32 +163,36 @@ class TripletSampler(ABC):
             ``out[m][r, n]``.
 
         Raises:
-            TypeError: ``generator`` is not a ``torch.Generator``.
-            ValueError: Bad sizes, anchors or dtype.
+            TypeError: An argument of the wrong type.
+            ValueError: Bad sizes, anchors, device or dtype, or more
+                candidates than the caps.
         """
         owner = type(self).__name__
-        for name, v, lo in (("batch_size", batch_size, 2), ("num_modalities", num_modalities, 2)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{owner}: {name} must be an int >= {lo}, got {v!r}")
+        check_int("batch_size", batch_size, low=2, owner=owner)
+        check_int("num_modalities", num_modalities, low=2, owner=owner)
         n = batch_size - 1 if num_negatives is None else num_negatives
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{owner}: num_negatives must be an int >= 1, got {num_negatives!r}")
+        check_int("num_negatives", n, low=1, high=MAX_NEGATIVES, owner=owner)
         if dtype not in (torch.int32, torch.int64):
             raise ValueError(f"{owner}: dtype must be torch.int32 or torch.int64, got {dtype}")
-        check_generator(owner, generator)
+        check_generator(generator, owner=owner)
         if device is not None:
-            device = check_device(owner, "device", device)
-        if anchors is None:
-            device = device if device is not None else torch.device("cpu")
-            anchors = torch.arange(batch_size, device=device)
-        else:
-            check_index(owner, "anchors", anchors, dim=1)
-            check_range(owner, "anchors", anchors, batch_size)
+            device = check_device("device", device, owner=owner)
+        if anchors is not None:
+            check_index("anchors", anchors, dim=1, owner=owner)
             device = device if device is not None else anchors.device
             anchors = anchors.to(device)
+        device = device if device is not None else torch.device("cpu")
+        anchors = check_rows(
+            "anchors", anchors, batch_size, device=device, validate=True, owner=owner
+        )
+        if anchors.numel() * n > MAX_CANDIDATES:
+            raise ValueError(
+                f"{owner}: {anchors.numel()} anchors x {n} negatives = {anchors.numel() * n} "
+                f"candidates, more than MAX_CANDIDATES = 2**28; draw fewer negatives"
+            )
         self.check_modalities(num_modalities)
         if labels is not None:
-            labels = check_labels(owner, labels, batch_size, device)
+            labels = check_labels(labels, batch_size, device, owner=owner)
         out = self.sample(batch_size, num_modalities, n, anchors, generator, device)
         if labels is not None:
             for _ in range(LABEL_REDRAWS):
@@ -277,7 +248,29 @@ class TripletSampler(ABC):
         return f"{type(self).__name__}()"
 
 
-class UniformTripletSampler(TripletSampler):
+class _AnchorModalitySampler(TripletSampler):
+    """A sampler that may keep the anchor's embedding in one fixed modality."""
+
+    def __init__(self, anchor_modality: int | None = None) -> None:
+        if anchor_modality is not None:
+            check_int("anchor_modality", anchor_modality, low=0, owner=type(self).__name__)
+        self.anchor_modality = anchor_modality
+
+    def check_modalities(self, num_modalities: int) -> None:
+        if self.anchor_modality is not None and self.anchor_modality >= num_modalities:
+            raise ValueError(
+                f"{type(self).__name__}: anchor_modality={self.anchor_modality} needs more "
+                f"than {num_modalities} modalities"
+            )
+
+    def for_anchor_modality(self, modality: int) -> TripletSampler:
+        return type(self)(modality)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(anchor_modality={self.anchor_modality})"
+
+
+class UniformTripletSampler(_AnchorModalitySampler):
     """Uniform draws (with replacement) from all candidate negatives.
 
     The candidates of anchor a are split into K disjoint planes by the first
@@ -297,23 +290,12 @@ class UniformTripletSampler(TripletSampler):
             per-anchor-modality negatives.
     """
 
-    def __init__(self, anchor_modality: int | None = None) -> None:
-        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
-
     def check_modalities(self, num_modalities: int) -> None:
         if num_modalities > 62:
             raise ValueError(
                 f"UniformTripletSampler: {num_modalities} modalities overflow int64 draws"
             )
-        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
-
-    def for_anchor_modality(self, modality: int) -> UniformTripletSampler:
-        return UniformTripletSampler(modality)
-
-    def __repr__(self) -> str:
-        if self.anchor_modality is None:
-            return "UniformTripletSampler()"
-        return f"UniformTripletSampler(anchor_modality={self.anchor_modality})"
+        super().check_modalities(num_modalities)
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K = batch_size, num_modalities
@@ -398,7 +380,7 @@ class SwapOneTripletSampler(TripletSampler):
         )
 
 
-class ShuffleTripletSampler(TripletSampler):
+class ShuffleTripletSampler(_AnchorModalitySampler):
     """Symile-style negatives: the non-anchor modalities shuffled independently.
 
     One modality keeps the anchor's own embedding; each of the others is
@@ -415,15 +397,6 @@ class ShuffleTripletSampler(TripletSampler):
             1 2D, 2 3D for triplets; any m < K for tuples), or None to choose
             one uniformly per anchor.
     """
-
-    def __init__(self, anchor_modality: int | None = None) -> None:
-        self.anchor_modality = _check_anchor_modality(type(self).__name__, anchor_modality)
-
-    def check_modalities(self, num_modalities: int) -> None:
-        _check_fits(type(self).__name__, self.anchor_modality, num_modalities)
-
-    def for_anchor_modality(self, modality: int) -> ShuffleTripletSampler:
-        return ShuffleTripletSampler(modality)
 
     def sample(self, batch_size, num_modalities, num_negatives, anchors, generator, device):
         B, K, A, N = batch_size, num_modalities, anchors.numel(), num_negatives
@@ -459,9 +432,6 @@ class ShuffleTripletSampler(TripletSampler):
             out.append(torch.where(fixed == m, anchor, value))
         return tuple(out)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(anchor_modality={self.anchor_modality})"
-
 
 SAMPLERS: dict[str, type[TripletSampler]] = {
     "uniform": UniformTripletSampler,
@@ -475,8 +445,7 @@ def make_sampler(name: str) -> TripletSampler:
     """The sampler registered as ``name`` in [`SAMPLERS`][unihpr.losses.samplers.SAMPLERS].
 
     Raises:
+        TypeError: ``name`` is not a string.
         ValueError: Unknown name.
     """
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
-    return SAMPLERS[name]()
+    return SAMPLERS[check_choice("name", name, sorted(SAMPLERS), owner="make_sampler")]()

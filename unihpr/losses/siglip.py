@@ -11,23 +11,21 @@ with s_ij the cosine of the L2-normalised x_i and y_j, τ the temperature
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.losses._preamble import prepare
-from unihpr.losses.distributed import check_distributed
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import (
-    check_index,
+from unihpr._validate import (
     check_labels,
-    check_range,
+    check_real,
+    check_rows,
+    check_shape,
     check_square,
     check_tau,
     check_tensor,
 )
+from unihpr.losses._preamble import EmbeddingLoss
+from unihpr.losses.temperature import LearnableTemperature
 
 __all__ = ["SigLIPLoss", "siglip_loss"]
 
@@ -50,16 +48,12 @@ def _siglip(
 
 
 def _check_bias(owner: str, bias: object) -> Tensor | float:
+    """A finite float or a floating 0-dim tensor (e.g. an ``nn.Parameter``)."""
     if isinstance(bias, Tensor):
-        check_tensor(owner, "bias", bias)
-        if bias.dim() != 0:
-            raise ValueError(f"{owner}: bias must be a 0-dim tensor, got shape {tuple(bias.shape)}")
-        return bias
-    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
-        raise TypeError(
-            f"{owner}: bias must be a finite float or a 0-dim tensor/nn.Parameter, got {bias!r}"
+        return check_shape(
+            "bias", check_tensor("bias", bias, floating=True, owner=owner), (), "()", owner=owner
         )
-    return float(bias)
+    return check_real("bias", bias, owner=owner)
 
 
 def siglip_loss(
@@ -78,8 +72,9 @@ def siglip_loss(
         tau: Temperature τ (float or 0-dim tensor, finite, > 0); open_clip's
             ``logit_scale`` is 1/τ.
         bias: The logit bias b (float or 0-dim tensor).
-        anchors: ``(A,)`` rows whose terms are summed (the distributed losses
-            pass this rank's rows); default all B. The sum is divided by A.
+        anchors: ``(A,)`` rows whose terms are summed, at least one (the
+            distributed losses pass this rank's rows); default all B. The sum
+            is divided by A.
         labels: ``(B,)`` integer labels: z_ij = +1 when i and j share a label.
         validate: Check the anchors' range and a tensor τ's value (a host
             synchronisation).
@@ -92,24 +87,18 @@ def siglip_loss(
             bias, anchors or labels.
     """
     owner = "siglip_loss"
-    similarity = check_square(owner, "similarity", similarity)
+    similarity = check_square("similarity", similarity, owner=owner)
+    B, device = similarity.shape[0], similarity.device
     work = torch.promote_types(similarity.dtype, torch.float32)
-    tau = check_tau(owner, tau, dtype=work, device=similarity.device, validate=validate)
-    bias = torch.as_tensor(_check_bias(owner, bias), dtype=work, device=similarity.device)
-    B = similarity.shape[0]
+    tau = check_tau(tau, dtype=work, device=device, validate=validate, owner=owner)
+    bias = torch.as_tensor(_check_bias(owner, bias), dtype=work, device=device)
     if labels is not None:
-        labels = check_labels(owner, labels, B, similarity.device)
-    if anchors is None:
-        anchors = torch.arange(B, device=similarity.device)
-    else:
-        check_index(owner, "anchors", anchors, dim=1)
-        if validate:
-            check_range(owner, "anchors", anchors, B)
-        anchors = anchors.long()
-    return _siglip(similarity[anchors].to(work), anchors, tau, bias, labels)
+        labels = check_labels(labels, B, device, owner=owner)
+    rows = check_rows("anchors", anchors, B, device=device, validate=validate, owner=owner)
+    return _siglip(similarity[rows].to(work), rows, tau, bias, labels)
 
 
-class SigLIPLoss(nn.Module):
+class SigLIPLoss(EmbeddingLoss):
     """SigLIP's sigmoid pair loss between two ``(B, D)`` embedding sets.
 
     Equal to open_clip's ``SigLipLoss`` with ``logit_scale = 1/τ`` and
@@ -132,7 +121,8 @@ class SigLIPLoss(nn.Module):
         distributed: ``"local"`` (default; after DDP the gradients equal one
             process on the concatenated batch) or ``"global"`` (open_clip's
             default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
-        validate: Reject zero or non-finite rows (a host synchronisation).
+        validate: Reject zero or non-finite rows and a diverged temperature
+            (a host synchronisation).
 
     Examples:
         >>> loss_fn = SigLIPLoss(LearnableTemperature(init=0.1), bias=nn.Parameter(torch.tensor(-10.0)))
@@ -148,18 +138,13 @@ class SigLIPLoss(nn.Module):
         validate: bool = True,
         distributed: str = "local",
     ) -> None:
-        super().__init__()
-        owner = "SigLIPLoss"
-        self.temperature = as_temperature(temperature, owner=owner)
-        bias = _check_bias(owner, bias)
+        super().__init__(temperature, gather=gather, distributed=distributed, validate=validate)
+        bias = _check_bias("SigLIPLoss", bias)
         if isinstance(bias, nn.Parameter):
             self.bias = bias
         else:
             # Fixed: a float64 buffer, exact for float64 inputs.
             self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float64))
-        self.gather = bool(gather)
-        self.distributed = check_distributed("SigLIPLoss", distributed)
-        self.validate = bool(validate)
 
     def forward(self, x: Tensor, y: Tensor, labels: Tensor | None = None) -> Tensor:
         """Loss for ``x`` ``(B, D)`` and ``y`` ``(B, D)``; returns a scalar.
@@ -167,23 +152,14 @@ class SigLIPLoss(nn.Module):
         ``labels`` ``(B,)``: optional integer labels; z_ij = +1 for every pair
         sharing a label.
         """
-        prep = prepare(
-            "SigLIPLoss",
-            {"x": x, "y": y},
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
+        prep = self.prepare({"x": x, "y": y}, labels)
         xg, yg = prep.embeddings
         rows = prep.anchors
         if rows is None:
             rows = torch.arange(xg.shape[0], device=xg.device)
         s = xg[rows] @ yg.T if prep.anchors is not None else xg @ yg.T
-        work = torch.promote_types(s.dtype, torch.float32)
-        tau = self.temperature().to(work)
-        bias = self.bias.to(device=s.device, dtype=work)
-        return _siglip(s.to(work), rows, tau, bias, prep.labels)
+        tau = self.tau(s)
+        return _siglip(s.to(tau.dtype), rows, tau, self.bias.to(tau), prep.labels)
 
     def extra_repr(self) -> str:
         kind = "learnable" if isinstance(self.bias, nn.Parameter) else "fixed"

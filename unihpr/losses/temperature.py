@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from unihpr._validate import check_bool, check_real
+
 SMALLEST_TAU = torch.finfo(torch.float32).tiny
 """The smallest temperature accepted: the smallest normal float32 (about 1.2e-38)."""
 LARGEST_TAU = torch.finfo(torch.float32).max
@@ -66,21 +68,17 @@ class LearnableTemperature(nn.Module):
         learnable: bool = True,
     ) -> None:
         super().__init__()
-        for name, v in (("init", init), ("min", min), ("max", max)):
-            if not (
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and SMALLEST_TAU <= v <= LARGEST_TAU
-            ):
-                raise ValueError(
-                    f"LearnableTemperature: {name} must be a finite float > 0 that float32 "
-                    f"represents ({SMALLEST_TAU:.3g} to {LARGEST_TAU:.3g}), got {v!r}"
-                )
+        owner = "LearnableTemperature"
+        init, min, max = (
+            check_real(name, v, low=SMALLEST_TAU, high=LARGEST_TAU, owner=owner)
+            for name, v in (("init", init), ("min", min), ("max", max))
+        )
+        learnable = check_bool("learnable", learnable, owner=owner)
         if not min <= init <= max:
             raise ValueError(
                 f"LearnableTemperature: need min <= init <= max, got min={min}, init={init}, max={max}"
             )
-        self.min, self.max = float(min), float(max)
+        self.min, self.max = min, max
         # A fixed τ is kept in float64 so that float64 losses see it exactly.
         dtype = torch.float32 if learnable else torch.float64
         log_tau = torch.tensor(math.log(init), dtype=dtype)
@@ -114,20 +112,12 @@ def as_temperature(
     """Turn a float into a fixed temperature module; pass modules through.
 
     Args:
-        temperature: A float τ or a [`LearnableTemperature`][].
+        temperature: A float τ, from ``SMALLEST_TAU`` to ``LARGEST_TAU``, or a
+            [`LearnableTemperature`][].
         owner: Name of the loss, for error messages.
         name: Name of the argument, for error messages.
     """
     if isinstance(temperature, LearnableTemperature):
         return temperature
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(
-            f"{owner}: {name} must be a float or a LearnableTemperature, got {type(temperature).__name__}"
-        )
-    if not (math.isfinite(temperature) and SMALLEST_TAU <= temperature <= LARGEST_TAU):
-        raise ValueError(
-            f"{owner}: {name} must be a finite float > 0 that float32 represents "
-            f"({SMALLEST_TAU:.3g} to {LARGEST_TAU:.3g}), got {temperature!r}"
-        )
-    t = float(temperature)
+    t = check_real(name, temperature, low=SMALLEST_TAU, high=LARGEST_TAU, owner=owner)
     return LearnableTemperature(init=t, min=t, max=t, learnable=False)

@@ -12,27 +12,33 @@ builds a per-triplet Gram matrix or SVD.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from unihpr.losses._preamble import prepare, similarities
-from unihpr.losses.distributed import check_distributed
-from unihpr.losses.queue import EmbeddingQueue, check_queue
-from unihpr.losses.samplers import TripletIndices, TripletSampler, UniformTripletSampler
-from unihpr.losses.temperature import LearnableTemperature, as_temperature
-from unihpr.ops._checks import (
+from unihpr._validate import (
+    check_choice,
     check_generator,
     check_index,
+    check_int,
     check_labels,
-    check_positive_int,
     check_range,
+    check_rows,
+    check_square,
 )
+from unihpr.losses._preamble import EmbeddingLoss, similarities
+from unihpr.losses.queue import EmbeddingQueue
+from unihpr.losses.samplers import (
+    MAX_NEGATIVES,
+    TripletIndices,
+    TripletSampler,
+    UniformTripletSampler,
+)
+from unihpr.losses.temperature import LearnableTemperature
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.exact_triplet import KERNELS as EXACT_KERNELS
-from unihpr.ops.exact_triplet import exact_triplet_info_nce
+from unihpr.ops.exact_triplet import MAX_BLOCK_ELEMENTS, exact_triplet_info_nce
 from unihpr.ops.gram import lambda1_from_cosines
 from unihpr.ops.plane_triplet import plane_triplet_info_nce
 from unihpr.ops.sampled_triplet import KERNELS as SAMPLED_KERNELS
@@ -40,25 +46,6 @@ from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 NEGATIVE_MODES = ("sampled", "all", "planes")
 ANCHOR_MODALITIES = ("any", "each")
-
-
-def with_positives(anchors: Tensor, negatives: TripletIndices) -> TripletIndices:
-    """Prepend the positive (a, a, a) as column 0 of each anchor's row."""
-    pos = anchors[:, None].to(negatives.image.dtype)
-    return TripletIndices(*(torch.cat([pos, n], dim=1) for n in negatives))
-
-
-def deprecated_compile(owner: str, compile: bool | None, backend: str) -> str:
-    """Map the deprecated ``compile=`` switch onto ``backend``."""
-    if compile is None:
-        return backend
-    warnings.warn(
-        f"{owner}(compile=...) is deprecated and will be removed in the next release; "
-        "use backend='compile'",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return "compile" if compile else backend
 
 
 def triplet_info_nce(
@@ -72,7 +59,6 @@ def triplet_info_nce(
     labels: Tensor | None = None,
     backend: str = "auto",
     validate: bool = True,
-    compiled: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Triplet-InfoNCE from similarity matrices and candidate triplets.
 
@@ -81,11 +67,11 @@ def triplet_info_nce(
         s13: ``(B1, B3)`` image·3D cosines.
         s23: ``(B2, B3)`` 2D·3D cosines.
         triplets: ``(A, 1 + N)`` indices per modality, column 0 each anchor's
-            positive (see [`with_positives`][]); or, with ``anchors``, the
-            ``(A, N)`` negatives alone.
+            positive; or, with ``anchors``, the ``(A, N)`` negatives alone
+            (what a [`TripletSampler`][unihpr.losses.TripletSampler] returns).
         tau: Temperature, a float or a 0-dim tensor (finite, > 0).
         anchors: ``(A,)`` anchor rows: the positive of row r is then
-            ``(anchors[r],) * 3``. Saves materialising [`with_positives`][].
+            ``(anchors[r],) * 3``.
         labels: ``(B,)`` integer labels: candidates whose three samples
             share the anchor's label are positives too (see
             [`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce]).
@@ -93,7 +79,6 @@ def triplet_info_nce(
             [`unihpr.ops.backend`][]).
         validate: Check index ranges and a tensor τ's value (reads them on
             the host, a GPU synchronisation).
-        compiled: Deprecated; ``compiled=True`` is ``backend="compile"``.
 
     Returns:
         ``(loss, lam)``: the mean over anchors of −log softmax of the positive,
@@ -103,26 +88,24 @@ def triplet_info_nce(
         TypeError, ValueError: See
             [`sampled_triplet_info_nce`][unihpr.ops.sampled_triplet_info_nce].
     """
-    backend = deprecated_compile("triplet_info_nce", compiled, backend)
+    owner = "triplet_info_nce"
     if isinstance(triplets, Tensor) or len(triplets) != 3:
         raise TypeError(
-            "triplet_info_nce: triplets must be a TripletIndices (three (A, N) index tensors), "
+            f"{owner}: triplets must be a TripletIndices (three (A, N) index tensors), "
             f"got {type(triplets).__name__}"
         )
+    # Checked here under the names the caller knows, before the op's i, j, k.
     names = ("triplets.image", "triplets.pose2d", "triplets.pose3d")
-    for name, t in zip(names, triplets):
-        check_index("triplet_info_nce", name, t, dim=2)
-    if validate:
-        for name, t, s, dim in zip(names, triplets, (s12, s12, s13), (0, 1, 1)):
-            if isinstance(s, Tensor) and s.dim() == 2:
-                check_range("triplet_info_nce", name, t, s.shape[dim])
-    i, j, k = triplets
+    for name, t, s, dim in zip(names, triplets, (s12, s12, s13), (0, 1, 1)):
+        check_index(name, t, dim=2, owner=owner)
+        if validate and isinstance(s, Tensor) and s.dim() == 2:
+            check_range(name, t, s.shape[dim], owner=owner)
     return sampled_triplet_info_nce(
-        s12, s13, s23, i, j, k, tau, anchors, labels=labels, backend=backend, validate=validate
+        s12, s13, s23, *triplets, tau, anchors, labels=labels, backend=backend, validate=validate
     )
 
 
-class TripletInfoNCE(nn.Module):
+class TripletInfoNCE(EmbeddingLoss):
     """The paper's singular-value Triplet-InfoNCE over three ``(B, D)`` sets.
 
     For each anchor a (a sample of the batch) the positive is the triplet
@@ -147,7 +130,11 @@ class TripletInfoNCE(nn.Module):
         temperature: Fixed float τ or a [`LearnableTemperature`][].
         sampler: Negative sampler; default [`UniformTripletSampler`][]. Any
             [`TripletSampler`][]: the loss only reads the indices it returns.
-        num_negatives: Negatives per anchor; default B − 1 (the paper).
+        num_negatives: Negatives per anchor; default B − 1 (the paper). At
+            most [`MAX_NEGATIVES`][unihpr.losses.samplers.MAX_NEGATIVES]
+            (2²⁰; past that, use ``negatives="all"``), and B × N at most
+            [`MAX_CANDIDATES`][unihpr.losses.samplers.MAX_CANDIDATES] (2²⁸)
+            per call, checked before anything is allocated.
         negatives: ``"sampled"`` (the paper: ``num_negatives`` drawn by
             ``sampler``) or ``"all"``: the exact log-sum-exp over all
             3B² − 3B + 1 triplets sharing an embedding with the anchor,
@@ -168,7 +155,9 @@ class TripletInfoNCE(nn.Module):
             [`ShuffleTripletSampler`][unihpr.losses.ShuffleTripletSampler]),
             averaged over the three.
         chunk_size: Rows of length B per block of the exact mode (default:
-            about 2¹⁶ triplets per block).
+            about 2¹⁶ triplets per block); blocks of more than
+            [`MAX_BLOCK_ELEMENTS`][unihpr.ops.exact_triplet.MAX_BLOCK_ELEMENTS]
+            (2²⁸) triplets are refused.
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
@@ -178,10 +167,10 @@ class TripletInfoNCE(nn.Module):
         backend: ``"auto"``, ``"torch"``, ``"triton"`` (exact mode) or
             ``"compile"`` (sampled mode); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows, index
-            ranges), which synchronises a GPU with the host on every call;
-            the attribute can be switched off once the inputs are known good.
-            Types, shapes, dtypes and devices are always checked.
-        compile: Deprecated; ``compile=True`` is ``backend="compile"``.
+            ranges, a diverged temperature), which synchronises a GPU with
+            the host on every call; the attribute can be switched off once
+            the inputs are known good. Types, shapes, dtypes and devices are
+            always checked.
         queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue]: the
             candidates of each anchor range over the current and the queued
             samples (gradients only through the current batch).
@@ -204,47 +193,39 @@ class TripletInfoNCE(nn.Module):
         gather: bool = True,
         backend: str = "auto",
         validate: bool = True,
-        compile: bool | None = None,
         distributed: str = "local",
         queue: EmbeddingQueue | None = None,
         anchor_modalities: str = "any",
     ) -> None:
-        super().__init__()
+        super().__init__(
+            temperature, gather=gather, distributed=distributed, validate=validate, queue=queue
+        )
         owner = "TripletInfoNCE"
-        if negatives not in NEGATIVE_MODES:
-            raise ValueError(
-                f"{owner}: negatives must be one of {NEGATIVE_MODES}, got {negatives!r}"
-            )
-        if anchor_modalities not in ANCHOR_MODALITIES:
-            raise ValueError(
-                f"{owner}: anchor_modalities must be one of {ANCHOR_MODALITIES}, "
-                f"got {anchor_modalities!r}"
-            )
+        self.negatives = check_choice("negatives", negatives, NEGATIVE_MODES, owner=owner)
+        self.anchor_modalities = check_choice(
+            "anchor_modalities", anchor_modalities, ANCHOR_MODALITIES, owner=owner
+        )
         if anchor_modalities == "each" and negatives != "sampled":
             raise ValueError(
                 f"{owner}: anchor_modalities='each' is for negatives='sampled'; "
                 "negatives='planes' already averages over the anchor modalities"
             )
-        check_positive_int(owner, "chunk_size", chunk_size)
-        check_positive_int(owner, "num_negatives", num_negatives)
+        for name, value, high in (
+            ("chunk_size", chunk_size, MAX_BLOCK_ELEMENTS),
+            ("num_negatives", num_negatives, MAX_NEGATIVES),
+        ):
+            if value is not None:
+                check_int(name, value, low=1, high=high, owner=owner)
         if sampler is not None and not isinstance(sampler, TripletSampler):
             raise TypeError(
                 f"{owner}: sampler must be a TripletSampler, got {type(sampler).__name__}"
             )
-        backend = deprecated_compile(owner, compile, backend)
         kernels = {"all": EXACT_KERNELS, "planes": ("torch",)}.get(negatives, SAMPLED_KERNELS)
         resolve_backend(backend, owner=f"{owner}(negatives={negatives!r})", kernels=kernels)
-        self.negatives = negatives
         self.chunk_size = chunk_size
-        self.gather = bool(gather)
-        self.distributed = check_distributed("TripletInfoNCE", distributed)
-        self.queue = check_queue(owner, queue)
         self.backend = backend
-        self.validate = bool(validate)
-        self.temperature = as_temperature(temperature, owner=owner)
         self.sampler = sampler if sampler is not None else UniformTripletSampler()
         self.num_negatives = num_negatives
-        self.anchor_modalities = anchor_modalities
         if anchor_modalities == "each":
             self.sampler.for_anchor_modality(0)  # raises for samplers without the form
 
@@ -260,20 +241,8 @@ class TripletInfoNCE(nn.Module):
 
         ``labels``: optional ``(B,)`` integer labels (see the class notes).
         """
-        check_generator("TripletInfoNCE", generator)
-        prep = prepare(
-            "TripletInfoNCE",
-            {"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d},
-            gather=self.gather,
-            distributed=self.distributed,
-            validate=self.validate,
-            labels=labels,
-        )
-        if self.queue is not None:
-            batch = prep
-            prep = self.queue.extend("TripletInfoNCE", batch)
-            if self.training:
-                self.queue.push(batch)
+        check_generator(generator, owner="TripletInfoNCE")
+        prep = self.prepare({"x_img": x_img, "x_2d": x_2d, "x_3d": x_3d}, labels)
         sims = similarities(prep.embeddings)
         loss, _ = self.from_similarities(
             sims[0, 1],
@@ -317,76 +286,43 @@ class TripletInfoNCE(nn.Module):
             (column 1 = each anchor's mean λ1 over its 3B² − 3B negatives for
             ``"all"``; the mean λ1 over all plane candidates for ``"planes"``).
         """
+        owner = "TripletInfoNCE"
         validate = self.validate if validate is None else validate
-        check_generator("TripletInfoNCE", generator)
-        tau = self.temperature()
+        check_generator(generator, owner=owner)
+        tau = self.tau(check_square("s12", s12, owner=owner))
+        opts = {"anchors": anchors, "labels": labels, "validate": validate}
         if self.negatives == "all":
             loss, lam_pos, lam_neg = exact_triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                tau,
-                anchors=anchors,
-                chunk_size=self.chunk_size,
-                labels=labels,
-                backend=self.backend,
-                validate=validate,
+                s12, s13, s23, tau, chunk_size=self.chunk_size, backend=self.backend, **opts
             )
             return loss, torch.stack([lam_pos, lam_neg], dim=1)
         if self.negatives == "planes":
             loss, lam_mean = plane_triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                tau,
-                anchors=anchors,
-                labels=labels,
-                chunk_size=self.chunk_size,
-                validate=validate,
+                s12, s13, s23, tau, chunk_size=self.chunk_size, **opts
             )
-            rows = torch.arange(s12.shape[0], device=s12.device) if anchors is None else anchors
-            rows = rows.long()
+            rows = check_rows("anchors", anchors, s12.shape[0], device=s12.device, validate=False)
             with torch.no_grad():
                 lam_pos = lambda1_from_cosines(s12[rows, rows], s13[rows, rows], s23[rows, rows])
             return loss, torch.stack([lam_pos, lam_mean.expand_as(lam_pos)], dim=1)
         B = s12.shape[0]
-        if anchors is not None:
-            check_index("TripletInfoNCE", "anchors", anchors, dim=1)
-            if validate:
-                check_range("TripletInfoNCE", "anchors", anchors, B)
+        rows = check_rows("anchors", anchors, B, device=s12.device, validate=validate, owner=owner)
+        if labels is not None:
+            labels = check_labels(labels, B, s12.device, owner=owner)
         # int32 indices are faster to draw and to gather with, while they fit.
         dtype = torch.int32 if 3 * B * B < 2**31 else torch.int64
-        if labels is not None:
-            labels = check_labels("TripletInfoNCE", labels, B, s12.device)
         if self.anchor_modalities == "each":
             # Symile's average: one cross-entropy per anchor modality, fresh draws each.
             samplers = [self.sampler.for_anchor_modality(m) for m in range(3)]
         else:
             samplers = [self.sampler]
-        rows = torch.arange(B, device=s12.device) if anchors is None else anchors
+        draw = {"generator": generator, "device": s12.device, "dtype": dtype, "labels": labels}
+        opts = {"anchors": rows.to(dtype), "labels": labels, "backend": self.backend}
         losses, lams = [], []
         for sampler in samplers:
-            negatives = sampler(
-                B,
-                self.num_negatives,
-                generator=generator,
-                device=s12.device,
-                dtype=dtype,
-                labels=labels,
-            )
+            negatives = sampler(B, self.num_negatives, **draw)
             if anchors is not None:
-                negatives = TripletIndices(*(n[anchors] for n in negatives))
-            loss, lam = triplet_info_nce(
-                s12,
-                s13,
-                s23,
-                negatives,
-                tau,
-                anchors=rows.to(dtype),
-                labels=labels,
-                backend=self.backend,
-                validate=validate,
-            )
+                negatives = TripletIndices(*(n[rows] for n in negatives))
+            loss, lam = triplet_info_nce(s12, s13, s23, negatives, tau, validate=validate, **opts)
             losses.append(loss)
             lams.append(lam[:, 1:] if lams else lam)
         if len(losses) == 1:

@@ -7,30 +7,17 @@ Triplet-InfoNCE, [`unihpr.ops.plane_triplet`][] the per-anchor-modality
 (Symile-style) exact variant, [`unihpr.ops.backend`][] the one ``backend=`` switch.
 """
 
-from unihpr.ops.backend import BACKENDS, resolve_backend
-from unihpr.ops.exact_triplet import exact_triplet_info_nce, exact_triplet_num_terms
-from unihpr.ops.gram import (
-    gram_determinant,
-    gram_largest_eigenvalue,
-    gram_volume,
-    lambda1_from_cosines,
-    lambda1_from_gram,
-    largest_gram_eigenvalue,
-)
+from unihpr.ops.exact_triplet import exact_triplet_info_nce
+from unihpr.ops.gram import gram_determinant, gram_volume, lambda1_from_cosines, lambda1_from_gram
 from unihpr.ops.plane_triplet import plane_triplet_info_nce
 from unihpr.ops.sampled_triplet import sampled_triplet_info_nce
 
 __all__ = [
-    "BACKENDS",
     "exact_triplet_info_nce",
-    "exact_triplet_num_terms",
     "gram_determinant",
-    "gram_largest_eigenvalue",
     "gram_volume",
     "lambda1_from_cosines",
     "lambda1_from_gram",
-    "largest_gram_eigenvalue",
     "plane_triplet_info_nce",
-    "resolve_backend",
     "sampled_triplet_info_nce",
 ]

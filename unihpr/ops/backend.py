@@ -32,6 +32,8 @@ import os
 
 import torch
 
+from unihpr._validate import check_choice
+
 __all__ = ["BACKENDS", "ENV_VAR", "resolve_backend"]
 
 BACKENDS = ("auto", "torch", "triton", "compile")
@@ -43,7 +45,7 @@ ENV_VAR = "UNIHPR_LOSS_BACKEND"
 def _triton_problem(device: torch.device | None, dtype: torch.dtype | None) -> str | None:
     """Why the Triton kernels cannot run on this device/dtype, or None."""
     if importlib.util.find_spec("triton") is None:
-        return "triton is not installed (pip install unihpr[triton])"
+        return "triton is not installed (pip install 'unihpr[triton]')"
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     if device is None:
         if not (torch.cuda.is_available() or interpret):
@@ -82,11 +84,11 @@ def resolve_backend(
         ``"torch"``, ``"triton"`` or ``"compile"``.
 
     Raises:
+        TypeError: ``backend`` is not a string.
         ValueError: Unknown name, an implementation this computation lacks,
             or Triton kernels that cannot run here (the message says why).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"{owner}: backend must be one of {BACKENDS}, got {backend!r}")
+    check_choice("backend", backend, BACKENDS, owner=owner)
     source = f"backend={backend!r}"
     if backend == "auto":
         env = os.environ.get(ENV_VAR, "").strip()

@@ -25,14 +25,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import (
-    check_index,
+from unihpr._validate import (
+    check_int,
     check_labels,
-    check_positive_int,
-    check_range,
+    check_rows,
     check_same,
+    check_square,
     check_tau,
-    check_tensor,
 )
 from unihpr.ops.backend import resolve_backend
 from unihpr.ops.gram import lambda1_forward, lambda1_grad
@@ -40,6 +39,7 @@ from unihpr.ops.gram import lambda1_forward, lambda1_grad
 __all__ = [
     "DEFAULT_BLOCK_ELEMENTS",
     "DEFAULT_BLOCK_ELEMENTS_CUDA",
+    "MAX_BLOCK_ELEMENTS",
     "exact_triplet_info_nce",
     "exact_triplet_num_terms",
 ]
@@ -52,6 +52,9 @@ closed form and its gradient keep a few dozen alive)."""
 DEFAULT_BLOCK_ELEMENTS_CUDA = 1 << 24
 """The same on a GPU, where small blocks would leave it waiting on kernel
 launches (64 MiB per float32 temporary)."""
+MAX_BLOCK_ELEMENTS = 1 << 28
+"""The most triplets a block may hold (1 GiB per float32 temporary): a
+``chunk_size`` whose blocks would be larger is refused before allocating."""
 
 
 def exact_triplet_num_terms(batch_size: int) -> int:
@@ -258,28 +261,33 @@ def check_square_triplet_inputs(
     """
     sims = {"s12": s12, "s13": s13, "s23": s23}
     for name, t in sims.items():
-        check_tensor(owner, name, t)
-        if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape != s12.shape:
-            raise ValueError(
-                f"{owner}: s12, s13, s23 must be square (B, B) matrices of one shape, "
-                f"got {tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
-            )
-    check_same(owner, "device", sims)
-    check_same(owner, "dtype", sims)
+        check_square(name, t, owner=owner)
+    for what in ("shape", "device", "dtype"):
+        check_same(what, sims, owner=owner)
     B = s12.shape[0]
     if B < 2:
         raise ValueError(
             f"{owner}: s12, s13, s23 need a batch of at least 2, got shape {tuple(s12.shape)}"
         )
-    if anchors is None:
-        return B, torch.arange(B, device=s12.device)
-    check_index(owner, "anchors", anchors, dim=1)
-    if anchors.numel() == 0:
-        raise ValueError(f"{owner}: anchors must be non-empty, got shape {tuple(anchors.shape)}")
-    check_same(owner, "device", {"s12": s12, "anchors": anchors})
-    if validate:
-        check_range(owner, "anchors", anchors, B)
-    return B, anchors.long()
+    return B, check_rows("anchors", anchors, B, device=s12.device, validate=validate, owner=owner)
+
+
+def block_rows(
+    owner: str, chunk_size: int | None, *, row_length: int, rows: int, default: int
+) -> int:
+    """``chunk_size``, the rows of ``row_length`` triplets per block, checked against
+    [`MAX_BLOCK_ELEMENTS`][unihpr.ops.exact_triplet.MAX_BLOCK_ELEMENTS]
+    (``rows`` of them in all); ``None`` gives about ``default`` triplets per block."""
+    if chunk_size is None:
+        return max(1, default // row_length)
+    check_int("chunk_size", chunk_size, low=1, high=MAX_BLOCK_ELEMENTS, owner=owner)
+    size = min(chunk_size, rows) * row_length
+    if size > MAX_BLOCK_ELEMENTS:
+        raise ValueError(
+            f"{owner}: chunk_size={chunk_size} makes blocks of {size} triplets (rows of "
+            f"{row_length}), more than MAX_BLOCK_ELEMENTS = 2**28; pass a smaller chunk_size"
+        )
+    return chunk_size
 
 
 def exact_triplet_info_nce(
@@ -304,8 +312,9 @@ def exact_triplet_info_nce(
         anchors: ``(A,)`` int32/int64 rows whose loss is averaged; default all B.
         chunk_size: Rows of length B evaluated per block (PyTorch backend);
             default ``max(1, DEFAULT_BLOCK_ELEMENTS // B)`` on the CPU and
-            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU. The result does not
-            depend on it beyond rounding.
+            ``DEFAULT_BLOCK_ELEMENTS_CUDA // B`` on a GPU; blocks of more
+            than ``MAX_BLOCK_ELEMENTS`` (2²⁸) triplets are refused. The result
+            does not depend on it beyond rounding.
         labels: ``(B,)`` integer labels: every candidate triplet whose three
             samples share the anchor's label is a positive, never a negative,
             and the anchor's loss is the mean over those P positives of
@@ -332,15 +341,15 @@ def exact_triplet_info_nce(
     """
     owner = "exact_triplet_info_nce"
     B, anchors = check_square_triplet_inputs(owner, s12, s13, s23, anchors, validate=validate)
-    if chunk_size is None:
-        per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
-        chunk_size = max(1, per_block // B)
-    check_positive_int(owner, "chunk_size", chunk_size)
+    per_block = DEFAULT_BLOCK_ELEMENTS_CUDA if s12.is_cuda else DEFAULT_BLOCK_ELEMENTS
+    chunk_size = block_rows(
+        owner, chunk_size, row_length=B, rows=anchors.numel() * B, default=per_block
+    )
     work = torch.promote_types(s12.dtype, torch.float32)
-    tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)
+    tau = check_tau(tau, dtype=work, device=s12.device, validate=validate, owner=owner)
     kernels = KERNELS
     if labels is not None:
-        labels = check_labels(owner, labels, B, s12.device)
+        labels = check_labels(labels, B, s12.device, owner=owner)
         kernels = ("torch",)
         owner = f"{owner}(labels=...)"
     kind = resolve_backend(backend, owner=owner, kernels=kernels, device=s12.device, dtype=work)

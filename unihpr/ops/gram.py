@@ -54,19 +54,19 @@ and are tested against it.
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from unihpr._validate import check_finite, check_real, check_tensor
+
 __all__ = [
     "gram_determinant",
-    "gram_largest_eigenvalue",
     "gram_volume",
     "lambda1_from_cosines",
     "lambda1_from_gram",
-    "largest_gram_eigenvalue",
 ]
 
 _SQRT27 = 3.0 * math.sqrt(3.0)
@@ -236,10 +236,7 @@ def lambda1_from_cosines(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """
     owner = "lambda1_from_cosines"
     for name, t in (("a", a), ("b", b), ("c", c)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{owner}: {name} must be floating point, got {t.dtype}")
+        check_tensor(name, t, floating=True, owner=owner)
     try:
         a, b, c = torch.broadcast_tensors(a, b, c)
     except RuntimeError as err:
@@ -278,11 +275,19 @@ def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
 
     Args:
         gram: ``(..., K, K)`` symmetric matrices with unit diagonal.
-        eps: Floor of the determinant.
+        eps: Floor of the determinant, in [0, 1] (0: no floor, and an
+            infinite gradient at degenerate tuples).
 
     Returns:
         ``(...)`` volumes in [sqrt(eps), 1].
+
+    Raises:
+        TypeError: ``gram`` is not a floating-point tensor, ``eps`` not a number.
+        ValueError: ``gram`` is not a stack of square matrices, ``eps`` is
+            NaN or outside [0, 1].
     """
+    _check_gram("gram_volume", gram, smallest=1)
+    eps = check_real("eps", eps, low=0.0, high=1.0, owner="gram_volume")
     K = gram.shape[-1]
     if K == 2:
         det = 1.0 - gram[..., 0, 1] ** 2
@@ -291,6 +296,34 @@ def gram_volume(gram: Tensor, eps: float = 1e-6) -> Tensor:
     else:
         det = torch.linalg.det(gram)
     return torch.sqrt(det.clamp_min(eps))
+
+
+def stack_gram(num: int, entry: Callable[[int, int], Tensor]) -> Tensor:
+    """``(..., K, K)`` Gram matrices of unit vectors from their off-diagonal entries.
+
+    Args:
+        num: K ≥ 2.
+        entry: ``entry(m, n)``, m < n: the ``(...)`` cosines of vectors m and n.
+
+    Returns:
+        The symmetric matrices, ones on the diagonal.
+    """
+    upper = {(m, n): entry(m, n) for m in range(num) for n in range(m + 1, num)}
+    ones = torch.ones_like(upper[0, 1])
+    rows = [
+        torch.stack([ones if m == n else upper[min(m, n), max(m, n)] for n in range(num)], -1)
+        for m in range(num)
+    ]
+    return torch.stack(rows, dim=-2)
+
+
+def _check_gram(owner: str, gram: Tensor, *, smallest: int) -> None:
+    check_tensor("gram", gram, floating=True, owner=owner)
+    if gram.dim() < 2 or gram.shape[-1] != gram.shape[-2] or gram.shape[-1] < smallest:
+        raise ValueError(
+            f"{owner}: gram must have shape (..., K, K) with K >= {smallest}, "
+            f"got {tuple(gram.shape)}"
+        )
 
 
 def lambda1_from_gram(gram: Tensor, *, validate: bool = True) -> Tensor:
@@ -312,41 +345,12 @@ def lambda1_from_gram(gram: Tensor, *, validate: bool = True) -> Tensor:
         ValueError: If it is not a stack of square matrices with K ≥ 2, or
             (``validate``) has a NaN or infinite entry.
     """
-    if not isinstance(gram, Tensor) or not gram.is_floating_point():
-        raise TypeError(
-            f"lambda1_from_gram: gram must be a floating-point tensor, got {type(gram).__name__}"
-            + (f" of dtype {gram.dtype}" if isinstance(gram, Tensor) else "")
-        )
-    if gram.dim() < 2 or gram.shape[-1] != gram.shape[-2] or gram.shape[-1] < 2:
-        raise ValueError(
-            f"lambda1_from_gram: gram must have shape (..., K, K) with K >= 2, got {tuple(gram.shape)}"
-        )
-    if validate and not bool(torch.isfinite(gram).all()):
-        raise ValueError("lambda1_from_gram: gram has NaN or infinite entries")
+    _check_gram("lambda1_from_gram", gram, smallest=2)
+    if validate:
+        check_finite("gram", gram, owner="lambda1_from_gram")
     K = gram.shape[-1]
     if K == 2:
         return 1.0 + gram[..., 0, 1].abs()
     if K == 3:
         return lambda1_from_cosines(gram[..., 0, 1], gram[..., 0, 2], gram[..., 1, 2])
     return torch.linalg.eigvalsh(gram)[..., -1]
-
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(
-        f"unihpr.ops.{old} is deprecated and will be removed in the next release; "
-        f"use unihpr.ops.{new}",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-
-
-def largest_gram_eigenvalue(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
-    """Deprecated alias of [`lambda1_from_cosines`][] (removed in the next release)."""
-    _deprecated("largest_gram_eigenvalue", "lambda1_from_cosines")
-    return lambda1_from_cosines(a, b, c)
-
-
-def gram_largest_eigenvalue(gram: Tensor) -> Tensor:
-    """Deprecated alias of [`lambda1_from_gram`][] (removed in the next release)."""
-    _deprecated("gram_largest_eigenvalue", "lambda1_from_gram")
-    return lambda1_from_gram(gram)

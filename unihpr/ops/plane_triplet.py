@@ -23,11 +23,12 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from unihpr.ops._checks import check_labels, check_positive_int, check_tau
+from unihpr._validate import check_labels, check_tau
 from unihpr.ops.exact_triplet import (
     DEFAULT_BLOCK_ELEMENTS,
     _plane,
     _plane_positives,
+    block_rows,
     check_square_triplet_inputs,
 )
 from unihpr.ops.gram import lambda1_from_cosines
@@ -81,7 +82,7 @@ def plane_triplet_info_nce(
             free samples share the anchor's label are positives too (the
             mean over them of −log softmax).
         chunk_size: Anchors per checkpointed block (default: about 2¹⁶
-            triplets per block).
+            triplets per block; blocks of more than 2²⁸ are refused).
         validate: Check the anchors' range and a tensor τ's value (a host
             synchronisation).
 
@@ -97,12 +98,12 @@ def plane_triplet_info_nce(
     owner = "plane_triplet_info_nce"
     B, anchors = check_square_triplet_inputs(owner, s12, s13, s23, anchors, validate=validate)
     if labels is not None:
-        labels = check_labels(owner, labels, B, s12.device)
-    if chunk_size is None:
-        chunk_size = max(1, DEFAULT_BLOCK_ELEMENTS // (B * B))
-    check_positive_int(owner, "chunk_size", chunk_size)
+        labels = check_labels(labels, B, s12.device, owner=owner)
+    chunk_size = block_rows(
+        owner, chunk_size, row_length=B * B, rows=anchors.numel(), default=DEFAULT_BLOCK_ELEMENTS
+    )
     work = torch.promote_types(s12.dtype, torch.float32)
-    tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)
+    tau = check_tau(tau, dtype=work, device=s12.device, validate=validate, owner=owner)
     s12, s13, s23 = s12.to(work), s13.to(work), s23.to(work)
     losses, lams = [], []
     for start in range(0, anchors.numel(), chunk_size):

@@ -19,11 +19,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from unihpr.ops._checks import (
+from unihpr._validate import (
     check_index,
     check_labels,
     check_range,
     check_same,
+    check_shape,
     check_tau,
     check_tensor,
 )
@@ -105,33 +106,6 @@ def _body(
     return loss, lam, *grads, grad_tau
 
 
-def _backward(ctx, grad_loss, _grad_lam):
-    g12, g13, g23, g_tau = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
-    grad_tau = grad_loss * g_tau if need[6] else None
-    return (*grads, None, None, None, grad_tau, None, None)
-
-
-def _function(get_body, doc: str) -> type[torch.autograd.Function]:
-    """An autograd Function ``(s12, s13, s23, i, j, k, tau, anchors, labels)`` running ``get_body()``."""
-
-    class SampledTripletNCE(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, s12, s13, s23, i, j, k, tau, anchors=None, labels=None):  # type: ignore[override]
-            need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
-            out = get_body()(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
-            if need_grad:
-                ctx.save_for_backward(*out[2:])
-            ctx.mark_non_differentiable(out[1])
-            return out[0], out[1]
-
-        backward = staticmethod(torch.autograd.function.once_differentiable(_backward))
-
-    SampledTripletNCE.__doc__ = doc
-    return SampledTripletNCE
-
-
 _compiled_body = None
 
 
@@ -143,13 +117,32 @@ def _get_compiled_body():
     return _compiled_body
 
 
-# The gradient of a scalar loss is the upstream scalar times the gradient
-# computed in forward, so backward is three scalings. Fusing avoids the dozen
-# (A, N+1) intermediates autograd would keep for the elementwise formula.
-_SampledTripletNCE = _function(lambda: _body, "Sampled Triplet-InfoNCE, PyTorch ops.")
-_CompiledSampledTripletNCE = _function(
-    _get_compiled_body, "Sampled Triplet-InfoNCE, the same body through torch.compile."
-)
+class _SampledTripletNCE(torch.autograd.Function):
+    """Sampled Triplet-InfoNCE: the body (through torch.compile when asked) and its saved gradients.
+
+    The gradient of a scalar loss is the upstream scalar times the gradient
+    computed in forward, so backward is three scalings. Fusing avoids the
+    dozen (A, N+1) intermediates autograd would keep for the elementwise formula.
+    """
+
+    @staticmethod
+    def forward(ctx, s12, s13, s23, i, j, k, tau, anchors, labels, compiled):  # type: ignore[override]
+        need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
+        body = _get_compiled_body() if compiled else _body
+        out = body(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
+        if need_grad:
+            ctx.save_for_backward(*out[2:])
+        ctx.mark_non_differentiable(out[1])
+        return out[0], out[1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_lam):  # type: ignore[override]
+        g12, g13, g23, g_tau = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = [grad_loss * g if n else None for g, n in zip((g12, g13, g23), need[:3])]
+        grad_tau = grad_loss * g_tau if need[6] else None
+        return (*grads, None, None, None, grad_tau, None, None, None)
 
 
 def sampled_triplet_info_nce(
@@ -202,12 +195,11 @@ def sampled_triplet_info_nce(
     """
     owner = "sampled_triplet_info_nce"
     sims = {"s12": s12, "s13": s13, "s23": s23}
-    for name, s in sims.items():
-        check_tensor(owner, name, s)
-        if s.dim() != 2:
-            raise ValueError(f"{owner}: {name} must be a 2-D matrix, got shape {tuple(s.shape)}")
-    check_same(owner, "device", sims)
-    check_same(owner, "dtype", sims)
+    for (name, s), layout in zip(sims.items(), ("(B1, B2)", "(B1, B3)", "(B2, B3)")):
+        check_tensor(name, s, floating=True, owner=owner)
+        check_shape(name, s, (None, None), layout, owner=owner)
+    check_same("device", sims, owner=owner)
+    check_same("dtype", sims, owner=owner)
     (B1, B2), B3 = s12.shape, s13.shape[1]
     if s13.shape[0] != B1 or tuple(s23.shape) != (B2, B3):
         raise ValueError(
@@ -216,15 +208,10 @@ def sampled_triplet_info_nce(
         )
     index = {"i": i, "j": j, "k": k}
     for name, t in index.items():
-        check_index(owner, name, t, dim=2)
-    if not i.shape == j.shape == k.shape:
-        raise ValueError(
-            f"{owner}: i, j, k must have one shape (A, M), got "
-            f"{tuple(i.shape)}, {tuple(j.shape)}, {tuple(k.shape)}"
-        )
+        check_index(name, t, dim=2, owner=owner)
+    check_same("shape", index, owner=owner)
     if anchors is not None:
-        check_index(owner, "anchors", anchors, dim=1)
-        index["anchors"] = anchors
+        index["anchors"] = check_index("anchors", anchors, dim=1, owner=owner)
         if anchors.shape[0] != i.shape[0]:
             raise ValueError(
                 f"{owner}: anchors has {anchors.shape[0]} rows but i, j, k have {i.shape[0]}"
@@ -233,21 +220,19 @@ def sampled_triplet_info_nce(
         raise ValueError(f"{owner}: without anchors column 0 must hold the positives, got M = 0")
     if i.shape[0] == 0:
         raise ValueError(f"{owner}: need at least one anchor row, got shape {tuple(i.shape)}")
-    check_same(owner, "device", {"s12": s12, **index})
+    check_same("device", {"s12": s12, **index}, owner=owner)
     if labels is not None:
         if not B1 == B2 == B3:
             raise ValueError(
                 f"{owner}: labels need square similarity matrices (one batch), got "
                 f"{tuple(s12.shape)}, {tuple(s13.shape)}, {tuple(s23.shape)}"
             )
-        labels = check_labels(owner, labels, B1, s12.device)
+        labels = check_labels(labels, B1, s12.device, owner=owner)
     if validate:
-        for name, t, high in (("i", i, B1), ("j", j, B2), ("k", k, B3)):
-            check_range(owner, name, t, high)
-        if anchors is not None:
-            check_range(owner, "anchors", anchors, min(B1, B2, B3))
+        for (name, t), high in zip(index.items(), (B1, B2, B3, min(B1, B2, B3))):
+            check_range(name, t, high, owner=owner)
     work = torch.promote_types(s12.dtype, torch.float32)
-    tau = check_tau(owner, tau, dtype=work, device=s12.device, validate=validate)
+    tau = check_tau(tau, dtype=work, device=s12.device, validate=validate, owner=owner)
     kind = resolve_backend(backend, owner=owner, kernels=KERNELS, device=s12.device, dtype=work)
     # int32 flat indices are faster to build and to gather with, while they fit.
     wide = (
@@ -259,5 +244,4 @@ def sampled_triplet_info_nce(
     if anchors is not None:
         anchors = anchors.to(idx_dtype)
     s12, s13, s23 = (s.to(work) for s in (s12, s13, s23))
-    fn = _CompiledSampledTripletNCE if kind == "compile" else _SampledTripletNCE
-    return fn.apply(s12, s13, s23, i, j, k, tau, anchors, labels)
+    return _SampledTripletNCE.apply(s12, s13, s23, i, j, k, tau, anchors, labels, kind == "compile")

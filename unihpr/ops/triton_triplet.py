@@ -44,9 +44,6 @@ from unihpr.ops.gram import lambda1_forward, lambda1_grad  # noqa: E402
 
 __all__ = ["triton_exact_triplet_info_nce", "triton_lambda1_and_grad"]
 
-_EPS32 = 1.1920928955078125e-07
-_TINY32 = 1.1754943508222875e-38
-
 
 @triton.jit
 def _atan2_nonneg(y, x):

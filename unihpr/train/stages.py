@@ -53,7 +53,13 @@ def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
     parameter that never receives a gradient would break DDP. Under
     ``torch.distributed`` the loss gathers negatives across ranks itself.
     """
-    from unihpr.losses import ContrastiveLoss, LearnableTemperature, make_sampler
+    from unihpr.losses import (
+        ContrastiveLoss,
+        LearnableTemperature,
+        PairInfoNCE,
+        TripletInfoNCE,
+        make_sampler,
+    )
 
     cfg = config.loss
 
@@ -61,17 +67,15 @@ def build_criterion(config: StageConfig, num_modalities: int = 3) -> nn.Module:
         return LearnableTemperature(init=cfg.tau_init, min=cfg.tau_min, max=cfg.tau_max)
 
     triplet_used = cfg.use_triplet and num_modalities == 3 and cfg.alpha > 0
-    return ContrastiveLoss(
-        alpha=cfg.alpha,
-        pair_temperature=temp(),
-        triplet_temperature=temp() if triplet_used else cfg.tau_init,
-        use_triplet=cfg.use_triplet,
+    triplet = TripletInfoNCE(
+        temp() if triplet_used else cfg.tau_init,
         sampler=make_sampler(cfg.sampler),
         num_negatives=cfg.num_negatives,
         negatives=cfg.negatives,
         chunk_size=cfg.chunk_size,
         backend=cfg.backend,
     )
+    return ContrastiveLoss(PairInfoNCE(temp()), triplet, cfg.alpha, use_triplet=cfg.use_triplet)
 
 
 def _default_target2d(pose2d: Tensor, bbox: Tensor | None, mask: Tensor | None) -> Tensor:

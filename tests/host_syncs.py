@@ -3,11 +3,11 @@
 On a GPU, reading a tensor's value on the host (``bool(t)``, ``float(t)``,
 ``t.item()``, ``t.tolist()``, ...) waits for every queued kernel: a host
 sync. ``torch.cuda.set_sync_debug_mode("error")`` catches them there
-(``benchmarks/gpu_check.py``); on the CPU [`record_host_syncs`][] records
+(``benchmarks/gpu_check.py``); on the CPU ``record_host_syncs`` records
 every such call made *directly by unihpr code* (PyTorch's own internals, e.g.
 optimisers reading CPU step counters, are not counted), so tests can assert
-that a code path performs none. A development tool, not thread-safe: it
-patches ``torch.Tensor`` methods while active.
+that a code path performs none. A test tool, not thread-safe: it patches
+``torch.Tensor`` methods while active.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import torch
 
-PACKAGE = str(Path(__file__).resolve().parents[1])
+import unihpr
+
+PACKAGE = str(Path(unihpr.__file__).resolve().parent)
 METHODS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy")
 
 
