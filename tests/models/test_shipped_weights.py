@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from unihpr.models import create_model, from_pretrained, get_entry, list_models
-from unihpr.models.hub import resolve_package_path
+from unihpr.models.registry import resolve_package_path
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = "unihpr-tiny-mocap"

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihpr._validate import check_bool, check_choice, check_int, check_tensor
 from unihpr.modalities import MODALITIES, check_modalities
 from unihpr.models import hub
-from unihpr.models._validation import check_float
 from unihpr.models.config import AGGREGATIONS, INFERENCE_FIELDS, UniHPRConfig
 from unihpr.models.decoders import MLPDecoder, PoseDecoder, TransformerDecoder
 from unihpr.models.diffusion import DiffusionDecoder
@@ -298,8 +298,7 @@ class UniHPR(nn.Module):
                     f"num_hypotheses={num_hypotheses!r}: a {c.decoder} decoder gives one pose "
                     "per input; only diffusion decoders draw several"
                 )
-            if method not in AGGREGATIONS:
-                raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+            check_choice("aggregation", method, AGGREGATIONS)
             pose = decoder(embedding, source)
             hyps = pose[:, None]
         return (pose, hyps) if return_hypotheses else pose
@@ -358,10 +357,8 @@ class UniHPR(nn.Module):
         """
         from unihpr.metrics import retrieve_nearest
 
-        queries = check_float("queries", queries)
-        gallery = check_float("gallery", gallery)
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise ValueError(f"k must be an int in [1, G], got {type(k).__name__} {k!r}")
+        check_tensor("queries", queries, floating=True)
+        check_tensor("gallery", gallery, floating=True)
         idx, scores = retrieve_nearest(queries, gallery, k=k, return_scores=True)
         return idx, scores.to(queries.dtype)
 
@@ -380,15 +377,14 @@ class UniHPR(nn.Module):
         Returns:
             (steps, B, J, 3), or (steps, J, 3) for unbatched inputs.
         """
-        pose3d_a = check_float("pose3d_a", pose3d_a)
-        pose3d_b = check_float("pose3d_b", pose3d_b)
+        check_tensor("pose3d_a", pose3d_a, floating=True)
+        check_tensor("pose3d_b", pose3d_b, floating=True)
         if pose3d_a.shape != pose3d_b.shape:
             raise ValueError(
                 f"pose3d_a and pose3d_b must have the same shape, got "
                 f"{tuple(pose3d_a.shape)} and {tuple(pose3d_b.shape)}"
             )
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+        check_int("steps", steps, low=2)
         unbatched = pose3d_a.ndim == 2
         if unbatched:
             pose3d_a, pose3d_b = pose3d_a[None], pose3d_b[None]
@@ -403,9 +399,30 @@ class UniHPR(nn.Module):
     # ---------------------------------------------------------------- persistence
     config_class = UniHPRConfig
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``."""
-        return hub.save_pretrained(self, directory)
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        model_card_kwargs: dict[str, Any] | None = None,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> Path | str:
+        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``.
+
+        As ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``: with
+        ``push_to_hub=True`` the files are then uploaded to ``repo_id`` (default:
+        the folder's name) and the commit URL is returned; see
+        [`unihpr.models.hub.save_pretrained`][].
+        """
+        return hub.save_pretrained(
+            self,
+            directory,
+            model_card_kwargs=model_card_kwargs,
+            push_to_hub=push_to_hub,
+            repo_id=repo_id,
+            **push_to_hub_kwargs,
+        )
 
     @classmethod
     def from_pretrained(
@@ -413,7 +430,10 @@ class UniHPR(nn.Module):
         name_or_path: str | os.PathLike,
         *,
         revision: str | None = None,
-        cache_dir: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
         map_location: Any = "cpu",
         **overrides: Any,
     ) -> UniHPR:
@@ -421,15 +441,20 @@ class UniHPR(nn.Module):
 
         Resolution order: an existing folder; a registered name (weights shipped in
         a package first, then its Hub id); a ``"org/name"`` Hub repo id (see
-        `locate_weights`). Hub files come from
-        ``huggingface_hub``'s cache when ``HF_HUB_OFFLINE=1`` or when the Hub cannot
-        be reached (decided within seconds). Before any module is allocated,
-        ``config.json`` is validated and the weights' shapes are compared with it.
+        `locate_weights`). Hub files are fetched with ``hf_hub_download``, which
+        takes the keywords of ``PyTorchModelHubMixin.from_pretrained``; they come
+        from the local cache when ``HF_HUB_OFFLINE=1``, with
+        ``local_files_only=True``, or when the Hub cannot be reached (one request
+        without retries decides). Before any module is allocated, ``config.json``
+        is validated and the weights' shapes are compared with it.
 
         Args:
             name_or_path: Folder, registered name (e.g. ``"unihpr-w48"``) or repo id.
             revision: Hub revision (branch, tag or commit).
+            token: Hub token (default: the logged-in user's, see ``hf auth login``).
             cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``).
+            local_files_only: Use only the local Hub cache.
+            force_download: Download even if the files are cached.
             map_location: Device for the loaded model.
             **overrides: Inference settings to change (``num_hypotheses``,
                 ``diffusion_sampling_steps``, ``hypothesis_aggregation``, ``name``).
@@ -439,13 +464,19 @@ class UniHPR(nn.Module):
 
         Raises:
             PretrainedNotFoundError: Nothing found (one line saying where it looked).
-            CheckpointError: Files found but invalid, or weights of another configuration.
+            CheckpointError: Files found but invalid (naming the file), weights of
+                another configuration, or non-finite weights.
             ValueError: An override of an architecture field.
         """
         UniHPRConfig.check_inference_overrides(overrides)
         location = locate_weights(name_or_path)
         config_path, weights_path = hub.fetch_files(
-            location, revision=revision, cache_dir=cache_dir
+            location,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=check_bool("local_files_only", local_files_only),
+            force_download=check_bool("force_download", force_download),
         )
         entry = find_entry(name_or_path)
 
@@ -466,13 +497,25 @@ class UniHPR(nn.Module):
         """Total number of parameters."""
         return count_parameters(self)
 
-    def model_card(self) -> str:
-        """A Markdown model card describing the configuration and size (``README.md``)."""
+    def model_card(self, *, license: str = "unknown", datasets: Sequence[str] = ()) -> str:
+        """A Markdown model card describing the configuration and size (``README.md``).
+
+        Args:
+            license: License id of the weights for the card's metadata (Hub ids such
+                as ``"apache-2.0"``); ``"unknown"`` until you say.
+            datasets: Ids of the training data for the card's metadata.
+        """
+        if not isinstance(license, str) or not all(isinstance(d, str) for d in datasets):
+            raise TypeError(
+                f"license must be a str and datasets strs, got {license!r}, {datasets!r}"
+            )
         c = self.config
         parts = ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
         rows = "\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts)
         return f"""---
 library_name: unihpr
+license: {json.dumps(license)}
+datasets: {json.dumps(list(datasets))}
 tags: [human-pose-estimation, contrastive-learning, pytorch]
 ---
 
@@ -502,8 +545,9 @@ pose = model.estimate_3d(image=images)   # (B, 3, H, W) -> (B, {c.num_joints}, 3
 ## Training data and evaluation
 
 This card was generated by `save_pretrained`; it does not record what the
-weights were trained on or how they perform. Add that information before
-sharing the model.
+weights were trained on or how they perform. Add that information, and the
+`license` and `datasets` of the metadata above (`save_pretrained(...,
+model_card_kwargs={{"license": ..., "datasets": [...]}})`), before sharing the model.
 
 ## Configuration
 
