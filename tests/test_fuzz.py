@@ -44,8 +44,9 @@ from unihpr.losses import (
     sample_tuples,
     triplet_info_nce,
 )
-from unihpr.models import UniHPRConfig, create_model, save_pretrained
+from unihpr.models import UniHPRConfig, create_model
 from unihpr.models import from_pretrained as load_pretrained
+from unihpr.models.hub import save_pretrained
 from unihpr.ops import exact_triplet_info_nce, gram_largest_eigenvalue, largest_gram_eigenvalue
 from unihpr.train import StageConfig, TrainConfig, load_checkpoint, read_metrics, save_checkpoint
 

@@ -27,6 +27,17 @@ def test_the_shipped_model_is_registered_with_a_package_folder():
     assert (folder / "model.safetensors").stat().st_size < 8 * 2**20  # a few MB, not more
 
 
+def test_the_model_card_carries_hub_metadata(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    shipped = resolve_package_path(get_entry(SHIPPED).weights) / "README.md"
+    generated = create_model("unihpr-tiny").save_pretrained(tmp_path) / "README.md"
+    for card, license in ((shipped, "apache-2.0"), (generated, "unknown")):
+        head, _, body = card.read_text(encoding="utf-8").removeprefix("---\n").partition("\n---\n")
+        meta = yaml.safe_load(head)
+        assert meta["library_name"] == "unihpr" and meta["license"] == license, card
+        assert isinstance(meta["datasets"], list) and body.lstrip().startswith("# "), card
+
+
 def test_loads_with_the_network_blocked(monkeypatch):
     import socket
 

@@ -2,7 +2,7 @@
 
 Internals stay in their modules (``unihpr.models.hub`` for checkpoint I/O of
 any model, ``unihpr.models.config.LIMITS``, ``unihpr.models.sampling``); the
-pose normalisations and the box rule live in [`unihpr.geometry`][].
+pose normalisations and the box rule live in ``unihpr.geometry``.
 """
 
 from unihpr.models.config import UniHPRConfig

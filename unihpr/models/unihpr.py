@@ -413,7 +413,7 @@ class UniHPR(nn.Module):
         As ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``: with
         ``push_to_hub=True`` the files are then uploaded to ``repo_id`` (default:
         the folder's name) and the commit URL is returned; see
-        [`unihpr.models.hub.save_pretrained`][].
+        [`hub.save_pretrained`][hub.save_pretrained].
         """
         return hub.save_pretrained(
             self,
