@@ -94,3 +94,4 @@ def test_the_wheel_carries_the_weights(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in FILES:
         assert f"unihpr/models/weights/{SHIPPED}/{f}" in names, f
+    assert "unihpr/models/model_card.md" in names  # the template of save_pretrained's cards

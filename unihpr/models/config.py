@@ -250,13 +250,9 @@ class UniHPRConfig:
 
         Unknown keys raise ``ValueError`` naming them.
         """
-        if not isinstance(data, dict):
-            raise TypeError(f"config must be a dict, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(map(str, set(data) - known))
-        if unknown:
-            raise ValueError(f"unknown UniHPRConfig field(s): {unknown}")
-        return cls(**data)
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise TypeError(f"config must be a dict with str keys, got {data!r:.200}")
+        return cls().replace(**data)
 
     def replace(self, **overrides: Any) -> UniHPRConfig:
         """Copy with fields replaced (and checked); unknown names raise ``ValueError``."""

@@ -50,7 +50,6 @@ class PoseDecoder(nn.Module):
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         self.num_joints, self.dims, self.embed_dim = num_joints, dims, embed_dim
-        self.use_representation_token = use_representation_token
         self.representation_tokens = (
             nn.Embedding(len(MODALITIES), embed_dim) if use_representation_token else None
         )
@@ -101,7 +100,7 @@ class MLPDecoder(PoseDecoder):
         num_joints: J.
         dims: 2 or 3.
         embed_dim: D.
-        hidden: Hidden width.
+        width: Hidden width.
         depth: Number of residual blocks.
         dropout: Dropout in the blocks.
         use_representation_token: Add the learned source token to the embedding.
@@ -112,24 +111,24 @@ class MLPDecoder(PoseDecoder):
         num_joints: int,
         dims: int,
         embed_dim: int,
-        hidden: int = 1024,
+        width: int = 1024,
         depth: int = 2,
         dropout: float = 0.0,
         use_representation_token: bool = True,
     ) -> None:
         super().__init__(num_joints, dims, embed_dim, use_representation_token)
-        self.inp = nn.Linear(embed_dim, hidden)
+        self.inp = nn.Linear(embed_dim, width)
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.LayerNorm(hidden),
-                nn.Linear(hidden, hidden),
+                nn.LayerNorm(width),
+                nn.Linear(width, width),
                 nn.GELU(),
                 nn.Dropout(dropout),
-                nn.Linear(hidden, hidden),
+                nn.Linear(width, width),
             )
             for _ in range(depth)
         )
-        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, num_joints * dims))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_joints * dims))
 
     def forward(self, embedding: Tensor, source: str) -> Tensor:
         """Decode (B, D) embeddings from ``source`` into poses (B, J, dims)."""

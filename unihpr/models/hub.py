@@ -42,7 +42,6 @@ from unihpr._validate import check_device
 __all__ = [
     "CheckpointError",
     "PretrainedNotFoundError",
-    "fetch_files",
     "load_model",
     "push_to_hub",
     "save_pretrained",
@@ -56,7 +55,6 @@ FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 64 * 1024
 # Seconds the reachability request may take before the Hub counts as unreachable.
 HUB_PROBE_TIMEOUT = 5.0
-_TRUE = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads HF_HUB_OFFLINE
 
 
 class CheckpointError(ValueError):
@@ -302,11 +300,10 @@ def fetch_files(location: WeightsLocation, **hub_kwargs: Any) -> tuple[Path, Pat
     if location.folder is None:
         return _hub_files(location, **hub_kwargs)
     paths = (location.folder / CONFIG_NAME, location.folder / WEIGHTS_NAME)
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
+    if not all(p.is_file() for p in paths):
         raise PretrainedNotFoundError(
-            f"{location.folder} lacks {missing}: a checkpoint folder holds {CONFIG_NAME} and "
-            f"{WEIGHTS_NAME}, as written by save_pretrained()"
+            f"{location.folder} lacks {[p.name for p in paths if not p.is_file()]}: a checkpoint "
+            f"folder holds {CONFIG_NAME} and {WEIGHTS_NAME}, as written by save_pretrained()"
         )
     return paths
 
@@ -323,12 +320,13 @@ def _why_cache_only(location: WeightsLocation, local_only: bool, revision: Any, 
     """
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
 
-    if local_only:
-        return "local_files_only=True"
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE:
-        return "offline (HF_HUB_OFFLINE=1)"
     if not location.published:
-        return "no weights are published there"
+        return (
+            f"no weights are published for {location.label!r} yet, its Hub id is only reserved "
+            "(unihpr.models.list_models(pretrained=True) lists the models that load)"
+        )
+    if local_only or constants.HF_HUB_OFFLINE:
+        return "offline (HF_HUB_OFFLINE=1 or local_files_only=True)"
     url = hf_hub_url(location.repo_id, CONFIG_NAME, revision=revision)
     try:
         get_hf_file_metadata(url, token=token, timeout=HUB_PROBE_TIMEOUT, retry_on_errors=False)
@@ -361,17 +359,13 @@ def _hub_files(
         how = (
             f"{why}, and not in the local cache" if why else f"download failed ({_first_line(err)})"
         )
-        unpublished = "" if location.published else (
-            f" No weights are published for {location.label!r} yet; its Hub id is reserved "
-            "(unihpr.models.list_models(pretrained=True) lists the models that load)."
-        )  # fmt: skip
         # "org/name" may have been meant as a folder (e.g. "unihpr-demo/model" run from
         # another directory): say that it is not one either.
         cwd = f"no folder {location.label!r} in {Path.cwd()}, and "
         raise PretrainedNotFoundError(
             f"{cwd if location.label == location.repo_id else ''}could not load Hub repo "
             f"{location.repo_id!r} (revision {revision or 'main'}, cache "
-            f"{kwargs.get('cache_dir') or constants.HF_HUB_CACHE}): {how}.{unpublished} To load "
+            f"{kwargs.get('cache_dir') or constants.HF_HUB_CACHE}): {how}. To load "
             f"a local checkpoint, pass the folder written by save_pretrained() (it holds "
             f"{CONFIG_NAME} and {WEIGHTS_NAME})."
         ) from None

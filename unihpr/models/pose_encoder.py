@@ -224,8 +224,3 @@ class PoseEncoder(nn.Module):
         read = x[:, 0] if self.readout == "cls" else x.flatten(1)
         out = self.head(read) + 0.0 * self.mask_token.sum()
         return F.normalize(out, dim=-1) if normalize else out
-
-    @property
-    def num_tokens(self) -> int:
-        """Sequence length seen by the Transformer: J + 2."""
-        return self.num_joints + 2

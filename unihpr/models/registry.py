@@ -148,14 +148,8 @@ def register_model(
     check_bool("overwrite", overwrite)
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
-    entry = ModelEntry(
-        name=name,
-        config=config.replace(name=name),
-        hub_id=hub_id,
-        weights=None if weights is None else os.fspath(weights),
-        published=published,
-        description=description,
-    )
+    local = None if weights is None else os.fspath(weights)
+    entry = ModelEntry(name, config.replace(name=name), hub_id, local, published, description)
     _REGISTRY[name] = entry
     return entry
 
@@ -173,21 +167,15 @@ def list_models(filter: str | Sequence[str] | None = None, pretrained: bool = Fa
         >>> list_models("*w48*")
         ['unihpr-w48']
     """
-    patterns = [filter] if isinstance(filter, str) else filter
-    if patterns is not None and not (
-        isinstance(patterns, (list, tuple)) and all(isinstance(p, str) for p in patterns)
-    ):
+    patterns = ["*"] if filter is None else [filter] if isinstance(filter, str) else filter
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
         raise TypeError(
             f"filter must be a wildcard pattern or a list of them, got {type(filter).__name__} "
             f"{filter!r} (for models with weights pass pretrained=True)"
         )
     check_bool("pretrained", pretrained)
-    return sorted(
-        n
-        for n, e in _REGISTRY.items()
-        if (e.pretrained or not pretrained)
-        and (patterns is None or any(fnmatch.fnmatchcase(n, p) for p in patterns))
-    )
+    names = [n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return sorted(n for n in names if _REGISTRY[n].pretrained or not pretrained)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -205,10 +193,6 @@ def find_entry(name: object) -> ModelEntry | None:
 def get_config(name: str, /, **overrides: Any) -> UniHPRConfig:
     """The named configuration with ``overrides`` applied (a checked copy)."""
     return get_entry(name).config.replace(**overrides)
-
-
-def _local(path: str) -> Path:
-    return resolve_package_path(path) if path.startswith(PACKAGE_SCHEME) else Path(path)
 
 
 def locate_weights(name_or_path: str | os.PathLike) -> WeightsLocation:
@@ -234,8 +218,10 @@ def locate_weights(name_or_path: str | os.PathLike) -> WeightsLocation:
         )
     if text in _REGISTRY:
         entry = _REGISTRY[text]
-        if entry.weights is not None:
-            return WeightsLocation(folder=_local(entry.weights), label=text)
+        weights = entry.weights
+        if weights is not None:
+            local = resolve_package_path(weights) if weights.startswith(PACKAGE_SCHEME) else None
+            return WeightsLocation(folder=local or Path(weights), label=text)
         if entry.hub_id is not None:
             return WeightsLocation(repo_id=entry.hub_id, label=text, published=entry.published)
         raise PretrainedNotFoundError(
@@ -297,18 +283,13 @@ register_model(
     description="unihpr-tiny trained on the bundled humanoid mocap; ships with the package, "
     "the default model of unihpr.lift",
 )
-# The paper's: Human3.6M 17 joints, 256x192 crops, HRNet-W32 / W48, diffusion
-# decoders (its best). Their Hub ids are reserved; no weights are published yet.
+# The paper's, which UniHPRConfig's defaults are: Human3.6M 17 joints, D = 512,
+# 256x192 crops, HRNet-W32 / W48, diffusion decoders (its best). Their Hub ids are
+# reserved; no weights are published yet.
 for _name, _backbone in (("unihpr-w32", "hrnet_w32"), ("unihpr-w48", "hrnet_w48")):
     register_model(
         _name,
-        UniHPRConfig(
-            num_joints=17,
-            embed_dim=512,
-            image_size=(256, 192),
-            image_backbone=_backbone,
-            decoder="diffusion",
-        ),
+        UniHPRConfig(image_backbone=_backbone),
         hub_id=f"unihpr/{_name}",
         published=False,
         description=f"the paper's Human3.6M model, {_backbone}, diffusion decoders",

@@ -56,13 +56,10 @@ class NoiseSchedule:
         """T, the number of discrete diffusion steps."""
         return self.betas.numel()
 
-    def alpha_bar(self, t: Tensor, like: Tensor) -> Tensor:
-        """Gather ``alpha_bar[t]`` (same shape as ``t``) with the dtype/device of ``like``."""
-        return self.alphas_cumprod.to(device=like.device)[t].to(like.dtype)
-
     def add_noise(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """Forward process: x_t (B, ...) from x_0 (B, ...), noise (B, ...) and steps t (B,)."""
-        ab = self.alpha_bar(t, x0).view(-1, *([1] * (x0.ndim - 1)))
+        ab = self.alphas_cumprod.to(device=x0.device)[t].to(x0.dtype)
+        ab = ab.view(-1, *([1] * (x0.ndim - 1)))
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
 
@@ -172,11 +169,6 @@ class DDIMScheduler:
         self._next: dict[int, int | None] = {}
         self._alpha_bars: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    @property
-    def num_train_steps(self) -> int:
-        """T of the underlying schedule."""
-        return self.schedule.num_train_steps
-
     def set_timesteps(self, num_steps: int) -> Tensor:
         """Choose the steps of the reverse process (stored in ``timesteps``).
 
@@ -187,7 +179,7 @@ class DDIMScheduler:
             ``timesteps``: (n,) long, decreasing from T-1 to 0, on the CPU (the loop
             runs on the host; nothing is read back from the device).
         """
-        self.timesteps = ddim_timesteps(self.num_train_steps, num_steps)
+        self.timesteps = ddim_timesteps(self.schedule.num_train_steps, num_steps)
         ts = self.timesteps.tolist()
         self._next = {t: (ts[i + 1] if i + 1 < len(ts) else None) for i, t in enumerate(ts)}
         return self.timesteps

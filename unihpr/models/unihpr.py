@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr._validate import check_bool, check_choice, check_int, check_tensor
+from unihpr._validate import check_bool, check_choice, check_int, check_same, check_tensor
 from unihpr.modalities import MODALITIES, check_modalities
 from unihpr.models import hub
 from unihpr.models.config import AGGREGATIONS, INFERENCE_FIELDS, UniHPRConfig
@@ -34,30 +35,18 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 def build_decoder(config: UniHPRConfig, dims: int) -> PoseDecoder:
     """Decoder of type ``config.decoder`` for ``dims``-D poses."""
-    common = {
-        "num_joints": config.num_joints,
-        "dims": dims,
-        "embed_dim": config.embed_dim,
-        "use_representation_token": config.use_representation_token,
-    }
-    if config.decoder == "mlp":
-        return MLPDecoder(
-            **common, hidden=config.decoder_width, depth=config.decoder_depth,
-            dropout=config.dropout,
-        )  # fmt: skip
-    if config.decoder == "transformer":
-        return TransformerDecoder(
-            **common, width=config.decoder_width, depth=config.decoder_depth,
-            num_heads=config.decoder_heads, dropout=config.dropout,
-        )  # fmt: skip
+    c = config
+    common = {"num_joints": c.num_joints, "dims": dims, "embed_dim": c.embed_dim,
+              "width": c.decoder_width, "depth": c.decoder_depth, "dropout": c.dropout,
+              "use_representation_token": c.use_representation_token}  # fmt: skip
+    if c.decoder == "mlp":
+        return MLPDecoder(**common)
+    if c.decoder == "transformer":
+        return TransformerDecoder(**common, num_heads=c.decoder_heads)
+    schedule = make_schedule(c.diffusion_schedule, c.diffusion_train_steps)
+    scale = c.target_scale_3d if dims == 3 else 1.0
     return DiffusionDecoder(
-        **common,
-        width=config.decoder_width,
-        depth=config.decoder_depth,
-        num_heads=config.decoder_heads,
-        dropout=config.dropout,
-        schedule=make_schedule(config.diffusion_schedule, config.diffusion_train_steps),
-        target_scale=config.target_scale_3d if dims == 3 else 1.0,
+        **common, num_heads=c.decoder_heads, schedule=schedule, target_scale=scale
     )
 
 
@@ -235,11 +224,10 @@ class UniHPR(nn.Module):
         bbox: Tensor | None,
         mask: Tensor | None,
     ) -> tuple[Tensor, str]:
-        batch = {"image": image, "pose2d": pose2d, "pose3d": pose3d, "bbox": bbox, "mask": mask}
-        given = [m for m in MODALITIES if batch[m] is not None]
+        given = [m for m, x in zip(MODALITIES, (image, pose2d, pose3d)) if x is not None]
         if len(given) != 1:
             raise ValueError(f"pass exactly one of image=, pose2d=, pose3d=; got {given or 'none'}")
-        return self.embed(batch, given)[given[0]], given[0]
+        return self(image, pose2d, pose3d, bbox, mask)[given[0]], given[0]
 
     def decode(
         self,
@@ -379,11 +367,7 @@ class UniHPR(nn.Module):
         """
         check_tensor("pose3d_a", pose3d_a, floating=True)
         check_tensor("pose3d_b", pose3d_b, floating=True)
-        if pose3d_a.shape != pose3d_b.shape:
-            raise ValueError(
-                f"pose3d_a and pose3d_b must have the same shape, got "
-                f"{tuple(pose3d_a.shape)} and {tuple(pose3d_b.shape)}"
-            )
+        check_same("shape", {"pose3d_a": pose3d_a, "pose3d_b": pose3d_b})
         check_int("steps", steps, low=2)
         unbatched = pose3d_a.ndim == 2
         if unbatched:
@@ -399,30 +383,15 @@ class UniHPR(nn.Module):
     # ---------------------------------------------------------------- persistence
     config_class = UniHPRConfig
 
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike,
-        *,
-        model_card_kwargs: dict[str, Any] | None = None,
-        push_to_hub: bool = False,
-        repo_id: str | None = None,
-        **push_to_hub_kwargs: Any,
-    ) -> Path | str:
+    def save_pretrained(self, directory: str | os.PathLike, **kwargs: Any) -> Path | str:
         """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``.
 
-        As ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``: with
-        ``push_to_hub=True`` the files are then uploaded to ``repo_id`` (default:
-        the folder's name) and the commit URL is returned; see
-        [`hub.save_pretrained`][hub.save_pretrained].
+        As ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``: keywords
+        ``model_card_kwargs``, ``push_to_hub`` (then upload the files to ``repo_id``,
+        default the folder's name, and return the commit URL) and the upload
+        keywords; see [`hub.save_pretrained`][hub.save_pretrained].
         """
-        return hub.save_pretrained(
-            self,
-            directory,
-            model_card_kwargs=model_card_kwargs,
-            push_to_hub=push_to_hub,
-            repo_id=repo_id,
-            **push_to_hub_kwargs,
-        )
+        return hub.save_pretrained(self, directory, **kwargs)
 
     @classmethod
     def from_pretrained(
@@ -470,13 +439,11 @@ class UniHPR(nn.Module):
         """
         UniHPRConfig.check_inference_overrides(overrides)
         location = locate_weights(name_or_path)
+        check_bool("local_files_only", local_files_only)
+        check_bool("force_download", force_download)
+        hub_kwargs = {"revision": revision, "token": token, "cache_dir": cache_dir}
         config_path, weights_path = hub.fetch_files(
-            location,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
-            local_files_only=check_bool("local_files_only", local_files_only),
-            force_download=check_bool("force_download", force_download),
+            location, local_files_only=local_files_only, force_download=force_download, **hub_kwargs
         )
         entry = find_entry(name_or_path)
 
@@ -509,49 +476,14 @@ class UniHPR(nn.Module):
             raise TypeError(
                 f"license must be a str and datasets strs, got {license!r}, {datasets!r}"
             )
-        c = self.config
+        config = self.config.to_dict()
         parts = ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
-        rows = "\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts)
-        return f"""---
-library_name: unihpr
-license: {json.dumps(license)}
-datasets: {json.dumps(list(datasets))}
-tags: [human-pose-estimation, contrastive-learning, pytorch]
----
-
-# {c.name}
-
-A [UniHPR](https://github.com/unihpr/unihpr) model: image, 2D-pose and 3D-pose encoders that
-map into one {c.embed_dim}-dimensional embedding space, with {c.decoder} decoders
-for root-relative 3D poses (metres) and box-normalised 2D poses.
-
-* joints: {c.num_joints}
-* image input: {c.image_size[0]}x{c.image_size[1]} RGB in [0, 1], backbone `{c.image_backbone}`
-* parameters: {self.num_parameters():,}
-
-| module | parameters |
-| --- | --- |
-{rows}
-
-## Usage
-
-```python
-import unihpr
-model = unihpr.from_pretrained("path/or/repo")
-emb = model.encode_pose3d(pose3d)        # (B, {c.num_joints}, 3) -> (B, {c.embed_dim})
-pose = model.estimate_3d(image=images)   # (B, 3, H, W) -> (B, {c.num_joints}, 3)
-```
-
-## Training data and evaluation
-
-This card was generated by `save_pretrained`; it does not record what the
-weights were trained on or how they perform. Add that information, and the
-`license` and `datasets` of the metadata above (`save_pretrained(...,
-model_card_kwargs={{"license": ..., "datasets": [...]}})`), before sharing the model.
-
-## Configuration
-
-```json
-{json.dumps(c.to_dict(), indent=2)}
-```
-"""
+        template = importlib.resources.files("unihpr.models").joinpath("model_card.md")
+        return template.read_text(encoding="utf-8").format(
+            **config,
+            license=json.dumps(license),
+            datasets=json.dumps(list(datasets)),
+            parameters=self.num_parameters(),
+            rows="\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts),
+            config_json=json.dumps(config, indent=2),
+        )
