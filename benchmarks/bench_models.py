@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from unihpr.models import count_parameters, create_model, list_models
+from unihpr.models import create_model, list_models
+from unihpr.models.unihpr import count_parameters
 
 
 def _time(fn, repeats: int, device: str) -> float:

@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         ThreeDPW,
     )
     from unihpr.evaluation import evaluate
-    from unihpr.models import MODALITIES, UniHPR, get_config
+    from unihpr.modalities import MODALITIES
+    from unihpr.models import UniHPR, get_config
     from unihpr.train import init_distributed, train_pipeline
     from unihpr.train.distributed import barrier
 

@@ -43,8 +43,9 @@ from unihpr.losses import (
     pair_info_nce,
     triplet_info_nce,
 )
-from unihpr.models import UniHPRConfig, create_model, save_pretrained
+from unihpr.models import UniHPRConfig, create_model
 from unihpr.models import from_pretrained as load_pretrained
+from unihpr.models.hub import save_pretrained
 from unihpr.ops import exact_triplet_info_nce, lambda1_from_cosines, lambda1_from_gram
 from unihpr.train import StageConfig, TrainConfig, load_checkpoint, read_metrics, save_checkpoint
 

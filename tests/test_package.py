@@ -56,6 +56,4 @@ def test_modality_names_are_written_once():
             ):
                 hits.append(str(path.relative_to(root)))
     assert hits == ["modalities.py"], hits
-    from unihpr.models import MODALITIES
-
-    assert MODALITIES is unihpr.modalities.MODALITIES
+    assert unihpr.MODALITIES is unihpr.modalities.MODALITIES

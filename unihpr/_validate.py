@@ -36,6 +36,7 @@ __all__ = [
     "check_index",
     "check_int",
     "check_labels",
+    "check_mask",
     "check_range",
     "check_real",
     "check_rows",
@@ -245,6 +246,25 @@ def check_square(name: str, x: Any, *, owner: str = "") -> Tensor:
             f"{_who(name, owner)} must be a square (B, B) matrix, got {tuple(x.shape)}"
         )
     return x
+
+
+def check_mask(
+    name: str, mask: Any, shape: tuple[int | None, ...], layout: str, *, owner: str = ""
+) -> Tensor | None:
+    """``mask`` if it is ``None`` or a bool tensor of ``shape`` (``True`` = visible).
+
+    Raises:
+        TypeError: Not a tensor, or not ``torch.bool``.
+        ValueError: Another shape (see [`check_shape`][unihpr._validate.check_shape]).
+    """
+    if mask is None:
+        return None
+    check_tensor(name, mask, owner=owner)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{_who(name, owner)} must be a bool tensor (True = visible), got dtype {mask.dtype}"
+        )
+    return check_shape(name, mask, shape, layout, owner=owner)
 
 
 def check_same(what: str, named: Mapping[str, Tensor], *, owner: str = "") -> None:

@@ -9,7 +9,7 @@ masked, and a UniHPR model trained on that skeleton embeds the 2D pose and
 decodes a root-relative 3D pose in metres in the camera frame.
 
 The pixel frame of the input does not matter: the model sees the keypoints in
-their own box ([`bbox_from_keypoints`][unihpr.models.bbox_from_keypoints],
+their own box ([`bbox_from_keypoints`][unihpr.geometry.bbox_from_keypoints],
 the box training uses), so moving the person in the image, cropping, or
 resizing the image leaves the result unchanged. Keypoints are placed in a
 canonical frame of the model's ``bbox_reference`` before they are encoded (the

@@ -66,9 +66,9 @@ def test_invalid_values(kwargs, match):
         ({"embed_dim": True}, "embed_dim must be an int, got bool"),
         ({"image_size": (64.0, 64)}, r"image_size\[0\] must be an int"),
         ({"image_size": "64x64"}, "image_size must be a pair"),
-        ({"bbox_reference": "64"}, "bbox_reference must be a float"),
-        ({"bbox_reference": True}, "bbox_reference must be a float"),
-        ({"decoder": 3}, "decoder must be a str"),
+        ({"bbox_reference": "64"}, "bbox_reference must be a real number"),
+        ({"bbox_reference": True}, "bbox_reference must be a real number"),
+        ({"decoder": 3}, "decoder must be one of"),
         ({"use_representation_token": 1}, "use_representation_token must be a bool"),
         ({"name": None}, "name must be a str"),
     ],
@@ -97,10 +97,31 @@ def test_frozen_and_for_inference():
         cfg.for_inference(num_hypotheses=0)
 
 
-def test_extra_of_0_1_is_ignored_with_a_warning():
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"diffusion_sampling_steps": 1001},
+            "diffusion_sampling_steps must be an int >= 1 and <= 1000",
+        ),
+        ({"num_hypotheses": 65}, "num_hypotheses must be an int >= 1 and <= 64"),
+        ({"diffusion_sampling_steps": 1000, "num_hypotheses": 11}, "1000 \\* 11 = 11000"),
+        ({"diffusion_train_steps": 100_001}, "diffusion_train_steps"),
+    ],
+)
+def test_sampling_effort_is_capped(kwargs, match):
+    """Issue 22: a config.json asked for 100,000 steps x 1,024 hypotheses per input."""
+    with pytest.raises(ValueError, match=match):
+        UniHPRConfig(**kwargs)
+    top = UniHPRConfig(diffusion_sampling_steps=1000, num_hypotheses=10)
+    assert top.diffusion_sampling_steps * top.num_hypotheses == LIMITS["denoiser_calls"]
+    assert UniHPRConfig(num_hypotheses=64, diffusion_sampling_steps=150).num_hypotheses == 64
+
+
+def test_a_field_that_does_not_exist_is_refused():
     data = UniHPRConfig().to_dict()
-    with pytest.warns(DeprecationWarning, match="extra"):
-        assert UniHPRConfig.from_dict({**data, "extra": {"a": 1}}) == UniHPRConfig()
+    with pytest.raises(ValueError, match=r"unknown UniHPRConfig field\(s\): \['extra'\]"):
+        UniHPRConfig.from_dict({**data, "extra": {"a": 1}})
     with pytest.raises(TypeError):
         UniHPRConfig(extra={})  # type: ignore[call-arg]
 

@@ -10,7 +10,7 @@ J, D = 5, 16
 
 def _make(kind, dims=3, **kw):
     if kind == "mlp":
-        return MLPDecoder(J, dims, D, hidden=32, depth=2, **kw)
+        return MLPDecoder(J, dims, D, width=32, depth=2, **kw)
     return TransformerDecoder(J, dims, D, width=32, depth=2, num_heads=4, **kw)
 
 

@@ -1,4 +1,9 @@
-"""Checkpoint I/O: local folders, an offline Hugging Face cache, corrupt files, push_to_hub."""
+"""Checkpoint I/O: local folders, an offline Hugging Face cache, corrupt files, push_to_hub.
+
+No test touches the network: a pre-filled cache with ``HF_HUB_OFFLINE=1``, a Hub
+endpoint on a closed local port, a local proxy that refuses, and monkeypatched
+``huggingface_hub`` functions.
+"""
 
 import http.server
 import json
@@ -11,8 +16,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -36,7 +41,8 @@ def _inputs():
 
 
 @pytest.mark.parametrize("decoder", ["mlp", "diffusion"])
-def test_round_trip_bit_identical(tmp_path, decoder):
+def test_round_trip_in_one_process_is_exact(tmp_path, decoder):
+    """Same weights, same code, same process: the outputs are the same floats."""
     model = _tiny(decoder=decoder, diffusion_sampling_steps=2)
     folder = model.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -55,6 +61,11 @@ def test_round_trip_bit_identical(tmp_path, decoder):
         assert torch.equal(loaded.state_dict()[k], v), k
     card = (folder / "README.md").read_text()
     assert "unihpr-tiny" in card and f"{model.num_parameters():,}" in card
+    assert card.startswith('---\nlibrary_name: unihpr\nlicense: "unknown"\ndatasets: []\n')
+    card = M.UniHPR.model_card(model, license="apache-2.0", datasets=["me/mocap"])
+    assert 'license: "apache-2.0"\ndatasets: ["me/mocap"]' in card
+    model.save_pretrained(tmp_path / "c", model_card_kwargs={"license": "mit"})
+    assert 'license: "mit"' in (tmp_path / "c" / "README.md").read_text()
     assert M.from_pretrained(str(folder), num_hypotheses=3).config.num_hypotheses == 3
 
 
@@ -96,7 +107,9 @@ def test_offline_hub_cache_loads_via_hf_hub_download(tmp_path):
         g = torch.Generator().manual_seed(0)
         _ = torch.rand(2, 3, 64, 64, generator=g)
         p3 = torch.randn(2, 15, 3, generator=g) * 0.3
-        assert torch.equal(m.encode_pose3d(p3), torch.load({str(tmp_path / "ref.pt")!r}))
+        # another process may pick other CPU kernels: float32 agreement, not bits
+        torch.testing.assert_close(m.encode_pose3d(p3), torch.load({str(tmp_path / "ref.pt")!r}),
+                                   rtol=1e-5, atol=1e-6)
         print("LOADED", "{SHA}" in str(huggingface_hub.hf_hub_download(
             "unihpr/unihpr-tiny", "config.json")))
     """
@@ -106,23 +119,13 @@ def test_offline_hub_cache_loads_via_hf_hub_download(tmp_path):
     assert "LOADED True" in out.stdout
 
 
-def test_offline_missing_repo_fails_fast_with_guidance(tmp_path):
-    code = """
-        import time, unihpr.models as M
-        t = time.perf_counter()
-        try:
-            M.from_pretrained("unihpr-w48")
-        except M.PretrainedNotFoundError as err:
-            print("ERR", time.perf_counter() - t, err)
-    """
-    start = time.perf_counter()
-    out = _run(code, {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
-                      "HF_HUB_OFFLINE": "1"})  # fmt: skip
+def test_offline_missing_repo_fails_with_guidance(tmp_path):
+    out = _run(_LOAD.format(name="unihpr-w48"), {"HF_HOME": str(tmp_path),
+               "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    assert time.perf_counter() - start < 60  # includes interpreter + torch start-up
     msg = out.stdout
-    assert "ERR" in msg and float(msg.split()[1]) < 5.0
-    for part in ("unihpr/unihpr-w48", "offline", "No weights are published", "save_pretrained"):
+    assert msg.startswith("ERR")
+    for part in ("unihpr/unihpr-w48", "no weights are published", "save_pretrained"):
         assert part in msg, part
 
 
@@ -156,7 +159,7 @@ def test_weights_of_another_configuration(tmp_path):
     a = _tiny().save_pretrained(tmp_path / "a")
     b = _tiny(embed_dim=64).save_pretrained(tmp_path / "b")
     shutil.copy(b / "model.safetensors", a / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"different configuration[\s\S]*shape mismatch"):
+    with pytest.raises(CheckpointError, match=r"different configuration.*shape or dtype mismatch"):
         M.from_pretrained(a)
     c = _tiny(decoder="diffusion").save_pretrained(tmp_path / "c")
     shutil.copy(c / "model.safetensors", a / "model.safetensors")
@@ -169,10 +172,10 @@ def test_bad_config_files(tmp_path):
     cfg = folder / "config.json"
     data = json.loads(cfg.read_text())
     cfg.write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"config\.json is not valid JSON"):
+    with pytest.raises(CheckpointError, match=r"config\.json is not valid UTF-8 JSON"):
         M.from_pretrained(folder)
     cfg.write_text(json.dumps({**data, "layers": 3}))
-    with pytest.raises(CheckpointError, match="layers"):
+    with pytest.raises(CheckpointError, match=r"config\.json .*unknown .*\['layers'\]"):
         M.from_pretrained(folder)
     cfg.write_text(json.dumps({**data, "format_version": 99}))
     with pytest.raises(CheckpointError, match="format_version"):
@@ -182,35 +185,85 @@ def test_bad_config_files(tmp_path):
         M.from_pretrained(folder, embed_dim=3)
 
 
+class _FakeApi:
+    """Records what ``HfApi`` was asked to do (nothing leaves the machine)."""
+
+    record: ClassVar[dict] = {}
+
+    def __init__(self, token=None):
+        self.record.clear()
+        self.record["token"] = token
+
+    def create_repo(self, repo_id, **kw):
+        self.record["create"] = (repo_id, kw)
+
+    def upload_folder(self, repo_id, folder_path, allow_patterns, **kw):
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        self.record.update(files=[f for f in files if f in allow_patterns], upload=kw,
+                           config=json.loads((Path(folder_path) / "config.json").read_text()))  # fmt: skip
+
+        class Info:
+            commit_url = f"https://huggingface.co/{repo_id}/commit/abc"
+
+        return Info()
+
+
 def test_push_to_hub_uploads_saved_folder(monkeypatch):
     import huggingface_hub
 
-    record = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            record["token"] = token
-
-        def create_repo(self, repo_id, **kw):
-            record["create"] = (repo_id, kw)
-
-        def upload_folder(self, repo_id, folder_path, **kw):
-            record["files"] = sorted(p.name for p in Path(folder_path).iterdir())
-            record["config"] = json.loads((Path(folder_path) / "config.json").read_text())
-
-            class Info:
-                commit_url = f"https://huggingface.co/{repo_id}/commit/abc"
-
-            return Info()
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    url = _tiny().push_to_hub("me/tiny", private=True, token="t")
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeApi)
+    record = _FakeApi.record
+    url = _tiny().push_to_hub("me/tiny", private=True, token="t", commit_message="v1")
     assert url.endswith("me/tiny/commit/abc")
     assert record["create"][0] == "me/tiny" and record["create"][1]["private"] is True
     assert record["files"] == ["README.md", "config.json", "model.safetensors"]
     assert record["config"]["name"] == "unihpr-tiny" and record["token"] == "t"
-    with pytest.raises(ValueError, match="repo_id"):
-        M.push_to_hub(_tiny(), "no-slash")
+    assert record["upload"] == {"commit_message": "v1"}
+
+
+def test_save_pretrained_pushes_when_asked_as_the_mixin(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeApi)
+    record = _FakeApi.record
+    record.clear()
+    model = _tiny()
+    assert model.save_pretrained(tmp_path / "a") == tmp_path / "a" and not record
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("{}")  # not part of the model: stays local
+    url = model.save_pretrained(tmp_path / "run", push_to_hub=True, repo_id="me/x", token="t")
+    assert url.endswith("me/x/commit/abc") and record["token"] == "t"
+    assert record["files"] == ["README.md", "config.json", "model.safetensors"]
+    model.save_pretrained(tmp_path / "my-model", push_to_hub=True)
+    assert record["create"][0] == "my-model"  # the folder's name, as the mixin does
+
+
+def test_from_pretrained_forwards_the_hub_download_keywords(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    folder = _tiny().save_pretrained(tmp_path / "src")
+    calls, probes = [], []
+
+    def download(repo_id, filename, **kwargs):
+        calls.append((repo_id, filename, kwargs))
+        return str(folder / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda *a, **k: probes.append(k))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    hub = {"revision": "v1", "token": "t", "cache_dir": str(tmp_path / "c")}
+    model = M.from_pretrained("me/tiny", force_download=True, **hub, num_hypotheses=2)
+    assert model.config.num_hypotheses == 2
+    assert [c[:2] for c in calls] == [("me/tiny", "config.json"), ("me/tiny", "model.safetensors")]
+    for *_, kwargs in calls:
+        assert kwargs == {**hub, "local_files_only": False, "force_download": True}
+    assert probes == [{"token": "t", "timeout": 5.0, "retry_on_errors": False}]
+    calls.clear()
+    M.UniHPR.from_pretrained("me/tiny", local_files_only=True)  # no request: the cache only
+    assert len(probes) == 1 and calls[0][2]["local_files_only"] is True
+    with pytest.raises(TypeError, match="local_files_only"):
+        M.from_pretrained("me/tiny", local_files_only="yes")
 
 
 def _closed_port() -> int:
@@ -219,41 +272,34 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-_TIMED_LOAD = """
-    import time, unihpr.models as M
-    t = time.perf_counter()
+_LOAD = """
+    import unihpr.models as M
     try:
         M.from_pretrained({name!r})
     except M.PretrainedNotFoundError as err:
-        print("ERR", round(time.perf_counter() - t, 3), err)
+        print("ERR", err)
 """
 
 
-def test_unreachable_endpoint_fails_within_seconds_without_retries(tmp_path):
+def test_unreachable_endpoint_is_asked_once_without_retries(tmp_path):
     """HF_HUB_OFFLINE unset, the Hub endpoint a closed local port: one request, then the cache."""
     env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0",
            "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}  # fmt: skip
-    out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+    out = _run(_LOAD.format(name="someone/model"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("ERR"), out.stdout
-    assert float(out.stdout.split()[1]) < 5.0
-    for part in (
-        "Hub unreachable",
-        "Connect",
-        "not in the local cache",
-        "No weights are published",
-    ):
+    for part in ("Hub unreachable", "Connect", "not in the local cache", "someone/model"):
         assert part in out.stdout, part
-    assert "Retrying" not in out.stderr
+    assert "Retrying" not in out.stderr  # huggingface_hub's retries would take ~25 s
 
 
 def test_unreachable_hub_still_loads_a_cached_model(tmp_path):
     src = _tiny(decoder_width=256).save_pretrained(tmp_path / "src")
     hf_home = tmp_path / "hf"
-    _fill_cache(hf_home / "hub", "unihpr/unihpr-tiny", src)
+    _fill_cache(hf_home / "hub", "someone/tiny", src)
     code = """
         import unihpr.models as M
-        print("LOADED", M.from_pretrained("unihpr-tiny").config.name)
+        print("LOADED", M.from_pretrained("someone/tiny").config.name)
     """
     out = _run(code, {"HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"),
                       "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"})  # fmt: skip
@@ -296,24 +342,26 @@ def _proxy_env(tmp_path, variable: str, url: str, endpoint: str) -> dict:
 
 
 def test_requests_go_through_https_proxy(tmp_path):
-    """HTTPS_PROXY is honoured (no direct TCP probe): the proxy sees the CONNECT, and its
-    refusal makes the load fail within seconds."""
+    """HTTPS_PROXY is honoured: the proxy sees the CONNECT, and its refusal is reported."""
     with _Proxy() as proxy:
         env = _proxy_env(tmp_path, "HTTPS_PROXY", proxy.url, "https://huggingface.co")
-        out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+        out = _run(_LOAD.format(name="someone/model"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert any(s.startswith("CONNECT huggingface.co:443") for s in proxy.seen), proxy.seen
-    assert out.stdout.startswith("ERR") and float(out.stdout.split()[1]) < 5.0, out.stdout
+    assert out.stdout.startswith("ERR") and "Retrying" not in out.stderr, out.stdout
     assert "Hub unreachable" in out.stdout and "403" in out.stdout
 
 
-def test_hub_answer_through_http_proxy_says_not_published(tmp_path):
+def test_hub_answer_through_http_proxy_is_reported(tmp_path):
     with _Proxy() as proxy:
         env = _proxy_env(tmp_path, "HTTP_PROXY", proxy.url, "http://hub.invalid")
-        out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+        out = _run(_LOAD.format(name="someone/model"), env)
+        assert "HEAD http://hub.invalid/someone/model/resolve/main/config.json" in proxy.seen
+        out_w48 = _run(_LOAD.format(name="unihpr-w48"), env)
+        assert not [s for s in proxy.seen if "w48" in s]  # a reserved, unpublished id: no request
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "HEAD http://hub.invalid/unihpr/unihpr-w48/resolve/main/config.json" in proxy.seen
-    assert "the Hub answered HTTP 404" in out.stdout and "No weights are published" in out.stdout
+    assert "the Hub answered HTTP 404" in out.stdout
+    assert "no weights are published for 'unihpr-w48' yet" in out_w48.stdout
 
 
 def test_missing_local_folder_is_one_line(tmp_path):
@@ -393,7 +441,7 @@ def test_weights_shipped_in_a_package_load_without_network(tmp_path, monkeypatch
 
 
 def test_package_uri_errors(tmp_path, monkeypatch):
-    from unihpr.models.hub import resolve_package_path
+    from unihpr.models.registry import resolve_package_path
 
     site, uri = _package_with_weights(tmp_path, _tiny(), package="unihpr_pkg_err")
     monkeypatch.syspath_prepend(str(site))
@@ -415,30 +463,32 @@ def _bomb(tmp_path, name="bomb", **fields) -> Path:
 
 
 _MEASURED_LOADS = """
-    import resource, time, torch, unihpr.models as M
+    import resource, torch, unihpr.models as M
     from unihpr.models.hub import CheckpointError
     M.create_model("unihpr-tiny")  # warm up the allocator and imports
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for folder in {folders!r}:
-        t = time.perf_counter()
         try:
             M.from_pretrained(folder)
         except CheckpointError as err:
             # peak memory since the start of the first load, MB (ru_maxrss is in kB on Linux)
             grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-            print("ERR", round(time.perf_counter() - t, 3), round(grown, 1),
-                  str(err).splitlines()[0])
+            print("ERR", round(grown, 1), str(err).splitlines()[0])
 """
 
 
-def test_config_bombs_fail_fast_before_allocating(tmp_path):
-    """Issue 12: a ~600-byte config.json asking for a huge model next to a small checkpoint."""
+def test_config_bombs_fail_before_allocating_or_sampling(tmp_path):
+    """Issues 12 and 22: a ~600-byte config.json asking for a huge model or hours of sampling."""
     cases = [
-        ({"embed_dim": 800000}, "embed_dim must be an int in"),
-        ({"embed_dim": 2**40}, "embed_dim must be an int in"),
+        ({"embed_dim": 800000}, "embed_dim must be an int >= 1 and <= 8192"),
+        ({"embed_dim": 2**40}, "embed_dim must be an int >= 1 and <= 8192"),
         # within the bounds: caught by comparing the meta-device shapes with the header
         ({"embed_dim": 8192, "pose_width": 8192, "decoder_width": 8192}, "different configuration"),
-    ]
+        ({"decoder": "diffusion", "diffusion_sampling_steps": 100_000}, "<= 1000"),
+        ({"decoder": "diffusion", "num_hypotheses": 1024}, "<= 64"),
+        ({"decoder": "diffusion", "diffusion_sampling_steps": 1000, "num_hypotheses": 64},
+         "denoiser calls"),
+    ]  # fmt: skip
     folders = []
     for k, (fields, _) in enumerate(cases):
         folders.append(str(_bomb(tmp_path, f"bomb{k}", **fields)))
@@ -449,8 +499,7 @@ def test_config_bombs_fail_fast_before_allocating(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert len(lines) == len(cases), out.stdout
     for line, (_, match) in zip(lines, cases):
-        _, seconds, grown_mb, *_ = line.split()
-        assert float(seconds) < 1.0, line
+        _, grown_mb, *_ = line.split()
         assert float(grown_mb) < 100.0, line
         assert re.search(match, line), line
 
@@ -480,14 +529,16 @@ def test_hostile_json_is_refused_clearly(tmp_path):
     folder = _tiny().save_pretrained(tmp_path)
     cfg = folder / "config.json"
     text = cfg.read_text()
-    cfg.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(CheckpointError, match="nests JSON deeper than 16"):
+    cfg.write_text("[" * 30_000 + "]" * 30_000)  # under the size cap, past the parser's recursion
+    with pytest.raises(CheckpointError, match=r"config\.json is not valid UTF-8 JSON: nests too"):
         M.from_pretrained(folder)
     cfg.write_text(text.replace('"embed_dim": 128', '"embed_dim": NaN'))
-    with pytest.raises(CheckpointError, match="NaN"):
+    with pytest.raises(
+        CheckpointError, match=r"config\.json .*embed_dim must be an int, got float"
+    ):
         M.from_pretrained(folder)
     cfg.write_text(text.replace('"embed_dim": 128', '"embed_dim": 128, "embed_dim": 64'))
-    with pytest.raises(CheckpointError, match="duplicate key 'embed_dim'"):
+    with pytest.raises(CheckpointError, match="different configuration"):  # the last one counts
         M.from_pretrained(folder)
     cfg.write_text('"a string"')
     with pytest.raises(CheckpointError, match="JSON object"):
@@ -495,28 +546,39 @@ def test_hostile_json_is_refused_clearly(tmp_path):
     cfg.write_bytes(b"\xff\xfe" * 10)
     with pytest.raises(CheckpointError, match="UTF-8"):
         M.from_pretrained(folder)
-    cfg.write_text(" " * (1 << 20) + "{}")
-    with pytest.raises(CheckpointError, match="at most"):
+    cfg.write_text(" " * (64 * 1024) + "{}")
+    with pytest.raises(CheckpointError, match="at most 65536"):
         M.from_pretrained(folder)
-
-
-def test_config_of_0_1_with_extra_still_loads(tmp_path):
-    folder = _tiny().save_pretrained(tmp_path)
-    cfg = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**cfg, "extra": {}}))
-    with pytest.warns(DeprecationWarning, match="extra"):
-        assert M.from_pretrained(folder).config.name == "unihpr-tiny"
+    cfg.write_text(json.dumps({**json.loads(text), "extra": {}}))  # a field of no version
+    with pytest.raises(CheckpointError, match=r"unknown UniHPRConfig field\(s\): \['extra'\]"):
+        M.from_pretrained(folder)
 
 
 def test_map_location_is_checked_before_reading(tmp_path):
     folder = _tiny().save_pretrained(tmp_path)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="CUDA device"):
             M.from_pretrained(folder, map_location="cuda")
     with pytest.raises(ValueError, match="map_location"):
         M.from_pretrained(folder, map_location="gpu7")
+    with pytest.raises(TypeError, match="map_location"):
+        M.from_pretrained(folder, map_location=3.5)
     with pytest.raises(ValueError, match="meta"):
         M.from_pretrained(folder, map_location="meta")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path, bad):
+    from safetensors.torch import load_file, save_file
+
+    folder = _tiny().save_pretrained(tmp_path)
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["decoder3d.out.1.bias"][3] = bad
+    save_file(weights, str(folder / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"model\.safetensors: tensor 'decoder3d\.out\.1\.bias'"
+    ):
+        M.from_pretrained(folder)
 
 
 def test_dtype_kind_mismatch_is_reported(tmp_path):
@@ -527,7 +589,7 @@ def test_dtype_kind_mismatch_is_reported(tmp_path):
     key = next(k for k, v in weights.items() if v.is_floating_point())
     weights[key] = weights[key].to(torch.int32)
     save_file(weights, str(folder / "model.safetensors"))
-    with pytest.raises(CheckpointError, match="dtype mismatch"):
+    with pytest.raises(CheckpointError, match="shape or dtype mismatch"):
         M.from_pretrained(folder)
 
 
@@ -538,16 +600,97 @@ def test_hub_module_imports_no_model_class():
     imported = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    assert not [m for m in imported if m.startswith("unihpr")], imported
+    assert not [m for m in imported if m.startswith("unihpr.models")], imported
 
 
 @pytest.mark.parametrize("decoder", ["mlp", "transformer", "diffusion"])
 def test_meta_shapes_equal_the_real_state_dict(decoder):
-    from unihpr.models.hub import expected_state_shapes
+    from unihpr.models.hub import _SkipInit
 
     config = M.get_config("unihpr-tiny", decoder=decoder, decoder_width=32)
     real = M.UniHPR(config).state_dict()
-    meta = expected_state_shapes(M.UniHPR, config)
+    with torch.device("meta"), _SkipInit():
+        meta = M.UniHPR(config).state_dict()
     assert list(meta) == list(real)
     for k, v in real.items():
         assert meta[k].is_meta and meta[k].shape == v.shape and meta[k].dtype == v.dtype, k
+
+
+_FUZZ_CONFIGS = r"""
+import json, resource, sys
+from pathlib import Path
+
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import unihpr.models as M
+from unihpr.models.config import LIMITS
+from unihpr.models.hub import CheckpointError
+
+torch.set_num_threads(1)  # no new thread stacks inside the memory cap
+folder = Path(sys.argv[1])
+base = json.loads((folder / "config.json").read_text())
+M.from_pretrained(folder)  # imports and allocator warmed up before the cap
+data_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmData"))
+cap = data_kb * 1024 + (200 << 20)  # 200 MB more than the process holds now
+resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+big_ints = st.sampled_from([0, 1, 2, 63, 64, 65, 999, 1000, 1001, 10**5, 2**31, 2**63, 10**30])
+fields = st.dictionaries(
+    st.sampled_from(sorted(base) + ["format_version", "extra", ""]),
+    json_values | big_ints, min_size=1, max_size=4,
+)
+texts = st.one_of(
+    fields.map(lambda f: json.dumps({**base, **f})),
+    st.integers(1, 40_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 40_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.text(max_size=200),
+    st.builds(lambda t, n: t[:n], st.just(json.dumps(base)), st.integers(0, 900)),
+)
+outcomes = {"model": 0, "error": 0}
+
+
+@settings(max_examples=int(sys.argv[2]), deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(texts)
+def load(text):
+    (folder / "config.json").write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        model = M.from_pretrained(folder)
+    except CheckpointError as err:  # every refusal is one, naming the file
+        assert "config.json" in str(err) or "model.safetensors" in str(err), err
+        outcomes["error"] += 1
+        return
+    c = model.config
+    assert c.diffusion_sampling_steps * c.num_hypotheses <= LIMITS["denoiser_calls"]
+    outcomes["model"] += 1
+
+
+load()
+print("OUTCOMES", outcomes["model"], outcomes["error"])
+"""
+
+
+def test_fuzzed_config_json_ends_in_a_model_or_a_checkpoint_error(tmp_path):
+    """Hypothesis writes config.json files; each loads or is a CheckpointError naming the file.
+
+    Runs in a subprocess whose data segment is capped (``RLIMIT_DATA``) at 200 MB
+    above what it holds after one load, so a file that made the loader allocate
+    more fails the test with a ``MemoryError`` instead of passing slowly.
+    """
+    model = _tiny(decoder="diffusion", decoder_width=32, diffusion_sampling_steps=2)
+    folder = model.save_pretrained(tmp_path / "fuzz")
+    script = tmp_path / "fuzz_configs.py"
+    script.write_text(_FUZZ_CONFIGS)
+    out = subprocess.run(
+        [sys.executable, str(script), str(folder), "150"], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    _, models, errors = out.stdout.split()[-3:]
+    assert int(models) > 0 and int(errors) > 0, out.stdout  # both outcomes were reached

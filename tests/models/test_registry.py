@@ -107,6 +107,9 @@ def test_register_model(registry):
         ({"hub_id": "no-slash"}, ValueError, "hub_id"),
         ({"hub_id": "/abs/path"}, ValueError, "hub_id"),
         ({"weights": 3}, TypeError, "weights"),
+        ({"name": 3}, TypeError, "name"),
+        ({"hub_id": 3}, TypeError, "hub_id"),
+        ({"published": 1}, TypeError, "published"),
     ],
 )
 def test_register_model_validation(registry, kwargs, error, match):
@@ -171,10 +174,29 @@ def test_models_package_has_no_import_cycle():
     assert "unihpr.models.hub" in graph["unihpr.models.unihpr"]
 
 
-def test_hub_repos_table_is_a_deprecated_view_of_the_registry():
-    import unihpr.models
+def test_list_models_filters_with_wildcards_as_timm():
+    assert list_models("*w48*") == ["unihpr-w48"]
+    assert list_models("unihpr-tiny*") == ["unihpr-tiny", "unihpr-tiny-mocap"]
+    assert list_models(["*w32", "*w48"]) == ["unihpr-w32", "unihpr-w48"]
+    assert list_models("*tiny*", pretrained=True) == ["unihpr-tiny-mocap"]
+    assert list_models("nothing*") == [] and list_models(None) == list_models()
+    # timm's habit list_models(pretrained=True) is a keyword; a positional bool is an error
+    for bad in (True, 3, [None]):
+        with pytest.raises(TypeError, match="filter"):
+            list_models(bad)
+    with pytest.raises(TypeError, match="pretrained"):
+        list_models(pretrained="yes")
 
-    with pytest.warns(DeprecationWarning, match="hub_id"):
-        table = unihpr.models.HUB_REPOS
-    with_hub = {n for n in list_models() if get_entry(n).hub_id is not None}
-    assert table["unihpr-w48"] == "unihpr/unihpr-w48" and set(table) == with_hub
+
+def test_package_weights_are_imported_only_when_loaded(registry, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    register_model("zen", get_config("unihpr-tiny"), weights="package://this/x")
+    assert "this" not in sys.modules  # the form is checked; nothing is imported
+    with pytest.raises(OSError, match="package://this/x: package 'this' not importable"):
+        create_model("zen", pretrained=True)
+    assert "this" in sys.modules
+    for bad in ("package://../x", "package://this", "package://this/../x", "package://a b/x"):
+        with pytest.raises(ValueError, match="package://"):
+            register_model("bad", get_config("unihpr-tiny"), weights=bad)

@@ -102,9 +102,10 @@ def test_clip_bounds_samples():
 def test_sample_poses_validation():
     dec = _dec()
     emb = torch.randn(1, D)
-    for kw, match in (({"num_hypotheses": 0}, "num_hypotheses"), ({"num_steps": 0}, "num_steps"),
-                      ({"num_steps": 2.0}, "num_steps")):  # fmt: skip
-        with pytest.raises(ValueError, match=match):
+    for kw, err in (({"num_hypotheses": 0}, ValueError), ({"num_steps": 0}, ValueError),
+                    ({"num_steps": 1001}, ValueError), ({"num_hypotheses": 65}, ValueError),
+                    ({"num_steps": 2.0}, TypeError)):  # fmt: skip
+        with pytest.raises(err, match=next(iter(kw))):
             sample_poses(dec, emb, "image", **{"num_steps": 2, **kw})
     with pytest.raises(TypeError, match="generator"):
         sample_poses(dec, emb, "image", num_steps=2, generator=5)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from unihpr.models import create_model, from_pretrained, get_entry, list_models
-from unihpr.models.hub import resolve_package_path
+from unihpr.models.registry import resolve_package_path
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = "unihpr-tiny-mocap"
@@ -25,6 +25,17 @@ def test_the_shipped_model_is_registered_with_a_package_folder():
     folder = resolve_package_path(entry.weights)
     assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
     assert (folder / "model.safetensors").stat().st_size < 8 * 2**20  # a few MB, not more
+
+
+def test_the_model_card_carries_hub_metadata(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    shipped = resolve_package_path(get_entry(SHIPPED).weights) / "README.md"
+    generated = create_model("unihpr-tiny").save_pretrained(tmp_path) / "README.md"
+    for card, license in ((shipped, "apache-2.0"), (generated, "unknown")):
+        head, _, body = card.read_text(encoding="utf-8").removeprefix("---\n").partition("\n---\n")
+        meta = yaml.safe_load(head)
+        assert meta["library_name"] == "unihpr" and meta["license"] == license, card
+        assert isinstance(meta["datasets"], list) and body.lstrip().startswith("# "), card
 
 
 def test_loads_with_the_network_blocked(monkeypatch):
@@ -83,3 +94,4 @@ def test_the_wheel_carries_the_weights(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in FILES:
         assert f"unihpr/models/weights/{SHIPPED}/{f}" in names, f
+    assert "unihpr/models/model_card.md" in names  # the template of save_pretrained's cards

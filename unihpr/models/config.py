@@ -2,21 +2,21 @@
 
 Every field is checked when a config is built, replaced or read from
 ``config.json``: exact types (``True`` is not an int, ``64.0`` is not an image
-side), finite values, ranges, and upper bounds on every size (`LIMITS`), so
-that no configuration — typed by a user or found in a downloaded file — can
-ask for terabytes of parameters. Wrong types raise ``TypeError``, wrong values
+side), finite values, ranges, and upper bounds on every size and on the
+sampling effort (`LIMITS`), so that no configuration — typed by a user or
+found in a downloaded file — can ask for terabytes of parameters or hours of
+sampling per input. Wrong types raise ``TypeError``, wrong values
 ``ValueError``; both name the field and the value received.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from unihpr._validate import check_bool, check_choice, check_int, check_real
 from unihpr.models.hrnet import HRNET_NAMES
 from unihpr.models.pose_encoder import BBOX_FEATURES, POSE_READOUTS
 
@@ -41,9 +41,12 @@ INFERENCE_FIELDS = frozenset(
     {"diffusion_sampling_steps", "num_hypotheses", "hypothesis_aggregation", "name"}
 )
 """Fields that may be overridden when loading weights (they do not change the weights)."""
-# Largest accepted sizes. The paper's models use widths of 512 and depths of 4;
+# Largest accepted values. The paper's models use widths of 512 and depths of 4;
 # these bounds are far above any sensible model and keep one parameter tensor
-# below a few hundred MB (8192 x 8192 floats = 256 MiB).
+# below a few hundred MB (8192 x 8192 floats = 256 MiB). The sampling fields are
+# not in the weights, so a downloaded config.json could set them to anything:
+# they are capped far above use (DDIM needs 10-50 steps, multi-hypothesis papers
+# draw 1-20 samples), and so is their product, the denoiser calls per input.
 LIMITS: dict[str, int | float] = {
     "width": 8192,  # embed_dim, pose_width, decoder_width
     "depth": 64,  # pose_depth, decoder_depth
@@ -51,111 +54,77 @@ LIMITS: dict[str, int | float] = {
     "num_joints": 1024,
     "image_side": 4096,
     "mlp_ratio": 16.0,
-    "diffusion_steps": 100_000,
-    "num_hypotheses": 1024,
+    "diffusion_train_steps": 100_000,
+    "diffusion_sampling_steps": 1000,
+    "num_hypotheses": 64,
+    "denoiser_calls": 10_000,  # diffusion_sampling_steps * num_hypotheses
     "name_length": 200,
     "bbox_reference": 1e6,
     "target_scale_3d": 1e3,
 }
-"""Upper bounds of the size fields (``width`` applies to every width, ``depth`` to every depth)."""
+"""Upper bounds of the config fields (``width`` applies to every width, ``depth`` to every
+depth; ``denoiser_calls`` bounds ``diffusion_sampling_steps * num_hypotheses``)."""
 
 
-def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-        if not lo <= value <= hi:
-            raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value}")
-        return value
-
-    return check
-
-
-def _float(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False):
-    def check(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-        value = float(value)
-        below = value <= lo if lo_open else value < lo
-        above = value >= hi if hi_open else value > hi
-        if not math.isfinite(value) or below or above:
-            interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-            raise ValueError(f"{name} must be a finite float in {interval}, got {value!r}")
-        return value
-
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
-        if value not in options:
-            raise ValueError(f"{name} must be one of {options}, got {value!r}")
-        return value
-
-    return check
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _name(name: str, value: Any) -> str:
+def _check_name(name: str, value: Any, *, owner: str) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{owner}: {name} must be a str, got {type(value).__name__} {value!r}")
     if not 1 <= len(value) <= LIMITS["name_length"] or not value.isprintable():
         raise ValueError(
-            f"{name} must be 1 to {LIMITS['name_length']} printable characters, got {value!r}"
+            f"{owner}: {name} must be 1 to {LIMITS['name_length']} printable characters, "
+            f"got {value!r}"
         )
     return value
 
 
-def _image_size(name: str, value: Any) -> tuple[int, int]:
+def _check_image_size(name: str, value: Any, *, owner: str) -> tuple[int, int]:
     if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name} must be a pair of ints (H, W), got {type(value).__name__}")
+        raise TypeError(
+            f"{owner}: {name} must be a pair of ints (H, W), got {type(value).__name__} {value!r}"
+        )
     if len(value) != 2:
-        raise ValueError(f"{name} must be a pair (H, W), got {len(value)} values {value!r}")
-    side = _int(16, int(LIMITS["image_side"]))
-    return (side(f"{name}[0]", value[0]), side(f"{name}[1]", value[1]))
+        raise ValueError(f"{owner}: {name} must be a pair (H, W), got {len(value)} values")
+    side = {"low": 16, "high": LIMITS["image_side"], "owner": owner}
+    return (check_int(f"{name}[0]", value[0], **side), check_int(f"{name}[1]", value[1], **side))
 
 
-_WIDTH = _int(1, int(LIMITS["width"]))
-_DEPTH = _int(1, int(LIMITS["depth"]))
-_HEADS = _int(1, int(LIMITS["heads"]))
-_STEPS = _int(1, int(LIMITS["diffusion_steps"]))
+_WIDTH = {"low": 1, "high": LIMITS["width"]}
+_DEPTH = {"low": 1, "high": LIMITS["depth"]}
+_HEADS = {"low": 1, "high": LIMITS["heads"]}
+_POSITIVE = {"low": 0.0, "low_open": True}
 
-# One rule per field (a test checks that every field has one). Rules return the
-# normalised value (float fields accept ints; image_size becomes a tuple).
-_RULES: dict[str, Callable[[str, Any], Any]] = {
-    "name": _name,
-    "num_joints": _int(1, int(LIMITS["num_joints"])),
-    "embed_dim": _WIDTH,
-    "image_size": _image_size,
-    "image_backbone": _choice(HRNET_NAMES),
-    "root_joint": _int(0, int(LIMITS["num_joints"]) - 1),
-    "pose_width": _WIDTH,
-    "pose_depth": _DEPTH,
-    "pose_heads": _HEADS,
-    "pose_mlp_ratio": _float(0.0, LIMITS["mlp_ratio"], lo_open=True),
-    "pose_attend_to_masked": _bool,
-    "pose_readout": _choice(POSE_READOUTS),
-    "bbox_features": _choice(BBOX_FEATURES),
-    "dropout": _float(0.0, 1.0, hi_open=True),
-    "bbox_reference": _float(0.0, LIMITS["bbox_reference"], lo_open=True),
-    "decoder": _choice(DECODER_TYPES),
-    "decoder_width": _WIDTH,
-    "decoder_depth": _DEPTH,
-    "decoder_heads": _HEADS,
-    "use_representation_token": _bool,
-    "diffusion_schedule": _choice(SCHEDULE_NAMES),
-    "diffusion_train_steps": _STEPS,
-    "diffusion_sampling_steps": _STEPS,
-    "num_hypotheses": _int(1, int(LIMITS["num_hypotheses"])),
-    "hypothesis_aggregation": _choice(AGGREGATIONS),
-    "target_scale_3d": _float(0.0, LIMITS["target_scale_3d"], lo_open=True),
+# One check per field and its keywords (a test checks that every field has one).
+# Checks return the normalised value (float fields accept ints; image_size a tuple).
+_RULES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    "name": (_check_name, {}),
+    "num_joints": (check_int, {"low": 1, "high": LIMITS["num_joints"]}),
+    "embed_dim": (check_int, _WIDTH),
+    "image_size": (_check_image_size, {}),
+    "image_backbone": (check_choice, {"choices": HRNET_NAMES}),
+    "root_joint": (check_int, {"low": 0, "high": LIMITS["num_joints"] - 1}),
+    "pose_width": (check_int, _WIDTH),
+    "pose_depth": (check_int, _DEPTH),
+    "pose_heads": (check_int, _HEADS),
+    "pose_mlp_ratio": (check_real, {**_POSITIVE, "high": LIMITS["mlp_ratio"]}),
+    "pose_attend_to_masked": (check_bool, {}),
+    "pose_readout": (check_choice, {"choices": POSE_READOUTS}),
+    "bbox_features": (check_choice, {"choices": BBOX_FEATURES}),
+    "dropout": (check_real, {"low": 0.0, "high": 1.0, "high_open": True}),
+    "bbox_reference": (check_real, {**_POSITIVE, "high": LIMITS["bbox_reference"]}),
+    "decoder": (check_choice, {"choices": DECODER_TYPES}),
+    "decoder_width": (check_int, _WIDTH),
+    "decoder_depth": (check_int, _DEPTH),
+    "decoder_heads": (check_int, _HEADS),
+    "use_representation_token": (check_bool, {}),
+    "diffusion_schedule": (check_choice, {"choices": SCHEDULE_NAMES}),
+    "diffusion_train_steps": (check_int, {"low": 1, "high": LIMITS["diffusion_train_steps"]}),
+    "diffusion_sampling_steps": (
+        check_int,
+        {"low": 1, "high": LIMITS["diffusion_sampling_steps"]},
+    ),
+    "num_hypotheses": (check_int, {"low": 1, "high": LIMITS["num_hypotheses"]}),
+    "hypothesis_aggregation": (check_choice, {"choices": AGGREGATIONS}),
+    "target_scale_3d": (check_real, {**_POSITIVE, "high": LIMITS["target_scale_3d"]}),
 }
 
 
@@ -187,8 +156,9 @@ class UniHPRConfig:
         use_representation_token: Decoders add a learned token naming the source modality.
         diffusion_schedule: "cosine" or "linear".
         diffusion_train_steps: T of the noise schedule.
-        diffusion_sampling_steps: DDIM steps at inference.
-        num_hypotheses: Diffusion samples per input at inference.
+        diffusion_sampling_steps: DDIM steps at inference (<= 1000).
+        num_hypotheses: Diffusion samples per input at inference (<= 64; with
+            ``diffusion_sampling_steps`` at most 10,000 denoiser calls per input).
         hypothesis_aggregation: "mean" or "median".
         target_scale_3d: 3D poses (metres) are divided by it inside the diffusion decoder.
 
@@ -234,10 +204,9 @@ class UniHPRConfig:
     target_scale_3d: float = 0.5
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            rule = _RULES.get(f.name)
-            if rule is not None:
-                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name)))
+        for name, (check, kwargs) in _RULES.items():
+            value = check(name, getattr(self, name), owner="UniHPRConfig", **kwargs)
+            object.__setattr__(self, name, value)
         if self.root_joint >= self.num_joints:
             raise ValueError(
                 f"root_joint must be in [0, num_joints={self.num_joints}), got {self.root_joint}"
@@ -261,6 +230,13 @@ class UniHPRConfig:
                 f"decoder_width must be even for a diffusion decoder (sinusoidal time "
                 f"embedding), got {self.decoder_width}"
             )
+        calls = self.diffusion_sampling_steps * self.num_hypotheses
+        if calls > LIMITS["denoiser_calls"]:
+            raise ValueError(
+                f"diffusion_sampling_steps * num_hypotheses must be <= "
+                f"{LIMITS['denoiser_calls']} denoiser calls per input, got "
+                f"{self.diffusion_sampling_steps} * {self.num_hypotheses} = {calls}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""
@@ -272,24 +248,11 @@ class UniHPRConfig:
     def from_dict(cls, data: dict[str, Any]) -> UniHPRConfig:
         """Inverse of [`to_dict`][UniHPRConfig.to_dict], with every field checked.
 
-        Unknown keys raise ``ValueError`` naming them. The key ``"extra"``
-        (a field of unihpr 0.1 that was never read) is ignored with a
-        ``DeprecationWarning``, so that configs written by 0.1 still load.
+        Unknown keys raise ``ValueError`` naming them.
         """
-        if not isinstance(data, dict):
-            raise TypeError(f"config must be a dict, got {type(data).__name__}")
-        if "extra" in data:
-            warnings.warn(
-                "UniHPRConfig field 'extra' was never used and has been removed; ignoring it",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            data = {k: v for k, v in data.items() if k != "extra"}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(map(str, set(data) - known))
-        if unknown:
-            raise ValueError(f"unknown UniHPRConfig field(s): {unknown}")
-        return cls(**data)
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise TypeError(f"config must be a dict with str keys, got {data!r:.200}")
+        return cls().replace(**data)
 
     def replace(self, **overrides: Any) -> UniHPRConfig:
         """Copy with fields replaced (and checked); unknown names raise ``ValueError``."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from unihpr._validate import check_choice, check_mask, check_shape, check_tensor
 from unihpr.modalities import MODALITIES
-from unihpr.models._validation import check_embedding, check_mask, check_pose
-from unihpr.models._validation import check_source as _check_source
+from unihpr.models.pose_encoder import transformer
 
 __all__ = ["MLPDecoder", "PoseDecoder", "TransformerDecoder", "masked_pose_mse"]
 
@@ -50,7 +50,6 @@ class PoseDecoder(nn.Module):
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         self.num_joints, self.dims, self.embed_dim = num_joints, dims, embed_dim
-        self.use_representation_token = use_representation_token
         self.representation_tokens = (
             nn.Embedding(len(MODALITIES), embed_dim) if use_representation_token else None
         )
@@ -59,20 +58,22 @@ class PoseDecoder(nn.Module):
 
     def condition(self, embedding: Tensor, source: str) -> Tensor:
         """Embedding plus the representation token of ``source``: (B, D) -> (B, D)."""
-        embedding = check_embedding("embedding", embedding, self.embed_dim)
-        source = _check_source(source)
+        check_tensor("embedding", embedding, floating=True)
+        check_shape("embedding", embedding, (None, self.embed_dim), f"(B, D={self.embed_dim})")
+        check_choice("source", source, MODALITIES)
         if self.representation_tokens is None:
             return embedding
         token = self.representation_tokens.weight[MODALITIES.index(source)]
         return embedding + token.to(embedding.dtype)
 
     def _check_target(self, embedding: Tensor, target: Tensor, mask: Tensor | None):
-        target = check_pose("target", target, self.num_joints, self.dims)
-        if target.shape[0] != embedding.shape[0]:
-            raise ValueError(
-                f"target batch {target.shape[0]} != embedding batch {embedding.shape[0]}"
-            )
-        return target, check_mask(mask, target.shape[0], self.num_joints)
+        check_tensor("embedding", embedding, floating=True)
+        b, j, dims = embedding.shape[0], self.num_joints, self.dims
+        check_tensor("target", target, floating=True)
+        check_shape(
+            "target", target, (b, j, dims), f"(B={b} as the embedding batch, J={j}, {dims})"
+        )
+        return target, check_mask("mask", mask, (b, j), f"(B={b}, J={j})")
 
     def loss(
         self, embedding: Tensor, source: str, target: Tensor, mask: Tensor | None = None
@@ -99,7 +100,7 @@ class MLPDecoder(PoseDecoder):
         num_joints: J.
         dims: 2 or 3.
         embed_dim: D.
-        hidden: Hidden width.
+        width: Hidden width.
         depth: Number of residual blocks.
         dropout: Dropout in the blocks.
         use_representation_token: Add the learned source token to the embedding.
@@ -110,24 +111,24 @@ class MLPDecoder(PoseDecoder):
         num_joints: int,
         dims: int,
         embed_dim: int,
-        hidden: int = 1024,
+        width: int = 1024,
         depth: int = 2,
         dropout: float = 0.0,
         use_representation_token: bool = True,
     ) -> None:
         super().__init__(num_joints, dims, embed_dim, use_representation_token)
-        self.inp = nn.Linear(embed_dim, hidden)
+        self.inp = nn.Linear(embed_dim, width)
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.LayerNorm(hidden),
-                nn.Linear(hidden, hidden),
+                nn.LayerNorm(width),
+                nn.Linear(width, width),
                 nn.GELU(),
                 nn.Dropout(dropout),
-                nn.Linear(hidden, hidden),
+                nn.Linear(width, width),
             )
             for _ in range(depth)
         )
-        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, num_joints * dims))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_joints * dims))
 
     def forward(self, embedding: Tensor, source: str) -> Tensor:
         """Decode (B, D) embeddings from ``source`` into poses (B, J, dims)."""
@@ -135,23 +136,6 @@ class MLPDecoder(PoseDecoder):
         for block in self.blocks:
             x = x + block(x)
         return self.out(x).view(-1, self.num_joints, self.dims)
-
-
-def _encoder(width: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float):
-    if width % num_heads:
-        raise ValueError(f"width={width} must be divisible by num_heads={num_heads}")
-    layer = nn.TransformerEncoderLayer(
-        d_model=width,
-        nhead=num_heads,
-        dim_feedforward=int(width * mlp_ratio),
-        dropout=dropout,
-        activation="gelu",
-        batch_first=True,
-        norm_first=True,
-    )
-    return nn.TransformerEncoder(
-        layer, num_layers=depth, norm=nn.LayerNorm(width), enable_nested_tensor=False
-    )
 
 
 class TransformerDecoder(PoseDecoder):
@@ -177,7 +161,7 @@ class TransformerDecoder(PoseDecoder):
         self.cond_proj = nn.Linear(embed_dim, width)
         self.queries = nn.Parameter(torch.zeros(1, num_joints, width))
         nn.init.trunc_normal_(self.queries, std=0.02)
-        self.blocks = _encoder(width, depth, num_heads, mlp_ratio, dropout)
+        self.blocks = transformer(width, depth, num_heads, mlp_ratio, dropout)
         self.out = nn.Linear(width, dims)
 
     def forward(self, embedding: Tensor, source: str) -> Tensor:

@@ -19,7 +19,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from unihpr.models.decoders import PoseDecoder, _encoder, masked_pose_mse
+from unihpr._validate import check_real
+from unihpr.models.decoders import PoseDecoder, masked_pose_mse
+from unihpr.models.pose_encoder import transformer
 from unihpr.models.schedules import CosineSchedule, NoiseSchedule
 
 __all__ = ["DiffusionDecoder", "sinusoidal_embedding"]
@@ -84,8 +86,7 @@ class DiffusionDecoder(PoseDecoder):
         use_representation_token: bool = True,
     ) -> None:
         super().__init__(num_joints, dims, embed_dim, use_representation_token)
-        if not (isinstance(target_scale, (int, float)) and 0 < target_scale < math.inf):
-            raise ValueError(f"target_scale must be a positive finite float, got {target_scale!r}")
+        check_real("target_scale", target_scale, low=0.0, low_open=True)
         if schedule is not None and not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         self.schedule = schedule if schedule is not None else CosineSchedule(1000)
@@ -96,7 +97,7 @@ class DiffusionDecoder(PoseDecoder):
         self.in_proj = nn.Linear(dims, width)
         self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, width))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = _encoder(width, depth, num_heads, mlp_ratio, dropout)
+        self.blocks = transformer(width, depth, num_heads, mlp_ratio, dropout)
         self.out = nn.Linear(width, dims)
 
     def encode_condition(self, embedding: Tensor, source: str) -> Tensor:

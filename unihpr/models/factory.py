@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unihpr._validate import check_bool
 from unihpr.models.registry import get_config
 from unihpr.models.unihpr import UniHPR
 
@@ -30,9 +31,7 @@ def create_model(name: str, /, pretrained: bool = False, **overrides: Any) -> Un
         >>> create_model("unihpr-tiny", decoder="transformer").config.decoder
         'transformer'
     """
-    if not isinstance(pretrained, bool):
-        raise TypeError(f"pretrained must be a bool, got {type(pretrained).__name__}")
-    if pretrained:
+    if check_bool("pretrained", pretrained):
         get_config(name)  # an unknown name is a ValueError listing the names
         return UniHPR.from_pretrained(name, **overrides)  # checks the overrides first
     return UniHPR(get_config(name, **overrides))

@@ -60,11 +60,6 @@ class HRNetSpec:
     stage1_channels: int
     stages: tuple[StageSpec, StageSpec, StageSpec]
 
-    @property
-    def out_channels(self) -> tuple[int, ...]:
-        """Channels of the four stage-4 branch outputs."""
-        return self.stages[-1].num_channels
-
 
 def _standard(width: int) -> HRNetSpec:
     w = width
@@ -300,7 +295,7 @@ class HRNet(nn.Module):
     @property
     def out_channels(self) -> tuple[int, ...]:
         """Channels of the four outputs of [`forward`][]."""
-        return self.spec.out_channels
+        return self.spec.stages[-1].num_channels
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Compute the stage-4 multi-resolution features.

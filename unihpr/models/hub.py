@@ -6,27 +6,25 @@ Like timm's ``_hub.py``, this module imports no architecture: it works for any
 * a ``config_class`` with ``from_dict(dict)`` (validating every field) and whose
   instances have ``to_dict()`` (JSON-compatible),
 * ``__init__(config)`` and a ``config`` attribute,
-* optionally ``model_card() -> str`` (written as ``README.md``).
+* optionally ``model_card(**kwargs) -> str`` (written as ``README.md``).
 
-Weights are stored with safetensors only (never pickle). Loading checks before
-it allocates: ``config.json`` is size- and depth-limited and validated, then the
-model is built on the ``meta`` device (no memory) and its parameter shapes are
-compared with the safetensors header; only a checkpoint that matches is built
-for real and read.
+Where a name's files are (a folder, a folder inside an installed package, a
+Hub repository) is the registry's business (`unihpr.models.registry`).
 
-Files come from a local folder, a folder inside an installed Python package
-(``package://<package>/<path>``, for weights shipped with a library) or a Hub
-repository. Hub access honours ``HF_HUB_OFFLINE`` (cache only), ``HF_ENDPOINT``
-and the proxy variables (``HTTPS_PROXY``; all requests go through
-``huggingface_hub``'s HTTP client), and fails within seconds when the Hub
-cannot be reached: one metadata request without retries decides whether to go
-online or to use the local cache only. ``huggingface_hub`` is imported lazily.
+A checkpoint is data from elsewhere, so loading checks before it allocates:
+``config.json`` is read only if it is small (`MAX_CONFIG_BYTES`, which also
+bounds the parser's work) and every field is validated; the model is then built
+on the ``meta`` device (no memory) and its parameter names, shapes and dtype
+kinds are compared with the safetensors header; only a checkpoint that matches
+is read, and its tensors must be finite. Weights are safetensors only, never
+pickle.
+
+Hub files are fetched with ``huggingface_hub`` (imported lazily), which
+honours ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and the proxy variables.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import inspect
 import json
 import os
 import tempfile
@@ -39,20 +37,13 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from unihpr._validate import check_device
+
 __all__ = [
-    "CONFIG_NAME",
-    "PACKAGE_SCHEME",
-    "WEIGHTS_NAME",
     "CheckpointError",
     "PretrainedNotFoundError",
-    "WeightsLocation",
-    "expected_state_shapes",
-    "fetch_files",
     "load_model",
     "push_to_hub",
-    "read_config_json",
-    "read_safetensors_header",
-    "resolve_package_path",
     "save_pretrained",
 ]
 
@@ -60,11 +51,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
-PACKAGE_SCHEME = "package://"
-# A config.json is a flat object of a few dozen fields (< 2 kB). Anything much
-# larger or deeper is not a config and is refused before parsing.
-MAX_CONFIG_BYTES = 1 << 20
-MAX_JSON_DEPTH = 16
+# A config.json is a flat object of a few dozen fields (< 2 kB).
+MAX_CONFIG_BYTES = 64 * 1024
 # Seconds the reachability request may take before the Hub counts as unreachable.
 HUB_PROBE_TIMEOUT = 5.0
 
@@ -79,14 +67,14 @@ class PretrainedNotFoundError(OSError):
 
 @dataclass(frozen=True)
 class WeightsLocation:
-    """Where a checkpoint lives: a local folder or a Hub repository.
+    """Where a checkpoint lives: a local ``folder``, or else a Hub ``repo_id``.
 
     Attributes:
         folder: Local folder holding ``config.json`` and ``model.safetensors``.
         repo_id: Hub repository ``"org/name"`` (used when ``folder`` is ``None``).
         label: What the user asked for (a registry name, a path), for messages.
-        published: ``False`` when the Hub id is reserved but no weights have been
-            uploaded yet; a failed download then says so.
+        published: ``False`` when the Hub id is reserved but holds no weights yet:
+            only the local cache is then tried, and a failure says so.
     """
 
     folder: Path | None = None
@@ -94,321 +82,158 @@ class WeightsLocation:
     label: str = ""
     published: bool = True
 
-    def __post_init__(self) -> None:
-        if (self.folder is None) == (self.repo_id is None):
-            raise ValueError("a WeightsLocation needs exactly one of folder= and repo_id=")
-
 
 # --------------------------------------------------------------------------- saving
-def _state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
-    # safetensors refuses shared or non-contiguous storage; clone to own every tensor.
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def _config_dict(model: nn.Module) -> dict[str, Any]:
-    config = getattr(model, "config", None)
-    if config is None or not callable(getattr(config, "to_dict", None)):
-        raise TypeError(
-            f"model must have a config with to_dict(), got {type(model).__name__} "
-            f"with config {type(config).__name__}"
-        )
-    return config.to_dict()
-
-
-def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
+def save_pretrained(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    *,
+    model_card_kwargs: dict[str, Any] | None = None,
+    push_to_hub: bool = False,
+    repo_id: str | None = None,
+    **push_to_hub_kwargs: Any,
+) -> Path | str:
     """Write ``config.json``, ``model.safetensors`` and (if the model has one) a model card.
+
+    Follows ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``.
 
     Args:
         model: A module with a JSON-serialisable ``config`` (see the module docstring).
         directory: Target folder (created if needed).
+        model_card_kwargs: Passed to ``model.model_card`` (e.g. ``license=``, ``datasets=``).
+        push_to_hub: Upload the three files to ``repo_id`` after saving.
+        repo_id: Hub repository, ``"org/name"`` or ``"name"`` in your namespace
+            (default: the folder's name); created if needed.
+        **push_to_hub_kwargs: ``private`` (create the repo private), ``token``
+            (default: the logged-in user's, see ``hf auth login``), and keywords of
+            ``HfApi.upload_folder`` such as ``commit_message`` and ``revision``.
 
     Returns:
-        The folder.
+        The folder, or with ``push_to_hub`` the URL of the upload commit.
     """
     from safetensors.torch import save_file
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    config = {"format_version": FORMAT_VERSION, **_config_dict(model)}
+    if not callable(getattr(getattr(model, "config", None), "to_dict", None)):
+        raise TypeError(f"model must have a config with to_dict(), got {type(model).__name__}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    config = {"format_version": FORMAT_VERSION, **model.config.to_dict()}
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    save_file(
-        _state_dict_for_saving(model),
-        str(out / WEIGHTS_NAME),
-        metadata={"format": "pt", "config_name": str(config.get("name", ""))},
+    # safetensors refuses shared or non-contiguous storage: every tensor gets its own.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    if callable(getattr(model, "model_card", None)):
+        card = model.model_card(**(model_card_kwargs or {}))
+        (out / CARD_NAME).write_text(card, encoding="utf-8")
+    if not push_to_hub:
+        return out
+    from huggingface_hub import HfApi
+
+    repo_id = repo_id or out.resolve().name
+    api = HfApi(token=push_to_hub_kwargs.pop("token", None))
+    private = push_to_hub_kwargs.pop("private", False)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    files = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]
+    info = api.upload_folder(
+        repo_id=repo_id, folder_path=out, allow_patterns=files, **push_to_hub_kwargs
     )
-    card = getattr(model, "model_card", None)
-    if callable(card):
-        (out / CARD_NAME).write_text(card(), encoding="utf-8")
-    return out
+    return str(info.commit_url)
 
 
-def push_to_hub(
-    model: nn.Module,
-    repo_id: str,
-    *,
-    private: bool = False,
-    token: str | None = None,
-    commit_message: str = "Upload model",
-    revision: str | None = None,
-) -> str:
-    """Save ``model`` to a temporary folder and upload it to a Hub model repo.
+def push_to_hub(model: nn.Module, repo_id: str, **kwargs: Any) -> str:
+    """Save ``model`` to a temporary folder and upload it to the Hub model repo ``repo_id``.
 
     Args:
         model: Model to upload (as for `save_pretrained`).
-        repo_id: ``"org/name"``; created if it does not exist.
-        private: Create the repo as private.
-        token: Hub token (default: the logged-in user's).
-        commit_message: Commit message.
-        revision: Branch to commit to.
+        repo_id: ``"org/name"``, or ``"name"`` in your namespace; created if needed.
+        **kwargs: ``model_card_kwargs`` and the upload keywords of `save_pretrained`.
 
     Returns:
-        The URL of the commit (or of the repo if the client does not report one).
+        The URL of the commit.
     """
-    from huggingface_hub import HfApi
-
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=tmp,
-            commit_message=commit_message,
-            revision=revision,
-            repo_type="model",
-        )
-    return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo_id}")
+        return save_pretrained(model, tmp, push_to_hub=True, repo_id=repo_id, **kwargs)
 
 
-# --------------------------------------------------------------------------- reading
-def _json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether brackets nest deeper than ``limit`` outside strings (without recursion)."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (non-finite numbers are refused)")
-
-
-def read_config_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint's ``config.json`` defensively.
-
-    Refuses files over 1 MiB, nesting deeper than 16 levels (checked before
-    parsing, so a crafted file cannot exhaust the parser's recursion),
-    non-UTF-8 text, ``NaN``/``Infinity``, duplicate keys, anything but a JSON
-    object, and another ``format_version``.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The object without its ``format_version`` key.
+# --------------------------------------------------------------------------- loading
+def read_config_json(path: Path) -> dict[str, Any]:
+    """The JSON object of a ``config.json`` without its ``format_version``.
 
     Raises:
-        CheckpointError: Naming the file and what is wrong with it.
+        CheckpointError: Naming the file: over `MAX_CONFIG_BYTES`, not UTF-8,
+            not JSON (nesting too deep included), not an object, another version.
     """
-    path = Path(path)
     size = path.stat().st_size
     if size > MAX_CONFIG_BYTES:
         raise CheckpointError(
-            f"{path} is {size} bytes; a config.json is at most {MAX_CONFIG_BYTES} bytes"
+            f"{path} is {size} bytes; a config.json is at most {MAX_CONFIG_BYTES}"
         )
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path} is not UTF-8 text: {err}") from None
-    if _json_depth_exceeds(text, MAX_JSON_DEPTH):
-        raise CheckpointError(
-            f"{path} nests JSON deeper than {MAX_JSON_DEPTH} levels; a config.json is a flat object"
-        )
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except ValueError as err:  # JSONDecodeError is a ValueError
-        raise CheckpointError(f"{path} is not valid JSON: {err}") from None
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError too
+        why = "nests too deeply" if isinstance(err, RecursionError) else err
+        raise CheckpointError(f"{path} is not valid UTF-8 JSON: {why}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(data).__name__}")
     version = data.pop("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format_version {version!r}; this unihpr reads version {FORMAT_VERSION}"
-        )
+        raise CheckpointError(f"{path} has format_version {version!r}, not {FORMAT_VERSION}")
     return data
 
 
-_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
-
-
-def _unreadable(path: Path, err: BaseException) -> CheckpointError:
-    size = path.stat().st_size if path.exists() else 0
-    return CheckpointError(
-        f"{path} ({size} bytes) is corrupt or truncated and cannot be read as "
-        f"safetensors: {err}. Re-download it or re-save the model with save_pretrained()."
-    )
-
-
-def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Names, shapes and dtypes of the tensors in a safetensors file, reading only its header.
-
-    Args:
-        path: The file.
-
-    Returns:
-        ``{name: (shape, dtype)}`` with safetensors dtype names (``"F32"``, ``"I64"``, ...).
-
-    Raises:
-        CheckpointError: The file is not a readable safetensors file (naming it and its size).
-    """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            out = {}
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                sl = f.get_slice(key)
-                out[key] = (tuple(int(s) for s in sl.get_shape()), str(sl.get_dtype()))
-            return out
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise _unreadable(path, err) from None
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def _safetensors(path: Path, read: Callable[[str], Any]) -> Any:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device="cpu")
+        return read(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise _unreadable(path, err) from None
+        raise CheckpointError(
+            f"{path} ({path.stat().st_size} bytes) is corrupt or truncated and cannot be read "
+            f"as safetensors: {err}. Re-download it or re-save the model with save_pretrained()."
+        ) from None
 
 
-def _compare_with_header(
-    expected: dict[str, torch.Tensor],
-    header: dict[str, tuple[tuple[int, ...], str]],
-    weights_path: Path,
-    config_path: Path,
-    describe: str,
-) -> None:
-    missing = sorted(set(expected) - set(header))
-    unexpected = sorted(set(header) - set(expected))
-    common = sorted(set(expected) & set(header))
-    shapes = [k for k in common if tuple(expected[k].shape) != header[k][0]]
-    kinds = [
-        k
-        for k in common
-        if k not in shapes and expected[k].is_floating_point() != (header[k][1] in _FLOAT_DTYPES)
-    ]
-    if not (missing or unexpected or shapes or kinds):
-        return
-    lines = [
-        f"{weights_path} was saved for a different configuration than the one in "
-        f"{config_path} ({describe}):"
-    ]
-    if shapes:
-        detail = ", ".join(
-            f"{k}: file {header[k][0]} vs model {tuple(expected[k].shape)}" for k in shapes[:5]
-        )
-        lines.append(f"  {len(shapes)} shape mismatch(es), e.g. {detail}")
-    if kinds:
-        detail = ", ".join(f"{k}: file {header[k][1]} vs model {expected[k].dtype}" for k in kinds)
-        lines.append(f"  {len(kinds)} dtype mismatch(es), e.g. {detail}")
-    if missing:
-        lines.append(f"  {len(missing)} missing key(s), e.g. {missing[:5]}")
-    if unexpected:
-        lines.append(f"  {len(unexpected)} unexpected key(s), e.g. {unexpected[:5]}")
-    raise CheckpointError("\n".join(lines))
+def _header(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, dtype)}`` from a safetensors header; reads no tensor."""
+    from safetensors import safe_open
 
-
-_RANDOM_FILLS = frozenset(
-    {
-        torch.Tensor.normal_,
-        torch.Tensor.uniform_,
-        torch.Tensor.bernoulli_,
-        torch.Tensor.exponential_,
-        torch.Tensor.random_,
-        torch.Tensor.cauchy_,
-        torch.Tensor.log_normal_,
-        torch.Tensor.geometric_,
-        torch.Tensor.erfinv_,
-    }
-)
+    with safe_open(path, framework="pt") as f:
+        slices = {key: f.get_slice(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
+        return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
 
 
 class _SkipInit(TorchFunctionMode):
-    """Skip weight initialisers while a shape-only model is built on the meta device.
+    """Skip the weight initialisers while a shape-only model is built on the meta device.
 
-    Only the shapes are wanted; some initialisers (``normal_``) have no native
-    meta kernel and would import torch's compiler stack on first use (seconds).
+    ``normal_`` has no native meta kernel: its fallback imports torch's compiler
+    stack on first use (seconds), for values nobody reads.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__module__", None) == "torch.nn.init" or func in _RANDOM_FILLS:
+        if getattr(func, "__module__", None) == "torch.nn.init":
             return args[0] if args else kwargs["tensor"]
         return func(*args, **kwargs)
 
 
-def expected_state_shapes(model_cls: type[nn.Module], config: Any) -> dict[str, torch.Tensor]:
-    """State dict of ``model_cls(config)`` as meta tensors: shapes and dtypes, no memory.
-
-    Args:
-        model_cls: The model class.
-        config: Its configuration.
-
-    Returns:
-        ``{key: meta tensor}``, the keys and shapes a checkpoint must have.
-    """
-    with torch.device("meta"), _SkipInit():
-        skeleton = model_cls(config)
-    return skeleton.state_dict()
-
-
-def _check_map_location(map_location: Any) -> torch.device:
-    try:
-        device = torch.device(map_location)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"map_location must name a device, got {map_location!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"map_location={map_location!r} but CUDA is not available here")
-    if device.type == "meta":
-        raise ValueError("map_location='meta' would load no weights; use a real device")
-    return device
+def _compare(model: nn.Module, header: dict, weights_path: Path, config_path: Path) -> None:
+    expected = {k: (tuple(v.shape), v.is_floating_point()) for k, v in model.state_dict().items()}
+    got = {k: (shape, dtype.startswith(("F", "BF"))) for k, (shape, dtype) in header.items()}
+    bad = [f"{k}: file {header[k]} vs model {v}" for k, v in expected.items() if got.get(k, v) != v]
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if bad or missing or unexpected:
+        raise CheckpointError(
+            f"{weights_path} was saved for a different configuration than the one in "
+            f"{config_path}: {len(bad)} shape or dtype mismatch(es) {bad[:5]}, "
+            f"{len(missing)} missing key(s) {missing[:5]}, "
+            f"{len(unexpected)} unexpected key(s) {unexpected[:5]}"
+        )
 
 
 def load_model(
     model_cls: type[nn.Module],
-    config_path: str | os.PathLike,
-    weights_path: str | os.PathLike,
+    config_path: Path,
+    weights_path: Path,
     *,
     configure: Callable[[Any], Any] | None = None,
     map_location: Any = "cpu",
@@ -417,8 +242,9 @@ def load_model(
 
     Steps: read and validate ``config.json`` (via ``model_cls.config_class.from_dict``),
     apply ``configure`` (e.g. inference overrides), build the model on the
-    ``meta`` device and compare its state-dict shapes with the safetensors
-    header; only then build it for real and load the weights (``strict``).
+    ``meta`` device and compare its state dict with the safetensors header;
+    only then read the weights, check that they are finite and load them
+    (``strict``).
 
     Args:
         model_cls: The model class (see the module docstring).
@@ -431,186 +257,116 @@ def load_model(
         The model in eval mode.
 
     Raises:
-        CheckpointError: An invalid config file, or weights that do not fit it.
+        CheckpointError: An invalid config file, weights that do not fit it, or
+            non-finite weights (naming the file and the tensor).
     """
-    config_path, weights_path = Path(config_path), Path(weights_path)
-    device = _check_map_location(map_location)
-    config_class = getattr(model_cls, "config_class", None)
-    if config_class is None:
-        raise TypeError(f"{model_cls.__name__} has no config_class")
+    from safetensors.torch import load_file
+
+    device = check_device("map_location", map_location)
+    if device.type == "meta":
+        raise ValueError("map_location='meta' would load no weights; use a real device")
     data = read_config_json(config_path)
     try:
-        config = config_class.from_dict(data)
+        config = model_cls.config_class.from_dict(data)
     except (TypeError, ValueError) as err:
-        raise CheckpointError(
-            f"{config_path} does not describe a valid {config_class.__name__}: {err}"
-        ) from None
+        raise CheckpointError(f"{config_path} is not a valid model config: {err}") from None
     if configure is not None:
         config = configure(config)
-    header = read_safetensors_header(weights_path)
-    describe = ", ".join(f"{k}={v!r}" for k, v in list(config.to_dict().items())[:6])
-    expected = expected_state_shapes(model_cls, config)
-    _compare_with_header(expected, header, weights_path, config_path, describe)
-    weights = _read_weights(weights_path)
+    with torch.device("meta"), _SkipInit():
+        skeleton = model_cls(config)
+    _compare(skeleton, _safetensors(weights_path, _header), weights_path, config_path)
+    weights = _safetensors(weights_path, load_file)
+    for key, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{weights_path}: tensor {key!r} holds NaN or infinite values")
     model = model_cls(config)
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- locating
-def resolve_package_path(uri: str) -> Path:
-    """The folder named by ``package://<importable.package>/<relative/path>``.
-
-    Used for weights shipped inside a Python package (found with
-    ``importlib.resources``, so it works for any installed package).
-
-    Raises:
-        PretrainedNotFoundError: The package cannot be imported or has no such folder.
-    """
-    if not isinstance(uri, str) or not uri.startswith(PACKAGE_SCHEME):
-        raise ValueError(f"expected '{PACKAGE_SCHEME}<package>/<path>', got {uri!r}")
-    package, _, rel = uri[len(PACKAGE_SCHEME) :].partition("/")
-    parts = [p for p in rel.split("/") if p]
-    if not package or not parts or any(p in (".", "..") for p in parts):
-        raise ValueError(f"expected '{PACKAGE_SCHEME}<package>/<path>' without '..', got {uri!r}")
-    try:
-        root = importlib.resources.files(package)
-    except (ModuleNotFoundError, TypeError) as err:
-        raise PretrainedNotFoundError(
-            f"{uri}: package {package!r} not importable ({err})"
-        ) from None
-    folder = Path(str(root.joinpath(*parts)))
-    if not folder.is_dir():
-        raise PretrainedNotFoundError(f"{uri}: no folder {folder} in the installed package")
-    return folder
-
-
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False)) or env
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0].rstrip(".") if text else "no details"
-
-
-def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _probe_hub(repo_id: str, revision: str | None) -> tuple[str, str]:
-    """One metadata request without retries: ("ok" | "missing" | "unreachable", detail).
-
-    Without it, ``hf_hub_download`` retries a failed connection five times with
-    backoff (~25 s) before falling back to the cache. The request goes through
-    huggingface_hub's HTTP client, so proxies and ``HF_ENDPOINT`` apply.
-    """
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    kwargs: dict[str, Any] = {"timeout": HUB_PROBE_TIMEOUT}
-    if "retry_on_errors" in inspect.signature(get_hf_file_metadata).parameters:
-        kwargs["retry_on_errors"] = False
-    try:
-        get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), **kwargs)
-    except Exception as err:  # network errors come from whichever HTTP library is installed
-        status = _status(err)
-        detail = f"{type(err).__name__}: {_first_line(err)}"
-        if status in (401, 403, 404):
-            return "missing", f"HTTP {status}, {detail}"
-        return "unreachable", detail
-    return "ok", ""
-
-
-def fetch_files(
-    location: WeightsLocation, *, revision: str | None = None, cache_dir: str | None = None
-) -> tuple[Path, Path]:
+def fetch_files(location: WeightsLocation, **hub_kwargs: Any) -> tuple[Path, Path]:
     """Paths of ``config.json`` and ``model.safetensors`` for a location (downloading if needed).
 
     Args:
         location: A local folder or a Hub repository.
-        revision: Hub revision (branch, tag or commit).
-        cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``).
+        **hub_kwargs: For a Hub repository, passed to ``huggingface_hub.hf_hub_download``:
+            ``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``.
 
     Raises:
         PretrainedNotFoundError: Missing files, or a Hub repository that cannot be
             reached or holds no such files; one message says which and what to do.
     """
-    if location.folder is not None:
-        folder = location.folder
-        for path in (folder / CONFIG_NAME, folder / WEIGHTS_NAME):
-            if not path.is_file():
-                raise PretrainedNotFoundError(
-                    f"{path} not found: a checkpoint folder holds {CONFIG_NAME} and "
-                    f"{WEIGHTS_NAME}, as written by save_pretrained()"
-                )
-        return folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    return _hub_files(location, revision, cache_dir)
+    if location.folder is None:
+        return _hub_files(location, **hub_kwargs)
+    paths = (location.folder / CONFIG_NAME, location.folder / WEIGHTS_NAME)
+    if not all(p.is_file() for p in paths):
+        raise PretrainedNotFoundError(
+            f"{location.folder} lacks {[p.name for p in paths if not p.is_file()]}: a checkpoint "
+            f"folder holds {CONFIG_NAME} and {WEIGHTS_NAME}, as written by save_pretrained()"
+        )
+    return paths
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip() or 'no details').splitlines()[0]}"
+
+
+def _why_cache_only(location: WeightsLocation, local_only: bool, revision: Any, token: Any):
+    """Why only the local cache can be used, or ``None`` when the Hub answers.
+
+    The one request is made without retries: ``hf_hub_download`` would retry a
+    dead connection five times with backoff (~25 s) before using the cache.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    if not location.published:
+        return (
+            f"no weights are published for {location.label!r} yet, its Hub id is only reserved "
+            "(unihpr.models.list_models(pretrained=True) lists the models that load)"
+        )
+    if local_only or constants.HF_HUB_OFFLINE:
+        return "offline (HF_HUB_OFFLINE=1 or local_files_only=True)"
+    url = hf_hub_url(location.repo_id, CONFIG_NAME, revision=revision)
+    try:
+        get_hf_file_metadata(url, token=token, timeout=HUB_PROBE_TIMEOUT, retry_on_errors=False)
+    except Exception as err:  # network errors come from whichever HTTP library is installed
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        return (
+            f"the Hub answered HTTP {status}" if status else f"Hub unreachable ({_first_line(err)})"
+        )
+    return None
 
 
 def _hub_files(
-    location: WeightsLocation, revision: str | None, cache_dir: str | None
+    location: WeightsLocation,
+    *,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    **kwargs: Any,
 ) -> tuple[Path, Path]:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
 
-    repo_id = location.repo_id
-    assert repo_id is not None
-    offline = _hub_offline()
-    state, detail = ("offline", "") if offline else _probe_hub(repo_id, revision)
-    if state == "missing":
-        raise _not_found(location, revision, cache_dir, f"the Hub answered {detail}")
-    local_only = state != "ok"
-    paths = []
-    for filename in (CONFIG_NAME, WEIGHTS_NAME):
-        try:
-            paths.append(
-                Path(
-                    hf_hub_download(
-                        repo_id,
-                        filename,
-                        revision=revision,
-                        cache_dir=cache_dir,
-                        local_files_only=local_only,
-                        etag_timeout=HUB_PROBE_TIMEOUT,
-                    )
-                )
-            )
-        except Exception as err:
-            if offline:
-                mode = "offline (HF_HUB_OFFLINE=1), and not in the local cache"
-            elif local_only:
-                mode = f"Hub unreachable ({detail}), and not in the local cache"
-            else:
-                mode = f"download failed ({type(err).__name__}: {_first_line(err)})"
-            raise _not_found(location, revision, cache_dir, f"{filename}: {mode}") from None
-    return paths[0], paths[1]
-
-
-def _not_found(
-    location: WeightsLocation, revision: str | None, cache_dir: str | None, why: str
-) -> PretrainedNotFoundError:
-    published = (
-        f" No weights are published for {location.label!r} yet; its Hub id "
-        f"{location.repo_id!r} is reserved for them (see unihpr.models.list_models(pretrained=True) "
-        "for the models that load)."
-        if not location.published
-        else ""
-    )
-    from huggingface_hub import constants
-
-    # A bare "org/name" may have been meant as a folder (e.g. "unihpr-demo/model" run
-    # from another directory): say that it is not one either.
-    folder = (
-        f"no folder {location.label!r} in {Path.cwd()}, and "
-        if location.label == location.repo_id
-        else ""
-    )
-    cache = cache_dir or getattr(constants, "HF_HUB_CACHE", "the default cache")
-    return PretrainedNotFoundError(
-        f"{folder}could not load Hub repo {location.repo_id!r} (revision {revision or 'main'}, "
-        f"cache {cache}): {why}.{published} To load a local checkpoint, pass the folder "
-        f"written by save_pretrained() (it holds {CONFIG_NAME} and {WEIGHTS_NAME})."
-    )
+    revision = kwargs.get("revision")
+    why = _why_cache_only(location, local_files_only, revision, kwargs.get("token"))
+    try:
+        config, weights = (
+            hf_hub_download(location.repo_id, name, local_files_only=why is not None,
+                            force_download=force_download and why is None, **kwargs)
+            for name in (CONFIG_NAME, WEIGHTS_NAME)
+        )  # fmt: skip
+    except Exception as err:
+        how = (
+            f"{why}, and not in the local cache" if why else f"download failed ({_first_line(err)})"
+        )
+        # "org/name" may have been meant as a folder (e.g. "unihpr-demo/model" run from
+        # another directory): say that it is not one either.
+        cwd = f"no folder {location.label!r} in {Path.cwd()}, and "
+        raise PretrainedNotFoundError(
+            f"{cwd if location.label == location.repo_id else ''}could not load Hub repo "
+            f"{location.repo_id!r} (revision {revision or 'main'}, cache "
+            f"{kwargs.get('cache_dir') or constants.HF_HUB_CACHE}): {how}. To load "
+            f"a local checkpoint, pass the folder written by save_pretrained() (it holds "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME})."
+        ) from None
+    return Path(config), Path(weights)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.models._validation import check_float, check_shape
+from unihpr._validate import check_shape, check_tensor
 from unihpr.models.hrnet import HRNet, hrnet_spec
 
 __all__ = ["ImageEncoder"]
@@ -49,7 +49,7 @@ class ImageEncoder(nn.Module):
         Returns:
             Embeddings (B, D).
         """
-        images = check_float("images", images)
+        check_tensor("images", images, floating=True)
         h, w = self.image_size
         check_shape("images", images, (None, 3, h, w), f"(B, 3, H={h}, W={w})")
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihpr.models._validation import check_bbox, check_mask, check_pose
+from unihpr._validate import check_choice, check_finite, check_mask, check_shape, check_tensor
 from unihpr.geometry import normalize_pose2d, normalize_pose3d
 
-__all__ = ["BBOX_FEATURES", "POSE_READOUTS", "PoseEncoder"]
+__all__ = ["BBOX_FEATURES", "POSE_READOUTS", "PoseEncoder", "transformer"]
 
 #: Readouts of the Transformer output: the [CLS] token (the paper's) or every
 #: output token flattened (better for small models, see docs/benchmarks.md).
@@ -17,6 +17,26 @@ POSE_READOUTS = ("cls", "tokens")
 #: What the 2D bounding-box token says: the box's shape only (invariant to the
 #: pixel frame of the keypoints) or also its size and position in pixels.
 BBOX_FEATURES = ("shape", "frame")
+
+
+def transformer(
+    width: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float
+) -> nn.TransformerEncoder:
+    """``depth`` pre-norm Transformer layers (GELU, batch first) and a final LayerNorm."""
+    if width % num_heads:
+        raise ValueError(f"width={width} must be divisible by num_heads={num_heads}")
+    layer = nn.TransformerEncoderLayer(
+        d_model=width,
+        nhead=num_heads,
+        dim_feedforward=int(width * mlp_ratio),
+        dropout=dropout,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(
+        layer, num_layers=depth, norm=nn.LayerNorm(width), enable_nested_tensor=False
+    )
 
 
 class PoseEncoder(nn.Module):
@@ -92,18 +112,14 @@ class PoseEncoder(nn.Module):
         bbox_features: str = "frame",
     ) -> None:
         super().__init__()
-        if readout not in POSE_READOUTS:
-            raise ValueError(f"readout must be one of {POSE_READOUTS}, got {readout!r}")
-        if bbox_features not in BBOX_FEATURES:
-            raise ValueError(f"bbox_features must be one of {BBOX_FEATURES}, got {bbox_features!r}")
+        check_choice("readout", readout, POSE_READOUTS)
+        check_choice("bbox_features", bbox_features, BBOX_FEATURES)
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         if num_joints < 1:
             raise ValueError(f"num_joints must be positive, got {num_joints}")
         if not 0 <= root_joint < num_joints:
             raise ValueError(f"root_joint must be in [0, {num_joints}), got {root_joint}")
-        if width % num_heads:
-            raise ValueError(f"width={width} must be divisible by num_heads={num_heads}")
         self.num_joints = num_joints
         self.dims = dims
         self.embed_dim = embed_dim
@@ -118,18 +134,7 @@ class PoseEncoder(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, width))
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=num_heads,
-            dim_feedforward=int(width * mlp_ratio),
-            dropout=dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(
-            layer, num_layers=depth, norm=nn.LayerNorm(width), enable_nested_tensor=False
-        )
+        self.blocks = transformer(width, depth, num_heads, mlp_ratio, dropout)
         read_dims = width if readout == "cls" else width * (num_joints + 2)
         self.head = nn.Linear(read_dims, embed_dim)
         for p in (self.cls_token, self.mask_token, self.pos_embed):
@@ -153,6 +158,15 @@ class PoseEncoder(nn.Module):
         extent = torch.where(v.any(dim=1), hi - lo, torch.zeros_like(hi)) * 0.5
         return torch.cat([extent, torch.log(scale.clamp_min(1e-3))[:, None]], dim=-1)
 
+    @staticmethod
+    def _check_values(name: str, pose: Tensor, vis: Tensor, bbox: Tensor | None) -> None:
+        if not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
+            raise ValueError(f"{name} has NaN or infinite coordinates at visible joints")
+        if bbox is not None:
+            check_finite("bbox", bbox)
+            if bool(((bbox[:, 2] < bbox[:, 0]) | (bbox[:, 3] < bbox[:, 1])).any()):
+                raise ValueError("bbox must be ordered x0, y0, x1, y1 with x1 >= x0 and y1 >= y0")
+
     def forward(
         self,
         pose: Tensor,
@@ -172,20 +186,21 @@ class PoseEncoder(nn.Module):
         Returns:
             Embeddings (B, D).
         """
-        name = f"pose{self.dims}d"
-        pose = check_pose(name, pose, self.num_joints, self.dims)
+        name, j = f"pose{self.dims}d", self.num_joints
+        check_tensor(name, pose, floating=True)
+        check_shape(name, pose, (None, j, self.dims), f"(B, J={j}, {self.dims})")
         batch = pose.shape[0]
-        mask = check_mask(mask, batch, self.num_joints)
+        if batch == 0:  # attention cannot reshape an empty batch
+            raise ValueError(f"{name} must hold at least one pose, got shape {tuple(pose.shape)}")
+        mask = check_mask("mask", mask, (batch, j), f"(B={batch}, J={j})")
         if self.dims == 3 and bbox is not None:
             raise ValueError("bbox is only used for 2D poses; pass bbox=None for pose3d")
-        bbox = check_bbox(bbox, batch, values=self.validate)
-        vis = (
-            torch.ones(batch, self.num_joints, dtype=torch.bool, device=pose.device)
-            if mask is None
-            else mask
-        )
-        if self.validate and not bool(torch.isfinite(torch.where(vis[..., None], pose, 0.0)).all()):
-            raise ValueError(f"{name} has NaN or infinite coordinates at visible joints")
+        if bbox is not None:
+            check_tensor("bbox", bbox, floating=True)
+            check_shape("bbox", bbox, (batch, 4), f"(B={batch}, 4) as x0, y0, x1, y1")
+        vis = torch.ones(batch, j, dtype=torch.bool, device=pose.device) if mask is None else mask
+        if self.validate:
+            self._check_values(name, pose, vis, bbox)
 
         if self.dims == 2:
             normed, bbox = normalize_pose2d(pose, bbox, mask)
@@ -209,8 +224,3 @@ class PoseEncoder(nn.Module):
         read = x[:, 0] if self.readout == "cls" else x.flatten(1)
         out = self.head(read) + 0.0 * self.mask_token.sum()
         return F.normalize(out, dim=-1) if normalize else out
-
-    @property
-    def num_tokens(self) -> int:
-        """Sequence length seen by the Transformer: J + 2."""
-        return self.num_joints + 2

@@ -10,18 +10,17 @@ This module imports no model class.
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.resources
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unihpr._validate import check_bool
 from unihpr.models.config import UniHPRConfig
-from unihpr.models.hub import (
-    PACKAGE_SCHEME,
-    PretrainedNotFoundError,
-    WeightsLocation,
-    resolve_package_path,
-)
+from unihpr.models.hub import PretrainedNotFoundError, WeightsLocation
 
 __all__ = [
     "ModelEntry",
@@ -31,6 +30,7 @@ __all__ = [
     "list_models",
     "locate_weights",
     "register_model",
+    "resolve_package_path",
 ]
 
 
@@ -64,13 +64,40 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+PACKAGE_SCHEME = "package://"
 
 
-def _check_hub_id(hub_id: object) -> None:
-    if hub_id is None:
-        return
-    if not isinstance(hub_id, str) or hub_id.count("/") != 1 or hub_id.startswith((".", "/", "~")):
-        raise ValueError(f"hub_id must look like 'org/name', got {hub_id!r}")
+def split_package_uri(uri: str) -> tuple[str, list[str]]:
+    """``(package, path parts)`` of ``package://<importable.package>/<path>``; imports nothing.
+
+    Raises:
+        ValueError: Another form, or ``.``/``..`` in the path.
+    """
+    package, _, rel = uri.removeprefix(PACKAGE_SCHEME).partition("/")
+    parts = [p for p in rel.split("/") if p]
+    valid = uri.startswith(PACKAGE_SCHEME) and all(s.isidentifier() for s in package.split("."))
+    if not valid or not parts or {".", ".."} & set(parts):
+        raise ValueError(f"expected '{PACKAGE_SCHEME}<package>/<path>' without '..', got {uri!r}")
+    return package, parts
+
+
+def resolve_package_path(uri: str) -> Path:
+    """The folder named by a ``package://`` URI, found with ``importlib.resources``.
+
+    Raises:
+        ValueError: See `split_package_uri`.
+        PretrainedNotFoundError: The package cannot be imported or has no such folder.
+    """
+    package, parts = split_package_uri(uri)
+    try:
+        folder = Path(str(importlib.resources.files(package).joinpath(*parts)))
+    except (ModuleNotFoundError, TypeError) as err:
+        raise PretrainedNotFoundError(
+            f"{uri}: package {package!r} not importable ({err})"
+        ) from None
+    if not folder.is_dir():
+        raise PretrainedNotFoundError(f"{uri}: no folder {folder} in the installed package")
+    return folder
 
 
 def register_model(
@@ -89,7 +116,8 @@ def register_model(
         name: New registry name.
         config: Its architecture; stored with ``name=name``.
         hub_id: Hub repository of its weights (``"org/name"``).
-        weights: Local weights folder, or ``"package://<package>/<path>"``.
+        weights: Local weights folder, or ``"package://<package>/<path>"`` (only its
+            form is checked here: the package is imported when the weights load).
         published: ``False`` if ``hub_id`` holds no weights yet.
         description: One line describing it.
         overwrite: Replace an existing entry of that name (otherwise ``ValueError``).
@@ -103,34 +131,51 @@ def register_model(
         >>> create_model("my-lifter").config.name
         'my-lifter'
     """
-    if not isinstance(name, str) or not name or "/" in name or name != name.strip():
+    for arg, value in (("name", name), ("hub_id", hub_id), ("description", description)):
+        if not isinstance(value, str) and (value is not None or arg == "name"):
+            raise TypeError(f"{arg} must be a str, got {type(value).__name__} {value!r}")
+    if not name or "/" in name or name != name.strip():
         raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
     if not isinstance(config, UniHPRConfig):
         raise TypeError(f"config must be a UniHPRConfig, got {type(config).__name__}")
-    _check_hub_id(hub_id)
+    if hub_id is not None and (hub_id.count("/") != 1 or hub_id.startswith((".", "/", "~"))):
+        raise ValueError(f"hub_id must look like 'org/name', got {hub_id!r}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path or a package:// URI, got {type(weights).__name__}")
+    if isinstance(weights, str) and weights.startswith(PACKAGE_SCHEME):
+        split_package_uri(weights)
+    check_bool("published", published)
+    check_bool("overwrite", overwrite)
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
-    entry = ModelEntry(
-        name=name,
-        config=config.replace(name=name),
-        hub_id=hub_id,
-        weights=None if weights is None else os.fspath(weights),
-        published=bool(published),
-        description=str(description),
-    )
+    local = None if weights is None else os.fspath(weights)
+    entry = ModelEntry(name, config.replace(name=name), hub_id, local, published, description)
     _REGISTRY[name] = entry
     return entry
 
 
-def list_models(pretrained: bool = False) -> list[str]:
-    """Registered names, sorted.
+def list_models(filter: str | Sequence[str] | None = None, pretrained: bool = False) -> list[str]:
+    """Registered names, sorted, as timm's ``list_models``.
 
     Args:
+        filter: Wildcard pattern(s) of ``fnmatch`` (``"*w48*"``); a name is
+            listed if it matches any of them. ``None``: all names.
         pretrained: Only models whose weights are shipped or published.
+
+    Examples:
+        >>> from unihpr.models import list_models
+        >>> list_models("*w48*")
+        ['unihpr-w48']
     """
-    return sorted(n for n, e in _REGISTRY.items() if e.pretrained or not pretrained)
+    patterns = ["*"] if filter is None else [filter] if isinstance(filter, str) else filter
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(
+            f"filter must be a wildcard pattern or a list of them, got {type(filter).__name__} "
+            f"{filter!r} (for models with weights pass pretrained=True)"
+        )
+    check_bool("pretrained", pretrained)
+    names = [n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return sorted(n for n in names if _REGISTRY[n].pretrained or not pretrained)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -148,10 +193,6 @@ def find_entry(name: object) -> ModelEntry | None:
 def get_config(name: str, /, **overrides: Any) -> UniHPRConfig:
     """The named configuration with ``overrides`` applied (a checked copy)."""
     return get_entry(name).config.replace(**overrides)
-
-
-def _local(path: str) -> Path:
-    return resolve_package_path(path) if path.startswith(PACKAGE_SCHEME) else Path(path)
 
 
 def locate_weights(name_or_path: str | os.PathLike) -> WeightsLocation:
@@ -177,8 +218,10 @@ def locate_weights(name_or_path: str | os.PathLike) -> WeightsLocation:
         )
     if text in _REGISTRY:
         entry = _REGISTRY[text]
-        if entry.weights is not None:
-            return WeightsLocation(folder=_local(entry.weights), label=text)
+        weights = entry.weights
+        if weights is not None:
+            local = resolve_package_path(weights) if weights.startswith(PACKAGE_SCHEME) else None
+            return WeightsLocation(folder=local or Path(weights), label=text)
         if entry.hub_id is not None:
             return WeightsLocation(repo_id=entry.hub_id, label=text, published=entry.published)
         raise PretrainedNotFoundError(
@@ -240,18 +283,13 @@ register_model(
     description="unihpr-tiny trained on the bundled humanoid mocap; ships with the package, "
     "the default model of unihpr.lift",
 )
-# The paper's: Human3.6M 17 joints, 256x192 crops, HRNet-W32 / W48, diffusion
-# decoders (its best). Their Hub ids are reserved; no weights are published yet.
+# The paper's, which UniHPRConfig's defaults are: Human3.6M 17 joints, D = 512,
+# 256x192 crops, HRNet-W32 / W48, diffusion decoders (its best). Their Hub ids are
+# reserved; no weights are published yet.
 for _name, _backbone in (("unihpr-w32", "hrnet_w32"), ("unihpr-w48", "hrnet_w48")):
     register_model(
         _name,
-        UniHPRConfig(
-            num_joints=17,
-            embed_dim=512,
-            image_size=(256, 192),
-            image_backbone=_backbone,
-            decoder="diffusion",
-        ),
+        UniHPRConfig(image_backbone=_backbone),
         hub_id=f"unihpr/{_name}",
         published=False,
         description=f"the paper's Human3.6M model, {_backbone}, diffusion decoders",

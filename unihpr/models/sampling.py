@@ -19,7 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from unihpr.models.config import AGGREGATIONS
+from unihpr._validate import check_choice, check_generator, check_int
+from unihpr.models.config import AGGREGATIONS, LIMITS
 from unihpr.models.diffusion import DiffusionDecoder
 from unihpr.models.schedules import DDIMScheduler
 
@@ -71,11 +72,8 @@ def aggregate_hypotheses(hyps: Tensor, method: str = "mean") -> Tensor:
         hyps: (B, H, J, C).
         method: "mean" (coordinate-wise) or "median" (joint-wise geometric median).
     """
-    if method == "mean":
-        return hyps.mean(dim=1)
-    if method == "median":
-        return geometric_median(hyps, dim=1)
-    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+    check_choice("aggregation", method, AGGREGATIONS)
+    return hyps.mean(dim=1) if method == "mean" else geometric_median(hyps, dim=1)
 
 
 def ddim_sample(
@@ -104,12 +102,6 @@ def ddim_sample(
     return x
 
 
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def sample_poses(
     decoder: DiffusionDecoder,
     embedding: Tensor,
@@ -126,8 +118,8 @@ def sample_poses(
         decoder: The denoiser.
         embedding: (B, D) embeddings.
         source: "image", "pose2d" or "pose3d".
-        num_steps: DDIM steps.
-        num_hypotheses: H samples per input.
+        num_steps: DDIM steps (at most ``LIMITS["diffusion_sampling_steps"]``).
+        num_hypotheses: H samples per input (at most ``LIMITS["num_hypotheses"]``).
         generator: RNG of the starting noise; one seeded with ``DEFAULT_SEED``
             when ``None``, which makes the output a deterministic function of the input.
         clip_sample: See [`DDIMScheduler`][DDIMScheduler].
@@ -137,10 +129,9 @@ def sample_poses(
     """
     if not isinstance(decoder, DiffusionDecoder):
         raise TypeError(f"decoder must be a DiffusionDecoder, got {type(decoder).__name__}")
-    steps = _check_count("num_steps", num_steps)
-    h = _check_count("num_hypotheses", num_hypotheses)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    steps = check_int("num_steps", num_steps, low=1, high=LIMITS["diffusion_sampling_steps"])
+    h = check_int("num_hypotheses", num_hypotheses, low=1, high=LIMITS["num_hypotheses"])
+    check_generator(generator)
     cond = decoder.encode_condition(embedding, source)
     b = cond.shape[0]
     if generator is None:

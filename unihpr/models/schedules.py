@@ -19,11 +19,12 @@ Values are computed in float64 on the CPU (also when a model is built under
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from unihpr._validate import check_int, check_real
 
 __all__ = [
     "CosineSchedule",
@@ -36,10 +37,8 @@ __all__ = [
 ]
 
 
-class NoiseSchedule(ABC):
-    """Base class: holds ``betas`` and ``alphas_cumprod`` (T,) in float64."""
-
-    name = "base"
+class NoiseSchedule:
+    """A schedule of ``betas`` (T,) in (0, 1), with ``alphas_cumprod`` (T,); float64 on the CPU."""
 
     def __init__(self, betas: Tensor) -> None:
         betas = betas.to(device="cpu", dtype=torch.float64)
@@ -57,44 +56,25 @@ class NoiseSchedule(ABC):
         """T, the number of discrete diffusion steps."""
         return self.betas.numel()
 
-    def alpha_bar(self, t: Tensor, like: Tensor) -> Tensor:
-        """Gather ``alpha_bar[t]`` (same shape as ``t``) with the dtype/device of ``like``."""
-        return self.alphas_cumprod.to(device=like.device)[t].to(like.dtype)
-
     def add_noise(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """Forward process: x_t (B, ...) from x_0 (B, ...), noise (B, ...) and steps t (B,)."""
-        ab = self.alpha_bar(t, x0).view(-1, *([1] * (x0.ndim - 1)))
+        ab = self.alphas_cumprod.to(device=x0.device)[t].to(x0.dtype)
+        ab = ab.view(-1, *([1] * (x0.ndim - 1)))
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
-
-    @abstractmethod
-    def to_dict(self) -> dict:
-        """Constructor arguments, JSON-serialisable."""
 
 
 class LinearSchedule(NoiseSchedule):
     """Betas linear from ``beta_start`` to ``beta_end`` (Ho et al., 2020)."""
 
-    name = "linear"
-
     def __init__(
         self, num_train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
     ) -> None:
-        if num_train_steps < 1:
-            raise ValueError(f"num_train_steps must be >= 1, got {num_train_steps}")
+        check_int("num_train_steps", num_train_steps, low=1)
         if not 0 < beta_start <= beta_end < 1:
             raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
-        self.beta_start, self.beta_end = beta_start, beta_end
         super().__init__(
             torch.linspace(beta_start, beta_end, num_train_steps, dtype=torch.float64, device="cpu")
         )
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "num_train_steps": self.num_train_steps,
-            "beta_start": self.beta_start,
-            "beta_end": self.beta_end,
-        }
 
 
 class CosineSchedule(NoiseSchedule):
@@ -103,28 +83,16 @@ class CosineSchedule(NoiseSchedule):
     Betas are clipped at ``max_beta`` so that the last steps stay invertible.
     """
 
-    name = "cosine"
-
     def __init__(self, num_train_steps: int = 1000, s: float = 0.008, max_beta: float = 0.999):
-        if num_train_steps < 1:
-            raise ValueError(f"num_train_steps must be >= 1, got {num_train_steps}")
+        check_int("num_train_steps", num_train_steps, low=1)
         if s < 0 or not 0 < max_beta < 1:
             raise ValueError(f"need s >= 0 and 0 < max_beta < 1, got s={s}, max_beta={max_beta}")
-        self.s, self.max_beta = s, max_beta
         steps = (
             torch.arange(num_train_steps + 1, dtype=torch.float64, device="cpu") / num_train_steps
         )
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         betas = (1 - f[1:] / f[:-1]).clamp(min=1e-12, max=max_beta)
         super().__init__(betas)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "num_train_steps": self.num_train_steps,
-            "s": self.s,
-            "max_beta": self.max_beta,
-        }
 
 
 _SCHEDULES = {"linear": LinearSchedule, "cosine": CosineSchedule}
@@ -152,8 +120,7 @@ def ddim_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
         >>> ddim_timesteps(100, 5).tolist()
         [99, 74, 50, 25, 0]
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    check_int("num_steps", num_steps, low=1)
     ts = torch.linspace(num_train_steps - 1, 0, min(num_steps, num_train_steps), device="cpu")
     return torch.unique(ts.round().long(), sorted=True).flip(0)
 
@@ -194,22 +161,13 @@ class DDIMScheduler:
     def __init__(self, schedule: NoiseSchedule, clip_sample: float | None = None) -> None:
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-        if clip_sample is not None and not (
-            isinstance(clip_sample, (int, float)) and 0 < clip_sample < math.inf
-        ):
-            raise ValueError(
-                f"clip_sample must be a positive finite float or None, got {clip_sample!r}"
-            )
+        if clip_sample is not None:
+            check_real("clip_sample", clip_sample, low=0.0, low_open=True)
         self.schedule = schedule
         self.clip_sample = clip_sample
         self.timesteps = torch.zeros(0, dtype=torch.long)
         self._next: dict[int, int | None] = {}
         self._alpha_bars: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    @property
-    def num_train_steps(self) -> int:
-        """T of the underlying schedule."""
-        return self.schedule.num_train_steps
 
     def set_timesteps(self, num_steps: int) -> Tensor:
         """Choose the steps of the reverse process (stored in ``timesteps``).
@@ -221,7 +179,7 @@ class DDIMScheduler:
             ``timesteps``: (n,) long, decreasing from T-1 to 0, on the CPU (the loop
             runs on the host; nothing is read back from the device).
         """
-        self.timesteps = ddim_timesteps(self.num_train_steps, num_steps)
+        self.timesteps = ddim_timesteps(self.schedule.num_train_steps, num_steps)
         ts = self.timesteps.tolist()
         self._next = {t: (ts[i + 1] if i + 1 < len(ts) else None) for i, t in enumerate(ts)}
         return self.timesteps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -12,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihpr._validate import check_bool, check_choice, check_int, check_same, check_tensor
 from unihpr.modalities import MODALITIES, check_modalities
 from unihpr.models import hub
-from unihpr.models._validation import check_float
 from unihpr.models.config import AGGREGATIONS, INFERENCE_FIELDS, UniHPRConfig
 from unihpr.models.decoders import MLPDecoder, PoseDecoder, TransformerDecoder
 from unihpr.models.diffusion import DiffusionDecoder
@@ -34,30 +35,18 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 def build_decoder(config: UniHPRConfig, dims: int) -> PoseDecoder:
     """Decoder of type ``config.decoder`` for ``dims``-D poses."""
-    common = {
-        "num_joints": config.num_joints,
-        "dims": dims,
-        "embed_dim": config.embed_dim,
-        "use_representation_token": config.use_representation_token,
-    }
-    if config.decoder == "mlp":
-        return MLPDecoder(
-            **common, hidden=config.decoder_width, depth=config.decoder_depth,
-            dropout=config.dropout,
-        )  # fmt: skip
-    if config.decoder == "transformer":
-        return TransformerDecoder(
-            **common, width=config.decoder_width, depth=config.decoder_depth,
-            num_heads=config.decoder_heads, dropout=config.dropout,
-        )  # fmt: skip
+    c = config
+    common = {"num_joints": c.num_joints, "dims": dims, "embed_dim": c.embed_dim,
+              "width": c.decoder_width, "depth": c.decoder_depth, "dropout": c.dropout,
+              "use_representation_token": c.use_representation_token}  # fmt: skip
+    if c.decoder == "mlp":
+        return MLPDecoder(**common)
+    if c.decoder == "transformer":
+        return TransformerDecoder(**common, num_heads=c.decoder_heads)
+    schedule = make_schedule(c.diffusion_schedule, c.diffusion_train_steps)
+    scale = c.target_scale_3d if dims == 3 else 1.0
     return DiffusionDecoder(
-        **common,
-        width=config.decoder_width,
-        depth=config.decoder_depth,
-        num_heads=config.decoder_heads,
-        dropout=config.dropout,
-        schedule=make_schedule(config.diffusion_schedule, config.diffusion_train_steps),
-        target_scale=config.target_scale_3d if dims == 3 else 1.0,
+        **common, num_heads=c.decoder_heads, schedule=schedule, target_scale=scale
     )
 
 
@@ -235,11 +224,10 @@ class UniHPR(nn.Module):
         bbox: Tensor | None,
         mask: Tensor | None,
     ) -> tuple[Tensor, str]:
-        batch = {"image": image, "pose2d": pose2d, "pose3d": pose3d, "bbox": bbox, "mask": mask}
-        given = [m for m in MODALITIES if batch[m] is not None]
+        given = [m for m, x in zip(MODALITIES, (image, pose2d, pose3d)) if x is not None]
         if len(given) != 1:
             raise ValueError(f"pass exactly one of image=, pose2d=, pose3d=; got {given or 'none'}")
-        return self.embed(batch, given)[given[0]], given[0]
+        return self(image, pose2d, pose3d, bbox, mask)[given[0]], given[0]
 
     def decode(
         self,
@@ -298,8 +286,7 @@ class UniHPR(nn.Module):
                     f"num_hypotheses={num_hypotheses!r}: a {c.decoder} decoder gives one pose "
                     "per input; only diffusion decoders draw several"
                 )
-            if method not in AGGREGATIONS:
-                raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+            check_choice("aggregation", method, AGGREGATIONS)
             pose = decoder(embedding, source)
             hyps = pose[:, None]
         return (pose, hyps) if return_hypotheses else pose
@@ -358,10 +345,8 @@ class UniHPR(nn.Module):
         """
         from unihpr.metrics import retrieve_nearest
 
-        queries = check_float("queries", queries)
-        gallery = check_float("gallery", gallery)
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise ValueError(f"k must be an int in [1, G], got {type(k).__name__} {k!r}")
+        check_tensor("queries", queries, floating=True)
+        check_tensor("gallery", gallery, floating=True)
         idx, scores = retrieve_nearest(queries, gallery, k=k, return_scores=True)
         return idx, scores.to(queries.dtype)
 
@@ -380,15 +365,10 @@ class UniHPR(nn.Module):
         Returns:
             (steps, B, J, 3), or (steps, J, 3) for unbatched inputs.
         """
-        pose3d_a = check_float("pose3d_a", pose3d_a)
-        pose3d_b = check_float("pose3d_b", pose3d_b)
-        if pose3d_a.shape != pose3d_b.shape:
-            raise ValueError(
-                f"pose3d_a and pose3d_b must have the same shape, got "
-                f"{tuple(pose3d_a.shape)} and {tuple(pose3d_b.shape)}"
-            )
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+        check_tensor("pose3d_a", pose3d_a, floating=True)
+        check_tensor("pose3d_b", pose3d_b, floating=True)
+        check_same("shape", {"pose3d_a": pose3d_a, "pose3d_b": pose3d_b})
+        check_int("steps", steps, low=2)
         unbatched = pose3d_a.ndim == 2
         if unbatched:
             pose3d_a, pose3d_b = pose3d_a[None], pose3d_b[None]
@@ -403,9 +383,15 @@ class UniHPR(nn.Module):
     # ---------------------------------------------------------------- persistence
     config_class = UniHPRConfig
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``."""
-        return hub.save_pretrained(self, directory)
+    def save_pretrained(self, directory: str | os.PathLike, **kwargs: Any) -> Path | str:
+        """Write ``config.json``, ``model.safetensors`` and ``README.md`` to ``directory``.
+
+        As ``huggingface_hub.PyTorchModelHubMixin.save_pretrained``: keywords
+        ``model_card_kwargs``, ``push_to_hub`` (then upload the files to ``repo_id``,
+        default the folder's name, and return the commit URL) and the upload
+        keywords; see [`hub.save_pretrained`][hub.save_pretrained].
+        """
+        return hub.save_pretrained(self, directory, **kwargs)
 
     @classmethod
     def from_pretrained(
@@ -413,7 +399,10 @@ class UniHPR(nn.Module):
         name_or_path: str | os.PathLike,
         *,
         revision: str | None = None,
-        cache_dir: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
         map_location: Any = "cpu",
         **overrides: Any,
     ) -> UniHPR:
@@ -421,15 +410,20 @@ class UniHPR(nn.Module):
 
         Resolution order: an existing folder; a registered name (weights shipped in
         a package first, then its Hub id); a ``"org/name"`` Hub repo id (see
-        `locate_weights`). Hub files come from
-        ``huggingface_hub``'s cache when ``HF_HUB_OFFLINE=1`` or when the Hub cannot
-        be reached (decided within seconds). Before any module is allocated,
-        ``config.json`` is validated and the weights' shapes are compared with it.
+        `locate_weights`). Hub files are fetched with ``hf_hub_download``, which
+        takes the keywords of ``PyTorchModelHubMixin.from_pretrained``; they come
+        from the local cache when ``HF_HUB_OFFLINE=1``, with
+        ``local_files_only=True``, or when the Hub cannot be reached (one request
+        without retries decides). Before any module is allocated, ``config.json``
+        is validated and the weights' shapes are compared with it.
 
         Args:
             name_or_path: Folder, registered name (e.g. ``"unihpr-w48"``) or repo id.
             revision: Hub revision (branch, tag or commit).
+            token: Hub token (default: the logged-in user's, see ``hf auth login``).
             cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``).
+            local_files_only: Use only the local Hub cache.
+            force_download: Download even if the files are cached.
             map_location: Device for the loaded model.
             **overrides: Inference settings to change (``num_hypotheses``,
                 ``diffusion_sampling_steps``, ``hypothesis_aggregation``, ``name``).
@@ -439,13 +433,17 @@ class UniHPR(nn.Module):
 
         Raises:
             PretrainedNotFoundError: Nothing found (one line saying where it looked).
-            CheckpointError: Files found but invalid, or weights of another configuration.
+            CheckpointError: Files found but invalid (naming the file), weights of
+                another configuration, or non-finite weights.
             ValueError: An override of an architecture field.
         """
         UniHPRConfig.check_inference_overrides(overrides)
         location = locate_weights(name_or_path)
+        check_bool("local_files_only", local_files_only)
+        check_bool("force_download", force_download)
+        hub_kwargs = {"revision": revision, "token": token, "cache_dir": cache_dir}
         config_path, weights_path = hub.fetch_files(
-            location, revision=revision, cache_dir=cache_dir
+            location, local_files_only=local_files_only, force_download=force_download, **hub_kwargs
         )
         entry = find_entry(name_or_path)
 
@@ -466,48 +464,26 @@ class UniHPR(nn.Module):
         """Total number of parameters."""
         return count_parameters(self)
 
-    def model_card(self) -> str:
-        """A Markdown model card describing the configuration and size (``README.md``)."""
-        c = self.config
+    def model_card(self, *, license: str = "unknown", datasets: Sequence[str] = ()) -> str:
+        """A Markdown model card describing the configuration and size (``README.md``).
+
+        Args:
+            license: License id of the weights for the card's metadata (Hub ids such
+                as ``"apache-2.0"``); ``"unknown"`` until you say.
+            datasets: Ids of the training data for the card's metadata.
+        """
+        if not isinstance(license, str) or not all(isinstance(d, str) for d in datasets):
+            raise TypeError(
+                f"license must be a str and datasets strs, got {license!r}, {datasets!r}"
+            )
+        config = self.config.to_dict()
         parts = ("image_encoder", "pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
-        rows = "\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts)
-        return f"""---
-library_name: unihpr
-tags: [human-pose-estimation, contrastive-learning, pytorch]
----
-
-# {c.name}
-
-A [UniHPR](https://github.com/unihpr/unihpr) model: image, 2D-pose and 3D-pose encoders that
-map into one {c.embed_dim}-dimensional embedding space, with {c.decoder} decoders
-for root-relative 3D poses (metres) and box-normalised 2D poses.
-
-* joints: {c.num_joints}
-* image input: {c.image_size[0]}x{c.image_size[1]} RGB in [0, 1], backbone `{c.image_backbone}`
-* parameters: {self.num_parameters():,}
-
-| module | parameters |
-| --- | --- |
-{rows}
-
-## Usage
-
-```python
-import unihpr
-model = unihpr.from_pretrained("path/or/repo")
-emb = model.encode_pose3d(pose3d)        # (B, {c.num_joints}, 3) -> (B, {c.embed_dim})
-pose = model.estimate_3d(image=images)   # (B, 3, H, W) -> (B, {c.num_joints}, 3)
-```
-
-## Training data and evaluation
-
-This card was generated by `save_pretrained`; it does not record what the
-weights were trained on or how they perform. Add that information before
-sharing the model.
-
-## Configuration
-
-```json
-{json.dumps(c.to_dict(), indent=2)}
-```
-"""
+        template = importlib.resources.files("unihpr.models").joinpath("model_card.md")
+        return template.read_text(encoding="utf-8").format(
+            **config,
+            license=json.dumps(license),
+            datasets=json.dumps(list(datasets)),
+            parameters=self.num_parameters(),
+            rows="\n".join(f"| {k} | {count_parameters(getattr(self, k)):,} |" for k in parts),
+            config_json=json.dumps(config, indent=2),
+        )

@@ -63,7 +63,7 @@ class SimpleBaselineLifter(nn.Module):
 
     def forward(self, pose2d: Tensor, bbox: Tensor | None = None) -> Tensor:
         """(B, J, 2) pixels (+ bbox (B, 4)) -> (B, J, 3) root-relative metres."""
-        from unihpr.models import normalize_pose2d
+        from unihpr.geometry import normalize_pose2d
 
         if pose2d.ndim != 3 or pose2d.shape[1:] != (self.num_joints, 2):
             raise ValueError(f"pose2d must be (B, {self.num_joints}, 2), got {tuple(pose2d.shape)}")
