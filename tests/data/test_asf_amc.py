@@ -3,7 +3,8 @@ import pytest
 from mocap_files import amc_text, asf_bone, asf_text, cmu_like_bones, intrinsic, write
 
 from unihpr.data.asf_amc import read_amc, read_asf
-from unihpr.data.skeletons import HUMANOID15, map_joints
+from unihpr.data.mapping import map_joints
+from unihpr.data.skeletons import HUMANOID15
 
 # Every bone tests one rule: "upper" a rotated local frame (axis), "lower" nesting,
 # "fixed" a dof-less child, "twist" the dof order, "tilt_*" the axis order.

@@ -35,6 +35,14 @@ from unihpr.data.mocap_clip import LENGTH_UNITS, MocapClip, euler_to_matrix, res
 from unihpr.data.mocap_folder import MocapFolder, list_mocap_files, read_mocap_file
 from unihpr.data.mpi_inf_3dhp import MPIInf3DHP, load_3dhp
 from unihpr.data.pw3d import ThreeDPW, load_3dpw_sequence
+from unihpr.data.mapping import (
+    RIG_MAPPINGS,
+    joint_mapping,
+    map_joints,
+    map_visibility,
+    mappable_layouts,
+    resolve_rig_mapping,
+)
 from unihpr.data.skeletons import (
     COCO17,
     H36M17,
@@ -43,18 +51,12 @@ from unihpr.data.skeletons import (
     MEDIAPIPE33,
     MPI_INF_3DHP17,
     OPENPOSE18,
-    RIG_MAPPINGS,
     SMPL24,
     SMPL24_TO_H36M17,
     Skeleton,
     flip_pose,
     get_skeleton,
-    joint_mapping,
     list_skeletons,
-    map_joints,
-    map_visibility,
-    mappable_layouts,
-    resolve_rig_mapping,
 )
 from unihpr.data.virtual_cameras import (
     CameraDistribution,

@@ -35,7 +35,7 @@ are (``"lfemur"`` is the left hip, ``"ltibia"`` the left knee), the root is
 ``"root"``, and each leaf bone's tip is ``"<bone>_end"`` (``"head_end"`` is the
 top of the head). The CMU BVH conversions name the same points ``LeftUpLeg``,
 ``LeftLeg``...: see the ``cmu_asf`` and ``cmu_bvh`` presets of
-[`RIG_MAPPINGS`][unihpr.data.skeletons.RIG_MAPPINGS].
+[`RIG_MAPPINGS`][unihpr.data.mapping.RIG_MAPPINGS].
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton, map_joints
+from unihpr.data.mapping import JointSource, map_joints
+from unihpr.data.skeletons import Skeleton, get_skeleton
 
 __all__ = [
     "LENGTH_UNITS",
@@ -250,7 +251,7 @@ class MocapClip:
         self, skeleton: str | Skeleton, mapping: str | Mapping[str, JointSource] = "auto"
     ) -> np.ndarray:
         """The joints in another layout, (T, J_dst, 3): see
-        [`resolve_rig_mapping`][unihpr.data.skeletons.resolve_rig_mapping] for ``mapping``."""
+        [`resolve_rig_mapping`][unihpr.data.mapping.resolve_rig_mapping] for ``mapping``."""
         try:
             return map_joints(self.joints, self.skeleton, get_skeleton(skeleton), mapping=mapping)
         except ValueError as err:

@@ -31,13 +31,14 @@ from torch.utils.data import Dataset
 
 from unihpr.data.asf_amc import AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
+from unihpr.data.mapping import JointSource
 from unihpr.data.mocap_clip import (
     MocapClip,
     check_up_axis,
     resample_motion,
     resolve_length_unit,
 )
-from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton
+from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import VirtualCameraDataset
 
 __all__ = ["MocapFolder", "list_mocap_files", "read_mocap_file"]
@@ -137,9 +138,9 @@ class MocapFolder(Dataset):
             ``mapping``), or ``None`` to keep the files' own joints (all files
             must then have the same joint names).
         mapping: How rig joints become ``skeleton``'s joints: ``"auto"``, a preset
-            of [`RIG_MAPPINGS`][unihpr.data.skeletons.RIG_MAPPINGS] or your own
+            of [`RIG_MAPPINGS`][unihpr.data.mapping.RIG_MAPPINGS] or your own
             ``{joint: rig joint}``; see
-            [`resolve_rig_mapping`][unihpr.data.skeletons.resolve_rig_mapping].
+            [`resolve_rig_mapping`][unihpr.data.mapping.resolve_rig_mapping].
         unit: Length unit of the files (``"auto"``, a name of
             [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS] or metres per unit).
         up_axis: ``"y"`` or ``"z"``: the files' up axis; the motion is y up.

@@ -19,7 +19,8 @@ import numpy as np
 from unihpr._validate import check_bool, check_choice, check_int, check_real
 from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
 from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
-from unihpr.data.skeletons import MPI_INF_3DHP17, map_joints
+from unihpr.data.mapping import map_joints
+from unihpr.data.skeletons import MPI_INF_3DHP17
 
 __all__ = ["MPIInf3DHP", "MPIInf3DHPSequence", "load_3dhp"]
 
