@@ -182,7 +182,6 @@ def test_nonfinite_poses_raise_or_are_masked(tmp_path):
     [
         ({"stride": 0}, ValueError),
         ({"stride": 2.0}, TypeError),
-        ({"bbox_margin": "0.1"}, TypeError),
         ({"nonfinite": "ignore"}, ValueError),
         ({"vertex_fn": 3}, TypeError),
     ],

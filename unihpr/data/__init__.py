@@ -1,8 +1,10 @@
 """Datasets, joint layouts and camera geometry.
 
 Loaders follow the sample-dict contract: ``pose3d`` (J, 3) root-relative
-camera-frame metres, ``pose2d`` (J, 2) pixels, ``bbox`` (4,), optional
-``image`` (3, H, W) in [0, 1], plus ``subject``, ``action`` and ``index``.
+camera-frame metres, ``pose2d`` (J, 2) pixels, optional ``image`` (3, H, W) in
+[0, 1], plus ``subject``, ``action`` and ``index``. Samples carry no person
+box: the 2D box is always derived from the keypoints
+([`bbox_from_keypoints`][unihpr.geometry.bbox_from_keypoints]).
 Only numpy/torch are imported here; pybullet and Pillow are imported when used.
 """
 
@@ -22,6 +24,14 @@ from unihpr.data.h36m import (
 )
 from unihpr.data.h36m_cameras import CAMERA_IDS, H36MCamera, h36m_camera
 from unihpr.data.image_index import ImageIndexDataset, build_h36m_image_index, read_image_index
+from unihpr.data.mapping import (
+    RIG_MAPPINGS,
+    joint_mapping,
+    map_joints,
+    map_visibility,
+    mappable_layouts,
+    resolve_rig_mapping,
+)
 from unihpr.data.mocap import (
     DEFAULT_TEST_CLIPS,
     HumanoidMocap,
@@ -35,14 +45,6 @@ from unihpr.data.mocap_clip import LENGTH_UNITS, MocapClip, euler_to_matrix, res
 from unihpr.data.mocap_folder import MocapFolder, list_mocap_files, read_mocap_file
 from unihpr.data.mpi_inf_3dhp import MPIInf3DHP, load_3dhp
 from unihpr.data.pw3d import ThreeDPW, load_3dpw_sequence
-from unihpr.data.mapping import (
-    RIG_MAPPINGS,
-    joint_mapping,
-    map_joints,
-    map_visibility,
-    mappable_layouts,
-    resolve_rig_mapping,
-)
 from unihpr.data.skeletons import (
     COCO17,
     H36M17,

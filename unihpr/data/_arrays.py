@@ -78,9 +78,9 @@ class ArrayPoseDataset(Dataset):
     """A pose dataset whose samples are rows of equally long numpy arrays.
 
     Subclasses fill ``self.arrays`` with at least ``pose3d`` ``(N, J, 3)``,
-    ``pose2d`` ``(N, J, 2)``, ``bbox`` ``(N, 4)`` and the metadata arrays named
-    in [`text_fields`][] and [`int_fields`][]. A sample is the contract's
-    dict: the three tensors, the metadata and ``index``.
+    ``pose2d`` ``(N, J, 2)`` and the metadata arrays named in
+    [`text_fields`][] and [`int_fields`][]. A sample is the contract's dict:
+    the two pose tensors, the metadata and ``index``.
     """
 
     arrays: dict[str, np.ndarray]
@@ -100,7 +100,7 @@ class ArrayPoseDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         i = self._row(index)
         a = self.arrays
-        sample: dict = {k: torch.from_numpy(a[k][i]) for k in ("pose3d", "pose2d", "bbox")}
+        sample: dict = {k: torch.from_numpy(a[k][i]) for k in ("pose3d", "pose2d")}
         sample.update({k: str(a[k][i]) for k in self.text_fields})
         sample.update({k: int(a[k][i]) for k in self.int_fields})
         sample["index"] = i

@@ -52,14 +52,6 @@ def check_array(
     return arr
 
 
-def bbox_from_points(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """Boxes (..., 4) x0, y0, x1, y1 around points (..., J, 2), grown by ``margin``
-    times the box size on every side."""
-    lo, hi = points.min(axis=-2), points.max(axis=-2)
-    pad = (hi - lo) * margin
-    return np.concatenate([lo - pad, hi + pad], axis=-1).astype(np.float32)
-
-
 def read_text_lines(path: Path, what: str) -> list[str]:
     """The lines of a text file (UTF-8, else Latin-1); ``ValueError`` for binary data."""
     data = path.read_bytes()

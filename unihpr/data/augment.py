@@ -43,7 +43,6 @@ from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import up_basis
-from unihpr.geometry import bbox_from_keypoints
 
 __all__ = ["PoseAugmentation", "RandomFlip", "limb_roots", "recombine_limbs", "scale_bones"]
 
@@ -270,8 +269,7 @@ class RandomFlip(Dataset):
 
     The image is flipped horizontally, the 2D keypoints follow (``x -> W - x``
     in pixels whose column i covers [i, i + 1)), the camera-frame 3D pose is
-    reflected (``x -> -x``), left and right joints are swapped, and ``bbox``
-    becomes the flipped keypoints' box. A mirrored person is a valid person,
+    reflected (``x -> -x``) and left and right joints are swapped. A mirrored person is a valid person,
     so this doubles the distinct images without rendering.
 
     Args:
@@ -329,6 +327,5 @@ class RandomFlip(Dataset):
         p2d[:, 0] = width - p2d[:, 0]
         p3d = sample["pose3d"][perm].clone()
         p3d[:, 0] = -p3d[:, 0]
-        sample.update(image=image, pose2d=p2d, pose3d=p3d,
-                      bbox=bbox_from_keypoints(p2d))  # fmt: skip
+        sample.update(image=image, pose2d=p2d, pose3d=p3d)
         return sample

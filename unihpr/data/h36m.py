@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unihpr._validate import check_choice, check_int, check_real
+from unihpr._validate import check_choice, check_int
 from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
-from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
+from unihpr.data._io import check_array, check_file, load_npz_object
 from unihpr.data.cameras import world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
 from unihpr.data.skeletons import H36M32_TO_H36M17
@@ -203,15 +203,13 @@ class Human36M(ArrayPoseDataset):
         subjects: Explicit subject list (overrides ``split``).
         cameras: Camera indices to use (default all four).
         stride: Keep every ``stride``-th frame (50 fps source; 50 gives 1 fps).
-        bbox_margin: The sample's ``bbox`` is the 2D keypoints' box grown by this
-            fraction of its size on every side.
         nonfinite: Samples whose 3D or 2D pose holds NaN or inf: ``"raise"``
             (default) raises a ``ValueError`` naming the file, the count and
             the first such sample; ``"mask"`` leaves them out with a warning
             (their number is ``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera-frame metres, root-relative;
-    ``pose2d`` (17, 2) pixels in the 1000x1000 camera image; ``bbox`` (4,);
+    ``pose2d`` (17, 2) pixels in the 1000x1000 camera image;
     ``subject``, ``action`` (normalised, e.g. "Directions"), ``camera``,
     ``frame``, ``index``.
     """
@@ -225,7 +223,6 @@ class Human36M(ArrayPoseDataset):
         subjects: Sequence[str] | None = None,
         cameras: Sequence[int] = (0, 1, 2, 3),
         stride: int = 1,
-        bbox_margin: float = 0.1,
         nonfinite: str = "raise",
     ) -> None:
         if subjects is None:
@@ -233,14 +230,12 @@ class Human36M(ArrayPoseDataset):
             subjects = H36M_TRAIN_SUBJECTS if split == "train" else H36M_TEST_SUBJECTS
         elif isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
             raise TypeError(f"subjects must be a list of subject names, got {subjects!r}")
-        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
         check_nonfinite_policy(nonfinite)
         p3 = load_h36m_3d(data_3d)
         p2, self.metadata = load_h36m_2d(data_2d)
         self.arrays = prepare_h36m(
             p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
         )
-        self.arrays["bbox"] = bbox_from_points(self.arrays["pose2d"], bbox_margin)
         self.arrays, self.num_masked = apply_nonfinite_policy(
             self.arrays, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
         )

@@ -45,7 +45,6 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from unihpr.data.skeletons import Skeleton, get_skeleton
-from unihpr.geometry import bbox_from_keypoints
 
 __all__ = [
     "CameraDistribution",
@@ -243,7 +242,6 @@ class VirtualCameraDataset(Dataset):
 
     * ``pose2d`` (J, 2) float32 pixels of the virtual sensor;
     * ``pose3d`` (J, 3) float32 camera-frame metres, relative to the root joint;
-    * ``bbox`` (4,) the keypoints' box (no silhouette exists for virtual views);
     * ``subject`` / ``action`` (the clip name), ``frame``, ``index``.
 
     Batched access (``__getitems__``, used by ``DataLoader``) draws all cameras of
@@ -322,12 +320,10 @@ class VirtualCameraDataset(Dataset):
         cam, uv = project_to_camera(world, cams)
         pose3d = (cam - cam[:, root : root + 1]).float()
         pose2d = uv.float()
-        bbox = bbox_from_keypoints(pose2d)
         return [
             {
                 "pose2d": pose2d[k],
                 "pose3d": pose3d[k],
-                "bbox": bbox[k],
                 "subject": self.clips[i],
                 "action": self.clips[i],
                 "frame": self.frames[i],
