@@ -27,7 +27,7 @@ import numpy as np
 from unihpr._validate import check_int
 from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
 from unihpr.data._io import check_array, check_file
-from unihpr.data._safe_pickle import restricted_load
+from unihpr.data._safe_pickle import read_npy, restricted_load
 from unihpr.data.cameras import project
 from unihpr.data.skeletons import SMPL24_TO_H36M17
 
@@ -109,11 +109,7 @@ def _load_regressor(regressor) -> np.ndarray | None:
     if regressor is None:
         return None
     if isinstance(regressor, (str, os.PathLike)):
-        path = check_file(regressor, "joint regressor (.npy)")
-        try:
-            regressor = np.load(path, allow_pickle=False)  # a regressor is numbers only
-        except (ValueError, OSError, EOFError) as err:
-            raise ValueError(f"{path}: not a readable .npy regressor ({err})") from err
+        regressor = read_npy(check_file(regressor, "joint regressor (.npy)"))
     w = np.asarray(regressor, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != 17 or w.shape[1] not in (24, 6890):
         raise ValueError(f"regressor must have shape (17, 24) or (17, 6890), got {w.shape}")
