@@ -190,13 +190,15 @@ def test_npz_member_declaring_an_impossible_shape(tmp_path, capped):
 
 def _deflated_member(path, descr: str, shape: tuple, body: bytes, repeat: int) -> None:
     """An npz whose one member ``data`` is a header plus ``body`` written ``repeat`` times."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
-        with z.open("data.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_1_0(
-                member, {"descr": descr, "fortran_order": False, "shape": shape}
-            )
-            for _ in range(repeat):
-                member.write(body)
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z,
+        z.open("data.npy", "w", force_zip64=True) as member,
+    ):
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": descr, "fortran_order": False, "shape": shape}
+        )
+        for _ in range(repeat):
+            member.write(body)
 
 
 def test_npz_zip_bomb_is_refused_before_it_is_decompressed(tmp_path, capped):

@@ -64,6 +64,12 @@ def read_text_lines(path: Path, what: str) -> list[str]:
     return text.splitlines()
 
 
+def is_count(token: str) -> bool:
+    """Whether ``token`` is a whole number of at most 18 ASCII digits (``int()`` also
+    takes ``"²"``-like digits and 5,000-digit strings, with errors that name no file)."""
+    return token.isascii() and token.isdigit() and len(token) <= 18
+
+
 def is_float(token: str) -> bool:
     """Whether ``float(token)`` succeeds."""
     try:

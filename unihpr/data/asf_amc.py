@@ -47,13 +47,13 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr.data._io import check_file, is_float, parse_float, read_text_lines
+from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
     MocapClip,
     check_up_axis,
     euler_to_matrix,
+    forward_kinematics,
     resolve_length_unit,
-    to_y_up,
     tree_diameter,
 )
 from unihpr.data.skeletons import Skeleton
@@ -177,7 +177,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
 
     units = {"length": 1.0, "angle": "deg"}
     root: dict = {"order": None, "axis": "XYZ", "position": np.zeros(3), "orientation": np.zeros(3)}
-    bones: list[dict] = []
+    bones: dict[str, dict] = {}
     children: dict[str, list[str]] = {}
     child_line: dict[str, int] = {}
     name = path.stem
@@ -296,7 +296,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
         raise ValueError(f"{path}: the :hierarchy block is not closed by 'end' (truncated file?)")
     if root["order"] is None:
         raise ValueError(f"{path}: :root has no 'order' line")
-    by_name = {b["name"]: b for b in bones}
+    by_name = bones
     unknown = sorted((set(children) | set(child_line)) - set(by_name) - {"root"})
     if unknown:
         raise ValueError(f"{path}: :hierarchy names bones not in :bonedata: {unknown}")
@@ -343,7 +343,7 @@ def _limit_pairs(text: str, path: Path, i: int) -> list[tuple[float, float]]:
     return out
 
 
-def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> None:
+def _finish_bone(block: dict, path: Path, units: dict, bones: dict[str, dict]) -> None:
     first = block["line"] + 1
 
     def need(key: str, count: int | None) -> tuple[int, list[str]]:
@@ -355,7 +355,7 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> Non
         return i, vals
 
     _, (name,) = need("name", 1)
-    if name == "root" or any(b["name"] == name for b in bones):
+    if name == "root" or name in bones:
         raise ValueError(f"{path}:{first}: bone name {name!r} is repeated or reserved")
     i, d = need("direction", 3)
     direction = np.array([parse_float(v, path, i + 1, "direction") for v in d])
@@ -384,10 +384,10 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> Non
     if dof and "limits" in block and len(limits) != len(dof):
         raise ValueError(f"{path}:{first}: bone {name!r} has {len(dof)} dof but "
                          f"{len(limits)} limits")  # fmt: skip
-    bones.append({"name": name, "fields": {
+    bones[name] = {"name": name, "fields": {
         "direction": direction / norm if norm > 0 else direction,
         "length": length / units["length"], "axis": axis, "axis_order": order,
-        "dof": dof, "limits": limits}})  # fmt: skip
+        "dof": dof, "limits": limits}}  # fmt: skip
 
 
 def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str, slice]], str]:
@@ -412,7 +412,7 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
                 continue
             raise ValueError(f"{path}:{i + 1}: unknown AMC header {line!r}")
         body.append(i)
-    starts = [k for k, i in enumerate(body) if lines[i].isdigit()]
+    starts = [k for k, i in enumerate(body) if is_count(lines[i])]
     if not starts:
         raise ValueError(f"{path}: no frames (a frame starts with a line holding its number)")
     if starts[0] != 0:
@@ -522,42 +522,41 @@ def read_amc(
     values, columns, angle = _parse_amc(path, asf)
     cols = dict(columns)
     names, parents, kinds = asf.joint_layout()
+    by_name = {b.name: b for b in asf.bones}
     offsets = np.zeros((len(names), 3))
     for j, (kind, b) in enumerate(kinds):
         if kind == "end" or (kind == "start" and asf.bones[b].parent != "root"):
-            bone = asf.bones[b] if kind == "end" else _bone(asf, asf.bones[b].parent)
+            bone = asf.bones[b] if kind == "end" else by_name[asf.bones[b].parent]
             offsets[j] = bone.direction * bone.length
     scale, unit_name = resolve_length_unit(unit, tree_diameter(offsets, parents), path)
-    t = values.shape[0]
-    root_vals = values[:, cols["root"]]
-    root_pos = np.repeat(asf.root_position[None], t, axis=0)
     rot_idx = [k for k, d in enumerate(asf.root_order) if d in _ROTATIONS]
-    for k, d in enumerate(asf.root_order):
-        if d in _TRANSLATIONS:
-            root_pos[:, _TRANSLATIONS[d]] = root_vals[:, k] / asf.length_factor
     c_root = _frame_matrix(asf.root_orientation, asf.root_axis)
-    b_root = _rotation_of(root_vals[:, rot_idx], tuple(asf.root_order[k] for k in rot_idx), angle)
-    world_rot = {"root": c_root @ b_root @ c_root.T}
-    tip = {"root": root_pos}
-    for bone in asf.bones:
-        c = _frame_matrix(bone.axis, bone.axis_order)
-        m = world_rot[bone.parent]
-        if bone.dof:
-            m = m @ c @ _rotation_of(values[:, cols[bone.name]], bone.dof, angle) @ c.T
-        world_rot[bone.name] = m
-        tip[bone.name] = tip[bone.parent] + bone.length * (m @ bone.direction)
-    world = np.empty((t, len(names), 3))
-    for j, (kind, b) in enumerate(kinds):
-        if kind == "root":
-            world[:, j] = root_pos
-        elif kind == "start":
-            world[:, j] = tip[asf.bones[b].parent]
-        else:
-            world[:, j] = tip[asf.bones[b].name]
-    world = to_y_up(world * scale, up_axis)
+    frames_of = {b.name: _frame_matrix(b.axis, b.axis_order) for b in asf.bones}
+    # every joint is a tip: the root's, a bone's parent's (the bone's start) or a leaf bone's
+    tip_of = [
+        "root" if kind == "root" else asf.bones[b].parent if kind == "start" else asf.bones[b].name
+        for kind, b in kinds
+    ]
+
+    def positions(frames: slice) -> np.ndarray:
+        v = values[frames]
+        root_vals = v[:, cols["root"]]
+        root_pos = np.repeat(asf.root_position[None], len(v), axis=0)
+        for k, d in enumerate(asf.root_order):
+            if d in _TRANSLATIONS:
+                root_pos[:, _TRANSLATIONS[d]] = root_vals[:, k] / asf.length_factor
+        root_dof = tuple(asf.root_order[k] for k in rot_idx)
+        b_root = _rotation_of(root_vals[:, rot_idx], root_dof, angle)
+        world_rot = {"root": c_root @ b_root @ c_root.T}
+        tip = {"root": root_pos}
+        for bone in asf.bones:
+            c, m = frames_of[bone.name], world_rot[bone.parent]
+            if bone.dof:
+                m = m @ c @ _rotation_of(v[:, cols[bone.name]], bone.dof, angle) @ c.T
+            world_rot[bone.name] = m
+            tip[bone.name] = tip[bone.parent] + bone.length * (m @ bone.direction)
+        return np.stack([tip[name] for name in tip_of], axis=1)
+
+    world = forward_kinematics(path, len(values), len(names), positions, scale, up_axis)
     sk = Skeleton(f"asf:{asf.source.stem}", names, parents, ())
     return MocapClip(joints=world, skeleton=sk, fps=float(fps), unit=unit_name, source=path)
-
-
-def _bone(asf: AsfSkeleton, name: str) -> AsfBone:
-    return next(b for b in asf.bones if b.name == name)

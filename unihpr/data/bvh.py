@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr.data._io import check_file, is_float, parse_float, read_text_lines
+from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
     MocapClip,
     check_up_axis,
     euler_to_matrix,
+    forward_kinematics,
     resolve_length_unit,
-    to_y_up,
     tree_diameter,
 )
 from unihpr.data.skeletons import Skeleton
@@ -140,7 +140,7 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
             joint = joints[stack[-1]]
             if joint.has_channels:
                 raise err(line, f"second CHANNELS for joint {joint.name!r}")
-            if pos >= len(toks) or not toks[pos][0].isdigit():
+            if pos >= len(toks) or not is_count(toks[pos][0]):
                 raise err(line, "CHANNELS needs a count, e.g. 'CHANNELS 3 Zrotation Xrotation "
                           "Yrotation'")  # fmt: skip
             n = int(toks[pos][0])
@@ -186,7 +186,7 @@ def _parse_motion(
         raise ValueError(f"{path}: MOTION needs 'Frames: N' and 'Frame Time: dt' lines "
                          "(truncated file?)")  # fmt: skip
     m_frames, m_time = _FRAMES.match(lines[header[0]]), _FRAME_TIME.match(lines[header[1]])
-    if not m_frames or not m_frames.group(1).isdigit():
+    if not m_frames or not is_count(m_frames.group(1)):
         raise ValueError(f"{path}:{header[0] + 1}: expected 'Frames: N' (N >= 1), "
                          f"found {lines[header[0]].strip()!r}")  # fmt: skip
     if not m_time:
@@ -224,7 +224,7 @@ def _parse_motion(
 
 
 def _forward_kinematics(joints: list[_Joint], frames: np.ndarray) -> np.ndarray:
-    """World positions (T, J, 3) in file units, in the file's axes."""
+    """World positions (t, J, 3) of frames (t, C), in file units and the file's axes."""
     t = frames.shape[0]
     pos = np.zeros((t, len(joints), 3))
     rot: list[np.ndarray | None] = [None] * len(joints)
@@ -317,10 +317,11 @@ def read_bvh(
     if motion is None:
         raise ValueError(f"{path}: no MOTION section (truncated file, or not a BVH file?)")
     joints = _parse_hierarchy(path, lines, motion)
-    names = [j.name for j in joints]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{path}: joint names must be unique, repeated: {dup}")
+    seen: set[str] = set()
+    for j in joints:
+        if j.name in seen:
+            raise ValueError(f"{path}:{j.line}: joint name {j.name!r} is repeated")
+        seen.add(j.name)
     n_channels = sum(len(j.channels) for j in joints)
     if n_channels == 0:
         raise ValueError(f"{path}: the HIERARCHY declares no CHANNELS")
@@ -329,7 +330,10 @@ def read_bvh(
     scale, unit_name = resolve_length_unit(
         unit, tree_diameter(np.stack([j.offset for j in joints]), parents), path
     )
-    world = to_y_up(_forward_kinematics(joints, frames) * scale, up_axis)
+    world = forward_kinematics(
+        path, len(frames), len(joints), lambda t: _forward_kinematics(joints, frames[t]), scale,
+        up_axis,
+    )  # fmt: skip
     if not end_sites:
         keep = [i for i, j in enumerate(joints) if not j.end_site]
         new = {old: k for k, old in enumerate(keep)}

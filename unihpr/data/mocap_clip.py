@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,14 @@ conversions of it keep those numbers, so one unit is 0.0254 / 0.45 m."""
 
 # The skeleton "diameter" (longest joint-to-joint path) that unit="auto" aims at.
 _TYPICAL_DIAMETER_M = 2.0
+
+MAX_JOINT_FRAMES = 1 << 22
+"""The most joint positions (frames x joints) a motion file may give: 4,194,304,
+96 MiB of float64, e.g. a 40-joint rig for 29 minutes at 60 fps. A longer take
+is refused before its positions are computed; split it into several files."""
+# Joint positions per step of the forward kinematics: its working memory (the
+# rotations of every joint for a chunk of frames) stays a few MB.
+_CHUNK = 1 << 15
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
@@ -185,6 +193,39 @@ def to_y_up(points: np.ndarray, up_axis: str) -> np.ndarray:
     if check_up_axis(up_axis) == "y":
         return points
     return np.stack([points[..., 0], points[..., 2], -points[..., 1]], axis=-1)
+
+
+def forward_kinematics(
+    source: object,
+    frames: int,
+    joints: int,
+    positions: Callable[[slice], np.ndarray],
+    scale: float,
+    up_axis: str,
+) -> np.ndarray:
+    """World joints ``(frames, joints, 3)`` in metres, y up, computed a chunk at a time.
+
+    Args:
+        source: The file, named in the error.
+        frames: Number of frames T.
+        joints: Number of joints J.
+        positions: ``positions(frame slice)`` -> (t, J, 3) in file units and axes.
+        scale: Metres per file unit.
+        up_axis: The file's up axis.
+
+    Raises:
+        ValueError: ``frames * joints`` exceeds [`MAX_JOINT_FRAMES`][].
+    """
+    if frames * joints > MAX_JOINT_FRAMES:
+        raise ValueError(
+            f"{source}: {frames} frames x {joints} joints is more than the "
+            f"{MAX_JOINT_FRAMES:,} joint positions one file may give; split the take"
+        )
+    out = np.empty((frames, joints, 3))
+    step = max(1, _CHUNK // max(joints, 1))
+    for s in range(0, frames, step):
+        out[s : s + step] = to_y_up(positions(slice(s, s + step)) * scale, up_axis)
+    return out
 
 
 def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
