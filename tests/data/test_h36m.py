@@ -222,3 +222,26 @@ def test_argument_validation(tmp_path, kwargs, error, match):
     f3, f2, _ = write_h36m(tmp_path, n=4)
     with pytest.raises(error, match=match):
         Human36M(f3, f2, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_loaders_reject_nonfinite_values_naming_file_subject_and_action(tmp_path, bad):
+    f3, f2, p3 = write_h36m(tmp_path, n=6)
+    p3["S5"]["Walking"][2, 30, 1] = bad  # a joint the 17-joint layout drops: still reported
+    np.savez(f3, positions_3d=p3)
+    with pytest.raises(
+        ValueError,
+        match=r"data_3d_h36m\.npz: positions_3d\['S5'\]\['Walking'\] has NaN or inf \(first "
+        r"at frame 2\); pass allow_nonfinite=True",
+    ):
+        load_h36m_3d(f3)
+    assert not np.isfinite(load_h36m_3d(f3, allow_nonfinite=True)["S5"]["Walking"][2, 30, 1])
+    p2 = {k: np.load(f2, allow_pickle=True)[k].item() for k in ("positions_2d", "metadata")}
+    p2["positions_2d"]["S9"]["Directions 1"][3][4, 0, 0] = bad
+    np.savez(f2, **p2)
+    with pytest.raises(
+        ValueError,
+        match=r"positions_2d\['S9'\]\['Directions 1'\]\[3\] has NaN or inf \(first at frame 4\)",
+    ):
+        load_h36m_2d(f2)
+    assert load_h36m_2d(f2, allow_nonfinite=True)[0]["S9"]["Directions 1"][3].shape == (9, 17, 2)

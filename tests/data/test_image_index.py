@@ -123,3 +123,20 @@ def test_builder_and_cli_reject_or_mask_nonfinite_poses(tmp_path):
         assert main([*args, "--mask-nonfinite"]) == 0
     recs = read_image_index(tmp_path / "i.jsonl")
     assert [r["frame"] for r in recs] == [0, 2]  # frame 1 (NaN) left out, frame 3 has no image
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("[" * 100_000 + "]" * 100_000, r"deep\.jsonl:2: not valid JSON \(it nests too deeply\)"),
+        ('{"image": "' + "x" * (2 << 20) + '"}', r"deep\.jsonl:2: the line is longer than 1 MiB"),
+        ("\udcff", r"deep\.jsonl:2: not valid JSON"),
+    ],
+)
+def test_hostile_lines_name_the_file_and_line(tmp_path, line, match):
+    f = tmp_path / "deep.jsonl"
+    rec = {"image": "a.png", "pose2d": [[0, 0]] * 2, "pose3d": [[0, 0, 0]] * 2, "subject": "S1",
+           "action": "A", "frame": 0}  # fmt: skip
+    f.write_bytes((json.dumps(rec) + "\n" + line + "\n").encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=match):
+        read_image_index(f)

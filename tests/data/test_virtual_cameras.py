@@ -117,6 +117,12 @@ def test_validation():
         VirtualCameraDataset(_motion(3), HUMANOID15, clips=["a"])
     with pytest.raises(IndexError):
         VirtualCameraDataset(_motion(3), HUMANOID15)[3]
+    with pytest.raises(TypeError, match="cameras must be a CameraDistribution or None, got dict"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, cameras={"distance": (3, 4)})
+    with pytest.raises(TypeError, match="augment must be callable"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, augment="mirror")
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, generator=0)
     with pytest.raises(ValueError, match="up_axis"):
         CameraDistribution(up_axis="w")
     with pytest.raises(ValueError, match="distance"):

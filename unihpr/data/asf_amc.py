@@ -47,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
+from unihpr._validate import check_choice, check_real
 from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
+    UP_AXES,
     MocapClip,
-    check_up_axis,
     euler_to_matrix,
     forward_kinematics,
     resolve_length_unit,
@@ -516,9 +517,8 @@ def read_amc(
     """
     asf = skeleton if isinstance(skeleton, AsfSkeleton) else read_asf(skeleton)
     path = check_file(path, "AMC")
-    check_up_axis(up_axis)
-    if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    check_choice("up_axis", up_axis, UP_AXES)
+    fps = check_real("fps", fps, low=0.0, low_open=True)
     values, columns, angle = _parse_amc(path, asf)
     cols = dict(columns)
     names, parents, kinds = asf.joint_layout()
@@ -559,4 +559,4 @@ def read_amc(
 
     world = forward_kinematics(path, len(values), len(names), positions, scale, up_axis)
     sk = Skeleton(f"asf:{asf.source.stem}", names, parents, ())
-    return MocapClip(joints=world, skeleton=sk, fps=float(fps), unit=unit_name, source=path)
+    return MocapClip(joints=world, skeleton=sk, fps=fps, unit=unit_name, source=path)

@@ -40,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from unihpr._validate import check_choice
 from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
+    UP_AXES,
     MocapClip,
-    check_up_axis,
     euler_to_matrix,
     forward_kinematics,
     resolve_length_unit,
@@ -311,7 +312,7 @@ def read_bvh(
                [-0.2,  0.9,  0. ]])
     """
     path = check_file(path, "BVH")
-    check_up_axis(up_axis)
+    check_choice("up_axis", up_axis, UP_AXES)
     lines = read_text_lines(path, "BVH")
     motion = next((i for i, ln in enumerate(lines) if ln.strip().upper() == "MOTION"), None)
     if motion is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -54,11 +55,33 @@ def _is_corrupt(subject: str, action: str) -> bool:
     return subject == "S11" and action == "Directions"
 
 
-def load_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+def _finite(arr: np.ndarray, path: Path, key: str, allow: bool) -> np.ndarray:
+    if not allow:
+        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{path}: {key} has NaN or inf (first at frame {int(np.argmax(bad))}); pass "
+                "allow_nonfinite=True to keep such frames (the datasets' nonfinite='mask' "
+                "leaves them out)"
+            )
+    return arr
+
+
+def load_h36m_3d(
+    path: str | os.PathLike, *, allow_nonfinite: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
     """Read ``data_3d_h36m.npz``.
+
+    Args:
+        path: The file.
+        allow_nonfinite: Keep NaN or inf coordinates instead of raising.
 
     Returns:
         subject -> raw action name -> (N, 32, 3) float32 world-frame metres.
+
+    Raises:
+        ValueError: The file is malformed, or (unless ``allow_nonfinite``) holds
+            NaN or inf; the message names the file, subject, action and frame.
     """
     p = check_file(path, "Human3.6M 3D (data_3d_h36m.npz)")
     data = load_npz_object(p, "positions_3d", "dict subject -> action -> (N, 32, 3)")
@@ -68,24 +91,30 @@ def load_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     for subject, actions in data.items():
         if not isinstance(actions, dict):
             raise ValueError(f"{p}: positions_3d[{subject!r}] must be a dict of actions")
-        out[subject] = {
-            a: check_array(
-                v, p, f"positions_3d[{subject!r}][{a!r}]", (None, 32, 3), "(N, 32, 3)"
-            ).astype(np.float32, copy=False)
-            for a, v in actions.items()
-        }
+        out[subject] = {}
+        for a, v in actions.items():
+            key = f"positions_3d[{subject!r}][{a!r}]"
+            arr = check_array(v, p, key, (None, 32, 3), "(N, 32, 3)")
+            out[subject][a] = _finite(arr, p, key, allow_nonfinite).astype(np.float32, copy=False)
     return out
 
 
 def load_h36m_2d(
-    path: str | os.PathLike,
+    path: str | os.PathLike, *, allow_nonfinite: bool = False
 ) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
     """Read ``data_2d_h36m_<keypoints>.npz``.
+
+    Args:
+        path: The file.
+        allow_nonfinite: Keep NaN or inf coordinates instead of raising.
 
     Returns:
         (positions, metadata): subject -> raw action -> list of 4 (N_c, 17, 2)
         float32 pixel arrays (camera order of ``CAMERA_IDS``), and the metadata
         dict (``layout_name``, ``num_joints``, ``keypoints_symmetry``).
+
+    Raises:
+        ValueError: As [`load_h36m_3d`][].
     """
     p = check_file(path, "Human3.6M 2D (data_2d_h36m_*.npz)")
     data = load_npz_object(p, "positions_2d", "dict subject -> action -> list of 4 (N, 17, 2)")
@@ -107,7 +136,10 @@ def load_h36m_2d(
                 raise ValueError(
                     f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera"
                 )
-            out[subject][a] = [_keypoints_2d(c, p, f"{key}[{i}]") for i, c in enumerate(cams)]
+            out[subject][a] = [
+                _finite(_keypoints_2d(c, p, f"{key}[{i}]"), p, f"{key}[{i}]", allow_nonfinite)
+                for i, c in enumerate(cams)
+            ]
     return out, meta
 
 
@@ -231,8 +263,9 @@ class Human36M(ArrayPoseDataset):
         elif isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
             raise TypeError(f"subjects must be a list of subject names, got {subjects!r}")
         check_nonfinite_policy(nonfinite)
-        p3 = load_h36m_3d(data_3d)
-        p2, self.metadata = load_h36m_2d(data_2d)
+        # non-finite values are reported (or left out) per sample below
+        p3 = load_h36m_3d(data_3d, allow_nonfinite=True)
+        p2, self.metadata = load_h36m_2d(data_2d, allow_nonfinite=True)
         self.arrays = prepare_h36m(
             p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
         )

@@ -28,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from unihpr._validate import check_choice, check_real
 from unihpr.data.mapping import JointSource, map_joints
 from unihpr.data.skeletons import Skeleton, get_skeleton
 
 __all__ = [
     "LENGTH_UNITS",
+    "MAX_JOINT_FRAMES",
+    "UP_AXES",
     "MocapClip",
-    "check_up_axis",
     "euler_to_matrix",
     "guess_length_unit",
     "resample_motion",
@@ -66,6 +68,8 @@ is refused before its positions are computed; split it into several files."""
 _CHUNK = 1 << 15
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
+#: The up axes a motion file may have; readers return y up.
+UP_AXES = ("y", "z")
 
 
 def euler_to_matrix(angles: np.ndarray, axes: str) -> np.ndarray:
@@ -130,12 +134,13 @@ def tree_diameter(offsets: np.ndarray, parents: Sequence[int]) -> float:
     return float(best)
 
 
-def guess_length_unit(diameter: float) -> str:
+def guess_length_unit(diameter: float, source: object = "motion capture") -> str:
     """The name in [`LENGTH_UNITS`][] that makes a skeleton of this diameter
-    (file units) closest to an adult's 2 m on a log scale."""
+    (file units) closest to an adult's 2 m on a log scale; ``source`` names the
+    file in the error for a skeleton of size 0."""
     if not math.isfinite(diameter) or diameter <= 0:
         raise ValueError(
-            f"cannot guess the length unit of a skeleton of size {diameter}: pass unit="
+            f"{source}: cannot guess the length unit of a skeleton of size {diameter}: pass unit="
         )
     return min(
         LENGTH_UNITS,
@@ -144,7 +149,7 @@ def guess_length_unit(diameter: float) -> str:
 
 
 def resolve_length_unit(
-    unit: str | float, diameter: float, source: object = None
+    unit: str | float, diameter: float, source: object = "motion capture"
 ) -> tuple[float, str]:
     """``(metres per file unit, unit name)`` for ``unit`` (a name, a number or ``"auto"``).
 
@@ -152,36 +157,24 @@ def resolve_length_unit(
         unit: A key of [`LENGTH_UNITS`][], ``"auto"`` or metres per file unit.
         diameter: The skeleton's longest joint-to-joint path in file units
             (only read for ``"auto"``).
-        source: The file, named in the warning given when a guessed unit makes
-            the skeleton less than 1 m or more than 4 m across.
+        source: The file, named in the error for a skeleton of size 0 and in the
+            warning given when a guessed unit makes the skeleton less than 1 m or
+            more than 4 m across.
     """
     if isinstance(unit, str):
-        if unit == "auto":
-            unit = guess_length_unit(diameter)
+        if check_choice("unit", unit, ("auto", *LENGTH_UNITS)) == "auto":
+            unit = guess_length_unit(diameter, source)
             size = diameter * LENGTH_UNITS[unit]
             if not 1.0 <= size <= 4.0:
                 warnings.warn(
-                    f"{source or 'motion capture'}: unit='auto' chose {unit!r}, which makes the "
+                    f"{source}: unit='auto' chose {unit!r}, which makes the "
                     f"skeleton {size:.2f} m across (an adult's is 1.5-2.8 m); pass unit= if "
                     "that is wrong",
                     stacklevel=3,
                 )
-        if unit not in LENGTH_UNITS:
-            raise ValueError(f"unit must be 'auto', one of {sorted(LENGTH_UNITS)} or metres "
-                             f"per file unit, got {unit!r}")  # fmt: skip
         return LENGTH_UNITS[unit], unit
-    if isinstance(unit, bool) or not isinstance(unit, (int, float)):
-        raise TypeError(f"unit must be a string or a number, got {type(unit).__name__}")
-    if not math.isfinite(unit) or unit <= 0:
-        raise ValueError(f"unit (metres per file unit) must be finite and > 0, got {unit}")
-    return float(unit), f"{float(unit):g} m"
-
-
-def check_up_axis(up_axis: str) -> str:
-    """``up_axis`` if it is ``"y"`` or ``"z"``, else ``ValueError``."""
-    if up_axis not in ("y", "z"):
-        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    return up_axis
+    unit = check_real("unit (metres per file unit, or a name)", unit, low=0.0, low_open=True)
+    return unit, f"{unit:g} m"
 
 
 def to_y_up(points: np.ndarray, up_axis: str) -> np.ndarray:
@@ -190,7 +183,7 @@ def to_y_up(points: np.ndarray, up_axis: str) -> np.ndarray:
     z up maps ``(x, y, z) -> (x, z, -y)``: a rotation of -90 degrees about x,
     so handedness and lengths are kept.
     """
-    if check_up_axis(up_axis) == "y":
+    if check_choice("up_axis", up_axis, UP_AXES) == "y":
         return points
     return np.stack([points[..., 0], points[..., 2], -points[..., 1]], axis=-1)
 
@@ -238,9 +231,8 @@ def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.nda
     digits) the result is exactly every ``fps_in / fps_out``-th frame.
     """
     motion = np.asarray(motion)
-    for name, v in (("fps_in", fps_in), ("fps_out", fps_out)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    check_real("fps_in", fps_in, low=0.0, low_open=True)
+    check_real("fps_out", fps_out, low=0.0, low_open=True)
     t = motion.shape[0]
     if t == 0:
         raise ValueError("motion has no frames")
@@ -250,6 +242,11 @@ def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.nda
         # 1e-4 of an integer multiple of fps_out is taken as that multiple
         step = float(round(step))
     n = math.floor((t - 1) / step + 1e-9) + 1
+    if n * (motion.size // t) > 3 * MAX_JOINT_FRAMES:
+        raise ValueError(
+            f"resampling {t} frames from {fps_in:g} to {fps_out:g} fps gives {n} frames, more "
+            f"than {3 * MAX_JOINT_FRAMES:,} values"
+        )
     pos = np.arange(n) * step
     lo = np.minimum(np.floor(pos + 1e-9).astype(np.int64), t - 1)
     hi = np.minimum(lo + 1, t - 1)

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_choice, check_generator, check_real
 from unihpr.data.skeletons import Skeleton, get_skeleton
 
 __all__ = [
@@ -110,10 +111,8 @@ class CameraDistribution:
         object.__setattr__(self, "roll", _check_range("roll", self.roll))
         object.__setattr__(self, "focal", _check_range("focal", self.focal, low=1e-3))
         object.__setattr__(self, "sensor", _check_range("sensor", self.sensor, low=1.0))
-        if not math.isfinite(self.aim_jitter) or self.aim_jitter < 0:
-            raise ValueError(f"aim_jitter must be a finite number >= 0, got {self.aim_jitter!r}")
-        if self.up_axis not in _UP_AXES:
-            raise ValueError(f"up_axis must be one of {sorted(_UP_AXES)}, got {self.up_axis!r}")
+        check_real("aim_jitter", self.aim_jitter, low=0.0)
+        check_choice("up_axis", self.up_axis, _UP_AXES)
 
 
 @dataclass
@@ -138,9 +137,7 @@ def up_basis(up_axis: str, dtype: torch.dtype = torch.float64) -> tuple[Tensor, 
         up_axis: ``"x"``, ``"y"`` or ``"z"``.
         dtype: dtype of the three (3,) vectors.
     """
-    if up_axis not in _UP_AXES:
-        raise ValueError(f"up_axis must be one of {sorted(_UP_AXES)}, got {up_axis!r}")
-    i = _UP_AXES[up_axis]
+    i = _UP_AXES[check_choice("up_axis", up_axis, _UP_AXES)]
     eye = torch.eye(3, dtype=dtype)
     return eye[i], eye[(i + 1) % 3], eye[(i + 2) % 3]
 
@@ -291,9 +288,17 @@ class VirtualCameraDataset(Dataset):
                 f"clips ({len(self.clips)}) and frames ({len(self.frames)}) need one entry per "
                 f"motion frame ({n})"
             )
+        if cameras is not None and not isinstance(cameras, CameraDistribution):
+            raise TypeError(
+                f"cameras must be a CameraDistribution or None, got {type(cameras).__name__}"
+            )
+        if augment is not None and not callable(augment):
+            raise TypeError(
+                f"augment must be callable (a PoseAugmentation) or None, got {augment!r}"
+            )
         self.cameras = cameras or CameraDistribution()
         self.augment = augment
-        self.generator = generator
+        self.generator = check_generator(generator)
 
     def __len__(self) -> int:
         return int(self.motion.shape[0])

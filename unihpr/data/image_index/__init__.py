@@ -40,6 +40,8 @@ __all__ = ["ImageIndexDataset", "build_h36m_image_index", "read_image_index"]
 
 DEFAULT_PATTERN = "{subject}/{action}.{camera}/{number:06d}.jpg"
 _FIELDS = ("image", "pose2d", "pose3d", "subject", "action", "frame")
+# A record of 17 joints is about 1 KB; a longer line is not an index line.
+_MAX_LINE = 1 << 20
 
 
 def build_h36m_image_index(
@@ -79,10 +81,9 @@ def build_h36m_image_index(
     if not root.is_dir():
         raise FileNotFoundError(f"frames_root is not a folder: {root}")
     check_int("first_number", first_number)
-    a = prepare_h36m(
-        load_h36m_3d(data_3d), load_h36m_2d(data_2d)[0], subjects, stride=stride,
-        source=str(data_2d),
-    )  # fmt: skip
+    p3 = load_h36m_3d(data_3d, allow_nonfinite=True)  # reported per sample below
+    p2 = load_h36m_2d(data_2d, allow_nonfinite=True)[0]
+    a = prepare_h36m(p3, p2, subjects, stride=stride, source=str(data_2d))
     a, masked = apply_nonfinite_policy(
         a, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
     )
@@ -120,14 +121,18 @@ def read_image_index(path: str | os.PathLike) -> list[dict]:
     """Parse and validate an index file; errors name the file, line and field."""
     p = check_file(path, "image index (.jsonl)")
     records = []
-    with open(p) as fh:
-        for n, line in enumerate(fh, 1):
+    with open(p, "rb") as fh:
+        for n, line in enumerate(iter(lambda: fh.readline(_MAX_LINE + 1), b""), 1):
+            if len(line) > _MAX_LINE:
+                raise ValueError(f"{p}:{n}: the line is longer than {_MAX_LINE >> 20} MiB")
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{p}:{n}: not valid JSON ({err.msg})") from err
+            except RecursionError:
+                raise ValueError(f"{p}:{n}: not valid JSON (it nests too deeply)") from None
+            except ValueError as err:  # JSON or UTF-8
+                raise ValueError(f"{p}:{n}: not valid JSON ({err})") from err
             if not isinstance(rec, dict):
                 raise ValueError(f"{p}:{n}: expected a JSON object, got {type(rec).__name__}")
             missing = [k for k in _FIELDS if k not in rec]
