@@ -9,15 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_choice
+
 #: What a loader's ``nonfinite=`` argument accepts.
 NONFINITE_POLICIES = ("raise", "mask")
-
-
-def check_nonfinite_policy(nonfinite: str) -> str:
-    """Validate a loader's ``nonfinite`` argument."""
-    if nonfinite not in NONFINITE_POLICIES:
-        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-    return nonfinite
 
 
 def apply_nonfinite_policy(
@@ -39,7 +34,7 @@ def apply_nonfinite_policy(
     Raises:
         ValueError: No rows at all, every row non-finite, or (``"raise"``) some.
     """
-    check_nonfinite_policy(nonfinite)
+    check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
     n = len(next(iter(arrays.values())))
     if n == 0:
         raise ValueError(f"{', '.join(sorted(set(sources.values())))}: no samples to load")

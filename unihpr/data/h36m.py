@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from unihpr._validate import check_choice, check_int
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
 from unihpr.data._io import check_array, check_file, load_npz_object
 from unihpr.data.cameras import world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
@@ -262,7 +262,7 @@ class Human36M(ArrayPoseDataset):
             subjects = H36M_TRAIN_SUBJECTS if split == "train" else H36M_TEST_SUBJECTS
         elif isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
             raise TypeError(f"subjects must be a list of subject names, got {subjects!r}")
-        check_nonfinite_policy(nonfinite)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         # non-finite values are reported (or left out) per sample below
         p3 = load_h36m_3d(data_3d, allow_nonfinite=True)
         p2, self.metadata = load_h36m_2d(data_2d, allow_nonfinite=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unihpr._validate import check_choice, check_int
 from unihpr.data.cameras import quaternion_to_matrix
 
 __all__ = ["CAMERA_IDS", "H36MCamera", "h36m_camera"]
@@ -164,16 +165,13 @@ class H36MCamera:
 
 def h36m_camera(subject: str, camera: str | int) -> H36MCamera:
     """The published calibration of ``camera`` (id or index 0-3) for ``subject``."""
-    if subject not in _EXTRINSICS:
-        raise ValueError(f"subject must be one of {sorted(_EXTRINSICS)}, got {subject!r}")
-    if isinstance(camera, int):
-        if not 0 <= camera < 4:
-            raise ValueError(f"camera index must be in [0, 4), got {camera}")
-        cam_id = CAMERA_IDS[camera]
+    check_choice("subject", subject, _EXTRINSICS)
+    if isinstance(camera, str):
+        cam_id = check_choice("camera", camera, CAMERA_IDS)
     else:
-        cam_id = str(camera)
-        if cam_id not in CAMERA_IDS:
-            raise ValueError(f"camera must be one of {CAMERA_IDS} or 0-3, got {camera!r}")
+        cam_id = CAMERA_IDS[
+            check_int("camera (an index or one of CAMERA_IDS)", camera, low=0, high=3)
+        ]
     f, c, k, p, res = _INTRINSICS[cam_id]
     q, pos = _EXTRINSICS[subject][CAMERA_IDS.index(cam_id)]
     return H36MCamera(

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from unihpr._optional import require
 from unihpr._quiet import silence_c_output
+from unihpr._validate import check_choice, check_int
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
@@ -114,6 +115,15 @@ def load_mocap_clip(clip: str, data_path: str | os.PathLike | None = None) -> np
     return frames
 
 
+def _check_test_clips(test_clips: Sequence[str], clips: list[str]) -> list[str]:
+    if isinstance(test_clips, str):
+        raise TypeError(f"test_clips must be a list of clip names, got the string {test_clips!r}")
+    unknown = sorted(set(test_clips) - set(clips))
+    if unknown:
+        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    return clips
+
+
 def load_humanoid_motion(
     split: str = "train",
     *,
@@ -134,14 +144,9 @@ def load_humanoid_motion(
         ready for [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
         with ``HUMANOID15``.
     """
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
-    clips = list_mocap_clips(data_path)
-    unknown = sorted(set(test_clips) - set(clips))
-    if unknown:
-        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    check_choice("split", split, ("train", "test", "all"))
+    check_int("stride", stride, low=1)
+    clips = _check_test_clips(test_clips, list_mocap_clips(data_path))
     chosen = [c for c in clips if split == "all" or (c in test_clips) == (split == "test")]
     poses, names, frames = [], [], []
     for clip in chosen:
@@ -364,19 +369,12 @@ def build_humanoid_mocap(
     Returns:
         ``{"train": path, "test": path}``.
     """
-    if image_size < 16:
-        raise ValueError(f"image_size must be >= 16, got {image_size}")
-    if recombined < 0:
-        raise ValueError(f"recombined must be >= 0, got {recombined}")
-    if stride < 1 or cameras_per_frame < 1:
-        raise ValueError(
-            f"stride and cameras_per_frame must be >= 1, got {stride}, {cameras_per_frame}"
-        )
+    check_int("image_size", image_size, low=16)
+    check_int("recombined", recombined, low=0)
+    check_int("stride", stride, low=1)
+    check_int("cameras_per_frame", cameras_per_frame, low=1)
     data_path = _pybullet_data_path()
-    clips = list_mocap_clips(data_path)
-    unknown = sorted(set(test_clips) - set(clips))
-    if unknown:
-        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    clips = _check_test_clips(test_clips, list_mocap_clips(data_path))
     splits = {
         "train": [c for c in clips if c not in test_clips],
         "test": [c for c in clips if c in test_clips],
@@ -567,8 +565,7 @@ class HumanoidMocap(ArrayPoseDataset):
         cache_dir: str | os.PathLike | None = None,
         **build_kwargs,
     ) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        check_choice("split", split, ("train", "test"))
         self.path = build_humanoid_mocap(cache_dir, **build_kwargs)[split]
         self.arrays = _load_cache(self.path)
         self.clips = sorted(set(self.arrays["clip"].tolist()))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unihpr._validate import check_bool, check_choice, check_int
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
 from unihpr.data._io import check_array, check_file, load_npz_object
 from unihpr.data.mapping import map_joints
 from unihpr.data.skeletons import MPI_INF_3DHP17
@@ -126,7 +126,7 @@ class MPIInf3DHP(ArrayPoseDataset):
         scale = {"mm": 1e-3, "m": 1.0}[check_choice("units", units, ("mm", "m"))]
         check_int("stride", stride, low=1)
         check_bool("valid_only", valid_only)
-        check_nonfinite_policy(nonfinite)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         p3s, p2s, meta = [], [], {k: [] for k in ("subject", "action", "camera", "frame")}
         for s in load_3dhp(path):
             idx = np.arange(0, len(s.pose3d), stride)

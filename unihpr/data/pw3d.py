@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr._validate import check_int
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
+from unihpr._validate import check_choice, check_int
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
 from unihpr.data._io import check_array, check_file
 from unihpr.data._safe_pickle import read_npy, restricted_load
 from unihpr.data.cameras import project
@@ -165,7 +165,7 @@ class ThreeDPW(ArrayPoseDataset):
         else:
             raise TypeError(f"files must be a path or a list of paths, got {files!r}")
         check_int("stride", stride, low=1)
-        check_nonfinite_policy(nonfinite)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         if vertex_fn is not None and not callable(vertex_fn):
             raise TypeError(f"vertex_fn must be callable, got {type(vertex_fn).__name__}")
         w = _load_regressor(regressor)
