@@ -500,7 +500,7 @@ def read_amc(
         unit: Base unit of the ASF (after dividing by ``:units length``):
             ``"auto"`` (guessed from the skeleton's size; CMU files come out as
             ``"inch"``), a name of
-            [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS], or metres per unit.
+            ``unihpr.data.mocap_clip.LENGTH_UNITS``, or metres per unit.
         up_axis: ``"y"`` (CMU) or ``"z"``; the result is y up.
         fps: Frame rate; AMC files do not store it (CMU captured at 120).
 

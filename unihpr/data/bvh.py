@@ -265,7 +265,7 @@ def read_bvh(
     Args:
         path: The ``.bvh`` file.
         unit: Length unit of the file: ``"auto"`` (guessed from the skeleton's
-            size), a name of [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS]
+            size), a name of ``unihpr.data.mocap_clip.LENGTH_UNITS``
             (``"m"``, ``"cm"``, ``"mm"``, ``"inch"``, ``"cmu"``) or metres per unit.
         up_axis: The file's up axis, ``"y"`` (most BVH) or ``"z"``; the result is y up.
         end_sites: Keep the End Site points as joints ``"<joint>_end"``.

@@ -9,7 +9,7 @@ y up is the convention of the bundled humanoid data
 files written z up are converted with ``up_axis="z"``.
 
 Lengths: a file stores numbers in some unit; ``unit`` says which. It is a name
-of [`LENGTH_UNITS`][] (metres per file unit), a number (metres per file unit)
+of ``LENGTH_UNITS`` (metres per file unit), a number (metres per file unit)
 or ``"auto"``, which guesses from the size of the skeleton: the longest path
 between two joints through the skeleton (fingertip to fingertip, hand to toe)
 is 1.5–2.8 m for an adult, and the unit whose scaling brings it closest to 2 m
@@ -135,7 +135,7 @@ def tree_diameter(offsets: np.ndarray, parents: Sequence[int]) -> float:
 
 
 def guess_length_unit(diameter: float, source: object = "motion capture") -> str:
-    """The name in [`LENGTH_UNITS`][] that makes a skeleton of this diameter
+    """The name in ``LENGTH_UNITS`` that makes a skeleton of this diameter
     (file units) closest to an adult's 2 m on a log scale; ``source`` names the
     file in the error for a skeleton of size 0."""
     if not math.isfinite(diameter) or diameter <= 0:
@@ -154,7 +154,7 @@ def resolve_length_unit(
     """``(metres per file unit, unit name)`` for ``unit`` (a name, a number or ``"auto"``).
 
     Args:
-        unit: A key of [`LENGTH_UNITS`][], ``"auto"`` or metres per file unit.
+        unit: A key of ``LENGTH_UNITS``, ``"auto"`` or metres per file unit.
         diameter: The skeleton's longest joint-to-joint path in file units
             (only read for ``"auto"``).
         source: The file, named in the error for a skeleton of size 0 and in the
@@ -263,7 +263,7 @@ class MocapClip:
         joints: (T, J, 3) float64 world positions, metres, y up.
         skeleton: The file's own joints: names, parents (no left/right pairs).
         fps: Frames per second.
-        unit: The length unit the file was read in (a [`LENGTH_UNITS`][] name,
+        unit: The length unit the file was read in (a ``LENGTH_UNITS`` name,
             or ``"<x> m"`` for a number).
         source: The file it was read from.
     """
@@ -296,5 +296,5 @@ class MocapClip:
             raise ValueError(f"{self.source}: {err}") from None
 
     def resample(self, fps: float) -> np.ndarray:
-        """The joints at ``fps`` frames per second, (T', J, 3): see [`resample_motion`][]."""
+        """The joints at ``fps`` frames per second, (T', J, 3): see ``resample_motion``."""
         return resample_motion(self.joints, self.fps, fps)

@@ -138,7 +138,7 @@ class MocapFolder(Dataset):
             ``{joint: rig joint}``; see
             [`resolve_rig_mapping`][unihpr.data.mapping.resolve_rig_mapping].
         unit: Length unit of the files (``"auto"``, a name of
-            [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS] or metres per unit).
+            ``unihpr.data.mocap_clip.LENGTH_UNITS`` or metres per unit).
         up_axis: ``"y"`` or ``"z"``: the files' up axis; the motion is y up.
         fps: Frame rate to resample every clip to (``None`` keeps each file's).
         split: ``"all"``, ``"train"`` or ``"test"``.
