@@ -239,7 +239,12 @@ def _read_npy(fh: IO[bytes], source: str, size: int, allow_pickle: bool = True) 
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran, dtype = reader(fh)
-        left = size - fh.tell()
+    except Exception as err:  # numpy's header parser also lets tokenize.TokenError out
+        raise ValueError(
+            f"{source}: not a readable .npy header ({type(err).__name__}: {err})"
+        ) from err
+    left = size - fh.tell()
+    try:
         if not dtype.hasobject:
             if _nbytes(shape, dtype) > left:  # before np.empty: (10**15,) is no MemoryError
                 raise ValueError(

@@ -52,6 +52,7 @@ from unihpr.data._io import check_file, is_count, is_float, parse_float, read_te
 from unihpr.data.mocap_clip import (
     UP_AXES,
     MocapClip,
+    check_joint_frames,
     euler_to_matrix,
     forward_kinematics,
     resolve_length_unit,
@@ -416,6 +417,7 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
     starts = [k for k, i in enumerate(body) if is_count(lines[i])]
     if not starts:
         raise ValueError(f"{path}: no frames (a frame starts with a line holding its number)")
+    check_joint_frames(path, len(starts), len(asf.joint_layout()[0]))
     if starts[0] != 0:
         raise ValueError(f"{path}:{body[0] + 1}: expected a frame number, found {lines[body[0]]!r}")
     # one string per value, converted at once; the array is sized by what the file holds

@@ -45,6 +45,7 @@ from unihpr.data._io import check_file, is_count, is_float, parse_float, read_te
 from unihpr.data.mocap_clip import (
     UP_AXES,
     MocapClip,
+    check_joint_frames,
     euler_to_matrix,
     forward_kinematics,
     resolve_length_unit,
@@ -179,7 +180,7 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
 
 
 def _parse_motion(
-    path: Path, lines: list[str], start: int, n_channels: int
+    path: Path, lines: list[str], start: int, n_channels: int, n_joints: int
 ) -> tuple[np.ndarray, float]:
     """(frames (N, C) float64, frame time) of the MOTION section after line ``start``."""
     header = [i for i in range(start + 1, len(lines)) if lines[i].strip()][:2]
@@ -199,6 +200,7 @@ def _parse_motion(
         raise ValueError(f"{path}:{header[0] + 1}: the file has no frames (Frames: {n})")
     if dt <= 0:
         raise ValueError(f"{path}:{header[1] + 1}: Frame Time must be > 0, got {dt}")
+    check_joint_frames(path, n, n_joints)
     data = [i for i in range(header[1] + 1, len(lines)) if lines[i].strip()]
     if len(data) != n:
         detail = ("truncated file?" if len(data) < n
@@ -326,7 +328,7 @@ def read_bvh(
     n_channels = sum(len(j.channels) for j in joints)
     if n_channels == 0:
         raise ValueError(f"{path}: the HIERARCHY declares no CHANNELS")
-    frames, dt = _parse_motion(path, lines, motion, n_channels)
+    frames, dt = _parse_motion(path, lines, motion, n_channels, len(joints))
     parents = [j.parent for j in joints]
     scale, unit_name = resolve_length_unit(
         unit, tree_diameter(np.stack([j.offset for j in joints]), parents), path
