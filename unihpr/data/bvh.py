@@ -200,13 +200,13 @@ def _parse_motion(
         raise ValueError(f"{path}:{header[0] + 1}: the file has no frames (Frames: {n})")
     if dt <= 0:
         raise ValueError(f"{path}:{header[1] + 1}: Frame Time must be > 0, got {dt}")
-    check_joint_frames(path, n, n_joints)
     data = [i for i in range(header[1] + 1, len(lines)) if lines[i].strip()]
     if len(data) != n:
         detail = ("truncated file?" if len(data) < n
                   else f"the extra data starts at line {data[n] + 1}")  # fmt: skip
         raise ValueError(f"{path}:{header[0] + 1}: 'Frames: {n}' but {len(data)} motion lines "
                          f"follow ({detail})")  # fmt: skip
+    check_joint_frames(path, n, n_joints)
     # allocated only now that the file is known to hold n lines
     frames = np.empty((n, n_channels), dtype=np.float64)
     for k, i in enumerate(data):
