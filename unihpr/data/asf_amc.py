@@ -54,11 +54,9 @@ from unihpr.data.mocap_clip import (
     MocapClip,
     check_joint_frames,
     euler_to_matrix,
-    forward_kinematics,
-    resolve_length_unit,
+    kinematic_clip,
     tree_diameter,
 )
-from unihpr.data.skeletons import Skeleton
 
 __all__ = ["AsfBone", "AsfSkeleton", "read_amc", "read_asf"]
 
@@ -530,7 +528,6 @@ def read_amc(
         if kind == "end" or (kind == "start" and asf.bones[b].parent != "root"):
             bone = asf.bones[b] if kind == "end" else by_name[asf.bones[b].parent]
             offsets[j] = bone.direction * bone.length
-    scale, unit_name = resolve_length_unit(unit, tree_diameter(offsets, parents), path)
     rot_idx = [k for k, d in enumerate(asf.root_order) if d in _ROTATIONS]
     c_root = _frame_matrix(asf.root_orientation, asf.root_axis)
     frames_of = {b.name: _frame_matrix(b.axis, b.axis_order) for b in asf.bones}
@@ -559,6 +556,7 @@ def read_amc(
             tip[bone.name] = tip[bone.parent] + bone.length * (m @ bone.direction)
         return np.stack([tip[name] for name in tip_of], axis=1)
 
-    world = forward_kinematics(path, len(values), len(names), positions, scale, up_axis)
-    sk = Skeleton(f"asf:{asf.source.stem}", names, parents, ())
-    return MocapClip(joints=world, skeleton=sk, fps=fps, unit=unit_name, source=path)
+    return kinematic_clip(
+        path, f"asf:{asf.source.stem}", names, parents, tree_diameter(offsets, parents),
+        len(values), positions, unit=unit, up_axis=up_axis, fps=fps,
+    )  # fmt: skip

@@ -47,11 +47,9 @@ from unihpr.data.mocap_clip import (
     MocapClip,
     check_joint_frames,
     euler_to_matrix,
-    forward_kinematics,
-    resolve_length_unit,
+    kinematic_clip,
     tree_diameter,
 )
-from unihpr.data.skeletons import Skeleton
 
 __all__ = ["read_bvh"]
 
@@ -329,19 +327,12 @@ def read_bvh(
     if n_channels == 0:
         raise ValueError(f"{path}: the HIERARCHY declares no CHANNELS")
     frames, dt = _parse_motion(path, lines, motion, n_channels, len(joints))
-    parents = [j.parent for j in joints]
-    scale, unit_name = resolve_length_unit(
-        unit, tree_diameter(np.stack([j.offset for j in joints]), parents), path
-    )
-    world = forward_kinematics(
-        path, len(frames), len(joints), lambda t: _forward_kinematics(joints, frames[t]), scale,
-        up_axis,
+    diameter = tree_diameter(np.stack([j.offset for j in joints]), [j.parent for j in joints])
+    keep = [i for i, j in enumerate(joints) if end_sites or not j.end_site]
+    new = {old: k for k, old in enumerate(keep)}  # End Sites have no children
+    return kinematic_clip(
+        path, f"bvh:{path.stem}", [joints[i].name for i in keep],
+        [new.get(joints[i].parent, -1) for i in keep], diameter, len(frames),
+        lambda t: _forward_kinematics(joints, frames[t])[:, keep], unit=unit, up_axis=up_axis,
+        fps=1.0 / dt,
     )  # fmt: skip
-    if not end_sites:
-        keep = [i for i, j in enumerate(joints) if not j.end_site]
-        new = {old: k for k, old in enumerate(keep)}
-        world = world[:, keep]
-        joints = [joints[i] for i in keep]
-        parents = [new.get(j.parent, -1) for j in joints]
-    skeleton = Skeleton(f"bvh:{path.stem}", tuple(j.name for j in joints), tuple(parents), ())
-    return MocapClip(joints=world, skeleton=skeleton, fps=1.0 / dt, unit=unit_name, source=path)

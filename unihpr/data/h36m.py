@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,19 +85,12 @@ def load_h36m_3d(
             NaN or inf; the message names the file, subject, action and frame.
     """
     p = check_file(path, "Human3.6M 3D (data_3d_h36m.npz)")
-    data = load_npz_object(p, "positions_3d", "dict subject -> action -> (N, 32, 3)")
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: positions_3d must be a dict subject -> action -> (N, 32, 3)")
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for subject, actions in data.items():
-        if not isinstance(actions, dict):
-            raise ValueError(f"{p}: positions_3d[{subject!r}] must be a dict of actions")
-        out[subject] = {}
-        for a, v in actions.items():
-            key = f"positions_3d[{subject!r}][{a!r}]"
-            arr = check_array(v, p, key, (None, 32, 3), "(N, 32, 3)")
-            out[subject][a] = _finite(arr, p, key, allow_nonfinite).astype(np.float32, copy=False)
-    return out
+
+    def read(value: object, key: str) -> np.ndarray:
+        arr = check_array(value, p, key, (None, 32, 3), "(N, 32, 3)")
+        return _finite(arr, p, key, allow_nonfinite).astype(np.float32, copy=False)
+
+    return _per_action(p, "positions_3d", "(N, 32, 3)", read)
 
 
 def load_h36m_2d(
@@ -117,30 +111,32 @@ def load_h36m_2d(
         ValueError: As [`load_h36m_3d`][].
     """
     p = check_file(path, "Human3.6M 2D (data_2d_h36m_*.npz)")
-    data = load_npz_object(p, "positions_2d", "dict subject -> action -> list of 4 (N, 17, 2)")
     meta = load_npz_object(p, "metadata", "dict with layout_name, num_joints")
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: positions_2d must be a dict subject -> action -> list")
     if not isinstance(meta, dict):
         raise ValueError(f"{p}: metadata must be a dict, got {type(meta).__name__}")
     if meta.get("num_joints", 17) != 17:
         raise ValueError(f"{p}: metadata num_joints is {meta['num_joints']!r}, expected 17")
-    out: dict[str, dict[str, list[np.ndarray]]] = {}
+
+    def read(cams: object, key: str) -> list[np.ndarray]:
+        if not isinstance(cams, (list, tuple)) or len(cams) != 4:
+            raise ValueError(f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera")
+        keys = [f"{key}[{i}]" for i in range(4)]
+        return [_finite(_keypoints_2d(c, p, k), p, k, allow_nonfinite) for c, k in zip(cams, keys)]
+
+    return _per_action(p, "positions_2d", "list of 4 (N, 17, 2)", read), meta
+
+
+def _per_action(path: Path, name: str, what: str, read: Callable[[object, str], Any]) -> dict:
+    """``{subject: {action: read(value, key)}}`` of the npz's object ``name``."""
+    data = load_npz_object(path, name, f"dict subject -> action -> {what}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: {name} must be a dict subject -> action -> {what}")
+    out = {}
     for subject, actions in data.items():
         if not isinstance(actions, dict):
-            raise ValueError(f"{p}: positions_2d[{subject!r}] must be a dict of actions")
-        out[subject] = {}
-        for a, cams in actions.items():
-            key = f"positions_2d[{subject!r}][{a!r}]"
-            if not isinstance(cams, (list, tuple)) or len(cams) != 4:
-                raise ValueError(
-                    f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera"
-                )
-            out[subject][a] = [
-                _finite(_keypoints_2d(c, p, f"{key}[{i}]"), p, f"{key}[{i}]", allow_nonfinite)
-                for i, c in enumerate(cams)
-            ]
-    return out, meta
+            raise ValueError(f"{path}: {name}[{subject!r}] must be a dict of actions")
+        out[subject] = {a: read(v, f"{name}[{subject!r}][{a!r}]") for a, v in actions.items()}
+    return out
 
 
 def _keypoints_2d(value, path, key: str) -> np.ndarray:

@@ -151,17 +151,6 @@ class H36MCamera:
     rotation: np.ndarray
     position: np.ndarray
 
-    @property
-    def intrinsic_matrix(self) -> np.ndarray:
-        """K (3, 3) without distortion."""
-        return np.array(
-            [
-                [self.focal_length[0], 0.0, self.center[0]],
-                [0.0, self.focal_length[1], self.center[1]],
-                [0.0, 0.0, 1.0],
-            ]
-        )
-
 
 def h36m_camera(subject: str, camera: str | int) -> H36MCamera:
     """The published calibration of ``camera`` (id or index 0-3) for ``subject``."""

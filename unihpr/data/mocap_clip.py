@@ -197,33 +197,44 @@ def check_joint_frames(source: object, frames: int, joints: int) -> None:
         )
 
 
-def forward_kinematics(
-    source: object,
+def kinematic_clip(
+    source: Path,
+    name: str,
+    joints: Sequence[str],
+    parents: Sequence[int],
+    diameter: float,
     frames: int,
-    joints: int,
     positions: Callable[[slice], np.ndarray],
-    scale: float,
+    *,
+    unit: str | float,
     up_axis: str,
-) -> np.ndarray:
-    """World joints ``(frames, joints, 3)`` in metres, y up, computed a chunk at a time.
+    fps: float,
+) -> MocapClip:
+    """The clip of a file's forward kinematics, computed a chunk of frames at a time.
 
     Args:
-        source: The file, named in the error.
+        source: The file.
+        name: Name of the clip's skeleton, e.g. ``"bvh:walk"``.
+        joints: The J joint names.
+        parents: Their parents.
+        diameter: The skeleton's size in file units, for ``unit="auto"``.
         frames: Number of frames T.
-        joints: Number of joints J.
         positions: ``positions(frame slice)`` -> (t, J, 3) in file units and axes.
-        scale: Metres per file unit.
+        unit: See [`resolve_length_unit`][].
         up_axis: The file's up axis.
+        fps: Frames per second.
 
     Raises:
-        ValueError: ``frames * joints`` exceeds [`MAX_JOINT_FRAMES`][].
+        ValueError: ``frames * J`` exceeds [`MAX_JOINT_FRAMES`][].
     """
-    check_joint_frames(source, frames, joints)
-    out = np.empty((frames, joints, 3))
-    step = max(1, _CHUNK // max(joints, 1))
+    scale, unit_name = resolve_length_unit(unit, diameter, source)
+    check_joint_frames(source, frames, len(joints))
+    world = np.empty((frames, len(joints), 3))
+    step = max(1, _CHUNK // max(len(joints), 1))
     for s in range(0, frames, step):
-        out[s : s + step] = to_y_up(positions(slice(s, s + step)) * scale, up_axis)
-    return out
+        world[s : s + step] = to_y_up(positions(slice(s, s + step)) * scale, up_axis)
+    skeleton = Skeleton(name, tuple(joints), tuple(parents), ())
+    return MocapClip(joints=world, skeleton=skeleton, fps=fps, unit=unit_name, source=source)
 
 
 def resample_motion(motion: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
