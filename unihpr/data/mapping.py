@@ -183,72 +183,31 @@ def _normalise_joint_name(name: str) -> str:
     return re.sub(r"[\s_.\-]", "", name.rsplit(":", 1)[-1]).lower()
 
 
-class _RigNames:
-    """Looks rig joint names up exactly, then normalised (ambiguity is an error)."""
-
-    def __init__(self, rig: Skeleton) -> None:
-        self.rig = rig
-        self.exact = {n: i for i, n in enumerate(rig.joint_names)}
-        self.loose: dict[str, list[int]] = {}
-        for i, n in enumerate(rig.joint_names):
-            self.loose.setdefault(_normalise_joint_name(n), []).append(i)
-
-    def find(self, name: str) -> int | None:
-        if name in self.exact:
-            return self.exact[name]
-        hits = self.loose.get(_normalise_joint_name(name), [])
-        if len(hits) > 1:
-            raise ValueError(
-                f"rig {self.rig.name!r}: joint name {name!r} is ambiguous, it matches "
-                f"{[self.rig.joint_names[i] for i in hits]}; pass mapping= with exact names"
-            )
-        return hits[0] if hits else None
-
-
-def _resolve_one(source: JointSource, lookup: _RigNames) -> dict[int, float] | None:
-    """{rig index: weight} for one source, ``None`` when the rig lacks it."""
+def _alternatives(joint: str, source: JointSource) -> list[dict[str, float]]:
+    """A joint source as alternatives, each ``{rig joint: weight}``, the first one found used."""
     if isinstance(source, str):
-        i = lookup.find(source)
-        return None if i is None else {i: 1.0}
+        return [{source: 1.0}]
     if isinstance(source, Mapping):
-        weights: dict[int, float] = {}
-        for name, w in source.items():
-            i = lookup.find(name)
-            if i is None:
-                return None
-            weights[i] = weights.get(i, 0.0) + float(w)
-        return weights
+        w = [float(v) for v in source.values()]
+        if not w or not all(math.isfinite(v) for v in w) or abs(sum(w) - 1.0) > 1e-6:
+            raise ValueError(
+                f"joint {joint!r}: weights must be finite and sum to 1, got {dict(source)}"
+            )
+        return [dict(source)]
     if isinstance(source, (tuple, list)):
-        for name in source:
-            i = lookup.find(name)
-            if i is not None:
-                return {i: 1.0}
-        return None
+        if not source:
+            raise ValueError(f"joint {joint!r}: empty tuple of alternative names")
+        return [{name: 1.0} for name in source]
     raise TypeError(
         f"a joint source must be a name, a tuple of alternative names or a "
         f"{{name: weight}} dict, got {type(source).__name__}"
     )
 
 
-def _check_source(joint: str, source: JointSource) -> None:
-    if isinstance(source, Mapping):
-        if not source:
-            raise ValueError(f"joint {joint!r}: empty weight dict")
-        w = [float(v) for v in source.values()]
-        if not all(math.isfinite(v) for v in w) or abs(sum(w) - 1.0) > 1e-6:
-            raise ValueError(
-                f"joint {joint!r}: weights must be finite and sum to 1, got {dict(source)}"
-            )
-    elif isinstance(source, (tuple, list)) and not source:
-        raise ValueError(f"joint {joint!r}: empty tuple of alternative names")
-
-
 def _describe(source: JointSource) -> str:
     if isinstance(source, str):
         return repr(source)
-    if isinstance(source, Mapping):
-        return "all of " + repr(list(source))
-    return "one of " + repr(list(source))
+    return ("all of " if isinstance(source, Mapping) else "one of ") + repr(list(source))
 
 
 class _MissingJoints(ValueError):
@@ -319,16 +278,34 @@ def resolve_rig_mapping(
                              f"missing: {absent}")  # fmt: skip
     else:
         raise TypeError(f"mapping must be a preset name or a dict, got {type(mapping).__name__}")
-    lookup = _RigNames(rig)
+    exact = {n: i for i, n in enumerate(rig.joint_names)}
+    loose: dict[str, list[int]] = {}  # names compared without case, namespace and separators
+    for i, n in enumerate(rig.joint_names):
+        loose.setdefault(_normalise_joint_name(n), []).append(i)
+
+    def find(name: str) -> int | None:
+        hits = [exact[name]] if name in exact else loose.get(_normalise_joint_name(name), [])
+        if len(hits) > 1:
+            raise ValueError(
+                f"rig {rig.name!r}: joint name {name!r} is ambiguous, it matches "
+                f"{[rig.joint_names[i] for i in hits]}; pass mapping= with exact names"
+            )
+        return hits[0] if hits else None
+
     out: dict[str, dict[str, float]] = {}
     missing = []
     for joint in dst_sk.joint_names:
-        _check_source(joint, table[joint])
-        w = _resolve_one(table[joint], lookup)
-        if w is None:
-            missing.append(f"{joint} <- {_describe(table[joint])}")
+        for alternative in _alternatives(joint, table[joint]):
+            found = [find(name) for name in alternative]
+            if None not in found:
+                out[joint] = {}
+                for i, w in zip(found, alternative.values()):
+                    out[joint][rig.joint_names[i]] = out[joint].get(
+                        rig.joint_names[i], 0.0
+                    ) + float(w)
+                break
         else:
-            out[joint] = {rig.joint_names[i]: v for i, v in w.items()}
+            missing.append(f"{joint} <- {_describe(table[joint])}")
     if missing:
         raise _MissingJoints(
             missing,

@@ -244,46 +244,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     Shared by ``unihpr build-image-index`` and ``python -m unihpr.data.image_index``.
     """
-    parser.add_argument(
-        "frames_root",
-        help="folder of the extracted frames; image paths in the index are relative to it",
-    )
+    subjects = list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS)
+    fields = "{subject}, {action}, {camera}, {frame}, {number}"
+    parser.add_argument("frames_root", help="folder of the frames; index paths are relative to it")
     parser.add_argument("data_3d", help="data_3d_h36m.npz (VideoPose3D format)")
-    parser.add_argument(
-        "data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints (boxes and 2D targets)"
-    )
+    parser.add_argument("data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints")
     parser.add_argument("out", help="output .jsonl file")
+    parser.add_argument("--subjects", nargs="+", default=subjects, help="default: %(default)s")
+    parser.add_argument("--stride", type=int, default=1, help="every STRIDE-th frame (50: 1 fps)")
     parser.add_argument(
-        "--subjects",
-        nargs="+",
-        default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS),
-        help="subjects to index (default: %(default)s)",
+        "--pattern", default=DEFAULT_PATTERN, help=f"image path with {fields}; default %(default)s"
     )
+    parser.add_argument("--first-number", type=int, default=1, help="file number of frame 0")
+    parser.add_argument("--strict", action="store_true", help="fail on a missing image")
     parser.add_argument(
-        "--stride",
-        type=int,
-        default=1,
-        help="index every STRIDE-th mocap frame; 50 gives the paper's 1 fps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--pattern",
-        default=DEFAULT_PATTERN,
-        help="image path relative to FRAMES_ROOT, with fields {subject}, "
-        "{action}, {camera}, {frame}, {number} (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--first-number",
-        type=int,
-        default=1,
-        help="file number of mocap frame 0 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="fail on a missing image instead of skipping it"
-    )
-    parser.add_argument(
-        "--mask-nonfinite",
-        action="store_true",
-        help="leave out samples whose poses hold NaN or inf (default: fail naming the file)",
+        "--mask-nonfinite", action="store_true", help="leave out poses with NaN/inf (else fail)"
     )
     return parser
 
