@@ -300,9 +300,8 @@ def resolve_rig_mapping(
             if None not in found:
                 out[joint] = {}
                 for i, w in zip(found, alternative.values()):
-                    out[joint][rig.joint_names[i]] = out[joint].get(
-                        rig.joint_names[i], 0.0
-                    ) + float(w)
+                    name = rig.joint_names[i]
+                    out[joint][name] = out[joint].get(name, 0.0) + float(w)
                 break
         else:
             missing.append(f"{joint} <- {_describe(table[joint])}")
