@@ -36,8 +36,9 @@ def apply_nonfinite_policy(
     """
     check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
     n = len(next(iter(arrays.values())))
+    files = ", ".join(sorted(set(sources.values())))
     if n == 0:
-        raise ValueError(f"{', '.join(sorted(set(sources.values())))}: no samples to load")
+        raise ValueError(f"{files}: no samples to load")
     bad = np.zeros(n, dtype=bool)
     for key, source in sources.items():
         a = arrays[key]
@@ -56,13 +57,10 @@ def apply_nonfinite_policy(
         bad |= rows
     count = int(bad.sum())
     if count == n:
-        raise ValueError(
-            f"{', '.join(sorted(set(sources.values())))}: every sample has NaN or inf poses"
-        )
+        raise ValueError(f"{files}: every sample has NaN or inf poses")
     if count:
         warnings.warn(
-            f"{', '.join(sorted(set(sources.values())))}: left out {count} of {n} samples with NaN "
-            "or inf poses (nonfinite='mask')",
+            f"{files}: left out {count} of {n} samples with NaN or inf poses (nonfinite='mask')",
             stacklevel=3,
         )
         arrays = {k: v[~bad] for k, v in arrays.items()}

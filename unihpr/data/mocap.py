@@ -32,6 +32,7 @@ import os
 import sys
 import tempfile
 import zipfile
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -408,9 +409,7 @@ def build_humanoid_mocap(
     renderer = _Renderer(data_path, side_colours)
     try:
         for split, names in splits.items():
-            rec: dict[str, list] = {k: [] for k in (
-                "image", "pose2d", "pose3d", "root", "K", "R", "cam_pos",
-                "crop_box", "clip", "frame", "view")}  # fmt: skip
+            rec: dict[str, list] = defaultdict(list)
             for clip in names:
                 frames = clip_frames[clip]
                 world = humanoid_forward_kinematics(frames)
@@ -423,13 +422,9 @@ def build_humanoid_mocap(
                         sample = _render_view(
                             renderer, world[fi], r, c, k, image_size, rng, background
                         )
+                        sample.update(R=r, cam_pos=c, clip=clip, frame=fi, view=v)
                         for name, value in sample.items():
                             rec[name].append(value)
-                        rec["R"].append(r)
-                        rec["cam_pos"].append(c)
-                        rec["clip"].append(clip)
-                        rec["frame"].append(fi)
-                        rec["view"].append(v)
                         bar.update(1)
             arrays = {k: np.asarray(v) for k, v in rec.items()}
             for k in ("pose2d", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
