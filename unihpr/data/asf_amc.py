@@ -27,7 +27,9 @@ use them:
   compose like a bone's dof.
 
 ``limits`` are parsed and kept on the bones but not applied (captured motion
-sometimes exceeds them). Translation and length dofs of bones (``tx``,
+sometimes exceeds them). Every malformed file raises a ``ValueError`` naming
+the file and line; a motion of more frames x joints than ``MAX_JOINT_FRAMES``
+(see [`unihpr.data.mocap_clip`][]) is refused before its values are parsed. Translation and length dofs of bones (``tx``,
 ``ty``, ``tz``, ``l``; absent from CMU's files) are rejected with an error.
 
 Joints: a joint is named after the bone that **starts** there, as BVH joints

@@ -28,7 +28,9 @@ Lengths are converted to metres (``unit``, see
 and line: unknown keywords, unbalanced braces, a ``CHANNELS`` count that does
 not match its names, motion lines with the wrong number of values, NaN or
 infinite values, fewer or more motion lines than ``Frames:`` announces (checked
-before any array is allocated).
+before any array is allocated), counts that are not plain ASCII numbers, and
+more frames x joints than ``MAX_JOINT_FRAMES`` (4,194,304; see
+[`unihpr.data.mocap_clip`][]), checked before the motion lines are parsed.
 """
 
 from __future__ import annotations

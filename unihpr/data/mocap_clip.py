@@ -16,6 +16,12 @@ is 1.5–2.8 m for an adult, and the unit whose scaling brings it closest to 2 m
 (on a log scale) is chosen. The candidate units differ by factors of at least
 2.2, so adults of any stature are told apart; pass the unit explicitly for
 children, animals or rigs with long props.
+
+Size: a file may give at most [`MAX_JOINT_FRAMES`][] joint positions (frames x
+joints), so that no file of a few kilobytes (thousands of channel-less joints,
+thousands of one-value frames) makes a reader allocate gigabytes; the forward
+kinematics run a chunk of frames at a time, their working memory a few tens of
+MB whatever the file.
 """
 
 from __future__ import annotations
