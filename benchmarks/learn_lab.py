@@ -43,7 +43,7 @@ def build_data(args, kind=None):
     from unihpr.data.mocap import load_humanoid_motion
     from unihpr.data.virtual_cameras import CameraDistribution, VirtualCameraDataset
 
-    kw = {"progress": False, "box": args.box, "cameras_per_frame": args.views}
+    kw = {"progress": False, "cameras_per_frame": args.views}
     if args.colours:
         kw["side_colours"] = True
     if args.recombined:
@@ -147,7 +147,7 @@ def run_one(args, seed, train, test, train1=None):
         fit(LifterStage(lifter, cfg), cfg, "mlp")
         lifter.eval()
         with torch.no_grad():
-            pred = lifter(batch["pose2d"], batch["bbox"])
+            pred = lifter(batch["pose2d"])
         extra = {}
     else:
         model = create_model("unihpr-tiny", **_parse_kv(args.override))
@@ -163,7 +163,7 @@ def run_one(args, seed, train, test, train1=None):
         fit(stage, c3, "s3")
         model.eval()
         with torch.no_grad():
-            e2 = model.encode_pose2d(batch["pose2d"], bbox=batch["bbox"])
+            e2 = model.encode_pose2d(batch["pose2d"])
             e3 = model.encode_pose3d(batch["pose3d"])
             pred = model.decoder3d(e2, "pose2d")
             cos = float((e2 * e3).sum(-1).mean())
@@ -225,8 +225,6 @@ def main(argv=None):
     p.add_argument("--flip", type=float, default=0.0, help="RandomFlip probability (images)")
     p.add_argument("--data", choices=("rendered", "virtual", "with-poses"), default="rendered",
                    help="fixed rendered pairs, fresh virtual cameras, or renders with a fresh pair")  # fmt: skip
-    p.add_argument("--box", choices=("keypoints", "silhouette"), default="keypoints",
-                   help="the 2D box of the rendered data")  # fmt: skip
     p.add_argument("--aug", nargs="*", help="PoseAugmentation fields k=v")
     p.add_argument("--cams", nargs="*", help="CameraDistribution fields k=v")
     p.add_argument("--override", nargs="*", help="UniHPRConfig fields k=v")

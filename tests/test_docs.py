@@ -70,7 +70,8 @@ def test_no_sphinx_roles_in_the_sources():
 def test_lifting_layout_table_matches_the_mappings():
     import numpy as np
 
-    from unihpr.data.skeletons import HUMANOID15, get_skeleton, joint_mapping
+    from unihpr.data.mapping import joint_mapping
+    from unihpr.data.skeletons import HUMANOID15, get_skeleton
 
     lines = (DOCS / "guide" / "lifting.md").read_text(encoding="utf-8").splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| humanoid15 joint |"))

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import unihpr
-from unihpr.data.skeletons import HUMANOID15, get_skeleton, joint_mapping
+from unihpr.data.mapping import joint_mapping
+from unihpr.data.skeletons import HUMANOID15, get_skeleton
 from unihpr.inference import (
     DEFAULT_LIFT_MODEL,
     LIFT_LAYOUTS,

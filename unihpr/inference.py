@@ -3,7 +3,7 @@
 A user's 2D keypoints (MediaPipe Pose, a COCO-17 detector, Human3.6M-17, or
 the humanoid's own 15 joints) are converted to the
 [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15] layout by the one table of
-layout mappings ([`joint_mapping`][unihpr.data.skeletons.joint_mapping]; see
+layout mappings ([`joint_mapping`][unihpr.data.mapping.joint_mapping]; see
 [`to_humanoid15`][unihpr.inference.to_humanoid15]), low-confidence joints are
 masked, and a UniHPR model trained on that skeleton embeds the 2D pose and
 decodes a root-relative 3D pose in metres in the camera frame.
@@ -30,14 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unihpr.data.skeletons import (
-    HUMANOID15,
-    get_skeleton,
-    list_skeletons,
-    map_joints,
-    map_visibility,
-    mappable_layouts,
-)
+from unihpr.data.mapping import map_joints, map_visibility, mappable_layouts
+from unihpr.data.skeletons import HUMANOID15, get_skeleton, list_skeletons
 from unihpr.geometry import (
     bbox_from_keypoints,
     denormalize_pose2d,

@@ -3,7 +3,8 @@ import pytest
 from mocap_files import amc_text, asf_bone, asf_text, cmu_like_bones, intrinsic, write
 
 from unihpr.data.asf_amc import read_amc, read_asf
-from unihpr.data.skeletons import HUMANOID15, map_joints
+from unihpr.data.mapping import map_joints
+from unihpr.data.skeletons import HUMANOID15
 
 # Every bone tests one rule: "upper" a rotated local frame (axis), "lower" nesting,
 # "fixed" a dof-less child, "twist" the dof order, "tilt_*" the axis order.
@@ -173,6 +174,7 @@ def test_malformed_asf_names_file_and_line(tmp_path, text, match):
         (lambda s: s.replace(":DEGREES", ":GRADIANS"), r"bad\.amc:3: unknown AMC header"),
         (lambda s: s.split("\n1\n")[0] + "\n", r"bad\.amc: no frames"),
         (lambda s: s.replace("\n1\n", "\nroot 0 0 0 0 0 0\n1\n"), r"bad\.amc:\d+: expected a frame number"),
+        (lambda s: s.replace("\n2\n", "\n\u00b2\n"), r"bad\.amc:\d+: .*is not a bone|bad\.amc:\d+: expected a frame"),
     ],
 )  # fmt: skip
 def test_malformed_amc_names_file_and_line(tmp_path, edit, match):
@@ -197,3 +199,19 @@ def test_amc_arguments(tmp_path):
     z = read_amc(amc, asf, unit="m", up_axis="z").joints
     y = read_amc(amc, asf, unit="m").joints
     np.testing.assert_allclose(z, np.stack([y[..., 0], y[..., 2], -y[..., 1]], -1))
+
+
+def _many_bones(tmp_path, bones: int, frames: int):
+    """An ASF root with ``bones`` dof-less bones and an AMC of ``frames`` root-only frames."""
+    asf = asf_text([asf_bone(f"b{i}", "root", (0, 1, 0), 1.0, dof=()) for i in range(bones)])
+    amc = amc_text(np.zeros((frames, 6)), {})
+    return write(tmp_path / "many.asf", asf), write(tmp_path / "many.amc", amc)
+
+
+def test_joint_frames_are_capped_and_computed_in_bounded_memory(tmp_path, capped):
+    asf, amc = _many_bones(tmp_path, 1000, 5000)  # 2,001 joints x 5,000 frames
+    kind, message = capped.call("unihpr.data.read_amc", amc, asf, unit="m")
+    assert kind == "ValueError" and "many.amc" in message and "joint positions" in message
+    # just under the cap: 2,001 x 2,000 = 4,002,000 positions (96 MB), read under 200 MB
+    asf, amc = _many_bones(tmp_path, 1000, 2000)
+    assert capped.call("unihpr.data.read_amc", amc, asf, unit="m") == ("ok", "")

@@ -229,6 +229,9 @@ HEADER, MOTION = CHAIN.split("MOTION\n")
          r"bad\.bvh:23: Frame Time must be > 0"),
         (HEADER + "MOTION\nFrames: 0\nFrame Time: 0.1\n", r"bad\.bvh:22: the file has no frames"),
         (HEADER + "MOTION\nFrames: -1\nFrame Time: 0.1\n", r"bad\.bvh:22: expected 'Frames: N'"),
+        (HEADER + "MOTION\nFrames: \u00b2\nFrame Time: 0.1\n", r"bad\.bvh:22: expected 'Frames: N'"),
+        (HEADER + "MOTION\nFrames: " + "9" * 5000 + "\nFrame Time: 0.1\n", r"bad\.bvh:22: expected 'Frames: N'"),
+        (CHAIN.replace("CHANNELS 3", "CHANNELS \u00b3", 1), r"bad\.bvh:9: CHANNELS needs a count"),
         (HEADER + "MOTION\nFrames: 1\n", r"MOTION needs 'Frames: N' and 'Frame Time: dt'"),
         (HEADER, r"bad\.bvh: no MOTION section"),
         (CHAIN.replace("CHANNELS 3 Zrotation Yrotation Xrotation", "CHANNELS 4 Zrotation "
@@ -243,7 +246,7 @@ HEADER, MOTION = CHAIN.split("MOTION\n")
         (CHAIN.replace("OFFSET 5 0 0", "OFFSET 5 0 0 7"), r"bad\.bvh:12: OFFSET needs exactly 3"),
         (CHAIN.replace("OFFSET 5 0 0", "OFFSET 5 nan 0"), r"bad\.bvh:12: OFFSET must be finite"),
         (CHAIN.replace("  JOINT A", "  SCALE 2\n  JOINT A"), r"bad\.bvh:6: unknown keyword 'SCALE'"),
-        (CHAIN.replace("JOINT B", "JOINT A"), r"joint names must be unique, repeated: \['A'\]"),
+        (CHAIN.replace("JOINT B", "JOINT A"), r"bad\.bvh:\d+: joint name 'A' is repeated"),
         (CHAIN.replace("}\nMOTION", "MOTION"), r"block of 'Hips' \(line 2\) is never closed"),
         (CHAIN.replace("}\nMOTION", "}\n}\nMOTION"), r"bad\.bvh:21: unbalanced '}'"),
         (CHAIN.replace("}\nMOTION", "}\nROOT X\n{\nOFFSET 0 0 0\n}\nMOTION"),
@@ -265,13 +268,31 @@ def test_missing_binary_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"bin\.bvh: not a BVH text file"):
         read_bvh(binary)
     path = write(tmp_path / "ok.bvh", CHAIN)
-    with pytest.raises(ValueError, match="up_axis must be 'y' or 'z'"):
+    with pytest.raises(ValueError, match=r"up_axis must be one of \('y', 'z'\)"):
         read_bvh(path, up_axis="x")
-    with pytest.raises(ValueError, match="unit must be 'auto', one of"):
+    with pytest.raises(ValueError, match=r"unit must be one of \('auto', "):
         read_bvh(path, unit="furlong")
-    with pytest.raises(ValueError, match="finite and > 0"):
+    with pytest.raises(ValueError, match="must be a finite number > 0"):
         read_bvh(path, unit=-1.0)
 
 
 def test_docstring_examples_run():
     assert doctest.testmod(bvh_module).failed == 0
+
+
+def _many_joints_bvh(path, joints: int, frames: int):
+    """A root with one channel and ``joints`` channel-less children: few bytes per
+    joint and frame, yet ``joints x frames`` positions."""
+    kids = "".join(f"JOINT j{i}\n{{\nOFFSET 0 1 0\n}}\n" for i in range(joints))
+    text = f"HIERARCHY\nROOT r\n{{\nOFFSET 0 0 0\nCHANNELS 1 Xrotation\n{kids}}}\nMOTION\n"
+    return write(path, text + f"Frames: {frames}\nFrame Time: 0.01\n" + "0\n" * frames)
+
+
+def test_joint_frames_are_capped_and_computed_in_bounded_memory(tmp_path, capped):
+    # 2,000 joints x 10,000 frames in 60 KB took 740 MB; now a clear error naming the file
+    bomb = _many_joints_bvh(tmp_path / "bomb.bvh", 2000, 10_000)
+    kind, message = capped.call("unihpr.data.read_bvh", bomb, unit="cm", end_sites=False)
+    assert kind == "ValueError" and "bomb.bvh" in message and "joint positions" in message
+    # just under the cap (4,000,000 of 4,194,304): 96 MB of positions, read under 200 MB
+    big = _many_joints_bvh(tmp_path / "big.bvh", 1000, 4000)
+    assert capped.call("unihpr.data.read_bvh", big, unit="cm") == ("ok", "")

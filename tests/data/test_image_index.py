@@ -60,10 +60,13 @@ def test_build_and_load_crops(tmp_path):
     img = s["image"].numpy()
     assert img[:, int(y), int(x)].mean() > 0.2
     assert img.mean() < 0.1
-    # the box keeps the output aspect ratio and contains the keypoints
-    bx = s["bbox"].numpy()
-    assert bx[0] >= -1e-3 and bx[2] <= 48 + 1e-3 and bx[1] >= -1e-3 and bx[3] <= 64 + 1e-3
-    assert np.all(s["pose2d"].numpy() >= bx[:2] - 1e-3)
+    # the crop is the keypoints' box grown by scale=1.3 to the output aspect ratio:
+    # the keypoints span 1/1.3 of the crop along its tighter side, centred
+    p = s["pose2d"].numpy()
+    lo, hi = p.min(0), p.max(0)
+    span = (hi - lo) / [48, 64]
+    assert np.isclose(span.max(), 1 / 1.3, atol=1e-4) and np.all(span <= 1 / 1.3 + 1e-4)
+    np.testing.assert_allclose((lo + hi) / 2, [24, 32], atol=1e-3)
     # CLI
     assert main([str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"),
                  str(tmp_path / "i2.jsonl"), "--subjects", "S9", "--pattern",
@@ -73,7 +76,7 @@ def test_build_and_load_crops(tmp_path):
 
 def test_malformed_index(tmp_path):
     f = tmp_path / "bad.jsonl"
-    rec = {"image": "a.png", "bbox": [0, 0, 1, 1], "pose2d": [[0, 0]] * 17,
+    rec = {"image": "a.png", "pose2d": [[0, 0]] * 17,
            "pose3d": [[0, 0, 0]] * 16, "subject": "S1", "action": "A", "frame": 0}  # fmt: skip
     f.write_text(json.dumps(rec) + "\n")
     with pytest.raises(
@@ -94,12 +97,12 @@ def test_malformed_index(tmp_path):
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", '"x"'])
 def test_index_with_nonfinite_or_non_numeric_values(tmp_path, bad):
     f = tmp_path / "bad.jsonl"
-    rec = {"image": "a.png", "bbox": [0, 0, 1, 1], "pose2d": [[0, 0]] * 2,
+    rec = {"image": "a.png", "pose2d": [[0, 0]] * 2,
            "pose3d": [[0, 0, 0]] * 2, "subject": "S1", "action": "A", "frame": 0}  # fmt: skip
     line = json.dumps(rec)
-    f.write_text(line + "\n" + line.replace('"bbox": [0,', f'"bbox": [{bad},') + "\n")
+    f.write_text(line + "\n" + line.replace('"pose2d": [[0,', f'"pose2d": [[{bad},') + "\n")
     with pytest.raises(
-        ValueError, match=r"bad\.jsonl:2: bbox (holds NaN or inf|must hold numbers)"
+        ValueError, match=r"bad\.jsonl:2: pose2d (holds NaN or inf|must hold numbers)"
     ):
         read_image_index(f)
     f.write_text("[1, 2]\n")
@@ -120,3 +123,20 @@ def test_builder_and_cli_reject_or_mask_nonfinite_poses(tmp_path):
         assert main([*args, "--mask-nonfinite"]) == 0
     recs = read_image_index(tmp_path / "i.jsonl")
     assert [r["frame"] for r in recs] == [0, 2]  # frame 1 (NaN) left out, frame 3 has no image
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("[" * 100_000 + "]" * 100_000, r"deep\.jsonl:2: not valid JSON \(it nests too deeply\)"),
+        ('{"image": "' + "x" * (2 << 20) + '"}', r"deep\.jsonl:2: the line is longer than 1 MiB"),
+        ("\udcff", r"deep\.jsonl:2: not valid JSON"),
+    ],
+)
+def test_hostile_lines_name_the_file_and_line(tmp_path, line, match):
+    f = tmp_path / "deep.jsonl"
+    rec = {"image": "a.png", "pose2d": [[0, 0]] * 2, "pose3d": [[0, 0, 0]] * 2, "subject": "S1",
+           "action": "A", "frame": 0}  # fmt: skip
+    f.write_bytes((json.dumps(rec) + "\n" + line + "\n").encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=match):
+        read_image_index(f)

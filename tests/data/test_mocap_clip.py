@@ -79,13 +79,13 @@ def test_auto_unit_recovers_every_unit_for_adult_sizes(unit, metres):
 def test_resolve_length_unit_numbers_and_errors():
     assert resolve_length_unit(0.5, 123.0) == (0.5, "0.5 m")
     assert resolve_length_unit("cm", 0.0) == (0.01, "cm")
-    with pytest.raises(ValueError, match="cannot guess"):
-        resolve_length_unit("auto", 0.0)
-    with pytest.raises(ValueError, match="one of"):
+    with pytest.raises(ValueError, match=r"walk\.bvh: cannot guess"):
+        resolve_length_unit("auto", 0.0, "walk.bvh")
+    with pytest.raises(ValueError, match=r"unit must be one of \('auto', 'm', "):
         resolve_length_unit("feet", 1.0)
-    with pytest.raises(ValueError, match="finite and > 0"):
+    with pytest.raises(ValueError, match="must be a finite number > 0"):
         resolve_length_unit(float("nan"), 1.0)
-    with pytest.raises(TypeError, match="string or a number"):
+    with pytest.raises(TypeError, match="must be a real number, got bool"):
         resolve_length_unit(True, 1.0)
 
 

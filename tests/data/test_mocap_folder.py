@@ -141,6 +141,14 @@ def test_arguments_and_missing_files(tmp_path):
         MocapFolder(root, fps=0)
     with pytest.raises(ValueError, match="up_axis"):
         MocapFolder(root, up_axis="x")
+    with pytest.raises(ValueError, match="amc_fps must be a finite number > 0"):
+        MocapFolder(root, amc_fps=-1)
+    with pytest.raises(TypeError, match="amc_fps must be a real number"):
+        MocapFolder(root, amc_fps="120")
+    with pytest.raises(TypeError, match="cameras must be a CameraDistribution or None, got str"):
+        MocapFolder(root / "cmu").virtual_cameras(cameras="x")
+    with pytest.raises(TypeError, match="augment must be callable"):
+        MocapFolder(root / "cmu").virtual_cameras(augment=3)
     (root / "asf" / "02.asf").write_text((root / "asf" / "01.asf").read_text())
     write(root / "asf" / "07_01.amc", (root / "asf" / "01_01.amc").read_text())
     with pytest.raises(FileNotFoundError, match=r"07_01\.amc: no ASF skeleton found"):

@@ -132,8 +132,8 @@ def test_nonfinite_poses_raise_or_are_masked(tmp_path, key):
         ({"stride": 0}, ValueError),
         ({"stride": "2"}, TypeError),
         ({"valid_only": 1}, TypeError),
-        ({"bbox_margin": float("inf")}, ValueError),
-        ({"nonfinite": None}, ValueError),
+        ({"nonfinite": None}, TypeError),
+        ({"nonfinite": "drop"}, ValueError),
     ],
 )
 def test_argument_validation(tmp_path, kwargs, error):

@@ -129,3 +129,95 @@ def test_read_npz_object_header_must_match_payload(tmp_path):
         z.writestr("k.npy", buf.getvalue())
     with pytest.raises(ValueError, match=r"mismatch\.npz\['k'\].*not the object array"):
         read_npz(f, "k")
+
+
+# ---------------------------------------------------- declared sizes (issue 22, items 1 and 2)
+def _glob(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _int(n: int) -> bytes:
+    return b"\x8a\x08" + n.to_bytes(8, "little")  # LONG1, 8 bytes
+
+
+_EMPTY_ARRAY = (  # numpy's own start of an array: _reconstruct(ndarray, (0,), b"b")
+    _glob("numpy.core.multiarray", "_reconstruct") + b"(" + _glob("numpy", "ndarray")
+    + b"(K\x00tC\x01bt" + b"R"
+)  # fmt: skip
+_O8 = _glob("numpy", "dtype") + b"(X\x02\x00\x00\x00O8K\x00K\x01tR"  # dtype("O8")
+
+# Each stream is a few dozen bytes and declares ~1 GB (or 2**40 bytes) that it does not hold.
+SIZE_BOMBS = {
+    "bytearray_global": b"\x80\x02" + _glob("__builtin__", "bytearray") + b"J\x00\x00\x00@\x85R.",
+    "bytearray8_opcode": b"\x80\x05\x96" + (1 << 30).to_bytes(8, "little") + b".",
+    "binbytes8_opcode": b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"xx.",
+    "reconstruct_shape": _glob("numpy.core.multiarray", "_reconstruct") + b"("
+    + _glob("numpy", "ndarray") + b"(" + _int(1 << 30) + b"tC\x01btR.",
+    "ndarray_called": _glob("numpy", "ndarray") + b"((" + _int(1 << 30) + b"ttR.",
+    "object_array_state": _EMPTY_ARRAY + b"(K\x01(" + _int(1 << 27) + b"t" + _O8 + b"\x89]tb.",
+    # one 1 MB string latin1-encoded 400 times into a list (a memo ref is 2 bytes of stream)
+    "memo_repeats": b"X" + (1 << 20).to_bytes(4, "little") + b"a" * (1 << 20) + b"q\x00(" + (
+        _glob("_codecs", "encode") + b"h\x00X\x06\x00\x00\x00latin1\x86R") * 400 + b"l.",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SIZE_BOMBS))
+def test_declared_sizes_allocate_nothing(tmp_path, capped, name):
+    # A 3DPW sequence file is read with the restricted unpickler; a 29-byte one
+    # made it allocate 1 GB. Under a 200 MB cap every bomb is a ValueError naming the file.
+    f = tmp_path / "bomb.pkl"
+    f.write_bytes(SIZE_BOMBS[name])
+    kind, message = capped.call("unihpr.data.load_3dpw_sequence", f)
+    assert kind in ("ValueError", "UnsafePickleError"), (kind, message)
+    assert "bomb.pkl" in message and "memory" not in message  # refused, not attempted
+
+
+def test_npz_member_declaring_an_impossible_shape(tmp_path, capped):
+    f = tmp_path / "huge.npz"
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (10**15,)}
+    )
+    buf.write(b"\x00" * 64)
+    with zipfile.ZipFile(f, "w") as z:
+        z.writestr("positions_3d.npy", buf.getvalue())
+    with pytest.raises(
+        ValueError, match=r"huge\.npz\['positions_3d'\].*declares shape \(1000000000000000,\)"
+    ):
+        read_npz(f, "positions_3d")
+    assert capped.call("unihpr.data._safe_pickle.read_npz", f, "positions_3d")[0] == "ValueError"
+
+
+def _deflated_member(path, descr: str, shape: tuple, body: bytes, repeat: int) -> None:
+    """An npz whose one member ``data`` is a header plus ``body`` written ``repeat`` times."""
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z,
+        z.open("data.npy", "w", force_zip64=True) as member,
+    ):
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": descr, "fortran_order": False, "shape": shape}
+        )
+        for _ in range(repeat):
+            member.write(body)
+
+
+def test_npz_zip_bomb_is_refused_before_it_is_decompressed(tmp_path, capped):
+    # 256 MB of zeros deflate to 250 KB: read twice, they took 512 MB
+    f = tmp_path / "bomb.npz"
+    _deflated_member(f, "|u1", (256 << 20,), bytes(1 << 20), 256)
+    kind, message = capped.call("unihpr.data._safe_pickle.read_npz", f, "data")
+    assert kind == "ValueError" and "bomb.npz['data']" in message and "zip bomb" in message
+    # the same bytes inside the pickle of an object array
+    blob = pickle.dumps(np.array({"x": np.zeros(1 << 20, np.uint8)}, dtype=object))
+    _deflated_member(f, "|O", (), blob + bytes(1 << 20), 256)
+    assert capped.call("unihpr.data._safe_pickle.read_npz", f, "data")[0] == "ValueError"
+
+
+def test_npz_members_are_read_once_and_fortran_order_is_kept(tmp_path, capped):
+    # 120 MB read under the 200 MB cap: the member is not buffered a second time
+    f = tmp_path / "big.npz"
+    np.savez(f, a=np.ones((15_000_000,)), f=np.asfortranarray(np.arange(6.0).reshape(2, 3)))
+    assert capped.call("unihpr.data._safe_pickle.read_npz", f, "a") == ("ok", "")
+    out = read_npz(f, "f")
+    np.testing.assert_array_equal(out, np.arange(6.0).reshape(2, 3))
+    assert out.flags.f_contiguous

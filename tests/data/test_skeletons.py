@@ -2,17 +2,27 @@ import numpy as np
 import pytest
 import torch
 
+from unihpr.data.mapping import (
+    RIG_MAPPINGS,
+    joint_mapping,
+    map_joints,
+    map_visibility,
+    mappable_layouts,
+    resolve_rig_mapping,
+)
 from unihpr.data.skeletons import (
+    COCO17,
     H36M17,
     H36M32,
+    HUMANOID15,
+    MEDIAPIPE33,
     MPI_INF_3DHP17,
     SMPL24,
     Skeleton,
     flip_pose,
     get_skeleton,
-    joint_mapping,
     list_skeletons,
-    map_joints,
+    mirror_pairs,
 )
 
 
@@ -30,6 +40,28 @@ def test_all_layouts_are_valid_and_flip_pairs_are_left_right():
         assert sorted(perm) == list(range(sk.num_joints))
 
 
+# The pairs as they were written by hand before they were derived from the names.
+HAND_WRITTEN_FLIP_PAIRS = {
+    "h36m17": ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16)),
+    "h36m32": ((6, 1), (7, 2), (8, 3), (9, 4), (10, 5), (16, 24), (17, 25), (18, 26), (19, 27),
+               (20, 28), (21, 29), (22, 30), (23, 31)),
+    "mpi_inf_3dhp17": ((5, 2), (6, 3), (7, 4), (11, 8), (12, 9), (13, 10)),
+    "smpl24": ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23)),
+    "coco17": ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    "openpose18": ((5, 2), (6, 3), (7, 4), (11, 8), (12, 9), (13, 10), (15, 14), (17, 16)),
+    "mediapipe33": ((1, 4), (2, 5), (3, 6), *((a, a + 1) for a in range(7, 33, 2))),
+    "humanoid15": ((9, 3), (10, 4), (11, 5), (12, 6), (13, 7), (14, 8)),
+}  # fmt: skip
+
+
+def test_flip_pairs_derived_from_names_equal_the_hand_written_ones():
+    assert sorted(HAND_WRITTEN_FLIP_PAIRS) == list_skeletons()
+    for name, pairs in HAND_WRITTEN_FLIP_PAIRS.items():
+        assert get_skeleton(name).flip_pairs == pairs, name
+    # a name without its twin pairs with nothing; the order is by the smaller index
+    assert mirror_pairs(("right_a", "left_b", "left_a", "c")) == ((2, 0),)
+
+
 def test_invalid_skeleton_rejected():
     with pytest.raises(ValueError, match="parents"):
         Skeleton("x", ("a", "b"), (-1,), ())
@@ -37,6 +69,8 @@ def test_invalid_skeleton_rejected():
         Skeleton("x", ("a", "b", "c"), (-1, 2, 1), ())
     with pytest.raises(ValueError, match="unknown skeleton"):
         get_skeleton("nope")
+    with pytest.raises(TypeError, match="name or a Skeleton"):
+        get_skeleton(["h36m17"])
 
 
 def test_h36m32_to_17_keeps_the_tree():
@@ -97,8 +131,6 @@ def test_flip_pose_mirrors_and_swaps():
 
 
 # --- motion-capture rigs mapped by joint name ---------------------------------------
-
-from unihpr.data.skeletons import HUMANOID15, RIG_MAPPINGS, resolve_rig_mapping  # noqa: E402
 
 _MB = ("Hips", "Spine", "Spine1", "Neck", "Head", "Head_end", "LeftArm", "LeftForeArm",
        "LeftHand", "RightArm", "RightForeArm", "RightHand", "LeftUpLeg", "LeftLeg",
@@ -198,8 +230,6 @@ def test_rig_mapping_errors_list_what_is_missing():
 
 
 def test_mediapipe33_follows_mediapipes_landmark_order():
-    from unihpr.data.skeletons import MEDIAPIPE33
-
     # PoseLandmark indices of MediaPipe Pose
     expected = {0: "nose", 2: "left_eye", 7: "left_ear", 10: "right_mouth", 11: "left_shoulder",
                 16: "right_wrist", 21: "left_thumb", 23: "left_hip", 26: "right_knee",
@@ -216,8 +246,6 @@ def test_mediapipe33_follows_mediapipes_landmark_order():
 
 
 def test_layouts_mapping_to_humanoid15():
-    from unihpr.data.skeletons import HUMANOID15, mappable_layouts
-
     layouts = mappable_layouts("humanoid15")
     assert layouts == ["coco17", "h36m17", "humanoid15", "mediapipe33"]
     limbs = [n for n in HUMANOID15.joint_names if n.startswith(("left_", "right_"))]
@@ -238,8 +266,6 @@ def test_layouts_mapping_to_humanoid15():
 
 
 def test_trunk_of_detector_layouts_is_means_of_hips_and_shoulders():
-    from unihpr.data.skeletons import COCO17, HUMANOID15, MEDIAPIPE33
-
     for sk in (COCO17, MEDIAPIPE33):
         pose = torch.randn(3, sk.num_joints, 2, dtype=torch.float64)
         out = map_joints(pose, sk, "humanoid15")
@@ -256,8 +282,6 @@ def test_trunk_of_detector_layouts_is_means_of_hips_and_shoulders():
 
 
 def test_map_visibility_hides_joints_made_of_hidden_keypoints():
-    from unihpr.data.skeletons import COCO17, HUMANOID15, map_visibility
-
     vis = np.ones((2, 17), dtype=bool)
     vis[0, COCO17.index("left_hip")] = False
     vis[1, COCO17.index("nose")] = False  # used by no humanoid joint
@@ -280,7 +304,6 @@ def test_trunk_approximations_on_the_bundled_mocap():
     """The errors the mapping's comments state, measured on the 15 bundled clips (3D)."""
     pytest.importorskip("pybullet")
     from unihpr.data.mocap import humanoid_forward_kinematics, list_mocap_clips, load_mocap_clip
-    from unihpr.data.skeletons import HUMANOID15
 
     pose = np.concatenate([humanoid_forward_kinematics(load_mocap_clip(c))
                            for c in list_mocap_clips()])  # fmt: skip

@@ -17,7 +17,6 @@ from unihpr.data.virtual_cameras import (
     sample_cameras,
     up_basis,
 )
-from unihpr.geometry import bbox_from_keypoints
 
 
 def _motion(n=12, skeleton=HUMANOID15, seed=0, up=1):
@@ -86,7 +85,7 @@ def test_dataset_samples_follow_the_contract_and_keep_the_body_rigid():
     assert s["pose2d"].shape == (15, 2) and s["pose3d"].shape == (15, 3)
     assert s["pose2d"].dtype == torch.float32 and s["action"] == "b" and s["frame"] == 5
     torch.testing.assert_close(s["pose3d"][HUMANOID15.root], torch.zeros(3))
-    torch.testing.assert_close(s["bbox"], bbox_from_keypoints(s["pose2d"]))
+    assert set(s) == {"pose2d", "pose3d", "subject", "action", "frame", "index"}
     # a camera is a rigid motion: every pairwise joint distance is kept
     world = motion[5].float()
     torch.testing.assert_close(torch.cdist(s["pose3d"], s["pose3d"]), torch.cdist(world, world),
@@ -118,6 +117,12 @@ def test_validation():
         VirtualCameraDataset(_motion(3), HUMANOID15, clips=["a"])
     with pytest.raises(IndexError):
         VirtualCameraDataset(_motion(3), HUMANOID15)[3]
+    with pytest.raises(TypeError, match="cameras must be a CameraDistribution or None, got dict"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, cameras={"distance": (3, 4)})
+    with pytest.raises(TypeError, match="augment must be callable"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, augment="mirror")
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        VirtualCameraDataset(_motion(3), HUMANOID15, generator=0)
     with pytest.raises(ValueError, match="up_axis"):
         CameraDistribution(up_axis="w")
     with pytest.raises(ValueError, match="distance"):

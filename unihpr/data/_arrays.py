@@ -9,15 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_choice
+
 #: What a loader's ``nonfinite=`` argument accepts.
 NONFINITE_POLICIES = ("raise", "mask")
-
-
-def check_nonfinite_policy(nonfinite: str) -> str:
-    """Validate a loader's ``nonfinite`` argument."""
-    if nonfinite not in NONFINITE_POLICIES:
-        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-    return nonfinite
 
 
 def apply_nonfinite_policy(
@@ -39,10 +34,11 @@ def apply_nonfinite_policy(
     Raises:
         ValueError: No rows at all, every row non-finite, or (``"raise"``) some.
     """
-    check_nonfinite_policy(nonfinite)
+    check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
     n = len(next(iter(arrays.values())))
+    files = ", ".join(sorted(set(sources.values())))
     if n == 0:
-        raise ValueError(f"{', '.join(sorted(set(sources.values())))}: no samples to load")
+        raise ValueError(f"{files}: no samples to load")
     bad = np.zeros(n, dtype=bool)
     for key, source in sources.items():
         a = arrays[key]
@@ -61,13 +57,10 @@ def apply_nonfinite_policy(
         bad |= rows
     count = int(bad.sum())
     if count == n:
-        raise ValueError(
-            f"{', '.join(sorted(set(sources.values())))}: every sample has NaN or inf poses"
-        )
+        raise ValueError(f"{files}: every sample has NaN or inf poses")
     if count:
         warnings.warn(
-            f"{', '.join(sorted(set(sources.values())))}: left out {count} of {n} samples with NaN "
-            "or inf poses (nonfinite='mask')",
+            f"{files}: left out {count} of {n} samples with NaN or inf poses (nonfinite='mask')",
             stacklevel=3,
         )
         arrays = {k: v[~bad] for k, v in arrays.items()}
@@ -78,9 +71,9 @@ class ArrayPoseDataset(Dataset):
     """A pose dataset whose samples are rows of equally long numpy arrays.
 
     Subclasses fill ``self.arrays`` with at least ``pose3d`` ``(N, J, 3)``,
-    ``pose2d`` ``(N, J, 2)``, ``bbox`` ``(N, 4)`` and the metadata arrays named
-    in [`text_fields`][] and [`int_fields`][]. A sample is the contract's
-    dict: the three tensors, the metadata and ``index``.
+    ``pose2d`` ``(N, J, 2)`` and the metadata arrays named in
+    [`text_fields`][] and [`int_fields`][]. A sample is the contract's dict:
+    the two pose tensors, the metadata and ``index``.
     """
 
     arrays: dict[str, np.ndarray]
@@ -100,7 +93,7 @@ class ArrayPoseDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         i = self._row(index)
         a = self.arrays
-        sample: dict = {k: torch.from_numpy(a[k][i]) for k in ("pose3d", "pose2d", "bbox")}
+        sample: dict = {k: torch.from_numpy(a[k][i]) for k in ("pose3d", "pose2d")}
         sample.update({k: str(a[k][i]) for k in self.text_fields})
         sample.update({k: int(a[k][i]) for k in self.int_fields})
         sample["index"] = i

@@ -52,14 +52,6 @@ def check_array(
     return arr
 
 
-def bbox_from_points(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """Boxes (..., 4) x0, y0, x1, y1 around points (..., J, 2), grown by ``margin``
-    times the box size on every side."""
-    lo, hi = points.min(axis=-2), points.max(axis=-2)
-    pad = (hi - lo) * margin
-    return np.concatenate([lo - pad, hi + pad], axis=-1).astype(np.float32)
-
-
 def read_text_lines(path: Path, what: str) -> list[str]:
     """The lines of a text file (UTF-8, else Latin-1); ``ValueError`` for binary data."""
     data = path.read_bytes()
@@ -70,6 +62,12 @@ def read_text_lines(path: Path, what: str) -> list[str]:
     except UnicodeDecodeError:
         text = data.decode("latin-1")  # never fails; joint names may then look odd
     return text.splitlines()
+
+
+def is_count(token: str) -> bool:
+    """Whether ``token`` is a whole number of at most 18 ASCII digits (``int()`` also
+    takes ``"²"``-like digits and 5,000-digit strings, with errors that name no file)."""
+    return token.isascii() and token.isdigit() and len(token) <= 18
 
 
 def is_float(token: str) -> bool:

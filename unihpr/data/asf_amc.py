@@ -27,7 +27,9 @@ use them:
   compose like a bone's dof.
 
 ``limits`` are parsed and kept on the bones but not applied (captured motion
-sometimes exceeds them). Translation and length dofs of bones (``tx``,
+sometimes exceeds them). Every malformed file raises a ``ValueError`` naming
+the file and line; a motion of more frames x joints than ``MAX_JOINT_FRAMES``
+(see [`unihpr.data.mocap_clip`][]) is refused before its values are parsed. Translation and length dofs of bones (``tx``,
 ``ty``, ``tz``, ``l``; absent from CMU's files) are rejected with an error.
 
 Joints: a joint is named after the bone that **starts** there, as BVH joints
@@ -35,7 +37,7 @@ are (``"lfemur"`` is the left hip, ``"ltibia"`` the left knee), the root is
 ``"root"``, and each leaf bone's tip is ``"<bone>_end"`` (``"head_end"`` is the
 top of the head). The CMU BVH conversions name the same points ``LeftUpLeg``,
 ``LeftLeg``...: see the ``cmu_asf`` and ``cmu_bvh`` presets of
-[`RIG_MAPPINGS`][unihpr.data.skeletons.RIG_MAPPINGS].
+[`RIG_MAPPINGS`][unihpr.data.mapping.RIG_MAPPINGS].
 """
 
 from __future__ import annotations
@@ -47,16 +49,16 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr.data._io import check_file, is_float, parse_float, read_text_lines
+from unihpr._validate import check_choice, check_real
+from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
+    UP_AXES,
     MocapClip,
-    check_up_axis,
+    check_joint_frames,
     euler_to_matrix,
-    resolve_length_unit,
-    to_y_up,
+    kinematic_clip,
     tree_diameter,
 )
-from unihpr.data.skeletons import Skeleton
 
 __all__ = ["AsfBone", "AsfSkeleton", "read_amc", "read_asf"]
 
@@ -177,7 +179,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
 
     units = {"length": 1.0, "angle": "deg"}
     root: dict = {"order": None, "axis": "XYZ", "position": np.zeros(3), "orientation": np.zeros(3)}
-    bones: list[dict] = []
+    bones: dict[str, dict] = {}
     children: dict[str, list[str]] = {}
     child_line: dict[str, int] = {}
     name = path.stem
@@ -296,7 +298,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
         raise ValueError(f"{path}: the :hierarchy block is not closed by 'end' (truncated file?)")
     if root["order"] is None:
         raise ValueError(f"{path}: :root has no 'order' line")
-    by_name = {b["name"]: b for b in bones}
+    by_name = bones
     unknown = sorted((set(children) | set(child_line)) - set(by_name) - {"root"})
     if unknown:
         raise ValueError(f"{path}: :hierarchy names bones not in :bonedata: {unknown}")
@@ -343,7 +345,7 @@ def _limit_pairs(text: str, path: Path, i: int) -> list[tuple[float, float]]:
     return out
 
 
-def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> None:
+def _finish_bone(block: dict, path: Path, units: dict, bones: dict[str, dict]) -> None:
     first = block["line"] + 1
 
     def need(key: str, count: int | None) -> tuple[int, list[str]]:
@@ -355,7 +357,7 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> Non
         return i, vals
 
     _, (name,) = need("name", 1)
-    if name == "root" or any(b["name"] == name for b in bones):
+    if name == "root" or name in bones:
         raise ValueError(f"{path}:{first}: bone name {name!r} is repeated or reserved")
     i, d = need("direction", 3)
     direction = np.array([parse_float(v, path, i + 1, "direction") for v in d])
@@ -384,10 +386,10 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: list[dict]) -> Non
     if dof and "limits" in block and len(limits) != len(dof):
         raise ValueError(f"{path}:{first}: bone {name!r} has {len(dof)} dof but "
                          f"{len(limits)} limits")  # fmt: skip
-    bones.append({"name": name, "fields": {
+    bones[name] = {"name": name, "fields": {
         "direction": direction / norm if norm > 0 else direction,
         "length": length / units["length"], "axis": axis, "axis_order": order,
-        "dof": dof, "limits": limits}})  # fmt: skip
+        "dof": dof, "limits": limits}}  # fmt: skip
 
 
 def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str, slice]], str]:
@@ -412,9 +414,10 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
                 continue
             raise ValueError(f"{path}:{i + 1}: unknown AMC header {line!r}")
         body.append(i)
-    starts = [k for k, i in enumerate(body) if lines[i].isdigit()]
+    starts = [k for k, i in enumerate(body) if is_count(lines[i])]
     if not starts:
         raise ValueError(f"{path}: no frames (a frame starts with a line holding its number)")
+    check_joint_frames(path, len(starts), len(asf.joint_layout()[0]))
     if starts[0] != 0:
         raise ValueError(f"{path}:{body[0] + 1}: expected a frame number, found {lines[body[0]]!r}")
     # one string per value, converted at once; the array is sized by what the file holds
@@ -499,7 +502,7 @@ def read_amc(
         unit: Base unit of the ASF (after dividing by ``:units length``):
             ``"auto"`` (guessed from the skeleton's size; CMU files come out as
             ``"inch"``), a name of
-            [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS], or metres per unit.
+            ``unihpr.data.mocap_clip.LENGTH_UNITS``, or metres per unit.
         up_axis: ``"y"`` (CMU) or ``"z"``; the result is y up.
         fps: Frame rate; AMC files do not store it (CMU captured at 120).
 
@@ -516,48 +519,46 @@ def read_amc(
     """
     asf = skeleton if isinstance(skeleton, AsfSkeleton) else read_asf(skeleton)
     path = check_file(path, "AMC")
-    check_up_axis(up_axis)
-    if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    check_choice("up_axis", up_axis, UP_AXES)
+    fps = check_real("fps", fps, low=0.0, low_open=True)
     values, columns, angle = _parse_amc(path, asf)
     cols = dict(columns)
     names, parents, kinds = asf.joint_layout()
+    by_name = {b.name: b for b in asf.bones}
     offsets = np.zeros((len(names), 3))
     for j, (kind, b) in enumerate(kinds):
         if kind == "end" or (kind == "start" and asf.bones[b].parent != "root"):
-            bone = asf.bones[b] if kind == "end" else _bone(asf, asf.bones[b].parent)
+            bone = asf.bones[b] if kind == "end" else by_name[asf.bones[b].parent]
             offsets[j] = bone.direction * bone.length
-    scale, unit_name = resolve_length_unit(unit, tree_diameter(offsets, parents), path)
-    t = values.shape[0]
-    root_vals = values[:, cols["root"]]
-    root_pos = np.repeat(asf.root_position[None], t, axis=0)
     rot_idx = [k for k, d in enumerate(asf.root_order) if d in _ROTATIONS]
-    for k, d in enumerate(asf.root_order):
-        if d in _TRANSLATIONS:
-            root_pos[:, _TRANSLATIONS[d]] = root_vals[:, k] / asf.length_factor
     c_root = _frame_matrix(asf.root_orientation, asf.root_axis)
-    b_root = _rotation_of(root_vals[:, rot_idx], tuple(asf.root_order[k] for k in rot_idx), angle)
-    world_rot = {"root": c_root @ b_root @ c_root.T}
-    tip = {"root": root_pos}
-    for bone in asf.bones:
-        c = _frame_matrix(bone.axis, bone.axis_order)
-        m = world_rot[bone.parent]
-        if bone.dof:
-            m = m @ c @ _rotation_of(values[:, cols[bone.name]], bone.dof, angle) @ c.T
-        world_rot[bone.name] = m
-        tip[bone.name] = tip[bone.parent] + bone.length * (m @ bone.direction)
-    world = np.empty((t, len(names), 3))
-    for j, (kind, b) in enumerate(kinds):
-        if kind == "root":
-            world[:, j] = root_pos
-        elif kind == "start":
-            world[:, j] = tip[asf.bones[b].parent]
-        else:
-            world[:, j] = tip[asf.bones[b].name]
-    world = to_y_up(world * scale, up_axis)
-    sk = Skeleton(f"asf:{asf.source.stem}", names, parents, ())
-    return MocapClip(joints=world, skeleton=sk, fps=float(fps), unit=unit_name, source=path)
+    frames_of = {b.name: _frame_matrix(b.axis, b.axis_order) for b in asf.bones}
+    # every joint is a tip: the root's, a bone's parent's (the bone's start) or a leaf bone's
+    tip_of = [
+        "root" if kind == "root" else asf.bones[b].parent if kind == "start" else asf.bones[b].name
+        for kind, b in kinds
+    ]
 
+    def positions(frames: slice) -> np.ndarray:
+        v = values[frames]
+        root_vals = v[:, cols["root"]]
+        root_pos = np.repeat(asf.root_position[None], len(v), axis=0)
+        for k, d in enumerate(asf.root_order):
+            if d in _TRANSLATIONS:
+                root_pos[:, _TRANSLATIONS[d]] = root_vals[:, k] / asf.length_factor
+        root_dof = tuple(asf.root_order[k] for k in rot_idx)
+        b_root = _rotation_of(root_vals[:, rot_idx], root_dof, angle)
+        world_rot = {"root": c_root @ b_root @ c_root.T}
+        tip = {"root": root_pos}
+        for bone in asf.bones:
+            c, m = frames_of[bone.name], world_rot[bone.parent]
+            if bone.dof:
+                m = m @ c @ _rotation_of(v[:, cols[bone.name]], bone.dof, angle) @ c.T
+            world_rot[bone.name] = m
+            tip[bone.name] = tip[bone.parent] + bone.length * (m @ bone.direction)
+        return np.stack([tip[name] for name in tip_of], axis=1)
 
-def _bone(asf: AsfSkeleton, name: str) -> AsfBone:
-    return next(b for b in asf.bones if b.name == name)
+    return kinematic_clip(
+        path, f"asf:{asf.source.stem}", names, parents, tree_diameter(offsets, parents),
+        len(values), positions, unit=unit, up_axis=up_axis, fps=fps,
+    )  # fmt: skip

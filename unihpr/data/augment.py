@@ -41,9 +41,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_real
 from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import up_basis
-from unihpr.geometry import bbox_from_keypoints
 
 __all__ = ["PoseAugmentation", "RandomFlip", "limb_roots", "recombine_limbs", "scale_bones"]
 
@@ -182,16 +182,10 @@ class PoseAugmentation:
     tilt: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("limb_swap", "mirror"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {v!r}")
-        for name in ("bone_scale", "body_scale"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-                raise ValueError(f"{name} must be in [0, 1] (a log-scale std), got {v!r}")
-        if not 0.0 <= self.tilt <= 90.0:
-            raise ValueError(f"tilt must be in [0, 90] degrees, got {self.tilt!r}")
+        # probabilities, log-scale standard deviations and degrees
+        for name in ("limb_swap", "mirror", "bone_scale", "body_scale"):
+            check_real(name, getattr(self, name), low=0.0, high=1.0, owner="PoseAugmentation")
+        check_real("tilt", self.tilt, low=0.0, high=90.0, owner="PoseAugmentation")
 
     @property
     def active(self) -> bool:
@@ -270,8 +264,7 @@ class RandomFlip(Dataset):
 
     The image is flipped horizontally, the 2D keypoints follow (``x -> W - x``
     in pixels whose column i covers [i, i + 1)), the camera-frame 3D pose is
-    reflected (``x -> -x``), left and right joints are swapped, and ``bbox``
-    becomes the flipped keypoints' box. A mirrored person is a valid person,
+    reflected (``x -> -x``) and left and right joints are swapped. A mirrored person is a valid person,
     so this doubles the distinct images without rendering.
 
     Args:
@@ -291,8 +284,7 @@ class RandomFlip(Dataset):
         p: float = 0.5,
         swap_channels: tuple[int, int] | None = None,
     ) -> None:
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p is a probability in [0, 1], got {p!r}")
+        check_real("p", p, low=0.0, high=1.0, owner="RandomFlip")
         if swap_channels is not None and (
             len(swap_channels) != 2 or not all(c in (0, 1, 2) for c in swap_channels)
         ):
@@ -329,6 +321,5 @@ class RandomFlip(Dataset):
         p2d[:, 0] = width - p2d[:, 0]
         p3d = sample["pose3d"][perm].clone()
         p3d[:, 0] = -p3d[:, 0]
-        sample.update(image=image, pose2d=p2d, pose3d=p3d,
-                      bbox=bbox_from_keypoints(p2d))  # fmt: skip
+        sample.update(image=image, pose2d=p2d, pose3d=p3d)
         return sample

@@ -28,7 +28,9 @@ Lengths are converted to metres (``unit``, see
 and line: unknown keywords, unbalanced braces, a ``CHANNELS`` count that does
 not match its names, motion lines with the wrong number of values, NaN or
 infinite values, fewer or more motion lines than ``Frames:`` announces (checked
-before any array is allocated).
+before any array is allocated), counts that are not plain ASCII numbers, and
+more frames x joints than ``MAX_JOINT_FRAMES`` (4,194,304; see
+[`unihpr.data.mocap_clip`][]), checked before the motion lines are parsed.
 """
 
 from __future__ import annotations
@@ -40,16 +42,16 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr.data._io import check_file, is_float, parse_float, read_text_lines
+from unihpr._validate import check_choice
+from unihpr.data._io import check_file, is_count, is_float, parse_float, read_text_lines
 from unihpr.data.mocap_clip import (
+    UP_AXES,
     MocapClip,
-    check_up_axis,
+    check_joint_frames,
     euler_to_matrix,
-    resolve_length_unit,
-    to_y_up,
+    kinematic_clip,
     tree_diameter,
 )
-from unihpr.data.skeletons import Skeleton
 
 __all__ = ["read_bvh"]
 
@@ -140,7 +142,7 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
             joint = joints[stack[-1]]
             if joint.has_channels:
                 raise err(line, f"second CHANNELS for joint {joint.name!r}")
-            if pos >= len(toks) or not toks[pos][0].isdigit():
+            if pos >= len(toks) or not is_count(toks[pos][0]):
                 raise err(line, "CHANNELS needs a count, e.g. 'CHANNELS 3 Zrotation Xrotation "
                           "Yrotation'")  # fmt: skip
             n = int(toks[pos][0])
@@ -178,7 +180,7 @@ def _parse_hierarchy(path: Path, lines: list[str], stop: int) -> list[_Joint]:
 
 
 def _parse_motion(
-    path: Path, lines: list[str], start: int, n_channels: int
+    path: Path, lines: list[str], start: int, n_channels: int, n_joints: int
 ) -> tuple[np.ndarray, float]:
     """(frames (N, C) float64, frame time) of the MOTION section after line ``start``."""
     header = [i for i in range(start + 1, len(lines)) if lines[i].strip()][:2]
@@ -186,7 +188,7 @@ def _parse_motion(
         raise ValueError(f"{path}: MOTION needs 'Frames: N' and 'Frame Time: dt' lines "
                          "(truncated file?)")  # fmt: skip
     m_frames, m_time = _FRAMES.match(lines[header[0]]), _FRAME_TIME.match(lines[header[1]])
-    if not m_frames or not m_frames.group(1).isdigit():
+    if not m_frames or not is_count(m_frames.group(1)):
         raise ValueError(f"{path}:{header[0] + 1}: expected 'Frames: N' (N >= 1), "
                          f"found {lines[header[0]].strip()!r}")  # fmt: skip
     if not m_time:
@@ -204,6 +206,7 @@ def _parse_motion(
                   else f"the extra data starts at line {data[n] + 1}")  # fmt: skip
         raise ValueError(f"{path}:{header[0] + 1}: 'Frames: {n}' but {len(data)} motion lines "
                          f"follow ({detail})")  # fmt: skip
+    check_joint_frames(path, n, n_joints)
     # allocated only now that the file is known to hold n lines
     frames = np.empty((n, n_channels), dtype=np.float64)
     for k, i in enumerate(data):
@@ -224,7 +227,7 @@ def _parse_motion(
 
 
 def _forward_kinematics(joints: list[_Joint], frames: np.ndarray) -> np.ndarray:
-    """World positions (T, J, 3) in file units, in the file's axes."""
+    """World positions (t, J, 3) of frames (t, C), in file units and the file's axes."""
     t = frames.shape[0]
     pos = np.zeros((t, len(joints), 3))
     rot: list[np.ndarray | None] = [None] * len(joints)
@@ -264,7 +267,7 @@ def read_bvh(
     Args:
         path: The ``.bvh`` file.
         unit: Length unit of the file: ``"auto"`` (guessed from the skeleton's
-            size), a name of [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS]
+            size), a name of ``unihpr.data.mocap_clip.LENGTH_UNITS``
             (``"m"``, ``"cm"``, ``"mm"``, ``"inch"``, ``"cmu"``) or metres per unit.
         up_axis: The file's up axis, ``"y"`` (most BVH) or ``"z"``; the result is y up.
         end_sites: Keep the End Site points as joints ``"<joint>_end"``.
@@ -311,30 +314,27 @@ def read_bvh(
                [-0.2,  0.9,  0. ]])
     """
     path = check_file(path, "BVH")
-    check_up_axis(up_axis)
+    check_choice("up_axis", up_axis, UP_AXES)
     lines = read_text_lines(path, "BVH")
     motion = next((i for i, ln in enumerate(lines) if ln.strip().upper() == "MOTION"), None)
     if motion is None:
         raise ValueError(f"{path}: no MOTION section (truncated file, or not a BVH file?)")
     joints = _parse_hierarchy(path, lines, motion)
-    names = [j.name for j in joints]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{path}: joint names must be unique, repeated: {dup}")
+    seen: set[str] = set()
+    for j in joints:
+        if j.name in seen:
+            raise ValueError(f"{path}:{j.line}: joint name {j.name!r} is repeated")
+        seen.add(j.name)
     n_channels = sum(len(j.channels) for j in joints)
     if n_channels == 0:
         raise ValueError(f"{path}: the HIERARCHY declares no CHANNELS")
-    frames, dt = _parse_motion(path, lines, motion, n_channels)
-    parents = [j.parent for j in joints]
-    scale, unit_name = resolve_length_unit(
-        unit, tree_diameter(np.stack([j.offset for j in joints]), parents), path
-    )
-    world = to_y_up(_forward_kinematics(joints, frames) * scale, up_axis)
-    if not end_sites:
-        keep = [i for i, j in enumerate(joints) if not j.end_site]
-        new = {old: k for k, old in enumerate(keep)}
-        world = world[:, keep]
-        joints = [joints[i] for i in keep]
-        parents = [new.get(j.parent, -1) for j in joints]
-    skeleton = Skeleton(f"bvh:{path.stem}", tuple(j.name for j in joints), tuple(parents), ())
-    return MocapClip(joints=world, skeleton=skeleton, fps=1.0 / dt, unit=unit_name, source=path)
+    frames, dt = _parse_motion(path, lines, motion, n_channels, len(joints))
+    diameter = tree_diameter(np.stack([j.offset for j in joints]), [j.parent for j in joints])
+    keep = [i for i, j in enumerate(joints) if end_sites or not j.end_site]
+    new = {old: k for k, old in enumerate(keep)}  # End Sites have no children
+    return kinematic_clip(
+        path, f"bvh:{path.stem}", [joints[i].name for i in keep],
+        [new.get(joints[i].parent, -1) for i in keep], diameter, len(frames),
+        lambda t: _forward_kinematics(joints, frames[t])[:, keep], unit=unit, up_axis=up_axis,
+        fps=1.0 / dt,
+    )  # fmt: skip

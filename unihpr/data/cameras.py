@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "camera_to_world",
     "project",
     "quaternion_to_matrix",
     "world_to_camera",
@@ -55,14 +54,6 @@ def world_to_camera(points: np.ndarray, rotation: np.ndarray, center: np.ndarray
     if points.shape[-1] != 3:
         raise ValueError(f"points must have shape (..., 3), got {points.shape}")
     return (points - center) @ np.asarray(rotation)
-
-
-def camera_to_world(points: np.ndarray, rotation: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """Inverse of [`world_to_camera`][]: ``R X + c``."""
-    points = np.asarray(points)
-    if points.shape[-1] != 3:
-        raise ValueError(f"points must have shape (..., 3), got {points.shape}")
-    return points @ np.asarray(rotation).T + center
 
 
 def project(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from unihpr._validate import check_choice, check_int, check_real
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
-from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
+from unihpr._validate import check_choice, check_int
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
+from unihpr.data._io import check_array, check_file, load_npz_object
 from unihpr.data.cameras import world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
 from unihpr.data.skeletons import H36M32_TO_H36M17
@@ -54,61 +56,87 @@ def _is_corrupt(subject: str, action: str) -> bool:
     return subject == "S11" and action == "Directions"
 
 
-def load_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+def _finite(arr: np.ndarray, path: Path, key: str, allow: bool) -> np.ndarray:
+    if not allow:
+        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{path}: {key} has NaN or inf (first at frame {int(np.argmax(bad))}); pass "
+                "allow_nonfinite=True to keep such frames (the datasets' nonfinite='mask' "
+                "leaves them out)"
+            )
+    return arr
+
+
+def load_h36m_3d(
+    path: str | os.PathLike, *, allow_nonfinite: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
     """Read ``data_3d_h36m.npz``.
+
+    Args:
+        path: The file.
+        allow_nonfinite: Keep NaN or inf coordinates instead of raising.
 
     Returns:
         subject -> raw action name -> (N, 32, 3) float32 world-frame metres.
+
+    Raises:
+        ValueError: The file is malformed, or (unless ``allow_nonfinite``) holds
+            NaN or inf; the message names the file, subject, action and frame.
     """
     p = check_file(path, "Human3.6M 3D (data_3d_h36m.npz)")
-    data = load_npz_object(p, "positions_3d", "dict subject -> action -> (N, 32, 3)")
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: positions_3d must be a dict subject -> action -> (N, 32, 3)")
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for subject, actions in data.items():
-        if not isinstance(actions, dict):
-            raise ValueError(f"{p}: positions_3d[{subject!r}] must be a dict of actions")
-        out[subject] = {
-            a: check_array(
-                v, p, f"positions_3d[{subject!r}][{a!r}]", (None, 32, 3), "(N, 32, 3)"
-            ).astype(np.float32, copy=False)
-            for a, v in actions.items()
-        }
-    return out
+
+    def read(value: object, key: str) -> np.ndarray:
+        arr = check_array(value, p, key, (None, 32, 3), "(N, 32, 3)")
+        return _finite(arr, p, key, allow_nonfinite).astype(np.float32, copy=False)
+
+    return _per_action(p, "positions_3d", "(N, 32, 3)", read)
 
 
 def load_h36m_2d(
-    path: str | os.PathLike,
+    path: str | os.PathLike, *, allow_nonfinite: bool = False
 ) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
     """Read ``data_2d_h36m_<keypoints>.npz``.
+
+    Args:
+        path: The file.
+        allow_nonfinite: Keep NaN or inf coordinates instead of raising.
 
     Returns:
         (positions, metadata): subject -> raw action -> list of 4 (N_c, 17, 2)
         float32 pixel arrays (camera order of ``CAMERA_IDS``), and the metadata
         dict (``layout_name``, ``num_joints``, ``keypoints_symmetry``).
+
+    Raises:
+        ValueError: As [`load_h36m_3d`][].
     """
     p = check_file(path, "Human3.6M 2D (data_2d_h36m_*.npz)")
-    data = load_npz_object(p, "positions_2d", "dict subject -> action -> list of 4 (N, 17, 2)")
     meta = load_npz_object(p, "metadata", "dict with layout_name, num_joints")
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: positions_2d must be a dict subject -> action -> list")
     if not isinstance(meta, dict):
         raise ValueError(f"{p}: metadata must be a dict, got {type(meta).__name__}")
     if meta.get("num_joints", 17) != 17:
         raise ValueError(f"{p}: metadata num_joints is {meta['num_joints']!r}, expected 17")
-    out: dict[str, dict[str, list[np.ndarray]]] = {}
+
+    def read(cams: object, key: str) -> list[np.ndarray]:
+        if not isinstance(cams, (list, tuple)) or len(cams) != 4:
+            raise ValueError(f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera")
+        keys = [f"{key}[{i}]" for i in range(4)]
+        return [_finite(_keypoints_2d(c, p, k), p, k, allow_nonfinite) for c, k in zip(cams, keys)]
+
+    return _per_action(p, "positions_2d", "list of 4 (N, 17, 2)", read), meta
+
+
+def _per_action(path: Path, name: str, what: str, read: Callable[[object, str], Any]) -> dict:
+    """``{subject: {action: read(value, key)}}`` of the npz's object ``name``."""
+    data = load_npz_object(path, name, f"dict subject -> action -> {what}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: {name} must be a dict subject -> action -> {what}")
+    out = {}
     for subject, actions in data.items():
         if not isinstance(actions, dict):
-            raise ValueError(f"{p}: positions_2d[{subject!r}] must be a dict of actions")
-        out[subject] = {}
-        for a, cams in actions.items():
-            key = f"positions_2d[{subject!r}][{a!r}]"
-            if not isinstance(cams, (list, tuple)) or len(cams) != 4:
-                raise ValueError(
-                    f"{p}: {key} must be a list of 4 arrays (N, 17, 2), one per camera"
-                )
-            out[subject][a] = [_keypoints_2d(c, p, f"{key}[{i}]") for i, c in enumerate(cams)]
-    return out, meta
+            raise ValueError(f"{path}: {name}[{subject!r}] must be a dict of actions")
+        out[subject] = {a: read(v, f"{name}[{subject!r}][{a!r}]") for a, v in actions.items()}
+    return out
 
 
 def _keypoints_2d(value, path, key: str) -> np.ndarray:
@@ -203,15 +231,13 @@ class Human36M(ArrayPoseDataset):
         subjects: Explicit subject list (overrides ``split``).
         cameras: Camera indices to use (default all four).
         stride: Keep every ``stride``-th frame (50 fps source; 50 gives 1 fps).
-        bbox_margin: The sample's ``bbox`` is the 2D keypoints' box grown by this
-            fraction of its size on every side.
         nonfinite: Samples whose 3D or 2D pose holds NaN or inf: ``"raise"``
             (default) raises a ``ValueError`` naming the file, the count and
             the first such sample; ``"mask"`` leaves them out with a warning
             (their number is ``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera-frame metres, root-relative;
-    ``pose2d`` (17, 2) pixels in the 1000x1000 camera image; ``bbox`` (4,);
+    ``pose2d`` (17, 2) pixels in the 1000x1000 camera image;
     ``subject``, ``action`` (normalised, e.g. "Directions"), ``camera``,
     ``frame``, ``index``.
     """
@@ -225,7 +251,6 @@ class Human36M(ArrayPoseDataset):
         subjects: Sequence[str] | None = None,
         cameras: Sequence[int] = (0, 1, 2, 3),
         stride: int = 1,
-        bbox_margin: float = 0.1,
         nonfinite: str = "raise",
     ) -> None:
         if subjects is None:
@@ -233,14 +258,13 @@ class Human36M(ArrayPoseDataset):
             subjects = H36M_TRAIN_SUBJECTS if split == "train" else H36M_TEST_SUBJECTS
         elif isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
             raise TypeError(f"subjects must be a list of subject names, got {subjects!r}")
-        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
-        check_nonfinite_policy(nonfinite)
-        p3 = load_h36m_3d(data_3d)
-        p2, self.metadata = load_h36m_2d(data_2d)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        # non-finite values are reported (or left out) per sample below
+        p3 = load_h36m_3d(data_3d, allow_nonfinite=True)
+        p2, self.metadata = load_h36m_2d(data_2d, allow_nonfinite=True)
         self.arrays = prepare_h36m(
             p3, p2, subjects, cameras=cameras, stride=stride, source=str(data_2d)
         )
-        self.arrays["bbox"] = bbox_from_points(self.arrays["pose2d"], bbox_margin)
         self.arrays, self.num_masked = apply_nonfinite_policy(
             self.arrays, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
         )

@@ -29,20 +29,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import zipfile
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from unihpr._optional import require
 from unihpr._quiet import silence_c_output
+from unihpr._validate import check_choice, check_int
 from unihpr.data._arrays import ArrayPoseDataset
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.skeletons import HUMANOID15
-from unihpr.geometry import bbox_from_keypoints
 
 __all__ = [
     "DEFAULT_TEST_CLIPS",
@@ -113,6 +116,15 @@ def load_mocap_clip(clip: str, data_path: str | os.PathLike | None = None) -> np
     return frames
 
 
+def _check_test_clips(test_clips: Sequence[str], clips: list[str]) -> list[str]:
+    if isinstance(test_clips, str):
+        raise TypeError(f"test_clips must be a list of clip names, got the string {test_clips!r}")
+    unknown = sorted(set(test_clips) - set(clips))
+    if unknown:
+        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    return clips
+
+
 def load_humanoid_motion(
     split: str = "train",
     *,
@@ -133,14 +145,9 @@ def load_humanoid_motion(
         ready for [`VirtualCameraDataset`][unihpr.data.virtual_cameras.VirtualCameraDataset]
         with ``HUMANOID15``.
     """
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
-    clips = list_mocap_clips(data_path)
-    unknown = sorted(set(test_clips) - set(clips))
-    if unknown:
-        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    check_choice("split", split, ("train", "test", "all"))
+    check_int("stride", stride, low=1)
+    clips = _check_test_clips(test_clips, list_mocap_clips(data_path))
     chosen = [c for c in clips if split == "all" or (c in test_clips) == (split == "test")]
     poses, names, frames = [], [], []
     for clip in chosen:
@@ -356,25 +363,19 @@ def build_humanoid_mocap(
             from different training frames (see `recombine_frames`): new,
             anatomically valid poses for the image branch, whose limit is the
             number of distinct training poses. Rendered like the others.
-        progress: Show progress (a bar on a terminal, else a log line every few percent).
+        progress: Show a progress bar on stderr (updated every 30 s when stderr is
+            not a terminal).
         force: Rebuild even if the cache exists.
 
     Returns:
         ``{"train": path, "test": path}``.
     """
-    if image_size < 16:
-        raise ValueError(f"image_size must be >= 16, got {image_size}")
-    if recombined < 0:
-        raise ValueError(f"recombined must be >= 0, got {recombined}")
-    if stride < 1 or cameras_per_frame < 1:
-        raise ValueError(
-            f"stride and cameras_per_frame must be >= 1, got {stride}, {cameras_per_frame}"
-        )
+    check_int("image_size", image_size, low=16)
+    check_int("recombined", recombined, low=0)
+    check_int("stride", stride, low=1)
+    check_int("cameras_per_frame", cameras_per_frame, low=1)
     data_path = _pybullet_data_path()
-    clips = list_mocap_clips(data_path)
-    unknown = sorted(set(test_clips) - set(clips))
-    if unknown:
-        raise ValueError(f"unknown test_clips {unknown}; clips are {clips}")
+    clips = _check_test_clips(test_clips, list_mocap_clips(data_path))
     splits = {
         "train": [c for c in clips if c not in test_clips],
         "test": [c for c in clips if c in test_clips],
@@ -401,17 +402,14 @@ def build_humanoid_mocap(
     strides = {c: 1 if c == RECOMBINED else stride for c in clips}
     total = sum(len(range(0, len(f), strides[c])) for c, f in clip_frames.items())
     total *= cameras_per_frame
-    from unihpr.train.logger import progress_bar
-
-    bar = progress_bar(
-        total, desc="rendering the humanoid mocap dataset (once)", enabled=progress, unit="image"
-    )
+    bar = tqdm(
+        total=total, desc="rendering the humanoid mocap dataset (once)", disable=not progress,
+        unit="image", mininterval=1.0 if sys.stderr.isatty() else 30.0,
+    )  # fmt: skip
     renderer = _Renderer(data_path, side_colours)
     try:
         for split, names in splits.items():
-            rec: dict[str, list] = {k: [] for k in (
-                "image", "pose2d", "bbox", "pose3d", "root", "K", "R", "cam_pos",
-                "crop_box", "clip", "frame", "view")}  # fmt: skip
+            rec: dict[str, list] = defaultdict(list)
             for clip in names:
                 frames = clip_frames[clip]
                 world = humanoid_forward_kinematics(frames)
@@ -424,16 +422,12 @@ def build_humanoid_mocap(
                         sample = _render_view(
                             renderer, world[fi], r, c, k, image_size, rng, background
                         )
+                        sample.update(R=r, cam_pos=c, clip=clip, frame=fi, view=v)
                         for name, value in sample.items():
                             rec[name].append(value)
-                        rec["R"].append(r)
-                        rec["cam_pos"].append(c)
-                        rec["clip"].append(clip)
-                        rec["frame"].append(fi)
-                        rec["view"].append(v)
                         bar.update(1)
             arrays = {k: np.asarray(v) for k, v in rec.items()}
-            for k in ("pose2d", "bbox", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
+            for k in ("pose2d", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
                 arrays[k] = arrays[k].astype(np.float32)
             _write_atomically(paths[split], arrays)
     finally:
@@ -527,16 +521,9 @@ def _render_view(renderer, joints_world, r, c, k, size, rng, background) -> dict
     if background:
         colour = rng.integers(0, 256, size=3, dtype=np.uint8)
         rgb = np.where(mask[..., None], rgb, colour)
-    pose2d = (uv - [x0, y0]) * s
-    if mask.any():
-        ys, xs = np.nonzero(mask)
-        bbox = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
-    else:  # body entirely hidden (cannot happen with the sampled cameras); keep joints' box
-        bbox = np.concatenate([pose2d.min(0), pose2d.max(0)])
     return {
         "image": rgb,
-        "pose2d": pose2d,
-        "bbox": bbox,
+        "pose2d": (uv - [x0, y0]) * s,
         "pose3d": cam - cam[:1],
         "root": cam[0],
         "K": k_crop,
@@ -551,19 +538,13 @@ class HumanoidMocap(ArrayPoseDataset):
     keyword arguments are accepted here) and then loaded from its npz.
 
     Samples: ``image`` (3, S, S) float32 in [0, 1]; ``pose2d`` (15, 2) crop
-    pixels; ``bbox`` (4,) in crop pixels, the keypoints' box (default) or the
-    rendered body's silhouette box; ``pose3d``
-    (15, 3) camera-frame metres, root-relative; ``subject`` and ``action`` (the
-    clip name); ``frame``, ``index``. ``skeleton`` is
+    pixels; ``pose3d`` (15, 3) camera-frame metres, root-relative; ``subject``
+    and ``action`` (the clip name); ``frame``, ``index``. ``skeleton`` is
     `HUMANOID15`.
 
     Args:
         split: ``"train"`` or ``"test"`` (disjoint clips).
         cache_dir: Cache folder; default ``~/.cache/unihpr`` (or ``$UNIHPR_CACHE``).
-        box: ``"keypoints"``: ``bbox`` is the 2D joints' tight box, which a user
-            of a lifter can always compute, so training and inference see the
-            same box; ``"silhouette"``: the rendered body's box (what a person
-            detector would give; keypoints lie inside it with a margin).
         **build_kwargs: ``image_size``, ``stride``, ``cameras_per_frame``,
             ``test_clips``, ``seed``, ``background``, ``side_colours``,
             ``recombined``, ``progress``, ``force``.
@@ -577,20 +558,11 @@ class HumanoidMocap(ArrayPoseDataset):
         self,
         split: str = "train",
         cache_dir: str | os.PathLike | None = None,
-        *,
-        box: str = "keypoints",
         **build_kwargs,
     ) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if box not in ("keypoints", "silhouette"):
-            raise ValueError(f"box must be 'keypoints' or 'silhouette', got {box!r}")
+        check_choice("split", split, ("train", "test"))
         self.path = build_humanoid_mocap(cache_dir, **build_kwargs)[split]
         self.arrays = _load_cache(self.path)
-        self.arrays["silhouette_bbox"] = self.arrays["bbox"]
-        if box == "keypoints":
-            p2d = torch.from_numpy(self.arrays["pose2d"])
-            self.arrays["bbox"] = bbox_from_keypoints(p2d).numpy()
         self.clips = sorted(set(self.arrays["clip"].tolist()))
         # The clip names the subject and the action of a sample.
         self.arrays["subject"] = self.arrays["action"] = self.arrays["clip"]

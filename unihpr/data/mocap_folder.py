@@ -29,15 +29,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_bool, check_choice, check_real
 from unihpr.data.asf_amc import AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
-from unihpr.data.mocap_clip import (
-    MocapClip,
-    check_up_axis,
-    resample_motion,
-    resolve_length_unit,
-)
-from unihpr.data.skeletons import JointSource, Skeleton, get_skeleton
+from unihpr.data.mapping import JointSource
+from unihpr.data.mocap_clip import UP_AXES, MocapClip, resample_motion, resolve_length_unit
+from unihpr.data.skeletons import Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import VirtualCameraDataset
 
 __all__ = ["MocapFolder", "list_mocap_files", "read_mocap_file"]
@@ -137,11 +134,11 @@ class MocapFolder(Dataset):
             ``mapping``), or ``None`` to keep the files' own joints (all files
             must then have the same joint names).
         mapping: How rig joints become ``skeleton``'s joints: ``"auto"``, a preset
-            of [`RIG_MAPPINGS`][unihpr.data.skeletons.RIG_MAPPINGS] or your own
+            of [`RIG_MAPPINGS`][unihpr.data.mapping.RIG_MAPPINGS] or your own
             ``{joint: rig joint}``; see
-            [`resolve_rig_mapping`][unihpr.data.skeletons.resolve_rig_mapping].
+            [`resolve_rig_mapping`][unihpr.data.mapping.resolve_rig_mapping].
         unit: Length unit of the files (``"auto"``, a name of
-            [`LENGTH_UNITS`][unihpr.data.mocap_clip.LENGTH_UNITS] or metres per unit).
+            ``unihpr.data.mocap_clip.LENGTH_UNITS`` or metres per unit).
         up_axis: ``"y"`` or ``"z"``: the files' up axis; the motion is y up.
         fps: Frame rate to resample every clip to (``None`` keeps each file's).
         split: ``"all"``, ``"train"`` or ``"test"``.
@@ -187,13 +184,13 @@ class MocapFolder(Dataset):
         skip_invalid: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
-        if split not in ("all", "train", "test"):
-            raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
-        if not 0.0 <= test_fraction <= 1.0:
-            raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
-        if fps is not None and not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a finite number > 0 or None, got {fps!r}")
-        check_up_axis(up_axis)
+        check_choice("split", split, ("all", "train", "test"))
+        check_real("test_fraction", test_fraction, low=0.0, high=1.0)
+        if fps is not None:
+            check_real("fps", fps, low=0.0, low_open=True)
+        check_real("amc_fps", amc_fps, low=0.0, low_open=True)
+        check_choice("up_axis", up_axis, UP_AXES)
+        check_bool("skip_invalid", skip_invalid)
         if unit != "auto":
             resolve_length_unit(unit, 1.0)  # reject a bad unit before reading any file
         self.root = Path(root).expanduser()
@@ -269,7 +266,10 @@ class MocapFolder(Dataset):
                                amc_fps=settings["amc_fps"], asf=asf)  # fmt: skip
         joints = clip.joints if self._keep_rig else clip.map_to(self.skeleton, settings["mapping"])
         if self.fps is not None:
-            joints = resample_motion(joints, clip.fps, self.fps)
+            try:
+                joints = resample_motion(joints, clip.fps, self.fps)
+            except ValueError as err:  # a file's frame rate far from fps
+                raise ValueError(f"{f}: {err}") from None
         joints = joints.astype(np.float32)
         info = {"unit": clip.unit, "file_fps": clip.fps, "file_frames": clip.num_frames,
                 "rig_joints": list(clip.skeleton.joint_names),

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unihpr._validate import check_bool, check_choice, check_int, check_real
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
-from unihpr.data._io import bbox_from_points, check_array, check_file, load_npz_object
-from unihpr.data.skeletons import MPI_INF_3DHP17, map_joints
+from unihpr._validate import check_bool, check_choice, check_int
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
+from unihpr.data._io import check_array, check_file, load_npz_object
+from unihpr.data.mapping import map_joints
+from unihpr.data.skeletons import MPI_INF_3DHP17
 
 __all__ = ["MPIInf3DHP", "MPIInf3DHPSequence", "load_3dhp"]
 
@@ -102,13 +103,12 @@ class MPIInf3DHP(ArrayPoseDataset):
             poses are returned in metres.
         stride: Keep every ``stride``-th frame.
         valid_only: Drop test frames marked invalid.
-        bbox_margin: Margin of the 2D keypoints' ``bbox``.
         nonfinite: Frames (after ``valid_only``) whose 3D or 2D pose holds NaN
             or inf: ``"raise"`` (default) raises a ``ValueError`` naming the
             file; ``"mask"`` leaves them out with a warning (``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera metres, root-relative; ``pose2d`` (17, 2)
-    pixels; ``bbox``; ``subject`` ("S1" / "TS1"); ``action`` (sequence);
+    pixels; ``subject`` ("S1" / "TS1"); ``action`` (sequence);
     ``camera``; ``frame``; ``index``.
     """
 
@@ -120,15 +120,13 @@ class MPIInf3DHP(ArrayPoseDataset):
         units: str = "mm",
         stride: int = 1,
         valid_only: bool = True,
-        bbox_margin: float = 0.1,
         nonfinite: str = "raise",
     ) -> None:
         check_choice("layout", layout, ("h36m17", "mpi_inf_3dhp17"))
         scale = {"mm": 1e-3, "m": 1.0}[check_choice("units", units, ("mm", "m"))]
         check_int("stride", stride, low=1)
         check_bool("valid_only", valid_only)
-        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
-        check_nonfinite_policy(nonfinite)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         p3s, p2s, meta = [], [], {k: [] for k in ("subject", "action", "camera", "frame")}
         for s in load_3dhp(path):
             idx = np.arange(0, len(s.pose3d), stride)
@@ -150,7 +148,6 @@ class MPIInf3DHP(ArrayPoseDataset):
         self.arrays = {
             "pose3d": np.ascontiguousarray(pose3d, dtype=np.float32),
             "pose2d": np.ascontiguousarray(pose2d, dtype=np.float32),
-            "bbox": bbox_from_points(pose2d, bbox_margin),
             "frame": np.concatenate(meta.pop("frame")).astype(np.int64),
             **{k: np.asarray(v) for k, v in meta.items()},
         }

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unihpr._validate import check_int, check_real
-from unihpr.data._arrays import ArrayPoseDataset, apply_nonfinite_policy, check_nonfinite_policy
-from unihpr.data._io import bbox_from_points, check_array, check_file
-from unihpr.data._safe_pickle import restricted_load
+from unihpr._validate import check_choice, check_int
+from unihpr.data._arrays import NONFINITE_POLICIES, ArrayPoseDataset, apply_nonfinite_policy
+from unihpr.data._io import check_array, check_file
+from unihpr.data._safe_pickle import read_npy, restricted_load
 from unihpr.data.cameras import project
 from unihpr.data.skeletons import SMPL24_TO_H36M17
 
@@ -109,11 +109,7 @@ def _load_regressor(regressor) -> np.ndarray | None:
     if regressor is None:
         return None
     if isinstance(regressor, (str, os.PathLike)):
-        path = check_file(regressor, "joint regressor (.npy)")
-        try:
-            regressor = np.load(path, allow_pickle=False)  # a regressor is numbers only
-        except (ValueError, OSError, EOFError) as err:
-            raise ValueError(f"{path}: not a readable .npy regressor ({err})") from err
+        regressor = read_npy(check_file(regressor, "joint regressor (.npy)"))
     w = np.asarray(regressor, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != 17 or w.shape[1] not in (24, 6890):
         raise ValueError(f"regressor must have shape (17, 24) or (17, 6890), got {w.shape}")
@@ -133,14 +129,13 @@ class ThreeDPW(ArrayPoseDataset):
             SMPL vertices (e.g. built on an SMPL implementation and its model
             files, which are not bundled).
         stride: Keep every ``stride``-th frame.
-        bbox_margin: Margin of the 2D keypoints' ``bbox``.
         nonfinite: Valid frames whose pose holds NaN or inf: ``"raise"``
             (default) raises a ``ValueError`` naming the sequence; ``"mask"``
             leaves them out with a warning (``num_masked``).
 
     Samples: ``pose3d`` (17, 3) camera metres root-relative; ``pose2d`` (17, 2)
     projections of the 3D joints with ``cam_intrinsics`` (pixels of the
-    1080x1920 frame); ``bbox``; ``subject`` = ``action`` = sequence name;
+    1080x1920 frame); ``subject`` = ``action`` = sequence name;
     ``actor``; ``frame``; ``index``.
     """
 
@@ -154,7 +149,6 @@ class ThreeDPW(ArrayPoseDataset):
         regressor: np.ndarray | str | os.PathLike | None = None,
         vertex_fn: Callable[[dict, int], np.ndarray] | None = None,
         stride: int = 1,
-        bbox_margin: float = 0.1,
         nonfinite: str = "raise",
     ) -> None:
         if isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
@@ -171,8 +165,7 @@ class ThreeDPW(ArrayPoseDataset):
         else:
             raise TypeError(f"files must be a path or a list of paths, got {files!r}")
         check_int("stride", stride, low=1)
-        bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
-        check_nonfinite_policy(nonfinite)
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         if vertex_fn is not None and not callable(vertex_fn):
             raise TypeError(f"vertex_fn must be callable, got {type(vertex_fn).__name__}")
         w = _load_regressor(regressor)
@@ -203,11 +196,9 @@ class ThreeDPW(ArrayPoseDataset):
                 meta["subject"] += [seq["sequence"]] * len(idx)
                 meta["actor"].append(np.full(len(idx), a))
                 meta["frame"].append(idx)
-        pose2d = np.concatenate(p2s).astype(np.float32)
         self.arrays = {
             "pose3d": np.concatenate(p3s).astype(np.float32),
-            "pose2d": pose2d,
-            "bbox": bbox_from_points(pose2d, bbox_margin),
+            "pose2d": np.concatenate(p2s).astype(np.float32),
             "subject": np.asarray(meta["subject"]),
             "actor": np.concatenate(meta["actor"]).astype(np.int64),
             "frame": np.concatenate(meta["frame"]).astype(np.int64),

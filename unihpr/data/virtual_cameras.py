@@ -44,8 +44,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_choice, check_generator, check_real
 from unihpr.data.skeletons import Skeleton, get_skeleton
-from unihpr.geometry import bbox_from_keypoints
 
 __all__ = [
     "CameraDistribution",
@@ -111,10 +111,8 @@ class CameraDistribution:
         object.__setattr__(self, "roll", _check_range("roll", self.roll))
         object.__setattr__(self, "focal", _check_range("focal", self.focal, low=1e-3))
         object.__setattr__(self, "sensor", _check_range("sensor", self.sensor, low=1.0))
-        if not math.isfinite(self.aim_jitter) or self.aim_jitter < 0:
-            raise ValueError(f"aim_jitter must be a finite number >= 0, got {self.aim_jitter!r}")
-        if self.up_axis not in _UP_AXES:
-            raise ValueError(f"up_axis must be one of {sorted(_UP_AXES)}, got {self.up_axis!r}")
+        check_real("aim_jitter", self.aim_jitter, low=0.0)
+        check_choice("up_axis", self.up_axis, _UP_AXES)
 
 
 @dataclass
@@ -139,9 +137,7 @@ def up_basis(up_axis: str, dtype: torch.dtype = torch.float64) -> tuple[Tensor, 
         up_axis: ``"x"``, ``"y"`` or ``"z"``.
         dtype: dtype of the three (3,) vectors.
     """
-    if up_axis not in _UP_AXES:
-        raise ValueError(f"up_axis must be one of {sorted(_UP_AXES)}, got {up_axis!r}")
-    i = _UP_AXES[up_axis]
+    i = _UP_AXES[check_choice("up_axis", up_axis, _UP_AXES)]
     eye = torch.eye(3, dtype=dtype)
     return eye[i], eye[(i + 1) % 3], eye[(i + 2) % 3]
 
@@ -243,7 +239,6 @@ class VirtualCameraDataset(Dataset):
 
     * ``pose2d`` (J, 2) float32 pixels of the virtual sensor;
     * ``pose3d`` (J, 3) float32 camera-frame metres, relative to the root joint;
-    * ``bbox`` (4,) the keypoints' box (no silhouette exists for virtual views);
     * ``subject`` / ``action`` (the clip name), ``frame``, ``index``.
 
     Batched access (``__getitems__``, used by ``DataLoader``) draws all cameras of
@@ -293,9 +288,17 @@ class VirtualCameraDataset(Dataset):
                 f"clips ({len(self.clips)}) and frames ({len(self.frames)}) need one entry per "
                 f"motion frame ({n})"
             )
+        if cameras is not None and not isinstance(cameras, CameraDistribution):
+            raise TypeError(
+                f"cameras must be a CameraDistribution or None, got {type(cameras).__name__}"
+            )
+        if augment is not None and not callable(augment):
+            raise TypeError(
+                f"augment must be callable (a PoseAugmentation) or None, got {augment!r}"
+            )
         self.cameras = cameras or CameraDistribution()
         self.augment = augment
-        self.generator = generator
+        self.generator = check_generator(generator)
 
     def __len__(self) -> int:
         return int(self.motion.shape[0])
@@ -322,12 +325,10 @@ class VirtualCameraDataset(Dataset):
         cam, uv = project_to_camera(world, cams)
         pose3d = (cam - cam[:, root : root + 1]).float()
         pose2d = uv.float()
-        bbox = bbox_from_keypoints(pose2d)
         return [
             {
                 "pose2d": pose2d[k],
                 "pose3d": pose3d[k],
-                "bbox": bbox[k],
                 "subject": self.clips[i],
                 "action": self.clips[i],
                 "frame": self.frames[i],

@@ -1,12 +1,11 @@
 """Image index for the image branch: one JSON line per image.
 
-Each line holds ``image`` (path relative to the index's image root), ``bbox``
-(x0, y0, x1, y1 pixels), ``pose2d`` (J x 2 pixels), ``pose3d`` (J x 3 camera
-metres, root-relative), ``camera`` (id), ``subject``, ``action`` (normalised),
-``action_raw`` and ``frame``. [`build_h36m_image_index`][] writes one from
-extracted Human3.6M frames plus the VideoPose3D npz files;
-[`ImageIndexDataset`][] loads square-ish crops (needs Pillow, the ``image``
-extra).
+Each line holds ``image`` (path relative to the index's image root),
+``pose2d`` (J x 2 pixels), ``pose3d`` (J x 3 camera metres, root-relative),
+``camera`` (id), ``subject``, ``action`` (normalised), ``action_raw`` and
+``frame``. [`build_h36m_image_index`][] writes one from extracted Human3.6M
+frames plus the VideoPose3D npz files; [`ImageIndexDataset`][] loads crops
+around the keypoints' box (needs Pillow, the ``image`` extra).
 
 Build one with ``unihpr build-image-index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``
 (or ``python -m unihpr.data.image_index ...``; ``--help`` lists the options).
@@ -27,7 +26,7 @@ from torch.utils.data import Dataset
 from unihpr._optional import require
 from unihpr._validate import check_int, check_real
 from unihpr.data._arrays import apply_nonfinite_policy
-from unihpr.data._io import bbox_from_points, check_file
+from unihpr.data._io import check_file
 from unihpr.data.h36m import (
     H36M_TEST_SUBJECTS,
     H36M_TRAIN_SUBJECTS,
@@ -35,11 +34,14 @@ from unihpr.data.h36m import (
     load_h36m_3d,
     prepare_h36m,
 )
+from unihpr.geometry import bbox_from_keypoints
 
 __all__ = ["ImageIndexDataset", "build_h36m_image_index", "read_image_index"]
 
 DEFAULT_PATTERN = "{subject}/{action}.{camera}/{number:06d}.jpg"
-_FIELDS = ("image", "bbox", "pose2d", "pose3d", "subject", "action", "frame")
+_FIELDS = ("image", "pose2d", "pose3d", "subject", "action", "frame")
+# A record of 17 joints is about 1 KB; a longer line is not an index line.
+_MAX_LINE = 1 << 20
 
 
 def build_h36m_image_index(
@@ -52,7 +54,6 @@ def build_h36m_image_index(
     stride: int = 1,
     pattern: str = DEFAULT_PATTERN,
     first_number: int = 1,
-    bbox_margin: float = 0.15,
     skip_missing: bool = True,
     nonfinite: str = "raise",
 ) -> dict[str, int]:
@@ -69,7 +70,6 @@ def build_h36m_image_index(
             as in the npz), ``camera`` (id), ``frame`` (0-based), ``number``
             (``frame + first_number``).
         first_number: File number of mocap frame 0.
-        bbox_margin: Box = 2D keypoints' box grown by this fraction per side.
         skip_missing: Skip samples whose image file does not exist (else raise).
         nonfinite: Samples with NaN or inf poses: ``"raise"`` or ``"mask"``
             (left out with a warning), as in [`Human36M`][unihpr.data.Human36M].
@@ -81,15 +81,12 @@ def build_h36m_image_index(
     if not root.is_dir():
         raise FileNotFoundError(f"frames_root is not a folder: {root}")
     check_int("first_number", first_number)
-    bbox_margin = check_real("bbox_margin", bbox_margin, low=0.0)
-    a = prepare_h36m(
-        load_h36m_3d(data_3d), load_h36m_2d(data_2d)[0], subjects, stride=stride,
-        source=str(data_2d),
-    )  # fmt: skip
+    p3 = load_h36m_3d(data_3d, allow_nonfinite=True)  # reported per sample below
+    p2 = load_h36m_2d(data_2d, allow_nonfinite=True)[0]
+    a = prepare_h36m(p3, p2, subjects, stride=stride, source=str(data_2d))
     a, masked = apply_nonfinite_policy(
         a, nonfinite, {"pose3d": str(data_3d), "pose2d": str(data_2d)}
     )
-    boxes = bbox_from_points(a["pose2d"], bbox_margin)
     written = missing = 0
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +104,6 @@ def build_h36m_image_index(
                 continue
             rec = {
                 "image": rel,
-                "bbox": [round(float(v), 3) for v in boxes[i]],
                 "pose2d": np.round(a["pose2d"][i].astype(np.float64), 3).tolist(),
                 "pose3d": np.round(a["pose3d"][i].astype(np.float64), 6).tolist(),
                 "camera": str(a["camera"][i]),
@@ -125,14 +121,18 @@ def read_image_index(path: str | os.PathLike) -> list[dict]:
     """Parse and validate an index file; errors name the file, line and field."""
     p = check_file(path, "image index (.jsonl)")
     records = []
-    with open(p) as fh:
-        for n, line in enumerate(fh, 1):
+    with open(p, "rb") as fh:
+        for n, line in enumerate(iter(lambda: fh.readline(_MAX_LINE + 1), b""), 1):
+            if len(line) > _MAX_LINE:
+                raise ValueError(f"{p}:{n}: the line is longer than {_MAX_LINE >> 20} MiB")
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{p}:{n}: not valid JSON ({err.msg})") from err
+            except RecursionError:
+                raise ValueError(f"{p}:{n}: not valid JSON (it nests too deeply)") from None
+            except ValueError as err:  # JSON or UTF-8
+                raise ValueError(f"{p}:{n}: not valid JSON ({err})") from err
             if not isinstance(rec, dict):
                 raise ValueError(f"{p}:{n}: expected a JSON object, got {type(rec).__name__}")
             missing = [k for k in _FIELDS if k not in rec]
@@ -141,7 +141,7 @@ def read_image_index(path: str | os.PathLike) -> list[dict]:
             if not isinstance(rec["pose3d"], list) or not rec["pose3d"]:
                 raise ValueError(f"{p}:{n}: pose3d must be a non-empty list of [x, y, z]")
             j = len(rec["pose3d"])
-            for key, shape in (("pose2d", (j, 2)), ("pose3d", (j, 3)), ("bbox", (4,))):
+            for key, shape in (("pose2d", (j, 2)), ("pose3d", (j, 3))):
                 try:
                     value = np.asarray(rec[key], dtype=np.float64)
                 except (TypeError, ValueError) as err:
@@ -159,19 +159,22 @@ def read_image_index(path: str | os.PathLike) -> list[dict]:
 class ImageIndexDataset(Dataset):
     """Image crops + 2D/3D poses from an image index.
 
-    The crop is the record's box widened to the output aspect ratio and
-    scaled by ``scale``, cut from the image (zero padding outside) and resized.
+    The crop is the box of the record's 2D keypoints (the one box rule,
+    [`bbox_from_keypoints`][unihpr.geometry.bbox_from_keypoints]) widened to
+    the output aspect ratio and scaled by ``scale``, cut from the image (zero
+    padding outside) and resized.
 
     Args:
         index: Path of the ``.jsonl`` index.
         image_root: Folder the ``image`` paths are relative to (default: the
             index's folder).
         image_size: Output (H, W); the paper uses (256, 192).
-        scale: Extra enlargement of the box.
+        scale: Enlargement of the box: the default 1.3 leaves 15% of the
+            keypoints' extent free on every side, room for the head top,
+            hands and feet beyond their joints.
 
-    Samples: ``image`` (3, H, W) float32 in [0, 1]; ``pose2d`` (J, 2) and
-    ``bbox`` (4,) in crop pixels; ``pose3d`` (J, 3); ``subject``, ``action``,
-    ``frame``, ``index``.
+    Samples: ``image`` (3, H, W) float32 in [0, 1]; ``pose2d`` (J, 2) in crop
+    pixels; ``pose3d`` (J, 3); ``subject``, ``action``, ``frame``, ``index``.
     """
 
     def __init__(
@@ -180,25 +183,24 @@ class ImageIndexDataset(Dataset):
         image_root: str | os.PathLike | None = None,
         *,
         image_size: tuple[int, int] = (256, 192),
-        scale: float = 1.0,
+        scale: float = 1.3,
     ) -> None:
-        if len(image_size) != 2 or min(image_size) < 1:
-            raise ValueError(f"image_size must be (H, W) positive, got {image_size}")
-        if scale <= 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
+        if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+            raise TypeError(f"image_size must be a pair (H, W), got {image_size!r}")
+        self.image_size = tuple(check_int("image_size", s, low=1) for s in image_size)
+        self.scale = check_real("scale", scale, low=0.0, low_open=True)
         self.records = read_image_index(index)
         self.image_root = Path(image_root) if image_root else Path(index).parent
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.scale = float(scale)
         require("PIL.Image", "image")  # fail at construction, not in a worker
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def crop_box(self, bbox: Sequence[float]) -> np.ndarray:
-        """The crop (x0, y0, x1, y1) used for a record's ``bbox``."""
+    def crop_box(self, pose2d: Sequence[Sequence[float]]) -> np.ndarray:
+        """The crop (x0, y0, x1, y1) in image pixels for a record's ``pose2d`` (J, 2)."""
         h, w = self.image_size
-        x0, y0, x1, y1 = (float(v) for v in bbox)
+        box = bbox_from_keypoints(torch.as_tensor(pose2d, dtype=torch.float64))
+        x0, y0, x1, y1 = box.tolist()
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         bw, bh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
         if bw / bh > w / h:
@@ -218,7 +220,7 @@ class ImageIndexDataset(Dataset):
         if not path.is_file():
             raise FileNotFoundError(f"image not found: {path}")
         h, w = self.image_size
-        box = self.crop_box(rec["bbox"])
+        box = self.crop_box(rec["pose2d"])
         with pil.open(path) as img:
             crop = img.convert("RGB").transform(
                 (w, h), pil.Transform.EXTENT, tuple(box.tolist()), resample=pil.Resampling.BILINEAR
@@ -226,11 +228,9 @@ class ImageIndexDataset(Dataset):
         image = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
         s = np.array([w / (box[2] - box[0]), h / (box[3] - box[1])])
         pose2d = (np.asarray(rec["pose2d"], dtype=np.float64) - box[:2]) * s
-        bbox = (np.asarray(rec["bbox"], dtype=np.float64).reshape(2, 2) - box[:2]) * s
         return {
             "image": image.contiguous(),
             "pose2d": torch.tensor(pose2d, dtype=torch.float32),
-            "bbox": torch.tensor(bbox.reshape(4), dtype=torch.float32),
             "pose3d": torch.tensor(rec["pose3d"], dtype=torch.float32),
             "subject": str(rec["subject"]),
             "action": str(rec["action"]),
@@ -244,52 +244,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     Shared by ``unihpr build-image-index`` and ``python -m unihpr.data.image_index``.
     """
-    parser.add_argument(
-        "frames_root",
-        help="folder of the extracted frames; image paths in the index are relative to it",
-    )
+    subjects = list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS)
+    fields = "{subject}, {action}, {camera}, {frame}, {number}"
+    parser.add_argument("frames_root", help="folder of the frames; index paths are relative to it")
     parser.add_argument("data_3d", help="data_3d_h36m.npz (VideoPose3D format)")
-    parser.add_argument(
-        "data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints (boxes and 2D targets)"
-    )
+    parser.add_argument("data_2d", help="data_2d_h36m_gt.npz: ground-truth 2D keypoints")
     parser.add_argument("out", help="output .jsonl file")
+    parser.add_argument("--subjects", nargs="+", default=subjects, help="default: %(default)s")
+    parser.add_argument("--stride", type=int, default=1, help="every STRIDE-th frame (50: 1 fps)")
     parser.add_argument(
-        "--subjects",
-        nargs="+",
-        default=list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS),
-        help="subjects to index (default: %(default)s)",
+        "--pattern", default=DEFAULT_PATTERN, help=f"image path with {fields}; default %(default)s"
     )
+    parser.add_argument("--first-number", type=int, default=1, help="file number of frame 0")
+    parser.add_argument("--strict", action="store_true", help="fail on a missing image")
     parser.add_argument(
-        "--stride",
-        type=int,
-        default=1,
-        help="index every STRIDE-th mocap frame; 50 gives the paper's 1 fps (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--pattern",
-        default=DEFAULT_PATTERN,
-        help="image path relative to FRAMES_ROOT, with fields {subject}, "
-        "{action}, {camera}, {frame}, {number} (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--first-number",
-        type=int,
-        default=1,
-        help="file number of mocap frame 0 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--bbox-margin",
-        type=float,
-        default=0.15,
-        help="grow the keypoints' box by this fraction per side (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="fail on a missing image instead of skipping it"
-    )
-    parser.add_argument(
-        "--mask-nonfinite",
-        action="store_true",
-        help="leave out samples whose poses hold NaN or inf (default: fail naming the file)",
+        "--mask-nonfinite", action="store_true", help="leave out poses with NaN/inf (else fail)"
     )
     return parser
 
@@ -299,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     stats = build_h36m_image_index(
         args.frames_root, args.data_3d, args.data_2d, args.out, subjects=args.subjects,
         stride=args.stride, pattern=args.pattern, first_number=args.first_number,
-        bbox_margin=args.bbox_margin, skip_missing=not args.strict,
+        skip_missing=not args.strict,
         nonfinite="mask" if args.mask_nonfinite else "raise",
     )  # fmt: skip
     print(
