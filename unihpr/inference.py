@@ -28,6 +28,7 @@ import copy
 import functools
 import math
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -277,7 +278,9 @@ def _canonical(
     return torch.where(vis[..., None], canon, torch.full_like(canon, 0.5 * reference)), vis
 
 
-def _lift_frames(net: UniHPR, pose2d: Tensor, visible: Tensor, batch_size: int) -> Tensor:
+def _lift_frames(
+    net: UniHPR, pose2d: Tensor, visible: Tensor, batch_size: int, progress: bool = False
+) -> Tensor:
     """Canonical keypoints (T, 15, 2) + visible (T, 15) -> root-relative (T, 15, 3) float32.
 
     The one place a model runs. The single-frame model lifts each frame that
@@ -286,10 +289,19 @@ def _lift_frames(net: UniHPR, pose2d: Tensor, visible: Tensor, batch_size: int) 
     out = torch.full((*pose2d.shape[:2], 3), math.nan, device=pose2d.device)
     rows = visible.any(dim=-1).nonzero().flatten()
     p, m = pose2d[rows], visible[rows]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=rows.numel(), unit="frame", desc="lift", file=sys.stderr)
     for i in range(0, rows.numel(), batch_size):
         pb, mb = p[i : i + batch_size], m[i : i + batch_size]
         box = bbox_from_keypoints(pb, mb)
         out[rows[i : i + batch_size]] = net.estimate_3d(pose2d=pb, bbox=box, mask=mb).float()
+        if bar is not None:
+            bar.update(pb.shape[0])
+    if bar is not None:
+        bar.close()
     return out - out[:, HUMANOID15.root : HUMANOID15.root + 1]
 
 
@@ -324,6 +336,7 @@ def lift(
     return_valid: bool = False,
     device: str | torch.device | None = None,
     batch_size: int = 1024,
+    progress: bool = False,
 ) -> np.ndarray | Tensor | tuple[np.ndarray | Tensor, np.ndarray | Tensor]:
     """Lift 2D keypoints in pixels of any image or video to root-relative 3D poses in metres.
 
@@ -373,6 +386,7 @@ def lift(
             device. A loaded model on another device is copied there for the call
             and left where it is; a named model is cached once per device.
         batch_size: Frames per forward pass.
+        progress: Show a progress bar (tqdm, on stderr) while lifting.
 
     Returns:
         ``pose3d``: (15, 3) or (T, 15, 3) root-relative joints in metres in the
@@ -405,6 +419,7 @@ def lift(
     batch_size = check_int("batch_size", batch_size, low=1)
     fill = check_choice("fill", fill, FILL_MODES)
     return_valid = check_bool("return_valid", return_valid)
+    progress = check_bool("progress", progress)
     kp, pose, vis = _convert(keypoints, layout, confidence, confidence_threshold)
     net = _resolve_model(model, device)
     params = next(net.parameters())
@@ -414,7 +429,7 @@ def lift(
     net.eval()
     try:
         with torch.no_grad():
-            out = _lift_frames(net, canon, vis, batch_size)
+            out = _lift_frames(net, canon, vis, batch_size, progress)
     finally:
         net.train(was_training)
     valid = vis.any(dim=-1) & out.isfinite().all(dim=-1).all(dim=-1)
