@@ -119,7 +119,7 @@ def _add_lift_parser(sub: argparse._SubParsersAction) -> None:
         import numpy as np
 
         from unihpr._validate import check_real
-        from unihpr.data.skeletons import HUMANOID15, get_skeleton
+        from unihpr.data.skeletons import HUMANOID15
         from unihpr.inference import lift
         from unihpr.keypoint_files import read_keypoints, write_poses
 
@@ -128,7 +128,7 @@ def _add_lift_parser(sub: argparse._SubParsersAction) -> None:
         try:
             if out.suffix.lower() not in (".npz", ".json"):
                 raise ValueError(f"{out}: the output must be a .npz or .json file")
-            kp, conf = read_keypoints(src, get_skeleton(args.layout).num_joints)
+            kp, conf = read_keypoints(src, args.layout)
             if args.image_size is not None:
                 kp = kp * [check_real(n, v, low=0, low_open=True)
                            for n, v in zip(("--image-size W", "--image-size H"), args.image_size)]  # fmt: skip

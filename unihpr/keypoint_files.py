@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unihpr.data.skeletons import get_skeleton, list_skeletons
+
 __all__ = ["MAX_FILE_BYTES", "MAX_KEYPOINTS", "MAX_TEXT_BYTES", "read_keypoints", "write_poses"]
 
 MAX_FILE_BYTES = 64 * 2**20
@@ -55,14 +57,16 @@ _CONFIDENCE_KEYS = ("confidence", "scores")
 
 
 def read_keypoints(
-    path: str | os.PathLike, num_joints: int | None = None
+    path: str | os.PathLike, layout: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a keypoint file (npz, JSON or CSV, by its suffix; see the module doc).
 
     Args:
         path: The file.
-        num_joints: Joints per frame the file must hold (the layout's); needed
-            for CSV and for a JSON file without any detection.
+        layout: The keypoints' layout (``"coco17"``, ...; see
+            [`list_skeletons`][unihpr.data.skeletons.list_skeletons]): the file
+            must hold its joint count. Needed for CSV and for a JSON file
+            without any detection.
 
     Returns:
         ``(keypoints (T, J, 2) float64, confidence (T, J) float64 or None)``;
@@ -74,6 +78,7 @@ def read_keypoints(
             form; the message names the file and what was expected.
     """
     path = Path(path)
+    num_joints = None if layout is None else get_skeleton(layout).num_joints
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -95,7 +100,11 @@ def read_keypoints(
             f"{path}: keypoints must have shape (T, J, 2) or (T, J, 3), got {kp.shape}"
         )
     if num_joints is not None and kp.shape[1] != num_joints:
-        raise ValueError(f"{path}: {kp.shape[1]} keypoints per frame, the layout has {num_joints}")
+        same = [n for n in list_skeletons() if get_skeleton(n).num_joints == kp.shape[1]]
+        raise ValueError(
+            f"{path}: {kp.shape[1]} keypoints per frame, but layout {layout!r} has "
+            f"{num_joints}" + (f" ({kp.shape[1]} is the joint count of {same})" if same else "")
+        )
     if kp.shape[0] * kp.shape[1] > MAX_KEYPOINTS:
         raise ValueError(
             f"{path}: {kp.shape[0]} frames x {kp.shape[1]} joints, over the limit of "
@@ -226,7 +235,7 @@ def _read_json(path: Path, num_joints: int | None) -> tuple[np.ndarray, np.ndarr
 # ---------------------------------------------------------------- CSV
 def _read_csv(path: Path, num_joints: int | None) -> tuple[np.ndarray, np.ndarray | None]:
     if num_joints is None:
-        raise ValueError(f"{path}: a CSV file needs the layout's joint count (num_joints)")
+        raise ValueError(f"{path}: reading a CSV file needs its layout (layout=)")
     widths = (2 * num_joints, 3 * num_joints)
     rows: list[np.ndarray] = []
     try:
