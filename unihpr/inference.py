@@ -215,7 +215,7 @@ def _load(name: str, device: str) -> UniHPR:
             "pass model= a folder written by save_pretrained() or a loaded UniHPR model "
             "of the humanoid15 skeleton"
         )
-    return from_pretrained(name).to(device)
+    return from_pretrained(name).to(device).eval()
 
 
 def clear_model_cache() -> None:
@@ -426,12 +426,14 @@ def lift(
     canon, vis = _canonical(pose, vis, net.config.bbox_reference, min_visible)
     canon, vis = canon.to(params.device, params.dtype), vis.to(params.device)
     was_training = net.training
-    net.eval()
+    if was_training:  # eval() walks every module: skip it when there is nothing to switch
+        net.eval()
     try:
         with torch.no_grad():
             out = _lift_frames(net, canon, vis, batch_size, progress)
     finally:
-        net.train(was_training)
+        if was_training:
+            net.train()
     valid = vis.any(dim=-1) & out.isfinite().all(dim=-1).all(dim=-1)
     if fill == "interpolate":
         out = _fill_gaps(out, valid)
