@@ -91,7 +91,8 @@ def motion_stats(pose3d: np.ndarray, fps: float) -> dict[str, float]:
     over the 14 bones of each bone's length variation over time (std / mean,
     %; a rigid body keeps it at 0). ``accel_mm_s2``: the mean magnitude of the
     root-relative joints' acceleration (second differences of consecutive
-    frames), in mm/s²: jitter and real motion together.
+    frames), in mm/s²: jitter and real motion together. ``mean_bone_mm``: the
+    mean bone length, the body size that scales the acceleration.
     """
     ok = np.isfinite(pose3d).all(axis=(1, 2))
     rel = pose3d - pose3d[:, HUMANOID15.root : HUMANOID15.root + 1]
@@ -104,6 +105,7 @@ def motion_stats(pose3d: np.ndarray, fps: float) -> dict[str, float]:
         "frames": float(ok.mean()),
         "bone_cv_pct": float(np.median(100 * lengths.std(0) / lengths.mean(0))),
         "accel_mm_s2": float(1000 * acc.mean() * fps**2),
+        "mean_bone_mm": float(1000 * lengths.mean()),
     }
 
 
