@@ -32,11 +32,11 @@ from unihpr.inference import (
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--model", default=DEFAULT_LIFT_MODEL)
-    p.add_argument("--out", default="benchmarks/results/bench_lift.json")
+    p.add_argument("--frames", type=int, default=1000, help="frames in the sequence")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--repeat", type=int, default=7, help="timed runs (the median is kept)")
+    p.add_argument("--model", default=DEFAULT_LIFT_MODEL, help="lift's model: name or folder")
+    p.add_argument("--out", default="benchmarks/results/bench_lift.json", help="output JSON")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

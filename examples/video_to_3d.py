@@ -172,12 +172,16 @@ def figure(path: Path, det: dict, pose3d: np.ndarray, valid: np.ndarray, shown: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", type=Path, help="a video file (see the module doc for one)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("video_to_3d.png"))
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("video_to_3d.png"), help="the figure (PNG)"
+    )
     parser.add_argument(
         "--frames", type=int, nargs="+", help="frames shown (default: 3 + 1 missed)"
     )
-    parser.add_argument("--max-frames", type=int, default=100_000)
-    parser.add_argument("--model", default=DEFAULT_LIFT_MODEL)
+    parser.add_argument(
+        "--max-frames", type=int, default=100_000, help="read at most this many frames"
+    )
+    parser.add_argument("--model", default=DEFAULT_LIFT_MODEL, help="lift's model: name or folder")
     parser.add_argument("--save-keypoints", type=Path, help="also write the detections (npz)")
     args = parser.parse_args(argv)
     if not args.video.is_file():
