@@ -9,16 +9,19 @@ masking, box normalisation, gap filling and output conversion.
 
     python benchmarks/bench_lift.py --out benchmarks/results/bench_lift.json
 
-Timings on a shared machine vary; compare the rows of one run.
+Times are CPU time of the process (``time.process_time``, one torch thread):
+on a shared machine wall time mostly measures the other processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
-from _common import machine, print_table, time_fn, write_json
+from _common import machine, print_table, write_json
 
 from unihpr.inference import (
     DEFAULT_LIFT_MODEL,
@@ -28,6 +31,17 @@ from unihpr.inference import (
     _resolve_model,
     lift,
 )
+
+
+def cpu_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median CPU time of ``fn()`` in milliseconds, after two warm-up calls."""
+    fn(), fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        times.append(1e3 * (time.process_time() - t0))
+    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -55,21 +69,19 @@ def main() -> None:
     missing[rng.random(args.frames) < 0.1] = np.nan
 
     net = _resolve_model(args.model, None)
-    _, pose, vis = _convert(kp, "mediapipe33", conf, 0.3)
-    canon, vis = _canonical(pose, vis, net.config.bbox_reference, 4)
-    net.eval()
-
-    def model_only() -> None:
-        with torch.no_grad():
-            _lift_frames(net, canon.float(), vis, 1024)
-
-    cpu = torch.device("cpu")
-    model_ms = time_fn(model_only, cpu, repeat=args.repeat)
     rows = []
     for name, (k, c) in {"clean": (kp, conf), "20% joints masked": (kp, occluded),
                          "10% frames missing": (missing, conf)}.items():  # fmt: skip
-        ms = time_fn(lambda k=k, c=c: lift(k, "mediapipe33", c, args.model), cpu,
-                     repeat=args.repeat)  # fmt: skip
+        _, pose, vis = _convert(k, "mediapipe33", c, 0.3)
+        canon, vis = _canonical(pose, vis, net.config.bbox_reference, 4)
+        canon = canon.float()
+
+        def model_only(canon=canon, vis=vis) -> None:
+            with torch.no_grad():
+                _lift_frames(net, canon, vis, 1024)
+
+        model_ms = cpu_ms(model_only, args.repeat)
+        ms = cpu_ms(lambda k=k, c=c: lift(k, "mediapipe33", c, args.model), args.repeat)
         rows.append({"input": name, "lift_ms": ms, "frames_per_s": 1000 * args.frames / ms,
                      "model_ms": model_ms, "overhead_ms": ms - model_ms})  # fmt: skip
     print_table(rows, ["input", "lift_ms", "frames_per_s", "model_ms", "overhead_ms"])
