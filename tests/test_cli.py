@@ -19,10 +19,10 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def test_subcommands():
-    assert sorted(_subparsers(build_parser())) == ["build-image-index", "demo"]
+    assert sorted(_subparsers(build_parser())) == ["build-image-index", "demo", "lift"]
 
 
-@pytest.mark.parametrize("command", [None, "demo", "build-image-index"])
+@pytest.mark.parametrize("command", [None, "demo", "build-image-index", "lift"])
 def test_every_argument_has_help(command):
     parser = build_parser()
     if command is not None:

@@ -3,6 +3,7 @@
 Subcommands:
 
 * ``unihpr demo``: the paper's three stages on the bundled motion-capture clips;
+* ``unihpr lift KEYPOINTS --layout LAYOUT -o OUT.npz``: 2D keypoints in a file -> 3D poses;
 * ``unihpr build-image-index``: the JSON-lines image index of extracted
   Human3.6M frames (also ``python -m unihpr.data.image_index``).
 
@@ -79,6 +80,79 @@ def _add_image_index_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=image_index.run)
 
 
+def _add_lift_parser(sub: argparse._SubParsersAction) -> None:
+    from unihpr.inference import DEFAULT_LIFT_MODEL, LIFT_LAYOUTS
+
+    progress_min_frames = 20_000  # --progress auto: a bar from this many frames on
+
+    p = sub.add_parser(
+        "lift",
+        help="lift 2D keypoints in a file (npz, COCO-style JSON, CSV) to 3D poses",
+        description="Lift one person's 2D keypoints (one row per video frame) to "
+        "root-relative 3D poses in metres (15 humanoid joints). Input formats: see "
+        "unihpr.keypoint_files. Frames without enough visible joints are filled from their "
+        "neighbours; the output's 'valid' says which frames were lifted.",
+    )
+    p.add_argument("keypoints", help="input file: .npz, .json or .csv")
+    p.add_argument("--layout", required=True, choices=LIFT_LAYOUTS, help="keypoint layout")
+    p.add_argument(
+        "-o", "--output", default=None,
+        help="output .npz (pose3d, valid, joint_names) or .json (default: KEYPOINTS_3d.npz)",
+    )  # fmt: skip
+    p.add_argument("--model", default=DEFAULT_LIFT_MODEL, help="model name or folder")
+    p.add_argument("--confidence-threshold", type=float, default=0.3,
+                   help="keypoints with a lower confidence are masked (default: %(default)s)")  # fmt: skip
+    p.add_argument("--min-visible", type=int, default=4,
+                   help="fewest visible joints of a lifted frame (default: %(default)s)")  # fmt: skip
+    p.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"),
+                   help="coordinates are normalised to [0, 1]: multiply x by W and y by H")  # fmt: skip
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cpu)")
+    p.add_argument(
+        "--progress", choices=("auto", "always", "never"), default="auto",
+        help=f"progress bar on stderr; auto: from {progress_min_frames} frames on, "
+        "on a terminal only",
+    )  # fmt: skip
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        import numpy as np
+
+        from unihpr._validate import check_real
+        from unihpr.data.skeletons import HUMANOID15
+        from unihpr.inference import lift
+        from unihpr.keypoint_files import read_keypoints, write_poses
+
+        src = Path(args.keypoints)
+        out = Path(args.output or src.with_name(src.stem + "_3d.npz"))
+        try:
+            if out.suffix.lower() not in (".npz", ".json"):
+                raise ValueError(f"{out}: the output must be a .npz or .json file")
+            kp, conf = read_keypoints(src, args.layout)
+            if args.image_size is not None:
+                kp = kp * [check_real(n, v, low=0, low_open=True)
+                           for n, v in zip(("--image-size W", "--image-size H"), args.image_size)]  # fmt: skip
+            show = args.progress == "always" or (
+                args.progress == "auto" and len(kp) >= progress_min_frames and sys.stderr.isatty()
+            )
+            pose3d, valid = lift(
+                kp, args.layout, conf, args.model, return_valid=True, progress=show,
+                confidence_threshold=args.confidence_threshold, min_visible=args.min_visible,
+                device=args.device,
+            )  # fmt: skip
+            write_poses(out, pose3d, valid, HUMANOID15.joint_names)
+        except (OSError, ValueError, TypeError) as err:
+            print(f"unihpr lift: error: {err}", file=sys.stderr)
+            return 2
+        empty = int(np.isnan(pose3d).all(axis=(1, 2)).sum())
+        print(f"wrote {out}: {len(pose3d)} frames, {int(valid.sum())} lifted, "
+              f"{len(pose3d) - int(valid.sum()) - empty} filled from their neighbours, "
+              f"{empty} without any pose")  # fmt: skip
+        return 0
+
+    p.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``unihpr`` command."""
     parser = argparse.ArgumentParser(prog="unihpr", description="unihpr command line")
@@ -86,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo_parser(sub)
     _add_image_index_parser(sub)
+    _add_lift_parser(sub)
     return parser
 
 

@@ -1,12 +1,15 @@
-"""Lift 2D keypoints of any image to 3D: [`lift`][unihpr.inference.lift].
+"""Lift 2D keypoints of any image or video to 3D: [`lift`][unihpr.inference.lift].
 
 A user's 2D keypoints (MediaPipe Pose, a COCO-17 detector, Human3.6M-17, or
 the humanoid's own 15 joints) are converted to the
 [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15] layout by the one table of
 layout mappings ([`joint_mapping`][unihpr.data.mapping.joint_mapping]; see
-[`to_humanoid15`][unihpr.inference.to_humanoid15]), low-confidence joints are
-masked, and a UniHPR model trained on that skeleton embeds the 2D pose and
-decodes a root-relative 3D pose in metres in the camera frame.
+[`to_humanoid15`][unihpr.inference.to_humanoid15]), low-confidence and
+non-finite joints are masked, and a UniHPR model trained on that skeleton
+embeds the 2D pose and decodes a root-relative 3D pose in metres in the camera
+frame. Frames the model cannot lift (too few visible joints, a box of no
+extent) are filled from their neighbours in time, so a sequence always comes
+back whole.
 
 The pixel frame of the input does not matter: the model sees the keypoints in
 their own box ([`bbox_from_keypoints`][unihpr.geometry.bbox_from_keypoints],
@@ -21,22 +24,28 @@ shape only is unaffected.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from unihpr._validate import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_int,
+    check_real,
+    check_tensor,
+)
 from unihpr.data.mapping import map_joints, map_visibility, mappable_layouts
 from unihpr.data.skeletons import HUMANOID15, get_skeleton, list_skeletons
-from unihpr.geometry import (
-    bbox_from_keypoints,
-    denormalize_pose2d,
-    normalize_pose2d,
-)
+from unihpr.geometry import bbox_from_keypoints
 
 if TYPE_CHECKING:
     from unihpr.models.unihpr import UniHPR
@@ -61,28 +70,23 @@ CANONICAL_BOX_FILL = 0.65
 """Longer side of the keypoints' box over ``bbox_reference`` in the canonical frame:
 the keypoints of the bundled 64 x 64 renders (``HumanoidMocap``, ``bbox_reference=64``)
 fill about 0.65 of their crop, centred."""
+FILL_MODES = ("interpolate", "nan")
+"""What [`lift`][unihpr.inference.lift] puts in frames it cannot lift (its ``fill=``)."""
 
 
-def _array(value: object, name: str) -> Tensor:
-    """A numpy array or tensor as a CPU-or-wherever tensor of real numbers."""
+def _array(value: object, name: str, *, allow_bool: bool = False) -> Tensor:
+    """A numpy array or tensor of real numbers as a tensor (numpy: float64 on the CPU)."""
+    kinds = "fiub" if allow_bool else "fiu"
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "fiub":
+        if value.dtype.kind not in kinds:
             raise TypeError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(value).astype(np.float64, copy=False))
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64))
     if isinstance(value, Tensor):
-        if value.is_complex():
+        check_tensor(name, value)
+        if value.is_complex() or (value.dtype == torch.bool and not allow_bool):
             raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
         return value.detach()
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
-
-
-def _check_layout(layout: object) -> str:
-    if not isinstance(layout, str) or layout not in LIFT_LAYOUTS:
-        raise ValueError(
-            f"layout must be one of {list(LIFT_LAYOUTS)}, got {layout!r} "
-            "(see the layouts table of the lifting guide)"
-        )
-    return layout
 
 
 def _check_keypoints(kp: Tensor, layout: str) -> None:
@@ -105,11 +109,6 @@ def _check_keypoints(kp: Tensor, layout: str) -> None:
     )
 
 
-def _where(frame: int, joint: int, layout: str, sequence: bool) -> str:
-    name = get_skeleton(layout).joint_names[joint]
-    return f"frame {frame}, joint {name!r}" if sequence else f"joint {name!r}"
-
-
 def _convert(
     keypoints: object,
     layout: object,
@@ -117,39 +116,23 @@ def _convert(
     confidence_threshold: object,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Checked input -> (raw keypoints, HUMANOID15 (N, 15, 2) float64, visible (N, 15))."""
-    layout = _check_layout(layout)
+    layout = check_choice("layout", layout, LIFT_LAYOUTS)
     kp = _array(keypoints, "keypoints")
     _check_keypoints(kp, layout)
-    sequence = kp.ndim == 3
     flat = kp.reshape(-1, *kp.shape[-2:]).to(torch.float64)
-    if isinstance(confidence_threshold, bool) or not isinstance(confidence_threshold, (int, float)):
-        raise TypeError(
-            f"confidence_threshold must be a number, got {type(confidence_threshold).__name__}"
-        )
-    if not math.isfinite(confidence_threshold):
-        raise ValueError(f"confidence_threshold must be finite, got {confidence_threshold!r}")
-    if confidence is None:
-        visible = torch.ones(flat.shape[:-1], dtype=torch.bool, device=flat.device)
-    else:
-        conf = _array(confidence, "confidence")
+    threshold = check_real("confidence_threshold", confidence_threshold)
+    # detectors write NaN (or inf) for joints they missed: such a joint is hidden
+    visible = torch.isfinite(flat).all(dim=-1)
+    if confidence is not None:
+        conf = _array(confidence, "confidence", allow_bool=True)
         if tuple(conf.shape) != tuple(kp.shape[:-1]):
-            want = "(T, J)" if sequence else "(J,)"
+            want = "(T, J)" if kp.ndim == 3 else "(J,)"
             raise ValueError(
                 f"confidence must have shape {want} = {tuple(kp.shape[:-1])}, one value per "
                 f"keypoint of keypoints {tuple(kp.shape)}, got {tuple(conf.shape)}"
             )
         conf = conf.to(device=flat.device, dtype=torch.float64).reshape(flat.shape[:-1])
-        if not bool(torch.isfinite(conf).all()):
-            raise ValueError("confidence has NaN or infinite values")
-        visible = conf >= confidence_threshold
-    bad = visible & ~torch.isfinite(flat).all(dim=-1)
-    if bool(bad.any()):
-        t, j = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"keypoints has NaN or infinite coordinates at {int(bad.sum())} joint(s) that are "
-            f"not masked (first: {_where(t, j, layout, sequence)}); give them a confidence "
-            f"below confidence_threshold={confidence_threshold} to mask them"
-        )
+        visible &= conf >= threshold  # a NaN score compares False: hidden
     # zeros, not NaN, where hidden: a weight of 0 times NaN would still be NaN
     clean = torch.where(visible[..., None], flat, torch.zeros_like(flat))
     pose = map_joints(clean, layout, HUMANOID15)
@@ -179,9 +162,10 @@ def to_humanoid15(
     Args:
         keypoints: (J, 2) or (T, J, 2) pixels, J the layout's joint count.
         layout: ``"mediapipe33"``, ``"coco17"``, ``"h36m17"`` or ``"humanoid15"``.
+            Keypoints with a NaN or infinite coordinate are hidden.
         confidence: Optional (J,) or (T, J) scores (MediaPipe's visibility, a
-            detector's keypoint scores); joints below ``confidence_threshold``
-            are hidden.
+            detector's keypoint scores) or a bool visibility mask; joints below
+            ``confidence_threshold`` or with a NaN score are hidden.
         confidence_threshold: Lowest confidence of a visible joint.
 
     Returns:
@@ -191,7 +175,8 @@ def to_humanoid15(
         input, else tensors.
 
     Raises:
-        ValueError: Unknown layout, wrong shapes, or NaN at joints not hidden.
+        ValueError: Unknown layout or wrong shapes.
+        TypeError: Keypoints that are not real numbers (bool included).
 
     Examples:
         >>> import numpy as np
@@ -212,7 +197,8 @@ def to_humanoid15(
 
 
 @functools.lru_cache(maxsize=4)
-def _load(name: str) -> UniHPR:
+def _load(name: str, device: str) -> UniHPR:
+    """A named model on ``device``: one cached copy per (name, device), never moved later."""
     from unihpr.models.factory import from_pretrained
     from unihpr.models.hub import PretrainedNotFoundError
     from unihpr.models.registry import find_entry
@@ -223,7 +209,7 @@ def _load(name: str) -> UniHPR:
             "pass model= a folder written by save_pretrained() or a loaded UniHPR model "
             "of the humanoid15 skeleton"
         )
-    return from_pretrained(name)
+    return from_pretrained(name).to(device).eval()
 
 
 def clear_model_cache() -> None:
@@ -231,13 +217,22 @@ def clear_model_cache() -> None:
     _load.cache_clear()
 
 
-def _resolve_model(model: object) -> UniHPR:
+def _resolve_model(model: object, device: object) -> UniHPR:
+    """The model to run, on ``device``; the user's model and the cached ones are never moved."""
     from unihpr.models.unihpr import UniHPR
 
+    target = None if device is None else check_device("device", device, owner="lift")
+    if target is not None and target.type == "meta":
+        raise ValueError("lift: device='meta' holds no data; pass a device that computes")
     if isinstance(model, UniHPR):
         resolved = model
+        current = next(model.parameters()).device
+        if current.type == "meta":
+            raise ValueError("lift: model is on the meta device (no weights); load its weights")
+        if target is not None and current != target:
+            resolved = copy.deepcopy(model).to(target)
     elif isinstance(model, (str, os.PathLike)):
-        resolved = _load(os.fspath(model))
+        resolved = _load(os.fspath(model), str(target or torch.device("cpu")))
     else:
         raise TypeError(
             f"model must be a registered name, a folder or a UniHPR model, got "
@@ -254,49 +249,73 @@ def _resolve_model(model: object) -> UniHPR:
     return resolved
 
 
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an int {bound}, got {value}")
-    return value
+def _canonical(
+    pose: Tensor, vis: Tensor, reference: float, min_visible: int
+) -> tuple[Tensor, Tensor]:
+    """Keypoints (N, 15, 2) moved and scaled so their box sits in the canonical frame.
 
-
-def _check_visible(vis: Tensor, min_visible: int, sequence: bool) -> None:
-    counts = vis.sum(dim=-1)
-    few = (counts < min_visible).nonzero().flatten().tolist()
-    if not few:
-        return
-    hidden = [HUMANOID15.joint_names[j] for j in (~vis[few[0]]).nonzero().flatten().tolist()]
-    where = (
-        f"{len(few)} frame(s) have fewer than min_visible={min_visible} visible humanoid15 "
-        f"joints (frames {few[:10]}{' ...' if len(few) > 10 else ''}; frame {few[0]} "
-        if sequence
-        else f"the pose has fewer than min_visible={min_visible} visible humanoid15 joints ("
-    )
-    raise ValueError(
-        f"{where}has {int(counts[few[0]])}, hidden: {hidden}). Drop such frames, "
-        "lower confidence_threshold, or lower min_visible (the model was trained on "
-        "whole bodies)"
-    )
-
-
-def _canonical(pose: Tensor, vis: Tensor, reference: float) -> Tensor:
-    """Keypoints (N, 15, 2) moved and scaled so their box sits in the canonical frame."""
+    Returns:
+        ``(canonical (N, 15, 2), visible (N, 15))``: hidden joints at the frame's
+        centre; frames the model cannot lift (fewer than ``min_visible`` visible
+        joints, a box of no extent, coordinates too large to normalise) have no
+        visible joint.
+    """
     box = bbox_from_keypoints(pose, vis)
-    side = (box[:, 2:] - box[:, :2]).amax(dim=-1)
-    flat = (side <= 0).nonzero().flatten().tolist()
-    if flat:
-        raise ValueError(
-            f"the visible keypoints of frame(s) {flat[:10]} all lie at one point; "
-            "lifting needs a pose with extent"
-        )
-    normed, _ = normalize_pose2d(pose, box, vis)
-    half = 0.5 * CANONICAL_BOX_FILL * reference
-    centre = 0.5 * reference
-    frame = torch.tensor([[centre - half, centre - half, centre + half, centre + half]])
-    return denormalize_pose2d(normed, frame.to(normed))
+    lo, hi = box[:, None, :2], box[:, None, 2:]
+    half = 0.5 * (hi - lo).amax(dim=-1, keepdim=True)
+    # half == 0 (every joint at one point) gives inf * 0 = NaN: caught by isfinite below
+    scale = 0.5 * CANONICAL_BOX_FILL * reference / half
+    canon = (pose - 0.5 * (lo + hi)) * scale + 0.5 * reference
+    usable = vis.sum(dim=-1) >= min_visible
+    usable &= torch.where(vis[..., None], canon, 0.0).isfinite().all(dim=-1).all(dim=-1)
+    vis = vis & usable[:, None]
+    return torch.where(vis[..., None], canon, torch.full_like(canon, 0.5 * reference)), vis
+
+
+def _lift_frames(
+    net: UniHPR, pose2d: Tensor, visible: Tensor, batch_size: int, progress: bool = False
+) -> Tensor:
+    """Canonical keypoints (T, 15, 2) + visible (T, 15) -> root-relative (T, 15, 3) float32.
+
+    The one place a model runs. The single-frame model lifts each frame that
+    has a visible joint on its own; frames without one come back NaN.
+    """
+    out = torch.full((*pose2d.shape[:2], 3), math.nan, device=pose2d.device)
+    rows = visible.any(dim=-1).nonzero().flatten()
+    p, m = pose2d[rows], visible[rows]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=rows.numel(), unit="frame", desc="lift", file=sys.stderr)
+    for i in range(0, rows.numel(), batch_size):
+        pb, mb = p[i : i + batch_size], m[i : i + batch_size]
+        box = bbox_from_keypoints(pb, mb)
+        out[rows[i : i + batch_size]] = net.estimate_3d(pose2d=pb, bbox=box, mask=mb).float()
+        if bar is not None:
+            bar.update(pb.shape[0])
+    if bar is not None:
+        bar.close()
+    return out - out[:, HUMANOID15.root : HUMANOID15.root + 1]
+
+
+def _fill_gaps(pose3d: Tensor, lifted: Tensor) -> Tensor:
+    """Frames not ``lifted`` (T,) interpolated in time between the nearest lifted ones.
+
+    Linear between the lifted frames before and after a gap, the nearest one
+    held before the first and after the last; NaN when no frame is lifted.
+    Vectorised: no Python loop over frames.
+    """
+    t = lifted.shape[0]
+    if t == 0 or bool(lifted.all()) or not bool(lifted.any()):
+        return pose3d
+    idx = torch.arange(t, device=pose3d.device)
+    prev = torch.where(lifted, idx, -1).cummax(dim=0).values
+    nxt = torch.where(lifted, idx, t).flip(0).cummin(dim=0).values.flip(0)
+    prev, nxt = torch.where(prev < 0, nxt, prev), torch.where(nxt >= t, prev, nxt)
+    w = (idx - prev).to(pose3d.dtype) / (nxt - prev).clamp_min(1).to(pose3d.dtype)
+    filled = torch.lerp(pose3d[prev], pose3d[nxt], w[:, None, None])
+    return torch.where(lifted[:, None, None], pose3d, filled)
 
 
 def lift(
@@ -306,85 +325,115 @@ def lift(
     model: str | os.PathLike | UniHPR = DEFAULT_LIFT_MODEL,
     *,
     confidence_threshold: float = 0.3,
-    min_visible: int = 8,
+    min_visible: int = 4,
+    fill: str = "interpolate",
+    return_valid: bool = False,
     device: str | torch.device | None = None,
     batch_size: int = 1024,
-) -> np.ndarray | Tensor:
-    """Lift 2D keypoints in pixels of any image to root-relative 3D poses in metres.
+    progress: bool = False,
+) -> np.ndarray | Tensor | tuple[np.ndarray | Tensor, np.ndarray | Tensor]:
+    """Lift 2D keypoints in pixels of any image or video to root-relative 3D poses in metres.
 
     The keypoints are converted to [`HUMANOID15`][unihpr.data.skeletons.HUMANOID15]
     (see [`to_humanoid15`][unihpr.inference.to_humanoid15] and the layouts table
-    of the lifting guide), low-confidence joints are masked, and the model lifts
+    of the lifting guide), unreliable joints are masked, and the model lifts
     them from their own box: where the person stands in the image and how large
     the image is do not change the result.
 
+    Bad frames and joints never raise, and the output always has one row per
+    input frame:
+
+    - A keypoint is *masked* (not trusted, inferred by the model) when its
+      confidence is below ``confidence_threshold`` or NaN, or when either of its
+      coordinates is NaN or infinite (detectors write NaN for missed joints).
+    - A frame is *lifted* when at least ``min_visible`` humanoid joints are
+      visible and their box has a finite, non-zero extent.
+    - Every other frame (no person detected, too few joints, all joints at one
+      point) is *filled* (``fill="interpolate"``): the 3D poses of the nearest
+      lifted frames before and after it are interpolated linearly in time; before
+      the first and after the last lifted frame the nearest one is held. With
+      ``fill="nan"``, or when no frame of the input is lifted, such frames are
+      NaN.
+    - ``return_valid=True`` also returns which frames were lifted.
+
     Args:
         keypoints: (J, 2) for one frame or (T, J, 2) for a sequence, pixels of
-            any image (x right, y down), numpy array or tensor; J is the layout's
-            joint count (33, 17, 17, 15).
+            any image (x right, y down), numpy array or tensor of real numbers
+            (not bool); J is the layout's joint count (33, 17, 17, 15).
         layout: One of [`LIFT_LAYOUTS`][unihpr.inference.LIFT_LAYOUTS]:
             ``"mediapipe33"``, ``"coco17"``, ``"h36m17"``, ``"humanoid15"``.
         confidence: Optional per-keypoint scores, (J,) or (T, J): MediaPipe's
-            ``visibility``, a detector's keypoint scores. Keypoints below
-            ``confidence_threshold`` are masked (their coordinates may be NaN);
-            a humanoid joint made of several keypoints is masked when any of them is.
+            ``visibility``, a detector's keypoint scores, or a bool mask. A
+            humanoid joint made of several keypoints is masked when any of them is.
         model: A registered name or a folder written by ``save_pretrained`` (loaded
-            once and cached; see [`clear_model_cache`][unihpr.inference.clear_model_cache]),
-            or a loaded [`UniHPR`][unihpr.models.UniHPR] whose skeleton is HUMANOID15.
+            once per device and cached; see
+            [`clear_model_cache`][unihpr.inference.clear_model_cache]), or a loaded
+            [`UniHPR`][unihpr.models.UniHPR] whose skeleton is HUMANOID15.
         confidence_threshold: Lowest confidence of a visible keypoint.
-        min_visible: Fewest visible humanoid joints a frame needs (2 to 15).
-        device: Where to run; default: the model's device. A model on another
-            device is moved there.
+        min_visible: Fewest visible humanoid joints a frame needs to be lifted
+            (2 to 15); frames with fewer are filled.
+        fill: ``"interpolate"`` (default) or ``"nan"``: what frames that are not
+            lifted hold.
+        return_valid: Also return ``valid``, True for the frames lifted from
+            their own keypoints.
+        device: Where to run (``"cpu"``, ``"cuda:0"``, ...); default: the model's
+            device. A loaded model on another device is copied there for the call
+            and left where it is; a named model is cached once per device.
         batch_size: Frames per forward pass.
+        progress: Show a progress bar (tqdm, on stderr) while lifting.
 
     Returns:
-        (15, 3) or (T, 15, 3) root-relative joints in metres in the camera frame
-        (x right, y down, z away from the camera), in the order of
+        ``pose3d``: (15, 3) or (T, 15, 3) root-relative joints in metres in the
+        camera frame (x right, y down, z away from the camera), in the order of
         ``HUMANOID15.joint_names``; a numpy array for numpy input, else a tensor
         on the input's device, in the input's float dtype (float32 for integers).
-        A regression decoder makes each frame's result independent of the
-        others; a diffusion decoder draws its noise per batch of frames.
+        With ``return_valid=True``, ``(pose3d, valid)`` with ``valid`` () or (T,)
+        bool of the same kind: ``valid`` False and finite = filled, NaN = nothing
+        to fill from. A regression decoder makes each lifted frame independent of
+        the others; a diffusion decoder draws its noise per batch of frames.
 
     Raises:
         ValueError: Unknown layout (listing the valid ones), wrong shapes (naming
-            the layout's J), NaN keypoints that are not masked, a frame with fewer
-            than ``min_visible`` visible joints, a confidence of the wrong shape,
-            or a model of another skeleton.
-        TypeError: Inputs that are not numpy arrays or tensors.
+            the layout's J), a confidence of the wrong shape, an argument out of
+            range, a device this machine lacks (or ``"meta"``), or a model of
+            another skeleton.
+        TypeError: Inputs that are not numpy arrays or tensors of real numbers
+            (bool keypoints included), or arguments of the wrong type.
         unihpr.models.PretrainedNotFoundError: ``model`` names no loadable weights.
 
     Examples:
         >>> import numpy as np, unihpr
-        >>> keypoints = np.load("landmarks.npz")["keypoints"]  # doctest: +SKIP
-        >>> pose3d = unihpr.lift(keypoints, layout="mediapipe33")  # doctest: +SKIP
-        >>> pose3d.shape  # doctest: +SKIP
-        (120, 15, 3)
+        >>> data = np.load("landmarks.npz")  # doctest: +SKIP
+        >>> pose3d, valid = unihpr.lift(data["keypoints"], "mediapipe33",
+        ...                             data["confidence"], return_valid=True)  # doctest: +SKIP
+        >>> pose3d.shape, int((~valid).sum())  # every frame; 8 of them filled  # doctest: +SKIP
+        ((230, 15, 3), 8)
     """
-    min_visible = _check_int("min_visible", min_visible, 2, HUMANOID15.num_joints)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    min_visible = check_int("min_visible", min_visible, low=2, high=HUMANOID15.num_joints)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    fill = check_choice("fill", fill, FILL_MODES)
+    return_valid = check_bool("return_valid", return_valid)
+    progress = check_bool("progress", progress)
     kp, pose, vis = _convert(keypoints, layout, confidence, confidence_threshold)
-    sequence = kp.ndim == 3
-    _check_visible(vis, min_visible, sequence)
-    net = _resolve_model(model)
+    net = _resolve_model(model, device)
     params = next(net.parameters())
-    target = params.device if device is None else torch.device(device)
-    if params.device != target:
-        net.to(target)
-    canon = _canonical(pose, vis, net.config.bbox_reference).to(target, params.dtype)
-    vis = vis.to(target)
-    chunks = [torch.zeros(0, HUMANOID15.num_joints, 3, device=target)]
+    canon, vis = _canonical(pose, vis, net.config.bbox_reference, min_visible)
+    canon, vis = canon.to(params.device, params.dtype), vis.to(params.device)
     was_training = net.training
-    net.eval()
+    if was_training:  # eval() walks every module: skip it when there is nothing to switch
+        net.eval()
     try:
         with torch.no_grad():
-            for i in range(0, canon.shape[0], batch_size):
-                p, m = canon[i : i + batch_size], vis[i : i + batch_size]
-                box = bbox_from_keypoints(p, m)
-                chunks.append(net.estimate_3d(pose2d=p, bbox=box, mask=m).float())
+            out = _lift_frames(net, canon, vis, batch_size, progress)
     finally:
-        net.train(was_training)
-    out = torch.cat(chunks)
-    out = out - out[:, HUMANOID15.root : HUMANOID15.root + 1]
-    if not sequence:
-        out = out[0]
-    return _output(out, keypoints, kp)
+        if was_training:
+            net.train()
+    valid = vis.any(dim=-1) & out.isfinite().all(dim=-1).all(dim=-1)
+    if fill == "interpolate":
+        out = _fill_gaps(out, valid)
+    if kp.ndim == 2:
+        out, valid = out[0], valid[0]
+    out = _output(out, keypoints, kp)
+    if not return_valid:
+        return out
+    return out, (valid.cpu().numpy() if isinstance(keypoints, np.ndarray) else valid.to(kp.device))
