@@ -56,4 +56,3 @@ def test_modality_names_are_written_once():
             ):
                 hits.append(str(path.relative_to(root)))
     assert hits == ["modalities.py"], hits
-    assert unihpr.MODALITIES is unihpr.modalities.MODALITIES
