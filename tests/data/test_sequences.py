@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from unihpr.data import HUMANOID15
-from unihpr.data.sequences import ClipWindows, Occlusion, WindowAugmentation, corrupt_2d
+from unihpr.data.sequences import (
+    ClipWindows,
+    Occlusion,
+    WindowAugmentation,
+    corrupt_2d,
+    detector_convention,
+)
 
 NO_OCCLUSION = Occlusion(joint_drop=0, limb_drop=0, frame_drop=0, span=0, displace=0, jitter=0,
                          truncate=0)  # fmt: skip
@@ -112,3 +118,24 @@ def test_clip_windows_checks():
         ClipWindows({"a": _clip()}, {"a": 30.0}, HUMANOID15, 0)
     with pytest.raises(ValueError, match="speed"):
         ClipWindows({"a": _clip()}, {"a": 30.0}, HUMANOID15, 5, speed=(2.0, 1.0))
+
+
+def test_detector_convention_matches_the_coco_mapping():
+    from unihpr.data.skeletons import map_joints
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(3, 15, 2, generator=g, dtype=torch.float64) * 100
+    out = detector_convention(p, torch.zeros(3), torch.zeros(3))
+    # no widening: exactly what lift builds from COCO keypoints of the same limb points
+    coco = torch.zeros(3, 17, 2, dtype=torch.float64)
+    names = HUMANOID15.joint_names
+    from unihpr.data import COCO17
+
+    for k, name in enumerate(COCO17.joint_names):
+        if name in names:
+            coco[:, k] = p[:, names.index(name)]
+    torch.testing.assert_close(out, map_joints(coco, "coco17", HUMANOID15), rtol=0, atol=1e-12)
+    wide = detector_convention(p, torch.full((3,), 0.2), torch.zeros(3))
+    li, ri = names.index("left_hip"), names.index("right_hip")
+    ratio = (wide[:, li] - wide[:, ri]).norm(dim=-1) / (p[:, li] - p[:, ri]).norm(dim=-1)
+    torch.testing.assert_close(ratio, torch.full((3,), 1.2, dtype=torch.float64))

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from unihpr._validate import check_int, check_real
 from unihpr.data.augment import _descendants, _rotate, limb_roots, recombine_limbs, scale_bones
-from unihpr.data.skeletons import Skeleton, get_skeleton
+from unihpr.data.skeletons import HUMANOID15, Skeleton, get_skeleton
 from unihpr.data.virtual_cameras import (
     CameraDistribution,
     project_to_camera,
@@ -33,7 +33,9 @@ from unihpr.data.virtual_cameras import (
 )
 from unihpr.geometry import bbox_from_keypoints
 
-__all__ = ["ClipWindows", "Occlusion", "WindowAugmentation", "corrupt_2d"]
+__all__ = ["ClipWindows", "Occlusion", "WindowAugmentation", "corrupt_2d", "detector_convention"]
+
+HUMANOID15_INDEX = {name: i for i, name in enumerate(HUMANOID15.joint_names)}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class Occlusion:
         jitter: Standard deviation of Gaussian noise, fraction of the box side.
         truncate: Probability per window of an image border cutting the body
             (joints beyond it hidden).
+        convention: Probability per window of a 2D detector's keypoint convention
+            (HUMANOID15 only): the chest and neck made from the hips and shoulders as
+            ``lift`` makes them for ``coco17`` / ``mediapipe33``, the hips moved apart
+            by 0-30% of their distance and the shoulders by -10..10% (detector hip
+            keypoints sit wider than mocap hip joints).
     """
 
     joint_drop: float = 0.3
@@ -62,9 +69,11 @@ class Occlusion:
     displace_max: float = 0.3
     jitter: float = 0.01
     truncate: float = 0.1
+    convention: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in ("joint_drop", "limb_drop", "frame_drop", "span", "displace", "truncate"):
+        for f in ("joint_drop", "limb_drop", "frame_drop", "span", "displace", "truncate",
+                  "convention"):  # fmt: skip
             check_real(f, getattr(self, f), low=0.0, high=1.0, owner="Occlusion")
         check_real("displace_max", self.displace_max, low=0.0, high=2.0, owner="Occlusion")
         check_real("jitter", self.jitter, low=0.0, high=1.0, owner="Occlusion")
@@ -95,6 +104,10 @@ def corrupt_2d(
     sk, o, g = get_skeleton(skeleton), occlusion, generator
     b, t, j, _ = pose2d.shape
     x = pose2d.to(torch.float64)
+    if o.convention > 0 and sk.name == "humanoid15":
+        on = (_rand(b, g) < o.convention)[:, None, None]
+        x = torch.where(on[..., None], detector_convention(x, _rand(b, g, 0.0, 0.3),
+                                                           _rand(b, g, -0.1, 0.1)), x)  # fmt: skip
     box = bbox_from_keypoints(x)
     side = (box[..., 2:] - box[..., :2]).amax(-1).clamp_min(1e-6)[..., None, None]  # (B,T,1,1)
     x = x + o.jitter * side * torch.randn(x.shape, generator=g, dtype=torch.float64)
@@ -137,6 +150,40 @@ def corrupt_2d(
     step = torch.stack([angle.cos(), angle.sin()], -1) * dist[..., None]
     x = torch.where(move[..., None], x + step, x)
     return x.to(pose2d.dtype), vis
+
+
+def detector_convention(pose2d: Tensor, hip_widen: Tensor, shoulder_widen: Tensor) -> Tensor:
+    """HUMANOID15 keypoints as a COCO / MediaPipe detector's layout gives them to ``lift``.
+
+    The chest becomes the mean of the hips and shoulders and the neck the mean of the
+    shoulders (the ``coco17`` -> ``humanoid15`` mapping), after the hips and the
+    shoulders are moved apart from their midpoints by the given fractions.
+
+    Args:
+        pose2d: (B, ..., 15, 2) HUMANOID15 keypoints.
+        hip_widen: (B,) fractions by which the hip distance grows (0.2: 20% wider).
+        shoulder_widen: (B,) the same for the shoulders.
+
+    Returns:
+        (B, ..., 15, 2) keypoints.
+    """
+    names = HUMANOID15_INDEX
+    x = pose2d.clone()
+    shape = (-1,) + (1,) * (pose2d.ndim - 2)
+    for (a, b_), widen in (
+        ((names["left_hip"], names["right_hip"]), hip_widen),
+        ((names["left_shoulder"], names["right_shoulder"]), shoulder_widen),
+    ):
+        mid = 0.5 * (pose2d[..., a, :] + pose2d[..., b_, :])
+        f = (1 + widen).view(shape).to(pose2d)
+        x[..., a, :] = mid + f * (pose2d[..., a, :] - mid)
+        x[..., b_, :] = mid + f * (pose2d[..., b_, :] - mid)
+    hips = 0.5 * (x[..., names["left_hip"], :] + x[..., names["right_hip"], :])
+    shoulders = 0.5 * (x[..., names["left_shoulder"], :] + x[..., names["right_shoulder"], :])
+    x[..., names["chest"], :] = 0.5 * (hips + shoulders)
+    x[..., names["neck"], :] = shoulders
+    x[..., names["root"], :] = hips
+    return x
 
 
 @dataclass(frozen=True)
