@@ -59,7 +59,7 @@ class Occlusion:
             ``lift`` makes them for ``coco17`` / ``mediapipe33``, the hip distance scaled
             by 0.8-1.3 and the shoulder distance by 0.8-1.2 (detectors place hips and
             shoulders by the body's outline, not at the joint centres: MediaPipe on
-            renders of the humanoid gives 0.79x / 0.82x, human annotators wider hips).
+            renders of the humanoid gives 0.79x / 0.82x; on people it was not measured).
     """
 
     joint_drop: float = 0.3
