@@ -7,9 +7,9 @@ the window of frame tokens and decodes every frame of the window (seq2seq).
 A frame with fewer than two visible joints has no usable 2D: its token is a
 learned *missing-frame* token, so the frame is inferred from its neighbours.
 
-Every frame of a window is expressed in one scale (the median box side of
-the window's frames, each frame centred on its own box): dropping a hand or
-a foot then does not rescale the rest of the pose, as a per-frame box would.
+Every frame of a window is expressed in one box (the median side and centre
+of the window's frames' boxes): dropping a hand or a foot then does not move
+or rescale the rest of the pose, as a per-frame box would.
 
 [`lift_frames`][] runs a trained lifter over a sequence of any length (one
 frame included) with non-overlapping windows, the last one aligned to the
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unihpr._validate import check_int, check_real, check_shape, check_tensor
+from unihpr._validate import check_choice, check_int, check_real, check_shape, check_tensor
 from unihpr.geometry import bbox_from_keypoints
 from unihpr.models import hub
 from unihpr.models.pose_encoder import PoseEncoder
@@ -53,6 +53,8 @@ class TemporalLifterConfig:
         temporal_heads: Attention heads of the temporal Transformer.
         decoder_width: Hidden width of the per-frame 3D decoder.
         dropout: Dropout in both Transformers.
+        box: ``"window"``: one box per window (see `window_boxes`); ``"frame"``:
+            each frame centred on its own box (one side per window).
     """
 
     name: str = "unihpr-temporal"
@@ -67,6 +69,7 @@ class TemporalLifterConfig:
     temporal_heads: int = 4
     decoder_width: int = 256
     dropout: float = 0.0
+    box: str = "window"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 200:
@@ -83,6 +86,7 @@ class TemporalLifterConfig:
             if getattr(self, w) % heads:
                 raise ValueError(f"{_OWNER}.{w}={getattr(self, w)} is not divisible by {name}")
         check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True, owner=_OWNER)
+        check_choice("box", self.box, ("window", "frame"), owner=_OWNER)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict."""
@@ -99,21 +103,31 @@ class TemporalLifterConfig:
         return cls(**data)
 
 
-def window_boxes(pose2d: Tensor, visible: Tensor) -> Tensor:
-    """Per-frame boxes (B, T, 4) with one side per window: each frame's visible box
-    centre and the median side of the window's frames that have extent.
+def window_boxes(pose2d: Tensor, visible: Tensor, per_frame_centre: bool = False) -> Tensor:
+    """Boxes (B, T, 4): the median side and (by default) the median centre of the
+    window's frames whose visible keypoints have extent.
+
+    One box per window is one similarity transform per window: hiding joints in a
+    frame then moves none of the other joints' coordinates (a per-frame box centre
+    would, which shows as jitter under occlusion).
 
     Args:
         pose2d: (B, T, J, 2) pixels.
         visible: (B, T, J) bool.
+        per_frame_centre: Centre each frame on its own box instead.
     """
     box = bbox_from_keypoints(pose2d, visible)
     side = (box[..., 2:] - box[..., :2]).amax(-1)  # (B, T)
     ok = side > 0
-    masked = torch.where(ok, side, torch.full_like(side, float("nan")))
-    med = masked.nanmedian(dim=1).values
+    nan = torch.full_like(side, float("nan"))
+    med = torch.where(ok, side, nan).nanmedian(dim=1).values
     med = torch.where(torch.isnan(med), torch.ones_like(med), med)  # no frame with extent
     centre = 0.5 * (box[..., :2] + box[..., 2:])
+    if not per_frame_centre:
+        mid = torch.where(ok[..., None], centre, nan[..., None]).nanmedian(dim=1).values
+        centre = torch.where(torch.isnan(mid), torch.zeros_like(mid), mid)[:, None].expand_as(
+            centre
+        )
     half = 0.5 * med[:, None, None].expand_as(centre)
     return torch.cat([centre - half, centre + half], dim=-1)
 
@@ -180,7 +194,7 @@ class TemporalLifter(nn.Module):
         pose2d = torch.where(visible[..., None], pose2d, torch.zeros_like(pose2d))
         if not bool(torch.isfinite(pose2d).all()):
             raise ValueError("pose2d has NaN or infinite coordinates at visible joints")
-        boxes = window_boxes(pose2d, visible).flatten(0, 1)
+        boxes = window_boxes(pose2d, visible, c.box == "frame").flatten(0, 1)
         emb = self.frame_encoder(
             pose2d.flatten(0, 1), bbox=boxes, mask=visible.flatten(0, 1), normalize=False
         ).view(b, t, -1)
