@@ -124,6 +124,23 @@ class MaskedMLP(nn.Module):
         return out - out[..., :1, :]
 
 
+class ShippedSingleFrame(nn.Module):
+    """A UniHPR model (e.g. the shipped single-frame ``unihpr-tiny-mocap``) per frame."""
+
+    def __init__(self, name):
+        super().__init__()
+        from unihpr.models import from_pretrained
+
+        self.net = from_pretrained(name).eval()
+
+    def forward(self, pose2d, visible):
+        from unihpr.geometry import bbox_from_keypoints
+
+        p = torch.where(visible[..., None], pose2d, torch.zeros_like(pose2d))
+        box = bbox_from_keypoints(p, visible)
+        return self.net.estimate_3d(pose2d=p, bbox=box, mask=visible)
+
+
 def build_model(args):
     if args.model == "mlp":
         return MaskedMLP()
@@ -271,7 +288,7 @@ def summary(names=None):
             cells.append(f"{statistics.mean(v):.1f} ± {sd:.1f}")
         fps = rs[0]["result"].get("fps")
         a = rs[0]["args"]
-        budget = "–" if a["model"] == "mean" else f"{a['steps']}×{a['frames']} fr"
+        budget = "–" if a["model"] in ("mean", "tiny") else f"{a['steps']}×{a['frames']} fr"
         if a.get("eval"):
             budget = f"re-scored {Path(a['eval']).name}"
         print(f"| {name} | " + " | ".join(cells) + f" | {fps or 0:.0f} | {budget} | {len(rs)} |")
@@ -281,7 +298,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name", nargs="?")
     p.add_argument("--summary", nargs="*")
-    p.add_argument("--model", choices=("temporal", "single", "mlp", "mean"), default="temporal")
+    p.add_argument(
+        "--model", choices=("temporal", "single", "mlp", "mean", "tiny"), default="temporal"
+    )
     p.add_argument("--window", type=int, default=27)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--frames", type=int, default=432, help="2D-3D frames per step")
@@ -308,6 +327,10 @@ def main(argv=None):
         t0 = time.perf_counter()
         if args.model == "mean":
             res = mean_pose_row(args, seqs)
+        elif args.model == "tiny":
+            model = ShippedSingleFrame(args.eval or "unihpr-tiny-mocap")
+            res = evaluate(model, seqs)
+            res["fps"] = speed(model)
         elif args.eval:
             from unihpr.models.temporal import TemporalLifter
 
@@ -331,7 +354,7 @@ def main(argv=None):
             f.write(json.dumps({"name": args.name, "seed": seed, "args": vars(args),
                                 "result": res}) + "\n")  # fmt: skip
         print(args.name, seed, {k: round(v, 1) for k, v in res.items()}, flush=True)
-        if args.model == "mean" or args.eval:
+        if args.model in ("mean", "tiny") or args.eval:
             break
     summary([args.name])
     return 0
