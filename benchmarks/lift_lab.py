@@ -179,13 +179,16 @@ def build_data(args):
                        augment=WindowAugmentation(**aug), occlusion=occ)  # fmt: skip
 
 
+STRIDE = {"value": None}  # lift_frames stride of this run (--stride)
+
+
 def predict(model, pose2d, visible):
     from unihpr.models.temporal import TemporalLifter, lift_frames
 
     model.eval()
     with torch.no_grad():
         if isinstance(model, TemporalLifter):
-            return lift_frames(model, pose2d, visible)
+            return lift_frames(model, pose2d, visible, stride=STRIDE["value"])
         return model(pose2d, visible)
 
 
@@ -316,11 +319,13 @@ def main(argv=None):
     p.add_argument("--save", help="save_pretrained folder of the first seed's model")
     p.add_argument("--save-dir", help="save every seed's model to SAVE_DIR/seed<n>")
     p.add_argument("--eval", help="score a saved TemporalLifter folder (no training)")
+    p.add_argument("--stride", type=int, help="lift_frames stride (default: the window)")
     args = p.parse_args(argv)
     if args.summary is not None:
         summary(args.summary)
         return 0
     torch.set_num_threads(1)
+    STRIDE["value"] = args.stride
     seqs = test_sequences()
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:

@@ -31,10 +31,11 @@ def _seq(n, seed=0):
     return 300 + 200 * torch.rand(n, 15, 2, generator=g), torch.ones(n, 15, dtype=torch.bool)
 
 
+@pytest.mark.parametrize("stride", [None, 1, 2])
 @pytest.mark.parametrize("length", [1, 3, 5, 6, 12, 13])
-def test_lift_frames_one_pose_per_frame(model, length):
+def test_lift_frames_one_pose_per_frame(model, length, stride):
     p, v = _seq(length)
-    out = lift_frames(model, p, v)
+    out = lift_frames(model, p, v, stride=stride)
     assert out.shape == (length, 15, 3) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
     assert torch.allclose(out[:, 0], torch.zeros(length, 3))  # root-relative
@@ -152,6 +153,8 @@ def test_bad_input_errors(model):
         lift_frames(model, p, v[:3])
     with pytest.raises(TypeError, match="pose2d"):
         lift_frames(model, p.long(), v)
+    with pytest.raises(ValueError, match="stride"):
+        lift_frames(model, p, v, stride=6)
     with pytest.raises(ValueError, match="no frames"):
         lift_frames(model, p[:0], v[:0])
     q = p.clone()

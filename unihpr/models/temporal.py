@@ -224,22 +224,30 @@ class TemporalLifter(nn.Module):
         return model.eval()
 
 
-def _starts(length: int, window: int) -> list[int]:
+def _starts(length: int, window: int, stride: int) -> list[int]:
     if length <= window:
         return [0]
-    starts = list(range(0, length - window + 1, window))
+    starts = list(range(0, length - window + 1, stride))
     return starts if starts[-1] == length - window else [*starts, length - window]
 
 
 @torch.no_grad()
 def lift_frames(
-    model: TemporalLifter, pose2d: Tensor, visible: Tensor, *, batch_windows: int = 256
+    model: TemporalLifter,
+    pose2d: Tensor,
+    visible: Tensor,
+    *,
+    stride: int | None = None,
+    batch_windows: int = 256,
 ) -> Tensor:
     """Lift a sequence with a trained [`TemporalLifter`][]: one 3D pose per frame.
 
-    Windows of ``model.config.window`` frames, stride = window, the last one aligned
-    to the sequence's end (frames in two windows get the mean of both). A sequence
-    shorter than a window is padded with missing frames (as in training).
+    Windows of ``model.config.window`` frames every ``stride`` frames, the last one
+    aligned to the sequence's end. A frame in several windows gets their average,
+    weighted by a tent over the window (frames near a window's edge see less
+    context and count less), so overlapping windows also smooth the seams between
+    windows; ``stride = window`` is the fastest. A sequence shorter than a window
+    is padded with missing frames (as in training).
 
     Args:
         model: The lifter (run in eval mode; its mode is restored).
@@ -247,6 +255,7 @@ def lift_frames(
             ``unihpr.inference``; invisible joints may be NaN.
         visible: (T, J) bool; frames may have no visible joint (they are inferred
             from their neighbours).
+        stride: Frames between window starts, 1 to ``window`` (default ``window``).
         batch_windows: Windows per forward pass.
 
     Returns:
@@ -262,17 +271,20 @@ def lift_frames(
         raise TypeError(f"lift_frames: visible must be a bool tensor, got dtype {visible.dtype}")
     check_shape("visible", visible, tuple(pose2d.shape[:2]), "(T, J)")
     check_int("batch_windows", batch_windows, low=1, owner="lift_frames")
+    w = c.window
+    stride = (
+        w if stride is None else check_int("stride", stride, low=1, high=w, owner="lift_frames")
+    )
     length = pose2d.shape[0]
     if length == 0:
         raise ValueError("lift_frames: pose2d has no frames")
     param = next(model.parameters())
     p = torch.where(visible[..., None], pose2d, torch.zeros_like(pose2d)).to(param)
     v = visible.to(param.device)
-    w = c.window
     if length < w:  # pad with missing frames
         p = torch.cat([p, p.new_zeros(w - length, *p.shape[1:])])
         v = torch.cat([v, v.new_zeros(w - length, v.shape[1])])
-    starts = _starts(p.shape[0], w)
+    starts = _starts(p.shape[0], w, stride)
     idx = torch.tensor(starts)[:, None] + torch.arange(w)
     was_training = model.training
     model.eval()
@@ -281,8 +293,10 @@ def lift_frames(
     finally:
         model.train(was_training)
     out = torch.cat(outs).float()
-    acc = out.new_zeros(p.shape[0], c.num_joints, 3).index_add_(0, idx.flatten(), out.flatten(0, 1))
-    count = torch.zeros(p.shape[0], device=out.device).index_add_(
-        0, idx.flatten(), torch.ones(idx.numel(), device=out.device)
-    )
-    return (acc / count[:, None, None])[:length].to(pose2d.device)
+    k = torch.arange(w, device=out.device)
+    tent = torch.minimum(k + 1, w - k).float().repeat(len(starts))
+    flat = idx.flatten().to(out.device)
+    acc = out.new_zeros(p.shape[0], c.num_joints, 3)
+    acc.index_add_(0, flat, out.flatten(0, 1) * tent[:, None, None])
+    total = torch.zeros(p.shape[0], device=out.device).index_add_(0, flat, tent)
+    return (acc / total[:, None, None])[:length].to(pose2d.device)
