@@ -1,9 +1,40 @@
-import json, numpy as np
-rows = json.load(open("/tmp/ll/mp/detections.json"))
-H = {"root": 0, "chest": 1, "neck": 2, "rhip": 3, "rknee": 4, "rank": 5, "rsho": 6, "relb": 7,
-     "rwri": 8, "lhip": 9, "lknee": 10, "lank": 11, "lsho": 12, "lelb": 13, "lwri": 14}
-M = {"lsho": 11, "rsho": 12, "lelb": 13, "relb": 14, "lwri": 15, "rwri": 16, "lhip": 23,
-     "rhip": 24, "lknee": 25, "rknee": 26, "lank": 27, "rank": 28}
+import json
+from pathlib import Path
+
+import numpy as np
+
+rows = json.loads(Path("/tmp/ll/mp/detections.json").read_text())
+H = {
+    "root": 0,
+    "chest": 1,
+    "neck": 2,
+    "rhip": 3,
+    "rknee": 4,
+    "rank": 5,
+    "rsho": 6,
+    "relb": 7,
+    "rwri": 8,
+    "lhip": 9,
+    "lknee": 10,
+    "lank": 11,
+    "lsho": 12,
+    "lelb": 13,
+    "lwri": 14,
+}
+M = {
+    "lsho": 11,
+    "rsho": 12,
+    "lelb": 13,
+    "relb": 14,
+    "lwri": 15,
+    "rwri": 16,
+    "lhip": 23,
+    "rhip": 24,
+    "lknee": 25,
+    "rknee": 26,
+    "lank": 27,
+    "rank": 28,
+}
 stats = {k: [] for k in ("hip_ratio", "sho_ratio", "hip_up", "sho_up", "err_limb", "swapped")}
 for r in rows:
     det, gt = np.array(r["det"])[:, :2], np.array(r["gt"])
@@ -12,7 +43,10 @@ for r in rows:
     tl = np.linalg.norm(torso)
     up = torso / tl
     e = {k: np.linalg.norm(det[M[k]] - gt[H[k]]) for k in M}
-    sw = {k: np.linalg.norm(det[M[("r" + k[1:]) if k[0] == "l" else ("l" + k[1:])]] - gt[H[k]]) for k in M}
+    sw = {
+        k: np.linalg.norm(det[M[("r" + k[1:]) if k[0] == "l" else ("l" + k[1:])]] - gt[H[k]])
+        for k in M
+    }
     swapped = sum(sw.values()) < sum(e.values())
     stats["swapped"].append(swapped)
     if swapped:
@@ -32,5 +66,7 @@ out = {}
 for k, v in stats.items():
     v = np.array(v, dtype=float)
     out[k] = (len(v), float(np.mean(v)), float(np.median(v)) if len(v) else None, float(np.std(v)))
-    print(f"{k:10s} n={len(v):4d} mean={np.mean(v):.3f} median={np.median(v):.3f} std={np.std(v):.3f}")
-json.dump(out, open("/tmp/ll/mp/offsets.json", "w"), indent=1)
+    print(
+        f"{k:10s} n={len(v):4d} mean={np.mean(v):.3f} median={np.median(v):.3f} std={np.std(v):.3f}"
+    )
+Path("/tmp/ll/mp/offsets.json").write_text(json.dumps(out, indent=1))

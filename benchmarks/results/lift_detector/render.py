@@ -1,9 +1,17 @@
 """Render the DeepMimic humanoid at 512 px with known joint projections (for MediaPipe)."""
-import numpy as np
+
 from pathlib import Path
-from unihpr.data import mocap
-from unihpr.data.mocap import (_Renderer, _pybullet_data_path, humanoid_forward_kinematics,
-                               load_mocap_clip, look_at_camera, opengl_matrices)
+
+import numpy as np
+
+from unihpr.data.mocap import (
+    _pybullet_data_path,
+    _Renderer,
+    humanoid_forward_kinematics,
+    load_mocap_clip,
+    look_at_camera,
+    opengl_matrices,
+)
 
 rng = np.random.default_rng(0)
 size = 512
@@ -36,6 +44,11 @@ for clip in ("walk", "dance_a", "punch", "jump", "run", "kick", "spinkick", "dan
             images.append(rgb)
             kps.append(uv)
             meta.append((clip, i, view))
-np.savez_compressed("/tmp/ll/mp/renders.npz", images=np.stack(images), kps=np.stack(kps),
-                    names=np.array([m[0] for m in meta]))
+Path("/tmp/ll/mp").mkdir(parents=True, exist_ok=True)
+np.savez_compressed(
+    "/tmp/ll/mp/renders.npz",
+    images=np.stack(images),
+    kps=np.stack(kps),
+    names=np.array([m[0] for m in meta]),
+)
 print(len(images))
