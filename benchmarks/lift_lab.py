@@ -245,6 +245,14 @@ def speed(model, frames=1000):
 def train(args, seed, data):
     torch.manual_seed(seed)
     model = build_model(args)
+    if args.init:  # start from a saved lifter: every tensor of the same shape, time_embed broadcast
+        from unihpr.models.temporal import TemporalLifter
+
+        src = TemporalLifter.from_pretrained(args.init).state_dict()
+        own = model.state_dict()
+        for k, v in src.items():
+            own[k] = v if v.shape == own[k].shape else v.expand_as(own[k]).clone()
+        model.load_state_dict(own)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     warm = max(args.steps // 20, 1)
@@ -320,6 +328,9 @@ def main(argv=None):
     p.add_argument("--save-dir", help="save every seed's model to SAVE_DIR/seed<n>")
     p.add_argument("--eval", help="score a saved TemporalLifter folder (no training)")
     p.add_argument("--stride", type=int, help="lift_frames stride (default: the window)")
+    p.add_argument(
+        "--init", help="initialise from a saved TemporalLifter (e.g. a single-frame one)"
+    )
     args = p.parse_args(argv)
     if args.summary is not None:
         summary(args.summary)
