@@ -7,9 +7,11 @@ the window of frame tokens and decodes every frame of the window (seq2seq).
 A frame with fewer than two visible joints has no usable 2D: its token is a
 learned *missing-frame* token, so the frame is inferred from its neighbours.
 
-Every frame of a window is expressed in one box (the median side and centre
-of the window's frames' boxes): dropping a hand or a foot then does not move
-or rescale the rest of the pose, as a per-frame box would.
+Every frame of a window is expressed in one scale, the median box side of
+the window's frames (dropping a hand or a foot then does not rescale the rest
+of the pose), centred on its own box (``box="frame"``, the default) or on the
+window's median box centre (``box="window"``; measured 3.6 mm worse on
+held-out clips, see ``benchmarks/results/lift_log.md``).
 
 [`lift_frames`][] runs a trained lifter over a sequence of any length (one
 frame included) with non-overlapping windows, the last one aligned to the
@@ -53,8 +55,8 @@ class TemporalLifterConfig:
         temporal_heads: Attention heads of the temporal Transformer.
         decoder_width: Hidden width of the per-frame 3D decoder.
         dropout: Dropout in both Transformers.
-        box: ``"window"``: one box per window (see `window_boxes`); ``"frame"``:
-            each frame centred on its own box (one side per window).
+        box: ``"frame"``: each frame centred on its own box, one side per window;
+            ``"window"``: one box per window (see `window_boxes`).
     """
 
     name: str = "unihpr-temporal"
@@ -69,7 +71,7 @@ class TemporalLifterConfig:
     temporal_heads: int = 4
     decoder_width: int = 256
     dropout: float = 0.0
-    box: str = "window"
+    box: str = "frame"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 200:
