@@ -29,6 +29,7 @@ import functools
 import math
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,6 +49,7 @@ from unihpr.data.skeletons import HUMANOID15, get_skeleton, list_skeletons
 from unihpr.geometry import bbox_from_keypoints
 
 if TYPE_CHECKING:
+    from unihpr.models.temporal import TemporalLifter
     from unihpr.models.unihpr import UniHPR
 
 __all__ = [
@@ -63,9 +65,12 @@ LIFT_LAYOUTS: tuple[str, ...] = tuple(mappable_layouts(HUMANOID15))
 """Keypoint layouts [`lift`][unihpr.inference.lift] accepts: those with a
 registered mapping to ``humanoid15`` (``coco17``, ``h36m17``, ``humanoid15``,
 ``mediapipe33``)."""
-DEFAULT_LIFT_MODEL = "unihpr-tiny-mocap"
-"""The registry name [`lift`][unihpr.inference.lift] loads by default: ``unihpr-tiny``
-trained on the bundled mocap, shipped inside the package (loads with no network)."""
+DEFAULT_LIFT_MODEL = "unihpr-temporal-mocap"
+"""The model [`lift`][unihpr.inference.lift] loads by default: the window-27
+[`TemporalLifter`][unihpr.models.temporal.TemporalLifter] trained on the bundled
+mocap with occlusion and detector-noise augmentation, shipped inside the package
+(loads with no network; its model card has the measured numbers)."""
+_DEFAULT_LIFT_WEIGHTS = "package://unihpr.models.weights/unihpr-temporal-mocap"
 CANONICAL_BOX_FILL = 0.65
 """Longer side of the keypoints' box over ``bbox_reference`` in the canonical frame:
 the keypoints of the bundled 64 x 64 renders (``HumanoidMocap``, ``bbox_reference=64``)
@@ -197,18 +202,24 @@ def to_humanoid15(
 
 
 @functools.lru_cache(maxsize=4)
-def _load(name: str, device: str) -> UniHPR:
-    """A named model on ``device``: one cached copy per (name, device), never moved later."""
-    from unihpr.models.factory import from_pretrained
-    from unihpr.models.hub import PretrainedNotFoundError
-    from unihpr.models.registry import find_entry
+def _load(name: str, device: str) -> UniHPR | TemporalLifter:
+    """A named model on ``device``: one cached copy per (name, device), never moved later.
 
-    if name == DEFAULT_LIFT_MODEL and find_entry(name) is None:
-        raise PretrainedNotFoundError(
-            f"the default lift model {name!r} is not shipped with this version of unihpr; "
-            "pass model= a folder written by save_pretrained() or a loaded UniHPR model "
-            "of the humanoid15 skeleton"
-        )
+    The default lift model and folders whose ``config.json`` describes a
+    [`TemporalLifter`][unihpr.models.temporal.TemporalLifter] (it has a
+    ``window``) load as one; other names and folders as a UniHPR model.
+    """
+    from unihpr.models.factory import from_pretrained
+    from unihpr.models.hub import CONFIG_NAME, read_config_json
+    from unihpr.models.registry import resolve_package_path
+    from unihpr.models.temporal import TemporalLifter
+
+    if name == DEFAULT_LIFT_MODEL:
+        folder = resolve_package_path(_DEFAULT_LIFT_WEIGHTS)
+        return TemporalLifter.from_pretrained(folder, map_location=device)
+    config = Path(name) / CONFIG_NAME
+    if config.is_file() and "window" in read_config_json(config):
+        return TemporalLifter.from_pretrained(name, map_location=device)
     return from_pretrained(name).to(device).eval()
 
 
@@ -217,14 +228,15 @@ def clear_model_cache() -> None:
     _load.cache_clear()
 
 
-def _resolve_model(model: object, device: object) -> UniHPR:
+def _resolve_model(model: object, device: object) -> UniHPR | TemporalLifter:
     """The model to run, on ``device``; the user's model and the cached ones are never moved."""
+    from unihpr.models.temporal import TemporalLifter
     from unihpr.models.unihpr import UniHPR
 
     target = None if device is None else check_device("device", device, owner="lift")
     if target is not None and target.type == "meta":
         raise ValueError("lift: device='meta' holds no data; pass a device that computes")
-    if isinstance(model, UniHPR):
+    if isinstance(model, (UniHPR, TemporalLifter)):
         resolved = model
         current = next(model.parameters()).device
         if current.type == "meta":
@@ -235,7 +247,7 @@ def _resolve_model(model: object, device: object) -> UniHPR:
         resolved = _load(os.fspath(model), str(target or torch.device("cpu")))
     else:
         raise TypeError(
-            f"model must be a registered name, a folder or a UniHPR model, got "
+            f"model must be a registered name, a folder, a UniHPR or a TemporalLifter, got "
             f"{type(model).__name__}"
         )
     c = resolved.config
@@ -273,13 +285,23 @@ def _canonical(
 
 
 def _lift_frames(
-    net: UniHPR, pose2d: Tensor, visible: Tensor, batch_size: int, progress: bool = False
+    net: UniHPR | TemporalLifter,
+    pose2d: Tensor,
+    visible: Tensor,
+    batch_size: int,
+    progress: bool = False,
 ) -> Tensor:
-    """Canonical keypoints (T, 15, 2) + visible (T, 15) -> root-relative (T, 15, 3) float32.
+    """Keypoints (T, 15, 2) + visible (T, 15) -> root-relative (T, 15, 3) float32.
 
-    The one place a model runs. The single-frame model lifts each frame that
-    has a visible joint on its own; frames without one come back NaN.
+    The one place a model runs. A temporal lifter sees the sequence as one video
+    and infers frames without a visible joint from their neighbours; the
+    single-frame model lifts each frame that has a visible joint on its own
+    (frames without one come back NaN).
     """
+    from unihpr.models.temporal import TemporalLifter, lift_frames
+
+    if isinstance(net, TemporalLifter):
+        return lift_frames(net, pose2d, visible)
     out = torch.full((*pose2d.shape[:2], 3), math.nan, device=pose2d.device)
     rows = visible.any(dim=-1).nonzero().flatten()
     p, m = pose2d[rows], visible[rows]
@@ -322,7 +344,7 @@ def lift(
     keypoints: np.ndarray | Tensor,
     layout: str,
     confidence: np.ndarray | Tensor | None = None,
-    model: str | os.PathLike | UniHPR = DEFAULT_LIFT_MODEL,
+    model: str | os.PathLike | UniHPR | TemporalLifter = DEFAULT_LIFT_MODEL,
     *,
     confidence_threshold: float = 0.3,
     min_visible: int = 4,
@@ -349,11 +371,13 @@ def lift(
     - A frame is *lifted* when at least ``min_visible`` humanoid joints are
       visible and their box has a finite, non-zero extent.
     - Every other frame (no person detected, too few joints, all joints at one
-      point) is *filled* (``fill="interpolate"``): the 3D poses of the nearest
-      lifted frames before and after it are interpolated linearly in time; before
-      the first and after the last lifted frame the nearest one is held. With
-      ``fill="nan"``, or when no frame of the input is lifted, such frames are
-      NaN.
+      point) is *filled* (``fill="interpolate"``). The default, temporal model
+      sees a (T, J, 2) input as one video and infers such frames from their
+      neighbours in its 27-frame window; with a single-frame (UniHPR) model, the
+      3D poses of the nearest lifted frames before and after it are interpolated
+      linearly in time (before the first and after the last lifted frame the
+      nearest one is held). With ``fill="nan"``, or when no frame of the input
+      is lifted, such frames are NaN.
     - ``return_valid=True`` also returns which frames were lifted.
 
     Args:
@@ -365,10 +389,15 @@ def lift(
         confidence: Optional per-keypoint scores, (J,) or (T, J): MediaPipe's
             ``visibility``, a detector's keypoint scores, or a bool mask. A
             humanoid joint made of several keypoints is masked when any of them is.
-        model: A registered name or a folder written by ``save_pretrained`` (loaded
-            once per device and cached; see
+        model: [`DEFAULT_LIFT_MODEL`][unihpr.inference.DEFAULT_LIFT_MODEL] (a
+            temporal lifter: pass the frames of one video, in order), a registered
+            UniHPR name such as ``"unihpr-tiny-mocap"`` (single-frame: frames are
+            lifted independently, e.g. unrelated images), a folder written by
+            ``save_pretrained`` (loaded once per device and cached; see
             [`clear_model_cache`][unihpr.inference.clear_model_cache]), or a loaded
-            [`UniHPR`][unihpr.models.UniHPR] whose skeleton is HUMANOID15.
+            [`UniHPR`][unihpr.models.UniHPR] or
+            [`TemporalLifter`][unihpr.models.temporal.TemporalLifter] whose
+            skeleton is HUMANOID15.
         confidence_threshold: Lowest confidence of a visible keypoint.
         min_visible: Fewest visible humanoid joints a frame needs to be lifted
             (2 to 15); frames with fewer are filled.
@@ -417,7 +446,10 @@ def lift(
     kp, pose, vis = _convert(keypoints, layout, confidence, confidence_threshold)
     net = _resolve_model(model, device)
     params = next(net.parameters())
-    canon, vis = _canonical(pose, vis, net.config.bbox_reference, min_visible)
+    temporal = not hasattr(net.config, "bbox_reference")
+    canon, vis = _canonical(pose, vis, getattr(net.config, "bbox_reference", 1.0), min_visible)
+    if temporal:  # it scales each window by its median box: the pixels as given
+        canon = torch.where(vis[..., None], pose, torch.zeros_like(pose))
     canon, vis = canon.to(params.device, params.dtype), vis.to(params.device)
     was_training = net.training
     if was_training:  # eval() walks every module: skip it when there is nothing to switch
@@ -429,7 +461,9 @@ def lift(
         if was_training:
             net.train()
     valid = vis.any(dim=-1) & out.isfinite().all(dim=-1).all(dim=-1)
-    if fill == "interpolate":
+    if temporal and (fill == "nan" or not bool(valid.any())):
+        out = torch.where(valid[:, None, None], out, torch.full_like(out, math.nan))
+    elif fill == "interpolate":
         out = _fill_gaps(out, valid)
     if kp.ndim == 2:
         out, valid = out[0], valid[0]
