@@ -16,6 +16,7 @@ from unihpr.models.pose_encoder import PoseEncoder
 from unihpr.models.registry import get_config, get_entry, list_models, register_model
 from unihpr.models.sampling import aggregate_hypotheses, sample_poses
 from unihpr.models.schedules import CosineSchedule, DDIMScheduler, LinearSchedule, NoiseSchedule
+from unihpr.models.temporal import TemporalLifter, TemporalLifterConfig, lift_frames
 from unihpr.models.unihpr import UniHPR
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "PoseDecoder",
     "PoseEncoder",
     "PretrainedNotFoundError",
+    "TemporalLifter",
+    "TemporalLifterConfig",
     "TransformerDecoder",
     "UniHPR",
     "UniHPRConfig",
@@ -40,6 +43,7 @@ __all__ = [
     "get_config",
     "get_entry",
     "hrnet_spec",
+    "lift_frames",
     "list_models",
     "load_timm_state_dict",
     "register_model",
