@@ -1,7 +1,5 @@
 """Evaluation of a UniHPR model with the paper's protocols, via [`unihpr.metrics`][].
 
-(Formerly ``unihpr.train.evaluate``; the old names still work for one release.)
-
 One pass over a dataset collects the embeddings of every modality present,
 the 3D poses decoded from each source embedding and the ground truth; the
 numbers are then computed from those arrays:
@@ -36,8 +34,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from unihpr.metrics import (
+    aggregate_by_action,
+    image_retrieval_topk,
+    mpjpe,
+    pa_mpjpe,
+    pose_retrieval_error,
+)
 from unihpr.modalities import MODALITIES, check_modalities
-from unihpr.train.loop import move_to_device
 
 
 @dataclass
@@ -116,8 +120,9 @@ def collect(
         for batch in loader:
             # 2D poses in their keypoints' own box, as in training (unihpr.train.stages):
             # a dataset's silhouette / detector box is not used
-            batch_in = {k: v for k, v in batch.items() if k != "bbox"}
-            emb = model.embed(move_to_device(batch_in, device), modalities)
+            batch_in = {k: v.to(device) for k, v in batch.items()
+                        if k != "bbox" and isinstance(v, Tensor)}  # fmt: skip
+            emb = model.embed(batch_in, modalities)
             for m, e in emb.items():
                 embs[m].append(e.float().cpu())
                 if decode and m in preds:
@@ -152,8 +157,6 @@ def pose_errors(
         Human3.6M protocol; equal to the per-sample average without actions);
         ``mpjpe_sample`` and ``pa_mpjpe_sample``: averaged over all samples.
     """
-    from unihpr.metrics import aggregate_by_action, mpjpe, pa_mpjpe
-
     out = {}
     for name, fn in (("mpjpe", mpjpe), ("pa_mpjpe", pa_mpjpe)):
         per_sample = 1000.0 * fn(pred, target, reduction="none").double()
@@ -209,8 +212,6 @@ def compute_metrics(
         gallery: Retrieval gallery with 3D-pose embeddings (default ``data``).
         image_retrieval_stride: Subsampling of the image retrieval (50 = 1 fps on H36M).
     """
-    from unihpr.metrics import image_retrieval_topk, pose_retrieval_error
-
     if image_retrieval_stride < 1:
         raise ValueError(f"image_retrieval_stride must be >= 1, got {image_retrieval_stride}")
     if data.target3d is None:

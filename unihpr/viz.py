@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unihpr._optional import require
+from unihpr._optional import pyplot
 from unihpr.data.skeletons import Skeleton, get_skeleton
 
 __all__ = ["plot_pose_comparison"]
@@ -141,12 +141,7 @@ def plot_pose_comparison(
         ...                             true3d=true, overlay=True, view="front",
         ...                             labels=["walk", "run", "jump"])  # doctest: +SKIP
     """
-    require("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sk = get_skeleton(skeleton)
     j = sk.num_joints
     if up_axis not in _AXES:

@@ -35,10 +35,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from unihpr._validate import check_int
+from unihpr._validate import check_choice, check_int
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
+    list_checkpoints,
     load_checkpoint,
     load_latest_checkpoint,
     prune_checkpoints,
@@ -46,9 +47,10 @@ from unihpr.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from unihpr.train.config import MAX_SEED, StageConfig
+from unihpr.train.config import AMP_MODES, MAX_SEED, StageConfig
 from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
 from unihpr.train.logger import MetricsLogger, progress_bar
+from unihpr.train.runs import config_differences, lock_run_folder
 
 StepCallback = Callable[[int, dict[str, Any]], None]
 
@@ -67,8 +69,7 @@ def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bo
     GradScaler on older ones, and off on the CPU. ``"bf16"`` is also allowed on
     the CPU; ``"fp16"`` needs CUDA.
     """
-    if amp not in ("auto", "off", "bf16", "fp16"):
-        raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
+    check_choice("amp", amp, AMP_MODES)
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None, False
     if amp == "auto":
@@ -178,7 +179,7 @@ class Trainer:
         num_workers: DataLoader workers.
         collate_fn: DataLoader collate function.
         dist_info: Process placement; read from ``torch.distributed`` when omitted.
-        logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
+        logger: A shared ``unihpr.train.logger.MetricsLogger``; one writing to ``output_dir`` is
             made when omitted.
         progress: Show progress on rank 0: a tqdm bar on a terminal, else one
             log line every few steps (see `unihpr.train.logger.progress_bar`).
@@ -287,17 +288,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any], *, source: str = "checkpoint") -> None:
-        """Restore a [`state_dict`][]; the batch size must match (it fixes the data position)."""
-        if state.get("stage") != self.config.name:
+        """Restore a [`state_dict`][] written by a run of the same stage configuration and seed.
+
+        Raises:
+            ValueError: The state was written with another stage, stage
+                configuration, seed or world size (the differing fields are named).
+        """
+        here = {"stage": self.config.name, "config": self.config.to_dict(), "seed": self.seed,
+                "world_size": self.info.world_size}  # fmt: skip
+        diff = config_differences({k: state.get(k) for k in here}, here)
+        if diff:
             raise ValueError(
-                f"{source} belongs to stage {state.get('stage')!r}, not {self.config.name!r}"
-            )
-        saved_bs = state.get("config", {}).get("batch_size")
-        if saved_bs != self.config.batch_size or state.get("world_size") != self.info.world_size:
-            raise ValueError(
-                f"{source} was written with batch_size={saved_bs}, world_size="
-                f"{state.get('world_size')}; this run has batch_size={self.config.batch_size}, "
-                f"world_size={self.info.world_size}: the data position cannot be restored"
+                f"{source} was written by a run with another configuration: {', '.join(diff)}; "
+                "resume with the same configuration, or start over with fit(resume=False)"
             )
         _unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -396,14 +399,24 @@ class Trainer:
             resume: ``True`` resumes from the newest intact checkpoint in
                 ``output_dir`` if there is one (a damaged newer one is reported,
                 renamed to ``*.corrupt`` and skipped); a path resumes from that
-                file; ``False`` starts from step 0. Temporary files left by an
-                interrupted save are removed first.
+                file; ``False`` starts over from step 0, deleting the folder's
+                checkpoints. Temporary files left by an interrupted save are
+                removed first. Only a run of the same stage configuration and
+                seed is resumed (see [`load_state_dict`][]).
 
         Returns:
             A [`TrainResult`][].
+
+        Raises:
+            BlockingIOError: Another process trains in ``output_dir`` (see
+                [`lock_run_folder`][unihpr.train.runs.lock_run_folder]).
         """
         if not isinstance(resume, (bool, str, os.PathLike)):
             raise TypeError(f"resume must be a bool or a checkpoint path, got {resume!r}")
+        with lock_run_folder(self.output_dir) if self.info.is_main else contextlib.nullcontext():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool | str | os.PathLike) -> TrainResult:
         cfg = self.config
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
@@ -411,8 +424,11 @@ class Trainer:
         if self.info.is_main:
             for stale in remove_stale_temporaries(self.output_dir):
                 warnings.warn(
-                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=2
+                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=3
                 )
+            if resume is False:  # start over: no checkpoint of the old run may survive
+                for _, old in list_checkpoints(self.output_dir):
+                    old.unlink()
         if resume:
             if resume is True:
                 found = load_latest_checkpoint(self.output_dir, quarantine=self.info.is_main)
