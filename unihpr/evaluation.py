@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from unihpr._validate import check_int
 from unihpr.metrics import (
     aggregate_by_action,
     image_retrieval_topk,
@@ -59,10 +60,6 @@ class Collected:
     pred3d: dict[str, Tensor] = field(default_factory=dict)
     target3d: Tensor | None = None
     actions: list[str] = field(default_factory=list)
-
-
-def _modalities_of(sample: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(m for m in MODALITIES if m in sample)
 
 
 @torch.no_grad()
@@ -98,13 +95,14 @@ def collect(
     if len(dataset) == 0:
         raise ValueError("dataset is empty")
     if max_samples is not None:
-        if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+        max_samples = check_int("max_samples", max_samples, low=1)
         dataset = torch.utils.data.Subset(dataset, range(min(max_samples, len(dataset))))
     first = dataset[0]
     if "pose3d" not in first:
         raise ValueError(f"evaluation samples need 'pose3d'; got keys {sorted(first)}")
-    modalities = check_modalities(modalities if modalities is not None else _modalities_of(first))
+    if modalities is None:
+        modalities = [m for m in MODALITIES if m in first]
+    modalities = check_modalities(modalities)
     missing = [m for m in modalities if m not in first]
     if missing:
         raise ValueError(f"modalities {missing} are not in the samples (keys {sorted(first)})")
@@ -212,8 +210,7 @@ def compute_metrics(
         gallery: Retrieval gallery with 3D-pose embeddings (default ``data``).
         image_retrieval_stride: Subsampling of the image retrieval (50 = 1 fps on H36M).
     """
-    if image_retrieval_stride < 1:
-        raise ValueError(f"image_retrieval_stride must be >= 1, got {image_retrieval_stride}")
+    check_int("image_retrieval_stride", image_retrieval_stride, low=1)
     if data.target3d is None:
         raise ValueError("data has no target3d: build it with collect()")
     out: dict[str, float] = {}

@@ -59,21 +59,22 @@ from torch import nn
 from unihpr._validate import check_int
 from unihpr.demo.baselines import MeanPose, SimpleBaselineLifter, fit_lifter
 from unihpr.evaluation import evaluate, pose_errors
-from unihpr.train.config import (
-    MAX_SEED,
-    LossConfig,
+from unihpr.train import (
+    DistInfo,
     StageConfig,
     TrainConfig,
+    Trainer,
+    make_stage,
     paper_stage1,
     paper_stage2,
     paper_stage3,
+    read_metrics,
+    seed_everything,
+    train_pipeline,
 )
-from unihpr.train.distributed import DistInfo
-from unihpr.train.logger import MetricsLogger, read_metrics
-from unihpr.train.loop import Trainer, seed_everything
-from unihpr.train.pipeline import train_pipeline
+from unihpr.train.config import MAX_SEED, LossConfig
+from unihpr.train.logger import MetricsLogger
 from unihpr.train.runs import check_run_config, lock_run_folder
-from unihpr.train.stages import make_stage
 
 
 @dataclass
@@ -315,51 +316,56 @@ def baseline_errors(
     return lifter_errors, pose_errors(mean, batch["pose3d"], actions)
 
 
+#: (row label, results key) of the table of [`results_markdown`][], in order.
+RESULT_ROWS = (
+    ("2D -> 3D MPJPE", "lifting_mpjpe"),
+    ("2D -> 3D PA-MPJPE", "lifting_pa_mpjpe"),
+    ("image -> 3D MPJPE", "image_mpjpe"),
+    ("image -> 3D PA-MPJPE", "image_pa_mpjpe"),
+    ("2D -> 3D retrieval MPJPE (gallery: training poses)", "retrieval_2d3d_mpjpe"),
+)
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
-    """The held-out table of a demo run: UniHPR, the MLP lifter and the mean pose."""
-    u, m, z = summary["unihpr"], summary.get("mlp_lifter", {}), summary.get("mean_pose", {})
+    """The held-out table of a demo run: one column per model (UniHPR, the MLP lifter, the
+    mean pose), one row per [`RESULT_ROWS`][] entry; "–" where a model has no such number."""
+    u, m = summary["unihpr"], summary.get("mlp_lifter", {})
+    # the mean pose is the same guess from a 2D pose as from an image
+    z = {f"{src}_{k}": v for src in ("lifting", "image") for k, v in summary.get("mean_pose", {}).items()}  # fmt: skip
+    columns = {"UniHPR": u, "MLP lifter": m, "mean pose": z}
 
     def cell(d: dict[str, float], key: str) -> str:
         if key not in d:
             return "–"
-        return (
-            f"{d[key]:.1f} / {d[key + '_sample']:.1f}" if key + "_sample" in d else f"{d[key]:.1f}"
-        )
+        sample = d.get(key + "_sample")
+        return f"{d[key]:.1f}" if sample is None else f"{d[key]:.1f} / {sample:.1f}"
 
-    lines = [
-        "| held-out clips, mm (per clip / per sample) | UniHPR | MLP lifter | mean pose |",
-        "|---|---|---|---|",
-        f"| 2D -> 3D MPJPE | {cell(u, 'lifting_mpjpe')} | {cell(m, 'lifting_mpjpe')} "
-        f"| {cell(z, 'mpjpe')} |",
-        f"| 2D -> 3D PA-MPJPE | {cell(u, 'lifting_pa_mpjpe')} | {cell(m, 'lifting_pa_mpjpe')} "
-        f"| {cell(z, 'pa_mpjpe')} |",
-        f"| image -> 3D MPJPE | {cell(u, 'image_mpjpe')} | – | {cell(z, 'mpjpe')} |",
-        f"| image -> 3D PA-MPJPE | {cell(u, 'image_pa_mpjpe')} | – | {cell(z, 'pa_mpjpe')} |",
-        f"| 2D -> 3D retrieval MPJPE (gallery: training poses) | "
-        f"{cell(u, 'retrieval_2d3d_mpjpe')} | – | – |",
-    ]  # fmt: skip
+    def row(label: str, cells: list[str]) -> str:
+        return "|" + "|".join(f" {c} " if c else " " for c in [label, *cells]) + "|"
+
+    lines = [row("held-out clips, mm (per clip / per sample)", list(columns)),
+             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    lines += [row(label, [cell(c, key) for c in columns.values()]) for label, key in RESULT_ROWS]
+    rest = [""] * (len(columns) - 1)
     pairs = ("cos_imagepose2d", "cos_imagepose3d", "cos_pose2dpose3d")
     if all(k in u for k in pairs):
-        lines.append(
-            "| mean cross-modal cosine (image-2D, image-3D, 2D-3D) | "
-            f"{u['cos_mean']:.2f} ({', '.join(f'{u[k]:.2f}' for k in pairs)}) | – | – |"
-        )
+        cos = f"{u['cos_mean']:.2f} ({', '.join(f'{u[k]:.2f}' for k in pairs)})"
+        lines.append(row("mean cross-modal cosine (image-2D, image-3D, 2D-3D)", [cos] + ["–"] * len(rest)))  # fmt: skip
     if "seconds" in summary:
         cpu = summary.get("cpu_seconds_this_session")
         note = (f" (CPU this session: {cpu['main']:.0f} s + {cpu['mlp_lifter']:.0f} s for the "
                 "MLP lifter's process)" if cpu else "")  # fmt: skip
-        lines.append(f"| wall time of the run (all sessions) | {summary['seconds']:.0f} s{note} "
-                     "| | |")  # fmt: skip
+        lines.append(row("wall time of the run (all sessions)", [f"{summary['seconds']:.0f} s{note}", *rest]))  # fmt: skip
     lines.append("")
     lines.append(
         "Lower is better: a model that learnt something that transfers to unseen motion is "
         "far below the mean pose, and UniHPR's lifting should match or beat the MLP lifter "
         "trained on the same pairs."
     )
-    if "lifting_mpjpe" in m and "mpjpe" in z:
+    if "lifting_mpjpe" in m and "lifting_mpjpe" in z:
         ratio = u["lifting_mpjpe"] / m["lifting_mpjpe"]
         verdict = "better than" if ratio < 1 else "worse than"
-        gain = 100 * (1 - u.get("image_mpjpe", z["mpjpe"]) / z["mpjpe"])
+        gain = 100 * (1 - u.get("image_mpjpe", z["image_mpjpe"]) / z["image_mpjpe"])
         side = "below" if gain >= 0 else "above"
         lines.append(
             f"Here UniHPR lifts at {ratio:.2f}x the MLP lifter's MPJPE ({verdict} it), and its "

@@ -218,10 +218,6 @@ def paper_stage3() -> StageConfig:
     )
 
 
-def _paper_stages() -> list[StageConfig]:
-    return [paper_stage1(), paper_stage2(), paper_stage3()]
-
-
 @dataclass
 class TrainConfig(_JSONConfig):
     """A whole training run: model, run options and the ordered list of stages.
@@ -244,7 +240,9 @@ class TrainConfig(_JSONConfig):
 
     model: str = "unihpr-w32"
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    stages: list[StageConfig] = field(default_factory=_paper_stages)
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [paper_stage1(), paper_stage2(), paper_stage3()]
+    )
     output_dir: str = "runs/unihpr"
     seed: int = 0
     device: str = "auto"
@@ -259,15 +257,12 @@ class TrainConfig(_JSONConfig):
             raise TypeError(
                 f"TrainConfig.stages must be a list of StageConfig, got {type(self.stages).__name__}"
             )
-        for i, s in enumerate(self.stages):
-            if not isinstance(s, (dict, StageConfig)):
-                raise TypeError(
-                    f"TrainConfig.stages[{i}] must be a StageConfig or a dict of its fields, got "
-                    f"{type(s).__name__}"
-                )
-        self.stages = [
-            s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
-        ]
+        self.stages = [StageConfig.from_dict(s) if isinstance(s, dict) else s for s in self.stages]
+        bad = [type(s).__name__ for s in self.stages if not isinstance(s, StageConfig)]
+        if bad:
+            raise TypeError(
+                f"TrainConfig.stages must hold StageConfigs or dicts of their fields, got {bad}"
+            )
         if not self.stages:
             raise ValueError("TrainConfig.stages must contain at least one StageConfig")
         names = [s.name for s in self.stages]
@@ -320,13 +315,20 @@ class TrainConfig(_JSONConfig):
             FileNotFoundError: ``path`` does not exist.
             ValueError: The file is not valid JSON or has unknown fields.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config file {str(path)!r} does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
-            raise ValueError(
-                f"training config file {str(path)!r} is not valid JSON: {err}"
-            ) from err
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, "training config file"))
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON content of the file ``path``; ``what`` names the file in errors.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not valid UTF-8 JSON (or nests too deeply).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{what} {str(path)!r} is not valid JSON: {err}") from err

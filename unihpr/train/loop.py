@@ -221,19 +221,15 @@ class Trainer:
         self.info = dist_info or get_dist_info()
         self.device = torch.device(device) if device is not None else self.info.device
         self.stage = stage.to(self.device)
-        self.dataset = dataset
         self.config = config
         self.output_dir = Path(output_dir)
         self.seed = check_int("seed", seed, low=0, high=MAX_SEED)
         self.amp_dtype, use_scaler = amp_settings(amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.num_workers = num_workers
-        self.collate_fn = collate_fn
         self.logger = logger or MetricsLogger(self.output_dir, enabled=self.info.is_main)
         self.progress = progress and self.info.is_main
         self.progress_label = progress_label or config.name
         self.callbacks = list(callbacks)
-        self.find_unused_parameters = find_unused_parameters
 
         params = [p for p in stage.trainable_parameters() if p.requires_grad]
         if not params:
@@ -270,6 +266,8 @@ class Trainer:
                 find_unused_parameters=find_unused_parameters,
             )
         self.step = 0
+        # Step number of the first non-finite loss (0: none), kept on the device.
+        self._nonfinite_step = torch.zeros((), dtype=torch.long, device=self.device)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -331,11 +329,6 @@ class Trainer:
                 dist.broadcast(buf, src=0)
 
     # ------------------------------------------------------------------- loop
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def train_step(
         self, batch: Any, *, diagnostics: bool = True, validate: bool = True
     ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -355,14 +348,10 @@ class Trainer:
         if configure is not None:
             configure(diagnostics=diagnostics, validate=validate)
         batch = move_to_device(batch, self.device)
-        with self._autocast():
+        with torch.autocast(self.device.type, self.amp_dtype, enabled=self.amp_dtype is not None):
             loss, metrics = self.model(batch, generator=self.loss_generator)
         if not self.scaler.is_enabled():
-            # Step number of the first non-finite loss (0: none), kept on the device.
-            bad = ~torch.isfinite(loss.detach())
-            first = getattr(self, "_nonfinite_step", None)
-            if first is None:
-                first = torch.zeros((), dtype=torch.long, device=loss.device)
+            first, bad = self._nonfinite_step, ~torch.isfinite(loss.detach())
             self._nonfinite_step = torch.where(bad & (first == 0), self.step + 1, first)
             if diagnostics or validate:
                 self.raise_if_nonfinite()
@@ -386,10 +375,9 @@ class Trainer:
 
     def raise_if_nonfinite(self) -> None:
         """Raise ``FloatingPointError`` if a step so far had a non-finite loss (reads one value)."""
-        first = getattr(self, "_nonfinite_step", None)
-        if first is not None and int(first):
+        if int(self._nonfinite_step):
             raise FloatingPointError(
-                f"stage {self.config.name!r}: non-finite loss at step {int(first)}"
+                f"stage {self.config.name!r}: non-finite loss at step {int(self._nonfinite_step)}"
             )
 
     def fit(self, resume: bool | str | os.PathLike = True) -> TrainResult:
@@ -462,7 +450,7 @@ class Trainer:
                     loss, metrics = self.train_step(
                         batch, diagnostics=log_now, validate=self.step == start_step
                     )
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    if log_now:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
                         row.update({k: float(v) for k, v in metrics.items()})
@@ -490,9 +478,4 @@ class Trainer:
             if configure is not None:  # the trained model checks its inputs again
                 configure(diagnostics=True, validate=True)
         self.sync_buffers()
-        return TrainResult(
-            step=self.step,
-            history=history,
-            resumed_from=resumed_from,
-            seconds=time.perf_counter() - t0,
-        )
+        return TrainResult(self.step, history, resumed_from, time.perf_counter() - t0)

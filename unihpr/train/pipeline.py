@@ -48,12 +48,6 @@ class PipelineResult:
     model_dir: Path | None = None
 
 
-def _dataset_for(datasets: Dataset | Mapping[str, Dataset], name: str) -> Dataset | None:
-    if isinstance(datasets, Mapping):
-        return datasets.get(name)
-    return datasets
-
-
 def train_pipeline(
     config: TrainConfig,
     datasets: Dataset | Mapping[str, Dataset],
@@ -123,7 +117,7 @@ def train_pipeline(
             if name == "align_image" and "image" not in modalities:
                 result.skipped.append(name)
                 continue
-            dataset = _dataset_for(datasets, name)
+            dataset = datasets.get(name) if isinstance(datasets, Mapping) else datasets
             if dataset is None:
                 raise ValueError(f"no dataset for stage {name!r} (have {sorted(datasets)})")
             kwargs = dict((stage_kwargs or {}).get(name, {}))

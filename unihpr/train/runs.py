@@ -23,6 +23,8 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from unihpr.train.config import read_json
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -136,12 +138,7 @@ def check_run_config(
     path = Path(path)
     if not path.is_file():
         return
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as err:
-        raise ValueError(
-            f"run configuration {str(path)!r} is not valid JSON ({err}); {hint}"
-        ) from err
+    stored = read_json(path, "run configuration")
     diff = config_differences(stored if isinstance(stored, dict) else {}, config, ignore)
     if diff:
         raise ValueError(
