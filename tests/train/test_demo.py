@@ -106,3 +106,17 @@ def test_cosine_curve_and_table():
     assert "| 2D -> 3D MPJPE | 120.0 / 130.0 | 150.0 / 160.0 | 300.0 / 310.0 |" in md
     assert "| wall time of the run (all sessions) | 61 s | | |" in md
     assert "0.80x the MLP lifter's MPJPE (better than it)" in md and "33% below" in md
+
+
+def test_run_demo_rejects_a_blank_folder_and_a_bad_seed_before_writing(tmp_path, monkeypatch):
+    from unihpr.demo.run import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "  "):
+        with pytest.raises(ValueError, match="output_dir must name a folder"):
+            run_demo(blank)
+    with pytest.raises(ValueError, match="seed"):
+        run_demo(tmp_path / "run", seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        run_demo(tmp_path / "run", seed=1.5)
+    assert list(tmp_path.iterdir()) == []
