@@ -2,8 +2,8 @@
 
     python benchmarks/bench_lifting.py [--seeds 0 1 2] [--jobs 2] [--quick]
 
-Rows (unihpr-tiny, the demo's recipe and step counts, `unihpr.train.demo.FULL`;
-see `unihpr.train.ablation` for what each row trains): mean training pose,
+Rows (unihpr-tiny, the demo's recipe and step counts, `unihpr.demo.run.FULL`;
+see `unihpr.demo.ablation` for what each row trains): mean training pose,
 SimpleBaseline MLP lifter (same pair data, augmentation and number of pairs),
 UniHPR without alignment, with L_pair, with L_pair + L_triplet, and + the
 representation token. Columns: 2D -> 3D and image -> 3D MPJPE / PA-MPJPE on
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from unihpr.train.ablation import ABLATION_COLUMNS as COLUMNS
-from unihpr.train.ablation import ABLATION_ROWS as ROWS
-from unihpr.train.ablation import ablation_markdown
+from unihpr.demo.ablation import ABLATION_COLUMNS as COLUMNS
+from unihpr.demo.ablation import ABLATION_ROWS as ROWS
+from unihpr.demo.ablation import ablation_markdown
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -42,8 +42,8 @@ RESULTS = Path(__file__).parent / "results"
 def run_seed(seed: int, out: str, quick: bool, cache_dir: str | None) -> dict:
     """All rows of one seed in this process (resumable); writes ``seed<k>.json``."""
     from unihpr.data import HUMANOID15
-    from unihpr.train.ablation import run_ablation
-    from unihpr.train.demo import FULL, QUICK, lifter_config, load_demo_data
+    from unihpr.demo.ablation import run_ablation
+    from unihpr.demo.run import FULL, QUICK, lifter_config, load_demo_data
 
     torch.set_num_threads(1)
     settings = QUICK if quick else FULL
@@ -88,7 +88,7 @@ def aggregate(results: list[dict]) -> dict:
 
 
 def figure(agg: dict, path: Path) -> Path:
-    from unihpr.train.demo_figures import Curve, plot_curves
+    from unihpr.demo.figures import Curve, plot_curves
 
     panels = {}
     for stage, title in (("step2", "step 2 (image alignment)"), ("finetune", "fine-tuning")):

@@ -82,9 +82,9 @@ def score(pred, target, actions):
 
 
 def run_one(args, seed, train, test, train1=None):
+    from unihpr.demo.baselines import LifterStage, SimpleBaselineLifter
     from unihpr.models import create_model
     from unihpr.train import LossConfig, StageConfig, Trainer, seed_everything
-    from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
     from unihpr.train.distributed import DistInfo
     from unihpr.train.stages import make_stage
 
@@ -100,7 +100,7 @@ def run_one(args, seed, train, test, train1=None):
 
     batch = torch.utils.data.default_collate([test[i] for i in range(len(test))])
     if args.model == "mean":
-        from unihpr.train.baselines import MeanPose
+        from unihpr.demo.baselines import MeanPose
 
         poses = torch.stack([train[i]["pose3d"] for i in range(len(train))])
         pred, extra = MeanPose(poses)(len(test)), {}

@@ -4,7 +4,7 @@
 
 Rows: mean pose, a SimpleBaseline MLP lifter (same pair data and number of
 pairs), UniHPR without alignment, with L_pair, with L_pair + L_triplet, and
-with the representation token; see `unihpr.train.ablation`. Columns: 2D -> 3D
+with the representation token; see `unihpr.demo.ablation`. Columns: 2D -> 3D
 and image -> 3D MPJPE / PA-MPJPE on the held-out clips, per clip (per sample),
 in mm. Writes ablation.md / ablation.json. For mean ± std over seeds and the
 Fig. 4 curves run ``benchmarks/bench_lifting.py``.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from unihpr.train.ablation import ablation_markdown, run_ablation
-from unihpr.train.demo import FULL, QUICK, DemoSettings, load_demo_data
+from unihpr.demo.ablation import ablation_markdown, run_ablation
+from unihpr.demo.run import FULL, QUICK, DemoSettings, load_demo_data
 
 
 def main(argv=None) -> int:

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=4, help="DataLoader workers per process")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
     p.add_argument("--eval-only", action="store_true", help="evaluate OUTPUT/model only")
+    p.add_argument("--force", action="store_true",
+                   help="start over instead of resuming the run in --output-dir (a run with "
+                   "other settings is never resumed)")  # fmt: skip
     return p
 
 
@@ -248,7 +251,9 @@ def run(args: argparse.Namespace) -> dict[str, float | None]:
         if images is not None:
             img_train = _strided(_subset_by_subject(images, H36M_TRAIN_SUBJECTS), args.train_stride)
             datasets.update(align_image=img_train, finetune=img_train)
-        result = train_pipeline(cfg, datasets, modalities=modalities, dist_info=info)
+        result = train_pipeline(
+            cfg, datasets, modalities=modalities, dist_info=info, resume=not args.force
+        )
         model = result.model
     else:
         model = UniHPR.from_pretrained(args.output_dir / "model").to(info.device)

@@ -80,17 +80,3 @@ def test_evaluate_keys_and_errors():
         compute_metrics(collect(model, PoseImageSet(8)), image_retrieval_stride=0)
     with pytest.raises(ValueError, match="target3d"):
         compute_metrics(Collected())
-
-
-def test_old_train_names_still_work_with_a_deprecation_warning():
-    import unihpr.evaluation as new
-    import unihpr.train
-
-    for name in ("Collected", "collect", "compute_metrics", "evaluate", "mean_cosine"):
-        with pytest.warns(DeprecationWarning, match=f"unihpr.evaluation.{name}"):
-            assert getattr(unihpr.train, name) is getattr(new, name)
-    with pytest.warns(DeprecationWarning, match="moved to unihpr.evaluation.collect"):
-        from unihpr.train.evaluate import collect as old_collect
-    assert old_collect is new.collect
-    with pytest.raises(AttributeError):
-        unihpr.train.no_such_name  # noqa: B018

@@ -35,3 +35,9 @@ def require(module: str, extra: str | None = None) -> ModuleType:
             f"{module!r} is required for this feature but is not installed; install "
             f'unihpr\'s {extra!r} extra: `pip install -e ".[{extra}]"` in the unihpr checkout'
         ) from err
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display), or the ``demo`` hint."""
+    require("matplotlib").use("Agg", force=False)
+    return importlib.import_module("matplotlib.pyplot")

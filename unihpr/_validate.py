@@ -35,6 +35,7 @@ __all__ = [
     "check_generator",
     "check_index",
     "check_int",
+    "check_keys",
     "check_labels",
     "check_mask",
     "check_range",
@@ -153,6 +154,23 @@ def check_choice(name: str, value: Any, choices: Collection[str], *, owner: str 
     if value not in choices:
         raise ValueError(f"{_who(name, owner)} must be one of {tuple(choices)}, got {value!r}")
     return value
+
+
+def check_keys(name: str, data: Any, known: Collection[str], *, owner: str = "") -> dict:
+    """Return ``data`` if it is a ``dict`` whose keys are all in ``known`` (e.g. a config file).
+
+    Raises:
+        TypeError: ``data`` is not a dict.
+        ValueError: A key is not in ``known`` (the unknown and the known keys are listed).
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"{_who(name, owner)} must be a dict, got {type(data).__name__}")
+    unknown = sorted(map(str, set(data) - set(known)))
+    if unknown:
+        raise ValueError(
+            f"{_who(name, owner)} has unknown field(s) {unknown}; known: {sorted(known)}"
+        )
+    return data
 
 
 def check_generator(generator: Any, *, owner: str = "") -> torch.Generator | None:

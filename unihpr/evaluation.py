@@ -1,7 +1,5 @@
 """Evaluation of a UniHPR model with the paper's protocols, via [`unihpr.metrics`][].
 
-(Formerly ``unihpr.train.evaluate``; the old names still work for one release.)
-
 One pass over a dataset collects the embeddings of every modality present,
 the 3D poses decoded from each source embedding and the ground truth; the
 numbers are then computed from those arrays:
@@ -36,8 +34,15 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from unihpr._validate import check_int
+from unihpr.metrics import (
+    aggregate_by_action,
+    image_retrieval_topk,
+    mpjpe,
+    pa_mpjpe,
+    pose_retrieval_error,
+)
 from unihpr.modalities import MODALITIES, check_modalities
-from unihpr.train.loop import move_to_device
 
 
 @dataclass
@@ -55,10 +60,6 @@ class Collected:
     pred3d: dict[str, Tensor] = field(default_factory=dict)
     target3d: Tensor | None = None
     actions: list[str] = field(default_factory=list)
-
-
-def _modalities_of(sample: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(m for m in MODALITIES if m in sample)
 
 
 @torch.no_grad()
@@ -94,13 +95,14 @@ def collect(
     if len(dataset) == 0:
         raise ValueError("dataset is empty")
     if max_samples is not None:
-        if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+        max_samples = check_int("max_samples", max_samples, low=1)
         dataset = torch.utils.data.Subset(dataset, range(min(max_samples, len(dataset))))
     first = dataset[0]
     if "pose3d" not in first:
         raise ValueError(f"evaluation samples need 'pose3d'; got keys {sorted(first)}")
-    modalities = check_modalities(modalities if modalities is not None else _modalities_of(first))
+    if modalities is None:
+        modalities = [m for m in MODALITIES if m in first]
+    modalities = check_modalities(modalities)
     missing = [m for m in modalities if m not in first]
     if missing:
         raise ValueError(f"modalities {missing} are not in the samples (keys {sorted(first)})")
@@ -116,8 +118,9 @@ def collect(
         for batch in loader:
             # 2D poses in their keypoints' own box, as in training (unihpr.train.stages):
             # a dataset's silhouette / detector box is not used
-            batch_in = {k: v for k, v in batch.items() if k != "bbox"}
-            emb = model.embed(move_to_device(batch_in, device), modalities)
+            batch_in = {k: v.to(device) for k, v in batch.items()
+                        if k != "bbox" and isinstance(v, Tensor)}  # fmt: skip
+            emb = model.embed(batch_in, modalities)
             for m, e in emb.items():
                 embs[m].append(e.float().cpu())
                 if decode and m in preds:
@@ -152,8 +155,6 @@ def pose_errors(
         Human3.6M protocol; equal to the per-sample average without actions);
         ``mpjpe_sample`` and ``pa_mpjpe_sample``: averaged over all samples.
     """
-    from unihpr.metrics import aggregate_by_action, mpjpe, pa_mpjpe
-
     out = {}
     for name, fn in (("mpjpe", mpjpe), ("pa_mpjpe", pa_mpjpe)):
         per_sample = 1000.0 * fn(pred, target, reduction="none").double()
@@ -209,10 +210,7 @@ def compute_metrics(
         gallery: Retrieval gallery with 3D-pose embeddings (default ``data``).
         image_retrieval_stride: Subsampling of the image retrieval (50 = 1 fps on H36M).
     """
-    from unihpr.metrics import image_retrieval_topk, pose_retrieval_error
-
-    if image_retrieval_stride < 1:
-        raise ValueError(f"image_retrieval_stride must be >= 1, got {image_retrieval_stride}")
+    check_int("image_retrieval_stride", image_retrieval_stride, low=1)
     if data.target3d is None:
         raise ValueError("data has no target3d: build it with collect()")
     out: dict[str, float] = {}

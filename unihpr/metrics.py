@@ -76,33 +76,36 @@ def _joint_index(
 ) -> list[int] | None:
     if joints is not None and exclude_root:
         raise ValueError("give either joints= or exclude_root=True, not both")
-    if joints is not None:
-        if isinstance(joints, torch.Tensor):
-            joints = joints.detach().cpu().numpy()
-        if isinstance(joints, np.ndarray):  # an index tensor or array
-            if joints.ndim != 1 or not np.issubdtype(joints.dtype, np.integer):
-                raise TypeError(
-                    "joints must be a 1-D integer index tensor or array, got shape "
-                    f"{tuple(joints.shape)} and dtype {joints.dtype}"
-                )
-            joints = joints.tolist()
-        if isinstance(joints, (str, bytes)) or not hasattr(joints, "__iter__"):
-            raise TypeError(f"joints must be a sequence of joint indices, got {joints!r}")
-        idx = [check_int(f"joints[{i}]", j) for i, j in enumerate(joints)]
-        if not idx or any(not 0 <= j < num_joints for j in idx):
-            raise ValueError(f"joints must be non-empty indices in [0, {num_joints}), got {idx}")
-        return idx
     if exclude_root:
         check_int("root", root, low=0, high=num_joints - 1)
         return [j for j in range(num_joints) if j != root]
-    return None
+    if joints is None:
+        return None
+    idx = np.asarray(joints.detach().cpu() if isinstance(joints, torch.Tensor) else joints)
+    if idx.ndim != 1 or not (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+        raise TypeError(
+            "joints must be a 1-D sequence, array or tensor of integer indices, got shape "
+            f"{idx.shape} and dtype {idx.dtype}"
+        )
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= num_joints:
+        raise ValueError(
+            f"joints must be non-empty indices in [0, {num_joints}), got {idx.tolist()}"
+        )
+    return idx.tolist()
 
 
-def _reduce(err: torch.Tensor, idx: list[int] | None, reduction: str, as_numpy: bool):
+def _distances(
+    p: torch.Tensor, t: torch.Tensor, joints: Sequence[int] | None, exclude_root: bool, root: int
+) -> torch.Tensor:
+    """(..., J') Euclidean distances of the selected joints."""
+    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
+    err = torch.linalg.vector_norm(p - t, dim=-1)
+    return err if idx is None else err[..., idx]
+
+
+def _reduce(err: torch.Tensor, reduction: str, as_numpy: bool):
     """err: (..., J) per-joint errors -> mean (scalar) or per-pose (...)."""
     check_choice("reduction", reduction, ("mean", "none"))
-    if idx is not None:
-        err = err[..., idx]
     per_pose = err.mean(dim=-1)
     if reduction == "none":
         return per_pose.detach().cpu().numpy() if as_numpy else per_pose
@@ -133,8 +136,7 @@ def mpjpe(
         Mean Euclidean joint error in the input's units (a float for numpy input).
     """
     p, t, as_np = _check_pair(pred, target)
-    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
-    return _reduce(torch.linalg.vector_norm(p - t, dim=-1), idx, reduction, as_np)
+    return _reduce(_distances(p, t, joints, exclude_root, root), reduction, as_np)
 
 
 def procrustes_align(pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
@@ -193,10 +195,9 @@ def pa_mpjpe(
     distances reported here is almost always, but not provably, <= MPJPE.
     """
     p, t, as_np = _check_pair(pred, target, dims=(3,))
-    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
     aligned = procrustes_align(p.double(), t.double())
-    err = torch.linalg.vector_norm(aligned - t.double(), dim=-1).to(p.dtype)
-    return _reduce(err, idx, reduction, as_np)
+    err = _distances(aligned, t.double(), joints, exclude_root, root).to(p.dtype)
+    return _reduce(err, reduction, as_np)
 
 
 def n_mpjpe(
@@ -214,11 +215,9 @@ def n_mpjpe(
     Arguments as in [`mpjpe`][].
     """
     p, t, as_np = _check_pair(pred, target)
-    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
     num = (p * t).sum(dim=(-2, -1), keepdim=True)
     den = (p * p).sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
-    err = torch.linalg.vector_norm(num / den * p - t, dim=-1)
-    return _reduce(err, idx, reduction, as_np)
+    return _reduce(_distances(num / den * p, t, joints, exclude_root, root), reduction, as_np)
 
 
 def pck(
@@ -238,13 +237,8 @@ def pck(
     """
     threshold = check_real("threshold", threshold, low=0.0)
     p, t, _ = _check_pair(pred, target)
-    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
-    err = torch.linalg.vector_norm(p - t, dim=-1)
-    if idx is not None:
-        err = err[..., idx]
-    if bool(torch.isnan(err).any()):
-        return float("nan")
-    return float((err <= threshold).double().mean() * 100.0)
+    err = _distances(p.double(), t.double(), joints, exclude_root, root)
+    return _pck_percent(err, torch.tensor([threshold], dtype=torch.float64))
 
 
 def auc(
@@ -265,15 +259,18 @@ def auc(
     steps = check_int("steps", steps, low=2)
     max_threshold = check_real("max_threshold", max_threshold, low=0.0, low_open=True)
     p, t, _ = _check_pair(pred, target)
-    idx = _joint_index(p.shape[-2], joints, exclude_root, root)
-    err = torch.linalg.vector_norm(p - t, dim=-1).double()
-    if idx is not None:
-        err = err[..., idx]
+    err = _distances(p.double(), t.double(), joints, exclude_root, root)
+    return _pck_percent(err, torch.linspace(0.0, max_threshold, steps, dtype=torch.float64))
+
+
+def _pck_percent(err: torch.Tensor, thresholds: torch.Tensor) -> float:
+    """Mean over ``thresholds`` of the percentage of errors within each; NaN if one is NaN."""
     if bool(torch.isnan(err).any()):
         return float("nan")
-    thr = torch.linspace(0.0, float(max_threshold), steps, dtype=torch.float64)
-    curve = (err.reshape(-1, 1) <= thr).double().mean(dim=0)
-    return float(curve.mean() * 100.0)
+    return float((err.reshape(-1, 1) <= thresholds).double().mean() * 100.0)
+
+
+_POSE_METRICS = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe, "n_mpjpe": n_mpjpe}
 
 
 def aggregate_by_action(
@@ -319,10 +316,8 @@ def per_action_error(
         metric: ``"mpjpe"``, ``"pa_mpjpe"`` or ``"n_mpjpe"``.
         **kwargs: ``joints`` / ``exclude_root`` / ``root`` for the metric.
     """
-    fns = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe, "n_mpjpe": n_mpjpe}
-    if metric not in fns:
-        raise ValueError(f"metric must be one of {sorted(fns)}, got {metric!r}")
-    per_frame = fns[metric](pred, target, reduction="none", **kwargs)
+    check_choice("metric", metric, _POSE_METRICS)
+    per_frame = _POSE_METRICS[metric](pred, target, reduction="none", **kwargs)
     if per_frame.ndim != 1:
         raise ValueError(f"pred must have shape (N, J, 3), got {tuple(np.shape(pred))}")
     return aggregate_by_action(per_frame, actions)
@@ -416,14 +411,13 @@ def pose_retrieval_error(
         gallery_embeddings: (G, D).
         gallery_poses: (G, J, 3).
         query_poses: (Q, J, 3).
-        metric: ``"mpjpe"`` or ``"pa_mpjpe"``.
+        metric: ``"mpjpe"``, ``"pa_mpjpe"`` or ``"n_mpjpe"``.
         **kwargs: joint selection for the metric.
 
     Returns:
         Mean error over queries, in the poses' units.
     """
-    fns = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe}
-    check_choice("metric", metric, sorted(fns))
+    check_choice("metric", metric, _POSE_METRICS)
     gp, _ = _to_tensor(gallery_poses, "gallery_poses")
     qp, _ = _to_tensor(query_poses, "query_poses")
     q, g = _embedding_pair(
@@ -435,7 +429,7 @@ def pose_retrieval_error(
     if qp.ndim != 3 or qp.shape[0] != n_q:
         raise ValueError(f"query_poses must have shape ({n_q}, J, 3), got {tuple(qp.shape)}")
     idx = _nearest(q, g, 1)[:, 0]
-    return float(fns[metric](gp.detach().double()[idx], qp.detach().double(), **kwargs))
+    return float(_POSE_METRICS[metric](gp.detach().double()[idx], qp.detach().double(), **kwargs))
 
 
 def image_retrieval_topk(

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unihpr._optional import require
+from unihpr._optional import pyplot
+from unihpr._validate import check_choice
 from unihpr.data.skeletons import Skeleton, get_skeleton
 
 __all__ = ["plot_pose_comparison"]
@@ -141,18 +142,11 @@ def plot_pose_comparison(
         ...                             true3d=true, overlay=True, view="front",
         ...                             labels=["walk", "run", "jump"])  # doctest: +SKIP
     """
-    require("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sk = get_skeleton(skeleton)
     j = sk.num_joints
-    if up_axis not in _AXES:
-        raise ValueError(f"up_axis must be '-y', 'y' or 'z', got {up_axis!r}")
-    if view not in ("3d", "front", "side"):
-        raise ValueError(f"view must be '3d', 'front' or 'side', got {view!r}")
+    check_choice("up_axis", up_axis, _AXES)
+    check_choice("view", view, _VIEW_COLUMNS)
     poses = {
         "pred2d": _batch(pred2d, "pred2d", 2, j),
         "true2d": _batch(true2d, "true2d", 2, j),

@@ -9,8 +9,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import PoseImageSet
 
+from unihpr.demo.baselines import LifterStage, SimpleBaselineLifter
 from unihpr.train import LossConfig, StageConfig, Trainer
-from unihpr.train.baselines import LifterStage, SimpleBaselineLifter
 
 
 def test_shapes_gradients_and_errors():
@@ -22,8 +22,10 @@ def test_shapes_gradients_and_errors():
     assert all(p.grad is not None for p in m.parameters())
     with pytest.raises(ValueError, match=r"pose2d must be \(B, 5, 2\)"):
         m(torch.zeros(4, 6, 2))
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(ValueError, match="SimpleBaselineLifter: dropout"):
         SimpleBaselineLifter(5, dropout=1.0)
+    with pytest.raises(TypeError, match="SimpleBaselineLifter: num_joints"):
+        SimpleBaselineLifter(5.0)
 
 
 def test_lifter_trains(tmp_path):

@@ -129,10 +129,14 @@ def test_damaged_files_are_corrupt_checkpoint_errors(tmp_path, damage):
 def test_map_location_checked_before_reading(tmp_path):
     path = tmp_path / "c.pt"
     ck.save_checkpoint(path, {"step": 1})
-    with pytest.raises(ValueError, match=r"map_location='gpu' is not a device"):
+    with pytest.raises(ValueError, match=r"map_location='gpu' names no device"):
         ck.load_checkpoint(path, map_location="gpu")
+    with pytest.raises(TypeError, match=r"map_location must be a torch.device"):
+        ck.load_checkpoint(path, map_location=1.5)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"map_location='cuda:0' needs a CUDA device"):
+        with pytest.raises(
+            ValueError, match=r"map_location='cuda:0', but this machine has no CUDA"
+        ):
             ck.load_checkpoint(path, map_location="cuda:0")
         with pytest.raises(ValueError, match=r"map_location=device\(type='cuda'\)"):
             ck.load_checkpoint(path, map_location=torch.device("cuda"))

@@ -71,26 +71,6 @@ def test_stage_roundtrip_property(
     assert back == s and isinstance(back.loss, LossConfig)
 
 
-def test_legacy_flat_loss_fields_still_work():
-    """alpha/use_triplet/tau_* moved into StageConfig.loss; the old names are aliases."""
-    with pytest.warns(DeprecationWarning, match=r"\['tau_init', 'use_triplet'\] moved into"):
-        s = StageConfig(name="align_image", tau_init=0.3, use_triplet=True)
-    assert s.loss == LossConfig(tau_init=0.3, use_triplet=True)
-    with pytest.warns(DeprecationWarning, match="tau_init"):
-        assert s.tau_init == 0.3
-    with pytest.warns(DeprecationWarning, match="alpha"):
-        s.alpha = 0.5
-    assert s.loss.alpha == 0.5
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="alpha"):
-        s.alpha = -1.0  # assignments are validated
-    # A config file written before LossConfig existed loads, flat keys moved into loss.
-    old = {"name": "finetune", "steps": 3, "batch_size": 4, "tau_init": 0.2, "tau_min": 0.2,
-           "tau_max": 1e4, "alpha": 0.7, "use_triplet": True}  # fmt: skip
-    s = StageConfig.from_dict(old)
-    assert s.loss == LossConfig(alpha=0.7, use_triplet=True, tau_init=0.2, tau_min=0.2)
-    assert "tau_init" not in s.to_dict() and s.to_dict()["loss"]["alpha"] == 0.7
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -114,7 +94,7 @@ def test_loss_config_validation(kwargs, error, match):
         LossConfig(**kwargs)
     with pytest.raises(error, match=match):
         StageConfig.from_dict({"loss": kwargs})
-    with pytest.raises(ValueError, match=r"unknown LossConfig field.*'temperature'"):
+    with pytest.raises(ValueError, match=r"LossConfig has unknown field.*'temperature'"):
         LossConfig.from_dict({"temperature": 0.1})
 
 
@@ -188,6 +168,7 @@ def test_stage_loss_field_is_a_loss_config():
         ({"model": 3}, TypeError, "model"),
         ({"model_overrides": [("embed_dim", 8)]}, TypeError, "model_overrides"),
         ({"output_dir": None}, TypeError, "output_dir"),
+        ({"output_dir": " "}, ValueError, "output_dir must name a folder"),
         ({"tensorboard": "no"}, TypeError, "tensorboard"),
         ({"progress": 1}, TypeError, "progress"),
         ({"deterministic": None}, TypeError, "deterministic"),
@@ -216,11 +197,16 @@ def test_bad_json_files_name_the_file(tmp_path):
 
 
 def test_unknown_fields_and_bad_files(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown StageConfig field.*'batchsize'"):
+    with pytest.raises(ValueError, match=r"StageConfig has unknown field.*'batchsize'"):
         StageConfig.from_dict({"batchsize": 3})
-    with pytest.raises(ValueError, match=r"unknown TrainConfig field.*'epochs'"):
+    with pytest.raises(ValueError, match=r"TrainConfig has unknown field.*'epochs'"):
         TrainConfig.from_dict({"epochs": 3})
-    with pytest.raises(TypeError, match="dict"):
+    # the flat loss fields of an early draft are unknown keys, not aliases
+    with pytest.raises(ValueError, match=r"StageConfig has unknown field.*'tau_init'"):
+        StageConfig.from_dict({"name": "finetune", "tau_init": 0.2})
+    with pytest.raises(TypeError, match=r"unexpected keyword argument .alpha."):
+        StageConfig(alpha=0.5)
+    with pytest.raises(TypeError, match="TrainConfig must be a dict"):
         TrainConfig.from_dict([1])
     with pytest.raises(FileNotFoundError, match=r"missing.json"):
         TrainConfig.load_json(tmp_path / "missing.json")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from unihpr.cli import main
-from unihpr.train.demo import (
+from unihpr.demo.run import (
     QUICK,
     _WallClock,
     cosine_curve,
@@ -82,10 +82,11 @@ def test_lifter_sees_as_many_pairs_as_unihpr_pose_path():
 
 
 def test_wall_clock_adds_up_sessions(tmp_path):
-    a = _WallClock(tmp_path)
-    first = a.save()
-    b = _WallClock(tmp_path)
-    assert b.seconds() >= first and b.before == pytest.approx(first)
+    first = _WallClock(tmp_path).save()
+    assert json.loads((tmp_path / "wall_time.json").read_text())["seconds"] == first
+    assert _WallClock(tmp_path).save() >= first
+    (tmp_path / "wall_time.json").write_text("{torn")  # a damaged file restarts the count
+    assert _WallClock(tmp_path).save() < first + 60
 
 
 def test_cosine_curve_and_table():
@@ -107,7 +108,15 @@ def test_cosine_curve_and_table():
     assert "0.80x the MLP lifter's MPJPE (better than it)" in md and "33% below" in md
 
 
-def test_demo_cli_rejects_bad_arguments(capsys):
-    with pytest.raises(SystemExit):
-        main(["demo", "--bogus"])
-    assert main(["demo", "--threads", "0", "--output-dir", "/nonexistent/x"]) == 2
+def test_run_demo_rejects_a_blank_folder_and_a_bad_seed_before_writing(tmp_path, monkeypatch):
+    from unihpr.demo.run import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "  "):
+        with pytest.raises(ValueError, match="output_dir must name a folder"):
+            run_demo(blank)
+    with pytest.raises(ValueError, match="seed"):
+        run_demo(tmp_path / "run", seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        run_demo(tmp_path / "run", seed=1.5)
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """Two gloo processes train stage 1 and must end with identical parameters."""
 
+import socket
 import sys
 from pathlib import Path
 
@@ -14,18 +15,22 @@ import _dist_worker  # noqa: E402
 from unihpr.train.distributed import (  # noqa: E402
     DistInfo,
     all_reduce_mean,
-    broadcast_object,
-    find_free_port,
     init_distributed,
     resolve_device,
 )
 from unihpr.train.logger import read_metrics  # noqa: E402
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _spawn(tmp_path, use_real_loss):
-    port = find_free_port()
+    port = _free_port()
     mp.spawn(_dist_worker.run, args=(2, port, str(tmp_path), use_real_loss), nprocs=2, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
 @pytest.mark.distributed
@@ -33,14 +38,17 @@ def test_two_gloo_ranks_end_identical(tmp_path):
     r0, r1 = _spawn(tmp_path, use_real_loss=True)
     assert r0["steps"] == r1["steps"] == 4
     assert r0["params"].keys() == r1["params"].keys()
+    # DDP keeps the ranks in sync (they start from different inits, so a rank that
+    # missed the broadcast or an all-reduce would differ by O(0.1)); the tolerance is
+    # float32 rounding, not a claim that two processes agree bit for bit.
     for k in r0["params"]:
-        assert torch.equal(r0["params"][k], r1["params"][k]), k
+        torch.testing.assert_close(r0["params"][k], r1["params"][k], rtol=1e-5, atol=1e-6)
     # the ranks saw different data: their local losses differ, the logged mean is shared
-    assert [h["loss"] for h in r0["history"]] == [h["loss"] for h in r1["history"]]
+    assert [h["loss"] for h in r0["history"]] == pytest.approx([h["loss"] for h in r1["history"]])
     # only rank 0 wrote the log and the checkpoints
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    ckpt = torch.load(tmp_path / "run" / "ckpt-00000004.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "ckpt-00000004.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and len(ckpt["ranks"]) == 2
 
 
@@ -51,7 +59,6 @@ def test_single_process_defaults(monkeypatch):
     assert info == DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     assert info.is_main and not info.distributed
     assert all_reduce_mean({"a": 1.5}, info.device) == {"a": 1.5}
-    assert broadcast_object({"x": 1}) == {"x": 1}
 
 
 def test_init_distributed_rejects_bad_env(monkeypatch):

@@ -147,11 +147,25 @@ def test_fit_from_finished_checkpoint_does_nothing(tmp_path):
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == 6
 
 
-def test_resume_false_restarts_and_replaces_log(tmp_path):
-    _trainer(tmp_path, steps=2, every=1).fit()
-    res = _trainer(tmp_path, steps=2, every=1).fit(resume=False)
+def test_resume_false_starts_over_and_keeps_nothing_of_the_old_run(tmp_path):
+    _trainer(tmp_path, steps=6, every=1).fit()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 6]
+    res = _trainer(tmp_path, steps=2, every=1, seed=7).fit(resume=False)
     assert res.resumed_from is None and len(res.history) == 2
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2]
+    # the old run's later checkpoints are gone: a resume can only find the new run
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [1, 2]
+    assert load_checkpoint(latest_checkpoint(tmp_path))["seed"] == 7
+
+
+def test_resume_refuses_a_run_with_another_seed(tmp_path):
+    """A resume with another seed would train the rest of the run with a second seed."""
+    with pytest.raises(Crash):
+        _trainer(tmp_path, steps=4, every=2, callbacks=[_crash_at(3)]).fit()
+    with pytest.raises(ValueError, match=r"seed \(0 there, 7 here\).*fit\(resume=False\)"):
+        _trainer(tmp_path, steps=4, every=2, seed=7).fit()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    assert _trainer(tmp_path, steps=4, every=2).fit().resumed_from.name == "ckpt-00000002.pt"
 
 
 def test_checkpoint_contents_and_pruning(tmp_path):
@@ -170,7 +184,7 @@ def test_resume_rejects_mismatched_batch_size(tmp_path):
     _trainer(tmp_path, steps=2, every=1).fit()
     cfg = StageConfig(name="align2d3d", steps=4, batch_size=4, loss=LOSS)
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="batch_size=8"):
+    with pytest.raises(ValueError, match=r"config\.batch_size \(8 there, 4 here\)"):
         t.fit()
 
 
@@ -180,7 +194,7 @@ def test_resume_rejects_other_stage(tmp_path):
         name="finetune", steps=4, batch_size=8, loss=LossConfig(tau_init=0.2, tau_min=0.2)
     )
     t = Trainer(StandInStage(), NoisyPoses(), cfg, output_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="align2d3d"):
+    with pytest.raises(ValueError, match=r"stage \('align2d3d' there, 'finetune' here\)"):
         t.fit()
 
 

@@ -9,7 +9,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _standins import FakeUniHPR, PoseImageSet, target2d
 
-from unihpr.train import LossConfig, StageConfig, TrainConfig, read_metrics, train_pipeline
+from unihpr.train import (
+    LossConfig,
+    StageConfig,
+    TrainConfig,
+    load_checkpoint,
+    read_metrics,
+    train_pipeline,
+)
 from unihpr.train.distributed import DistInfo
 
 
@@ -131,3 +138,27 @@ def test_exact_negatives_train_stages_2_and_3_on_bundled_mocap(tmp_path, monkeyp
     # the loss options are part of the saved run configuration
     saved = TrainConfig.load_json(tmp_path / "run" / "config.json")
     assert saved == cfg and saved.stages[0].loss.negatives == "all"
+
+
+def test_pipeline_refuses_to_mix_two_configurations(tmp_path):
+    _run(_config(tmp_path, steps=(2, 1, 1)))
+    other = _config(tmp_path, steps=(2, 1, 1))
+    other.seed = 7
+    other.stages[2].loss.alpha = 0.5
+    with pytest.raises(
+        ValueError,
+        match=r"seed \(0 there, 7 here\), stages\[2\]\.loss\.alpha \(1\.0 there, 0\.5 here\)",
+    ):
+        _run(other)
+    assert TrainConfig.load_json(tmp_path / "config.json").seed == 0  # left as it was
+    # what does not change the training may differ: the finished run is simply restored
+    same = _config(tmp_path, steps=(2, 1, 1))
+    same.progress = True
+    assert all(r.history == [] for r in _run(same).stages.values())
+    # resume=False starts over with the new configuration
+    res = _run(other, resume=False)
+    assert [r.step for r in res.stages.values()] == [2, 1, 1]
+    assert TrainConfig.load_json(tmp_path / "config.json") == other
+    for name in ("align2d3d", "align_image", "finetune"):
+        states = [load_checkpoint(p) for p in (tmp_path / name).glob("ckpt-*.pt")]
+        assert states and all(s["seed"] == 7 for s in states), name

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from unihpr._validate import check_device
+
 _CKPT_RE = re.compile(r"^ckpt-(\d{8,})\.pt$")
 # tempfile.mkstemp names of save_checkpoint: ".ckpt-00000010.pt.<random>.tmp"
 _TMP_RE = re.compile(r"^\.ckpt-\d{8,}\.pt\..+\.tmp$")
@@ -102,7 +104,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     disk and moved over ``path`` with `os.replace`, so a crash at any
     moment leaves either the old file or the complete new one, never a
     truncated checkpoint (an interrupted save leaves a temporary
-    ``.<name>.<random>.tmp``, removed by [`remove_stale_temporaries`][]).
+    ``.<name>.<random>.tmp``, removed by ``remove_stale_temporaries`` when a trainer starts).
 
     Args:
         path: Destination file; its directory is created if needed.
@@ -130,27 +132,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def _check_map_location(map_location: Any) -> None:
-    if map_location is None or callable(map_location) or isinstance(map_location, dict):
-        return
-    try:
-        device = torch.device(map_location)
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise ValueError(f"map_location={map_location!r} is not a device ({err})") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"map_location={map_location!r} needs a CUDA device, but torch.cuda.is_available() "
-            "is False; use map_location='cpu'"
-        )
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by [`save_checkpoint`][], checksum first.
 
     Args:
         path: Checkpoint file.
-        map_location: Passed to `torch.load`; a CUDA device is refused
-            with a ``ValueError`` when CUDA is not available.
+        map_location: Passed to `torch.load`; a device this machine lacks
+            (e.g. CUDA without CUDA) is refused with a ``ValueError``.
 
     Returns:
         The saved state dict.
@@ -163,7 +151,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             (they are refused, never unpickled), or lacks the ``"step"`` key.
     """
     path = Path(path)
-    _check_map_location(map_location)
+    if not (map_location is None or callable(map_location) or isinstance(map_location, dict)):
+        check_device("map_location", map_location)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     _verify_checksum(path)

@@ -11,16 +11,14 @@ paper gives no step counts; ours are placeholders to be set per run.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unihpr._validate import check_bool, check_choice, check_int, check_real
+from unihpr._validate import check_bool, check_choice, check_int, check_keys, check_real
 from unihpr.losses.samplers import SAMPLERS
 from unihpr.losses.triplet import NEGATIVE_MODES
 from unihpr.ops.backend import BACKENDS
@@ -29,30 +27,27 @@ STAGE_NAMES = ("align2d3d", "align_image", "finetune")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 LOSS_BALANCES = ("fixed", "normalized")
 LR_SCHEDULES = ("constant", "cosine")
-# StageConfig fields that moved into StageConfig.loss; still accepted (deprecated).
-LEGACY_LOSS_FIELDS = ("alpha", "use_triplet", "tau_init", "tau_min", "tau_max")
-
 
 #: Seeds are combined with ranks and epochs into generator seeds; this bound keeps those in range.
 MAX_SEED = 2**32 - 1
 
 
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    check_real(name, value, low=0.0, low_open=not allow_zero)
+class _JSONConfig:
+    """``to_dict`` / ``from_dict`` of the config dataclasses."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict of every field (nested configs as dicts)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples become lists
 
-def _check_dict(cls: type, data: object, extra: tuple[str, ...] = ()) -> None:
-    """``data`` is a dict whose keys are fields of dataclass ``cls`` (or ``extra``)."""
-    if not isinstance(data, dict):
-        raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known - set(extra))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Build a config from ``to_dict`` output; unknown keys raise ``ValueError``."""
+        check_keys(cls.__name__, data, [f.name for f in dataclasses.fields(cls)])
+        return cls(**data)
 
 
 @dataclass
-class LossConfig:
+class LossConfig(_JSONConfig):
     """The contrastive loss of a stage: what [`build_criterion`][unihpr.train.build_criterion] builds.
 
     Attributes:
@@ -86,10 +81,10 @@ class LossConfig:
     backend: str = "auto"
 
     def __post_init__(self) -> None:
-        _check_positive("LossConfig.alpha", self.alpha, allow_zero=True)
+        check_real("LossConfig.alpha", self.alpha, low=0.0)
         check_bool("LossConfig.use_triplet", self.use_triplet)
         for key in ("tau_init", "tau_min", "tau_max"):
-            _check_positive(f"LossConfig.{key}", getattr(self, key))
+            check_real(f"LossConfig.{key}", getattr(self, key), low=0.0, low_open=True)
         if not self.tau_min <= self.tau_init <= self.tau_max:
             raise ValueError(
                 "LossConfig needs tau_min <= tau_init <= tau_max, got "
@@ -102,62 +97,9 @@ class LossConfig:
             if getattr(self, key) is not None:  # None: B − 1 / picked per device
                 check_int(f"LossConfig.{key}", getattr(self, key), low=1)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LossConfig:
-        """Build a config from [`to_dict`][unihpr.train.LossConfig.to_dict] output; unknown keys raise ``ValueError``."""
-        _check_dict(cls, data)
-        return cls(**data)
-
-
-def _warn_legacy(names: list[str]) -> None:
-    warnings.warn(
-        f"StageConfig fields {names} moved into StageConfig.loss (a LossConfig); the flat "
-        "names are deprecated and will be removed in the next release",
-        DeprecationWarning,
-        stacklevel=4,
-    )
-
-
-def _legacy_loss_property(name: str) -> property:
-    def get(self: StageConfig) -> Any:
-        _warn_legacy([name])
-        return getattr(self.loss, name)
-
-    def set_(self: StageConfig, value: Any) -> None:
-        _warn_legacy([name])
-        self.loss = dataclasses.replace(self.loss, **{name: value})
-
-    return property(get, set_, doc=f"Deprecated alias of ``loss.{name}``.")
-
-
-def _with_legacy_loss_fields(cls: type) -> type:
-    """Accept the pre-LossConfig flat fields in ``__init__`` and as attributes."""
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        legacy = {k: kwargs.pop(k) for k in LEGACY_LOSS_FIELDS if k in kwargs}
-        if legacy:
-            _warn_legacy(sorted(legacy))
-            loss = kwargs.get("loss", LossConfig())
-            if isinstance(loss, dict):
-                loss = LossConfig.from_dict(loss)
-            kwargs["loss"] = dataclasses.replace(loss, **legacy)
-        init(self, *args, **kwargs)
-
-    cls.__init__ = __init__
-    for name in LEGACY_LOSS_FIELDS:
-        setattr(cls, name, _legacy_loss_property(name))
-    return cls
-
-
-@_with_legacy_loss_fields
 @dataclass
-class StageConfig:
+class StageConfig(_JSONConfig):
     """Hyper-parameters of one training stage.
 
     Attributes:
@@ -173,10 +115,6 @@ class StageConfig:
         betas: Adam betas.
         loss: The contrastive loss ([`LossConfig`][unihpr.train.LossConfig]:
             alpha, use_triplet, temperatures, negatives, sampler, backend).
-            The former flat fields ``alpha``, ``use_triplet``, ``tau_init``,
-            ``tau_min`` and ``tau_max`` are still accepted as deprecated
-            aliases of ``loss.<name>``, in the constructor, as attributes and
-            in old config files.
         contrastive_weight: Weight of L_cl in the fine-tuning loss (1 in the paper;
             0 turns fine-tuning into plain supervised training).
         loss_3d_weight: Weight of L_3D (fine-tuning only).
@@ -214,10 +152,9 @@ class StageConfig:
         check_choice("StageConfig.name", self.name, STAGE_NAMES)
         for key in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
             check_int(f"StageConfig.{key}", getattr(self, key), low=1)
-        _check_positive("StageConfig.lr", self.lr)
-        _check_positive("StageConfig.weight_decay", self.weight_decay, allow_zero=True)
-        for key in ("contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
-            _check_positive(f"StageConfig.{key}", getattr(self, key), allow_zero=True)
+        check_real("StageConfig.lr", self.lr, low=0.0, low_open=True)
+        for key in ("weight_decay", "contrastive_weight", "loss_3d_weight", "loss_2d_weight"):
+            check_real(f"StageConfig.{key}", getattr(self, key), low=0.0)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise ValueError(f"StageConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = tuple(  # JSON gives lists
@@ -232,7 +169,7 @@ class StageConfig:
             )
         self.loss.__post_init__()  # re-validate (fields may have been assigned)
         if self.grad_clip is not None:
-            _check_positive("StageConfig.grad_clip", self.grad_clip)
+            check_real("StageConfig.grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_choice("StageConfig.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("StageConfig.loss_balance", self.loss_balance, LOSS_BALANCES)
 
@@ -244,32 +181,6 @@ class StageConfig:
         if self.lr_schedule == "constant":
             return self.lr
         return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict of every field."""
-        out = dataclasses.asdict(self)
-        out["betas"] = list(self.betas)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StageConfig:
-        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``.
-
-        Files written before [`LossConfig`][unihpr.train.LossConfig] existed
-        (flat ``alpha``, ``use_triplet``, ``tau_*`` keys) still load: the flat
-        keys are moved into ``loss``.
-        """
-        _check_dict(cls, data, extra=LEGACY_LOSS_FIELDS)
-        data = dict(data)
-        legacy = {k: data.pop(k) for k in LEGACY_LOSS_FIELDS if k in data}
-        if legacy:
-            loss = data.get("loss", {})
-            if not isinstance(loss, dict):
-                raise TypeError(
-                    f"StageConfig.loss must be a dict in JSON, got {type(loss).__name__}"
-                )
-            data["loss"] = {**loss, **legacy}
-        return cls(**data)
 
 
 def paper_stage1() -> StageConfig:
@@ -307,12 +218,8 @@ def paper_stage3() -> StageConfig:
     )
 
 
-def _paper_stages() -> list[StageConfig]:
-    return [paper_stage1(), paper_stage2(), paper_stage3()]
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(_JSONConfig):
     """A whole training run: model, run options and the ordered list of stages.
 
     Attributes:
@@ -333,7 +240,9 @@ class TrainConfig:
 
     model: str = "unihpr-w32"
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    stages: list[StageConfig] = field(default_factory=_paper_stages)
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [paper_stage1(), paper_stage2(), paper_stage3()]
+    )
     output_dir: str = "runs/unihpr"
     seed: int = 0
     device: str = "auto"
@@ -348,15 +257,12 @@ class TrainConfig:
             raise TypeError(
                 f"TrainConfig.stages must be a list of StageConfig, got {type(self.stages).__name__}"
             )
-        for i, s in enumerate(self.stages):
-            if not isinstance(s, (dict, StageConfig)):
-                raise TypeError(
-                    f"TrainConfig.stages[{i}] must be a StageConfig or a dict of its fields, got "
-                    f"{type(s).__name__}"
-                )
-        self.stages = [
-            s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in self.stages
-        ]
+        self.stages = [StageConfig.from_dict(s) if isinstance(s, dict) else s for s in self.stages]
+        bad = [type(s).__name__ for s in self.stages if not isinstance(s, StageConfig)]
+        if bad:
+            raise TypeError(
+                f"TrainConfig.stages must hold StageConfigs or dicts of their fields, got {bad}"
+            )
         if not self.stages:
             raise ValueError("TrainConfig.stages must contain at least one StageConfig")
         names = [s.name for s in self.stages]
@@ -373,8 +279,10 @@ class TrainConfig:
             )
         if isinstance(self.output_dir, os.PathLike):
             self.output_dir = os.fspath(self.output_dir)
-        if not isinstance(self.output_dir, str) or not self.output_dir:
+        if not isinstance(self.output_dir, str):
             raise TypeError(f"TrainConfig.output_dir must be a path, got {self.output_dir!r}")
+        if not self.output_dir.strip():
+            raise ValueError(f"TrainConfig.output_dir must name a folder, got {self.output_dir!r}")
         check_int("TrainConfig.seed", self.seed, low=0, high=MAX_SEED)
         check_choice("TrainConfig.amp", self.amp, AMP_MODES)
         if not isinstance(self.device, str):
@@ -395,35 +303,6 @@ class TrainConfig:
                 return s
         raise KeyError(f"no stage {name!r} in this config (have {[s.name for s in self.stages]})")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict of every field (stages as dicts)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["model_overrides"] = dict(self.model_overrides)
-        out["stages"] = [s.to_dict() for s in self.stages]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build a config from [`to_dict`][] output; unknown keys raise ``ValueError``."""
-        _check_dict(cls, data)
-        data = dict(data)
-        if "stages" in data:
-            if not isinstance(data["stages"], list):
-                raise TypeError(
-                    f"TrainConfig.stages must be a list, got {type(data['stages']).__name__}"
-                )
-            for i, s in enumerate(data["stages"]):
-                if not isinstance(s, (dict, StageConfig)):
-                    raise TypeError(
-                        f"TrainConfig.stages[{i}] must be a dict of StageConfig fields, got "
-                        f"{type(s).__name__}"
-                    )
-            data["stages"] = [
-                s if isinstance(s, StageConfig) else StageConfig.from_dict(s)
-                for s in data["stages"]
-            ]
-        return cls(**data)
-
     def save_json(self, path: str | os.PathLike) -> None:
         """Write the config as indented JSON to ``path``."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -436,13 +315,20 @@ class TrainConfig:
             FileNotFoundError: ``path`` does not exist.
             ValueError: The file is not valid JSON or has unknown fields.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config file {str(path)!r} does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
-            raise ValueError(
-                f"training config file {str(path)!r} is not valid JSON: {err}"
-            ) from err
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, "training config file"))
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON content of the file ``path``; ``what`` names the file in errors.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not valid UTF-8 JSON (or nests too deeply).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{what} {str(path)!r} is not valid JSON: {err}") from err

@@ -10,9 +10,7 @@ process and the helpers below degrade to no-ops.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -138,19 +136,3 @@ def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str,
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return {k: float(v) for k, v in zip(keys, t.tolist())}
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Send a picklable object from ``src`` to every rank (identity without a group)."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=src)
-    return holder[0]
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now (for local multi-process runs)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

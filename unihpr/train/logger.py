@@ -16,12 +16,6 @@ from tqdm.auto import tqdm
 from unihpr._optional import require
 
 
-def _to_float(value: Any) -> float:
-    if hasattr(value, "item"):
-        value = value.item()
-    return float(value)
-
-
 class MetricsLogger:
     """Append one JSON object per logged step to ``<directory>/metrics.jsonl``.
 
@@ -53,7 +47,7 @@ class MetricsLogger:
             return
         row: dict[str, Any] = {"stage": stage, "step": int(step)}
         for key, value in metrics.items():
-            v = _to_float(value)
+            v = float(value.item() if hasattr(value, "item") else value)
             row[key] = v if math.isfinite(v) else str(v)
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:

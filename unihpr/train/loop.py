@@ -35,10 +35,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from unihpr._validate import check_int
+from unihpr._validate import check_choice, check_int
 from unihpr.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
+    list_checkpoints,
     load_checkpoint,
     load_latest_checkpoint,
     prune_checkpoints,
@@ -46,9 +47,10 @@ from unihpr.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from unihpr.train.config import MAX_SEED, StageConfig
+from unihpr.train.config import AMP_MODES, MAX_SEED, StageConfig
 from unihpr.train.distributed import DistInfo, all_reduce_mean, get_dist_info
 from unihpr.train.logger import MetricsLogger, progress_bar
+from unihpr.train.runs import config_differences, lock_run_folder
 
 StepCallback = Callable[[int, dict[str, Any]], None]
 
@@ -67,8 +69,7 @@ def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bo
     GradScaler on older ones, and off on the CPU. ``"bf16"`` is also allowed on
     the CPU; ``"fp16"`` needs CUDA.
     """
-    if amp not in ("auto", "off", "bf16", "fp16"):
-        raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
+    check_choice("amp", amp, AMP_MODES)
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None, False
     if amp == "auto":
@@ -178,7 +179,7 @@ class Trainer:
         num_workers: DataLoader workers.
         collate_fn: DataLoader collate function.
         dist_info: Process placement; read from ``torch.distributed`` when omitted.
-        logger: A shared [`MetricsLogger`][]; one writing to ``output_dir`` is
+        logger: A shared ``unihpr.train.logger.MetricsLogger``; one writing to ``output_dir`` is
             made when omitted.
         progress: Show progress on rank 0: a tqdm bar on a terminal, else one
             log line every few steps (see `unihpr.train.logger.progress_bar`).
@@ -220,19 +221,15 @@ class Trainer:
         self.info = dist_info or get_dist_info()
         self.device = torch.device(device) if device is not None else self.info.device
         self.stage = stage.to(self.device)
-        self.dataset = dataset
         self.config = config
         self.output_dir = Path(output_dir)
         self.seed = check_int("seed", seed, low=0, high=MAX_SEED)
         self.amp_dtype, use_scaler = amp_settings(amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.num_workers = num_workers
-        self.collate_fn = collate_fn
         self.logger = logger or MetricsLogger(self.output_dir, enabled=self.info.is_main)
         self.progress = progress and self.info.is_main
         self.progress_label = progress_label or config.name
         self.callbacks = list(callbacks)
-        self.find_unused_parameters = find_unused_parameters
 
         params = [p for p in stage.trainable_parameters() if p.requires_grad]
         if not params:
@@ -269,6 +266,8 @@ class Trainer:
                 find_unused_parameters=find_unused_parameters,
             )
         self.step = 0
+        # Step number of the first non-finite loss (0: none), kept on the device.
+        self._nonfinite_step = torch.zeros((), dtype=torch.long, device=self.device)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -287,17 +286,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any], *, source: str = "checkpoint") -> None:
-        """Restore a [`state_dict`][]; the batch size must match (it fixes the data position)."""
-        if state.get("stage") != self.config.name:
+        """Restore a [`state_dict`][] written by a run of the same stage configuration and seed.
+
+        Raises:
+            ValueError: The state was written with another stage, stage
+                configuration, seed or world size (the differing fields are named).
+        """
+        here = {"stage": self.config.name, "config": self.config.to_dict(), "seed": self.seed,
+                "world_size": self.info.world_size}  # fmt: skip
+        diff = config_differences({k: state.get(k) for k in here}, here)
+        if diff:
             raise ValueError(
-                f"{source} belongs to stage {state.get('stage')!r}, not {self.config.name!r}"
-            )
-        saved_bs = state.get("config", {}).get("batch_size")
-        if saved_bs != self.config.batch_size or state.get("world_size") != self.info.world_size:
-            raise ValueError(
-                f"{source} was written with batch_size={saved_bs}, world_size="
-                f"{state.get('world_size')}; this run has batch_size={self.config.batch_size}, "
-                f"world_size={self.info.world_size}: the data position cannot be restored"
+                f"{source} was written by a run with another configuration: {', '.join(diff)}; "
+                "resume with the same configuration, or start over with fit(resume=False)"
             )
         _unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -328,11 +329,6 @@ class Trainer:
                 dist.broadcast(buf, src=0)
 
     # ------------------------------------------------------------------- loop
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def train_step(
         self, batch: Any, *, diagnostics: bool = True, validate: bool = True
     ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -352,14 +348,10 @@ class Trainer:
         if configure is not None:
             configure(diagnostics=diagnostics, validate=validate)
         batch = move_to_device(batch, self.device)
-        with self._autocast():
+        with torch.autocast(self.device.type, self.amp_dtype, enabled=self.amp_dtype is not None):
             loss, metrics = self.model(batch, generator=self.loss_generator)
         if not self.scaler.is_enabled():
-            # Step number of the first non-finite loss (0: none), kept on the device.
-            bad = ~torch.isfinite(loss.detach())
-            first = getattr(self, "_nonfinite_step", None)
-            if first is None:
-                first = torch.zeros((), dtype=torch.long, device=loss.device)
+            first, bad = self._nonfinite_step, ~torch.isfinite(loss.detach())
             self._nonfinite_step = torch.where(bad & (first == 0), self.step + 1, first)
             if diagnostics or validate:
                 self.raise_if_nonfinite()
@@ -383,10 +375,9 @@ class Trainer:
 
     def raise_if_nonfinite(self) -> None:
         """Raise ``FloatingPointError`` if a step so far had a non-finite loss (reads one value)."""
-        first = getattr(self, "_nonfinite_step", None)
-        if first is not None and int(first):
+        if int(self._nonfinite_step):
             raise FloatingPointError(
-                f"stage {self.config.name!r}: non-finite loss at step {int(first)}"
+                f"stage {self.config.name!r}: non-finite loss at step {int(self._nonfinite_step)}"
             )
 
     def fit(self, resume: bool | str | os.PathLike = True) -> TrainResult:
@@ -396,14 +387,24 @@ class Trainer:
             resume: ``True`` resumes from the newest intact checkpoint in
                 ``output_dir`` if there is one (a damaged newer one is reported,
                 renamed to ``*.corrupt`` and skipped); a path resumes from that
-                file; ``False`` starts from step 0. Temporary files left by an
-                interrupted save are removed first.
+                file; ``False`` starts over from step 0, deleting the folder's
+                checkpoints. Temporary files left by an interrupted save are
+                removed first. Only a run of the same stage configuration and
+                seed is resumed (see [`load_state_dict`][]).
 
         Returns:
             A [`TrainResult`][].
+
+        Raises:
+            BlockingIOError: Another process trains in ``output_dir`` (see
+                [`lock_run_folder`][unihpr.train.runs.lock_run_folder]).
         """
         if not isinstance(resume, (bool, str, os.PathLike)):
             raise TypeError(f"resume must be a bool or a checkpoint path, got {resume!r}")
+        with lock_run_folder(self.output_dir) if self.info.is_main else contextlib.nullcontext():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool | str | os.PathLike) -> TrainResult:
         cfg = self.config
         seed_everything(self.seed + self.info.rank)
         self.loss_generator.manual_seed(self.seed * 7919 + self.info.rank)
@@ -411,8 +412,11 @@ class Trainer:
         if self.info.is_main:
             for stale in remove_stale_temporaries(self.output_dir):
                 warnings.warn(
-                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=2
+                    f"removed {str(stale)!r}, left by an interrupted checkpoint save", stacklevel=3
                 )
+            if resume is False:  # start over: no checkpoint of the old run may survive
+                for _, old in list_checkpoints(self.output_dir):
+                    old.unlink()
         if resume:
             if resume is True:
                 found = load_latest_checkpoint(self.output_dir, quarantine=self.info.is_main)
@@ -446,7 +450,7 @@ class Trainer:
                     loss, metrics = self.train_step(
                         batch, diagnostics=log_now, validate=self.step == start_step
                     )
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    if log_now:
                         now = time.perf_counter()
                         row = {"loss": float(loss)}
                         row.update({k: float(v) for k, v in metrics.items()})
@@ -474,9 +478,4 @@ class Trainer:
             if configure is not None:  # the trained model checks its inputs again
                 configure(diagnostics=True, validate=True)
         self.sync_buffers()
-        return TrainResult(
-            step=self.step,
-            history=history,
-            resumed_from=resumed_from,
-            seconds=time.perf_counter() - t0,
-        )
+        return TrainResult(self.step, history, resumed_from, time.perf_counter() - t0)

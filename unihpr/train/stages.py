@@ -116,16 +116,22 @@ class Stage(nn.Module):
             ``decoder3d``, ``decoder2d`` sub-modules).
         config: The stage's hyper-parameters.
         criterion: Contrastive loss; [`build_criterion`][] when omitted.
+        num_modalities: Modalities the criterion sees (default: the class's).
     """
 
+    #: The ``StageConfig.name`` of the stage.
     name = "stage"
+    #: Sub-modules of the model that the stage freezes.
+    frozen: tuple[str, ...] = ()
+    #: Modalities the criterion sees (the triplet term needs three).
+    num_modalities = 3
 
     def __init__(
         self,
         model: nn.Module,
         config: StageConfig,
         criterion: nn.Module | None = None,
-        num_modalities: int = 3,
+        num_modalities: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(config, StageConfig):
@@ -136,11 +142,12 @@ class Stage(nn.Module):
             )
         self.model = model
         self.config = config
-        self.criterion = (
-            criterion if criterion is not None else build_criterion(config, num_modalities)
-        )
+        if criterion is None:
+            criterion = build_criterion(config, num_modalities or self.num_modalities)
+        self.criterion = criterion
         self._frozen: list[nn.Module] = []
         model.requires_grad_(True)
+        self.freeze(*(getattr(model, name) for name in self.frozen))
 
     def freeze(self, *modules: nn.Module) -> None:
         """Stop gradients into ``modules`` and keep them in eval mode."""
@@ -207,12 +214,8 @@ class AlignPoseStage(Stage):
     """Step 1: align the 2D and 3D pose encoders with the pairwise InfoNCE."""
 
     name = "align2d3d"
-
-    def __init__(
-        self, model: nn.Module, config: StageConfig, criterion: nn.Module | None = None
-    ) -> None:
-        super().__init__(model, config, criterion, num_modalities=2)
-        self.freeze(model.image_encoder, model.decoder3d, model.decoder2d)
+    frozen = ("image_encoder", "decoder3d", "decoder2d")
+    num_modalities = 2
 
     def forward(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None
@@ -226,12 +229,7 @@ class AlignImageStage(Stage):
     """Step 2: align the image encoder to the frozen 2D/3D pose encoders."""
 
     name = "align_image"
-
-    def __init__(
-        self, model: nn.Module, config: StageConfig, criterion: nn.Module | None = None
-    ) -> None:
-        super().__init__(model, config, criterion)
-        self.freeze(model.pose2d_encoder, model.pose3d_encoder, model.decoder3d, model.decoder2d)
+    frozen = ("pose2d_encoder", "pose3d_encoder", "decoder3d", "decoder2d")
 
     def forward(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None

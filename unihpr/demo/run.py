@@ -29,15 +29,23 @@ Writes to the output folder:
   predictions over the ground truth, clip, view and error;
 * ``model/``: the evaluated model (``save_pretrained``), ``mlp_lifter/``;
 * ``metrics.jsonl``, per-stage checkpoints and ``wall_time.json`` (a resumed
-  run reports the wall time of all its sessions).
+  run reports the wall time of all its sessions);
+* ``demo_config.json``: the run's seed and settings. Running the demo again
+  on the folder resumes the run; with another seed or settings it is refused
+  (the differing fields are named) unless ``force=True`` starts over. One
+  process at a time owns the folder (see
+  [`lock_run_folder`][unihpr.train.runs.lock_run_folder]).
 
 Needs the ``demo`` extra (pybullet, matplotlib).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import json
+import shutil
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -48,27 +56,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from unihpr._validate import check_int
+from unihpr.demo.baselines import MeanPose, SimpleBaselineLifter, fit_lifter
 from unihpr.evaluation import evaluate, pose_errors
-from unihpr.train.config import LossConfig, StageConfig, TrainConfig
-from unihpr.train.distributed import DistInfo
-from unihpr.train.loop import Trainer, seed_everything
-from unihpr.train.pipeline import train_pipeline
-from unihpr.train.stages import make_stage
-
-__all__ = [
-    "FULL",
-    "QUICK",
-    "DemoData",
-    "DemoSettings",
-    "cosine_curve",
-    "demo_config",
-    "demo_datasets",
-    "lifter_config",
-    "load_demo_data",
-    "results_markdown",
-    "rolling_band",
-    "run_demo",
-]
+from unihpr.train import (
+    DistInfo,
+    StageConfig,
+    TrainConfig,
+    Trainer,
+    make_stage,
+    paper_stage1,
+    paper_stage2,
+    paper_stage3,
+    read_metrics,
+    seed_everything,
+    train_pipeline,
+)
+from unihpr.train.config import MAX_SEED, LossConfig
+from unihpr.train.logger import MetricsLogger
+from unihpr.train.runs import check_run_config, lock_run_folder
 
 
 @dataclass
@@ -117,30 +123,27 @@ class DemoSettings:
 
 
 FULL = DemoSettings()
+"""The settings of ``unihpr demo``: about 8 minutes on 2 idle cores."""
 QUICK = DemoSettings(steps=(40, 12, 16), batch_sizes=(64, 24, 24), log_every=2, stride=2,
                      cameras_per_frame=1, eval_samples=200, recombined=100)  # fmt: skip
+"""The settings of ``unihpr demo --quick``: a smoke test of the whole pipeline."""
 
 
 def demo_config(settings: DemoSettings, output_dir: str | Path, seed: int = 0,
                 use_triplet: bool = True, progress: bool = True,
                 model_overrides: dict[str, Any] | None = None) -> TrainConfig:  # fmt: skip
-    """The TrainConfig of a demo run: the paper's temperatures, demo sizes and recipe."""
-    s1, s2, s3 = settings.steps
-    b1, b2, b3 = settings.batch_sizes
+    """The TrainConfig of a demo run: the paper's stages and temperatures, the demo's
+    sizes and recipe."""
     common = {"lr": settings.lr, "lr_schedule": settings.lr_schedule,
               "log_every": settings.log_every}  # fmt: skip
-    stages = [
-        StageConfig(name="align2d3d", steps=s1, batch_size=b1,
-                    loss=LossConfig(tau_init=1 / 14, tau_min=1 / 100),
-                    checkpoint_every=max(s1 // 2, 1), **common),
-        StageConfig(name="align_image", steps=s2, batch_size=b2,
-                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 10, use_triplet=use_triplet),
-                    checkpoint_every=max(s2 // 2, 1), **common),
-        StageConfig(name="finetune", steps=s3, batch_size=b3,
-                    loss=LossConfig(tau_init=1 / 5, tau_min=1 / 5, use_triplet=use_triplet),
-                    loss_balance=settings.loss_balance,
-                    checkpoint_every=max(s3 // 2, 1), **common),
-    ]  # fmt: skip
+    stages = []
+    for paper, steps, batch in zip((paper_stage1, paper_stage2, paper_stage3), settings.steps,
+                                   settings.batch_sizes):  # fmt: skip
+        stage = dataclasses.replace(paper(), steps=steps, batch_size=batch,
+                                    checkpoint_every=max(steps // 2, 1), **common)  # fmt: skip
+        stage.loss.use_triplet = use_triplet and stage.name != "align2d3d"
+        stages.append(stage)
+    stages[-1].loss_balance = settings.loss_balance
     return TrainConfig(
         model="unihpr-tiny", model_overrides=dict(model_overrides or {}), stages=stages,
         output_dir=str(output_dir), seed=seed, device="cpu", amp="off", progress=progress,
@@ -233,8 +236,6 @@ def _train_lifter_job(settings: dict[str, Any], out_dir: str, seed: int) -> tupl
     t0 = time.process_time()
     from safetensors.torch import save_file
 
-    from unihpr.train.baselines import fit_lifter
-
     torch.set_num_threads(1)
     s = DemoSettings(**settings)
     lifter = fit_lifter(_pose_data(s), lifter_config(s), out_dir, seed=seed)
@@ -245,8 +246,6 @@ def _train_lifter_job(settings: dict[str, Any], out_dir: str, seed: int) -> tupl
 
 def _load_lifter(path: str, num_joints: int) -> nn.Module:
     from safetensors.torch import load_file
-
-    from unihpr.train.baselines import SimpleBaselineLifter
 
     lifter = SimpleBaselineLifter(num_joints)
     lifter.load_state_dict(load_file(path))
@@ -285,73 +284,88 @@ class _WallClock:
 
     def __init__(self, out: Path) -> None:
         self.path = out / "wall_time.json"
-        self.before = 0.0
-        if self.path.is_file():
-            try:
-                self.before = float(json.loads(self.path.read_text())["seconds"])
-            except (ValueError, KeyError, TypeError):
-                self.before = 0.0
         self.t0 = time.perf_counter()
-
-    def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.t0
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            # start the clock earlier by the time of the earlier sessions
+            self.t0 -= float(json.loads(self.path.read_text())["seconds"])
 
     def save(self, sessions_done: bool = False) -> float:
-        total = self.seconds()
+        total = time.perf_counter() - self.t0
         self.path.write_text(json.dumps({"seconds": total, "finished": sessions_done}) + "\n")
         return total
 
 
-def _rows(metrics: dict[str, float]) -> dict[str, float]:
-    """``lifting/mpjpe`` -> ``lifting_mpjpe`` (the keys of results.json)."""
+def result_keys(metrics: dict[str, float]) -> dict[str, float]:
+    """``lifting/mpjpe`` -> ``lifting_mpjpe``: [`evaluate`][unihpr.evaluation.evaluate]'s
+    keys as the demo's results name them."""
     return {k.replace("/", "_").replace("-", ""): v for k, v in metrics.items()}
 
 
+def baseline_errors(
+    data: DemoData, settings: DemoSettings, lifter: nn.Module
+) -> tuple[dict[str, float], dict[str, float]]:
+    """[`pose_errors`][unihpr.evaluation.pose_errors] of the MLP lifter (2D -> 3D) and of
+    the mean training pose on the evaluated held-out samples."""
+    n = min(len(data.test), settings.eval_samples or len(data.test))
+    batch = torch.utils.data.default_collate([data.test[i] for i in range(n)])
+    with torch.no_grad():
+        lifted = lifter(batch["pose2d"])
+    mean = MeanPose(torch.from_numpy(data.rendered.arrays["pose3d"]))(n)
+    actions = list(batch["action"])
+    lifter_errors = pose_errors(lifted, batch["pose3d"], actions)
+    return lifter_errors, pose_errors(mean, batch["pose3d"], actions)
+
+
+#: (row label, results key) of the table of [`results_markdown`][], in order.
+RESULT_ROWS = (
+    ("2D -> 3D MPJPE", "lifting_mpjpe"),
+    ("2D -> 3D PA-MPJPE", "lifting_pa_mpjpe"),
+    ("image -> 3D MPJPE", "image_mpjpe"),
+    ("image -> 3D PA-MPJPE", "image_pa_mpjpe"),
+    ("2D -> 3D retrieval MPJPE (gallery: training poses)", "retrieval_2d3d_mpjpe"),
+)
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
-    """The held-out table of a demo run: UniHPR, the MLP lifter and the mean pose."""
-    u, m, z = summary["unihpr"], summary.get("mlp_lifter", {}), summary.get("mean_pose", {})
+    """The held-out table of a demo run: one column per model (UniHPR, the MLP lifter, the
+    mean pose), one row per [`RESULT_ROWS`][] entry; "–" where a model has no such number."""
+    u, m = summary["unihpr"], summary.get("mlp_lifter", {})
+    # the mean pose is the same guess from a 2D pose as from an image
+    z = {f"{src}_{k}": v for src in ("lifting", "image") for k, v in summary.get("mean_pose", {}).items()}  # fmt: skip
+    columns = {"UniHPR": u, "MLP lifter": m, "mean pose": z}
 
     def cell(d: dict[str, float], key: str) -> str:
         if key not in d:
             return "–"
-        return (
-            f"{d[key]:.1f} / {d[key + '_sample']:.1f}" if key + "_sample" in d else f"{d[key]:.1f}"
-        )
+        sample = d.get(key + "_sample")
+        return f"{d[key]:.1f}" if sample is None else f"{d[key]:.1f} / {sample:.1f}"
 
-    lines = [
-        "| held-out clips, mm (per clip / per sample) | UniHPR | MLP lifter | mean pose |",
-        "|---|---|---|---|",
-        f"| 2D -> 3D MPJPE | {cell(u, 'lifting_mpjpe')} | {cell(m, 'lifting_mpjpe')} "
-        f"| {cell(z, 'mpjpe')} |",
-        f"| 2D -> 3D PA-MPJPE | {cell(u, 'lifting_pa_mpjpe')} | {cell(m, 'lifting_pa_mpjpe')} "
-        f"| {cell(z, 'pa_mpjpe')} |",
-        f"| image -> 3D MPJPE | {cell(u, 'image_mpjpe')} | – | {cell(z, 'mpjpe')} |",
-        f"| image -> 3D PA-MPJPE | {cell(u, 'image_pa_mpjpe')} | – | {cell(z, 'pa_mpjpe')} |",
-        f"| 2D -> 3D retrieval MPJPE (gallery: training poses) | "
-        f"{cell(u, 'retrieval_2d3d_mpjpe')} | – | – |",
-    ]  # fmt: skip
+    def row(label: str, cells: list[str]) -> str:
+        return "|" + "|".join(f" {c} " if c else " " for c in [label, *cells]) + "|"
+
+    lines = [row("held-out clips, mm (per clip / per sample)", list(columns)),
+             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    lines += [row(label, [cell(c, key) for c in columns.values()]) for label, key in RESULT_ROWS]
+    rest = [""] * (len(columns) - 1)
     pairs = ("cos_imagepose2d", "cos_imagepose3d", "cos_pose2dpose3d")
     if all(k in u for k in pairs):
-        lines.append(
-            "| mean cross-modal cosine (image-2D, image-3D, 2D-3D) | "
-            f"{u['cos_mean']:.2f} ({', '.join(f'{u[k]:.2f}' for k in pairs)}) | – | – |"
-        )
+        cos = f"{u['cos_mean']:.2f} ({', '.join(f'{u[k]:.2f}' for k in pairs)})"
+        lines.append(row("mean cross-modal cosine (image-2D, image-3D, 2D-3D)", [cos] + ["–"] * len(rest)))  # fmt: skip
     if "seconds" in summary:
         cpu = summary.get("cpu_seconds_this_session")
         note = (f" (CPU this session: {cpu['main']:.0f} s + {cpu['mlp_lifter']:.0f} s for the "
                 "MLP lifter's process)" if cpu else "")  # fmt: skip
-        lines.append(f"| wall time of the run (all sessions) | {summary['seconds']:.0f} s{note} "
-                     "| | |")  # fmt: skip
+        lines.append(row("wall time of the run (all sessions)", [f"{summary['seconds']:.0f} s{note}", *rest]))  # fmt: skip
     lines.append("")
     lines.append(
         "Lower is better: a model that learnt something that transfers to unseen motion is "
         "far below the mean pose, and UniHPR's lifting should match or beat the MLP lifter "
         "trained on the same pairs."
     )
-    if "lifting_mpjpe" in m and "mpjpe" in z:
+    if "lifting_mpjpe" in m and "lifting_mpjpe" in z:
         ratio = u["lifting_mpjpe"] / m["lifting_mpjpe"]
         verdict = "better than" if ratio < 1 else "worse than"
-        gain = 100 * (1 - u.get("image_mpjpe", z["mpjpe"]) / z["mpjpe"])
+        gain = 100 * (1 - u.get("image_mpjpe", z["image_mpjpe"]) / z["image_mpjpe"])
         side = "below" if gain >= 0 else "above"
         lines.append(
             f"Here UniHPR lifts at {ratio:.2f}x the MLP lifter's MPJPE ({verdict} it), and its "
@@ -389,7 +403,7 @@ def _examples(model: nn.Module, lifter: nn.Module, test: Any, count: int) -> lis
 
 
 def _fig4(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    from unihpr.train.demo_figures import Curve, plot_curves
+    from unihpr.demo.figures import Curve, plot_curves
 
     panel: dict[str, Curve] = {}
     for label, hist in runs.items():
@@ -408,13 +422,20 @@ def _fig4(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     return plot_curves(panels, path, caption=caption)
 
 
+OUTPUTS = ("align2d3d", "align_image", "align_image_no_triplet", "finetune", "mlp_lifter",
+           "model", "config.json", "demo_config.json", "metrics.jsonl", "wall_time.json",
+           "results.json", "results.md", "fig4_cosine.png", "skeletons.png")  # fmt: skip
+"""What the demo writes into its folder; ``force=True`` deletes exactly these."""
+
+
 def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, seed: int = 0,
              cache_dir: str | Path | None = None, progress: bool = True, plots: bool = True,
-             parallel: bool = True) -> dict[str, Any]:  # fmt: skip
+             parallel: bool = True, force: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run the demo; returns the ``results.json`` content.
 
     Args:
-        output_dir: Where everything is written (an existing run there is resumed).
+        output_dir: Where everything is written. A run of the same seed and
+            settings there is resumed.
         quick: The CI-sized run instead of the full one.
         seed: Seed of the run.
         cache_dir: Cache of the rendered dataset (default ``~/.cache/unihpr``).
@@ -422,14 +443,34 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         plots: Write the PNG figures (needs matplotlib).
         parallel: Train the MLP lifter in a second process (one thread) while
             UniHPR trains, so that two cores are both used.
-    """
-    from unihpr.data import HUMANOID15
-    from unihpr.models import create_model
-    from unihpr.train.baselines import MeanPose
+        force: Start over: delete the demo's [`OUTPUTS`][] in ``output_dir`` first.
 
+    Raises:
+        ValueError: ``output_dir`` is blank, or holds a demo run with another
+            seed or settings (the differing fields are named) and ``force`` is off.
+        BlockingIOError: Another process runs in ``output_dir``.
+    """
+    if not str(output_dir).strip():
+        raise ValueError(f"output_dir must name a folder, got {str(output_dir)!r}")
+    check_int("seed", seed, low=0, high=MAX_SEED)
     settings = QUICK if quick else FULL
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with lock_run_folder(out):
+        if force:
+            for path in (out / name for name in OUTPUTS):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        run_config = {"quick": quick, "seed": seed, "settings": asdict(settings)}
+        check_run_config(out / "demo_config.json", run_config,
+                         hint="start over with --force (force=True), which deletes the run")  # fmt: skip
+        (out / "demo_config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+        return _run(out, settings, quick, seed, cache_dir, progress, plots, parallel)
+
+
+def _run(out: Path, settings: DemoSettings, quick: bool, seed: int, cache_dir: str | Path | None,
+         progress: bool, plots: bool, parallel: bool) -> dict[str, Any]:  # fmt: skip
+    from unihpr.data import HUMANOID15
+    from unihpr.models import create_model
+
     clock = _WallClock(out)
     cpu0 = time.process_time()
     data = load_demo_data(settings, cache_dir, progress)
@@ -445,22 +486,21 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         seed_everything(seed)
         model = create_model(config.model)
         # Step 1 once; step 2 then runs twice from the same weights (with and without
-        # L_triplet) for Fig. 4; the with-triplet run continues to fine-tuning.
-        # (benchmarks/bench_lifting.py also branches fine-tuning, over seeds.)
-        step1 = copy.deepcopy(config)
-        step1.stages = [config.stage("align2d3d")]
-        train_pipeline(step1, datasets, model=model, dist_info=DistInfo(), save_model=False)
+        # L_triplet) for Fig. 4; the with-triplet run continues to fine-tuning, where
+        # train_pipeline finds step 1 finished. (benchmarks/bench_lifting.py also
+        # branches fine-tuning, over seeds.)
+        _fit(model, config.stage("align2d3d"), datasets["align2d3d"], out / "align2d3d", config,
+             logger=MetricsLogger(out))  # fmt: skip
         clock.save()
         cfg = copy.deepcopy(config.stage("align_image"))
         cfg.loss.use_triplet = False
-        trainer = Trainer(make_stage(copy.deepcopy(model), cfg), datasets["align_image"], cfg,
-                          output_dir=out / "align_image_no_triplet", seed=seed, amp="off",
-                          dist_info=DistInfo(), progress=config.progress,
-                          progress_label="align_image (no L_triplet, Fig. 4)")  # fmt: skip
-        histories = {"L_pair only": _full_history(trainer, out / "align_image_no_triplet")}
+        branch = out / "align_image_no_triplet"
+        _fit(copy.deepcopy(model), cfg, datasets["align_image"], branch, config,
+             label="align_image (no L_triplet, Fig. 4)")  # fmt: skip
+        histories = {"L_pair only": read_metrics(branch / "metrics.jsonl", "align_image")}
         clock.save()
         result = train_pipeline(config, datasets, model=model, dist_info=DistInfo())
-        histories["L_pair + L_triplet"] = _read_history(out / "metrics.jsonl", "align_image")
+        histories["L_pair + L_triplet"] = read_metrics(out / "metrics.jsonl", "align_image")
         clock.save()
         # Retrieval queries are held-out samples; the gallery is the training
         # clips' 3D poses, so a query's own pose is never among the candidates.
@@ -473,17 +513,11 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     lifter = _load_lifter(weights, HUMANOID15.num_joints)
-    n = min(len(data.test), settings.eval_samples or len(data.test))
-    batch = torch.utils.data.default_collate([data.test[i] for i in range(n)])
-    actions = list(batch["action"])
-    with torch.no_grad():
-        lifted = lifter(batch["pose2d"])
-    mean = MeanPose(torch.from_numpy(data.rendered.arrays["pose3d"]))
+    mlp, mean_pose = baseline_errors(data, settings, lifter)
     summary: dict[str, Any] = {
-        "unihpr": _rows(metrics),
-        "mlp_lifter": {f"lifting_{k}": v for k, v in pose_errors(lifted, batch["pose3d"],
-                                                                  actions).items()},
-        "mean_pose": pose_errors(mean(n), batch["pose3d"], actions),
+        "unihpr": result_keys(metrics),
+        "mlp_lifter": {f"lifting_{k}": v for k, v in mlp.items()},
+        "mean_pose": mean_pose,
         "protocol": "held-out clips, root-relative camera-frame joints, all 15 joints; "
         "per clip = mean over clips of the per-clip mean (Human3.6M style); _sample = mean "
         "over samples",
@@ -492,13 +526,13 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
         "settings": asdict(settings),
         "train_samples": len(data.train),
         "train_frames": len(data.poses),
-        "test_samples": n,
+        "test_samples": min(len(data.test), settings.eval_samples or len(data.test)),
         "lifter_pairs": lifter_config(settings).steps * settings.lifter_batch_size,
     }  # fmt: skip
     files = {"model": str(result.model_dir), "mlp_lifter": weights}
     if plots:
         files["fig4"] = str(_fig4(histories, out / "fig4_cosine.png"))
-        from unihpr.train.demo_figures import plot_examples
+        from unihpr.demo.figures import plot_examples
 
         files["skeletons"] = str(plot_examples(
             _examples(model, lifter, data.test, 6), HUMANOID15, out / "skeletons.png",
@@ -515,14 +549,9 @@ def run_demo(output_dir: str | Path = "unihpr-demo", *, quick: bool = False, see
     return summary
 
 
-def _read_history(metrics_file: Path, stage: str) -> list[dict[str, Any]]:
-    if not metrics_file.is_file():
-        return []
-    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("stage") == stage]
-
-
-def _full_history(trainer: Trainer, out_dir: Path) -> list[dict[str, Any]]:
-    """Fit (resuming) and return every logged row of the stage, earlier sessions included."""
-    trainer.fit()
-    return _read_history(out_dir / "metrics.jsonl", trainer.config.name)
+def _fit(model: nn.Module, cfg: StageConfig, dataset: Any, out_dir: Path, config: TrainConfig,
+         label: str | None = None, logger: MetricsLogger | None = None) -> None:  # fmt: skip
+    """Train (or resume) one stage of ``model`` in ``out_dir`` outside the pipeline."""
+    Trainer(make_stage(model, cfg), dataset, cfg, output_dir=out_dir, seed=config.seed,
+            amp=config.amp, dist_info=DistInfo(), logger=logger, progress=config.progress,
+            progress_label=label).fit()  # fmt: skip

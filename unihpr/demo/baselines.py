@@ -9,7 +9,7 @@
   model that does not beat it by a wide margin has learnt nothing that
   transfers.
 * [`fit_lifter`][]: trains a lifter on any 2D/3D dataset with the project's
-  [`Trainer`][unihpr.train.loop.Trainer] (resumable, seeded).
+  [`Trainer`][unihpr.train.Trainer] (resumable, seeded).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from unihpr._validate import check_int, check_real
+from unihpr.geometry import normalize_pose2d
 from unihpr.train.config import StageConfig
-
-__all__ = ["LifterStage", "MeanPose", "SimpleBaselineLifter", "fit_lifter"]
+from unihpr.train.distributed import DistInfo
+from unihpr.train.loop import Trainer, seed_everything
 
 
 class _Block(nn.Module):
@@ -51,20 +53,17 @@ class SimpleBaselineLifter(nn.Module):
     def __init__(self, num_joints: int, width: int = 1024, num_blocks: int = 2,
                  dropout: float = 0.5) -> None:  # fmt: skip
         super().__init__()
-        if num_joints < 1 or width < 1 or num_blocks < 0 or not 0 <= dropout < 1:
-            raise ValueError(
-                f"invalid SimpleBaselineLifter sizes: num_joints={num_joints}, width={width}, "
-                f"num_blocks={num_blocks}, dropout={dropout}"
-            )
-        self.num_joints = num_joints
+        who = "SimpleBaselineLifter"
+        self.num_joints = check_int("num_joints", num_joints, low=1, owner=who)
+        check_int("width", width, low=1, owner=who)
+        check_int("num_blocks", num_blocks, low=0, owner=who)
+        check_real("dropout", dropout, low=0.0, high=1.0, high_open=True, owner=who)
         self.inp = nn.Linear(num_joints * 2, width)
         self.blocks = nn.Sequential(*[_Block(width, dropout) for _ in range(num_blocks)])
         self.out = nn.Linear(width, num_joints * 3)
 
     def forward(self, pose2d: Tensor, bbox: Tensor | None = None) -> Tensor:
         """(B, J, 2) pixels (+ bbox (B, 4)) -> (B, J, 3) root-relative metres."""
-        from unihpr.geometry import normalize_pose2d
-
         if pose2d.ndim != 3 or pose2d.shape[1:] != (self.num_joints, 2):
             raise ValueError(f"pose2d must be (B, {self.num_joints}, 2), got {tuple(pose2d.shape)}")
         x = normalize_pose2d(pose2d, bbox)[0].flatten(1)
@@ -110,9 +109,6 @@ def fit_lifter(
     Returns:
         The trained lifter in eval mode.
     """
-    from unihpr.train.distributed import DistInfo
-    from unihpr.train.loop import Trainer, seed_everything
-
     seed_everything(seed)
     lifter = SimpleBaselineLifter(int(dataset[0]["pose3d"].shape[0]), dropout=dropout)
     trainer = Trainer(LifterStage(lifter, config), dataset, config, output_dir=output_dir,

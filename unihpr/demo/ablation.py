@@ -7,7 +7,7 @@ and scores all of them with one protocol
 * ``mean_pose``: the mean training pose (the floor to beat);
 * ``mlp``: the SimpleBaseline MLP lifter on the same 2D–3D pair data and
   augmentation as UniHPR's pose stages, as many pairs as UniHPR's step 1 +
-  fine-tuning (see [`lifter_config`][unihpr.train.demo.lifter_config]);
+  fine-tuning (see [`lifter_config`][unihpr.demo.run.lifter_config]);
 * ``no_align``: UniHPR fine-tuning only, no contrastive term anywhere;
 * ``pair``: steps 1 and 2 and fine-tuning with the pairwise InfoNCE only;
 * ``triplet``: step 2 and fine-tuning add L_triplet;
@@ -24,22 +24,28 @@ token exists only in the decoders, which steps 1 and 2 do not train).
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from unihpr.train.demo import (
+from unihpr.demo.baselines import fit_lifter
+from unihpr.demo.run import (
     DemoData,
     DemoSettings,
+    baseline_errors,
     cosine_curve,
     demo_config,
     demo_datasets,
     lifter_config,
+    result_keys,
 )
-
-__all__ = ["ABLATION_COLUMNS", "ABLATION_ROWS", "ablation_markdown", "run_ablation"]
+from unihpr.evaluation import evaluate
+from unihpr.models import create_model
+from unihpr.train.distributed import DistInfo
+from unihpr.train.logger import read_metrics
+from unihpr.train.loop import seed_everything
+from unihpr.train.pipeline import train_pipeline
 
 #: (label, key) of the rows of [`run_ablation`][], in table order.
 ABLATION_ROWS: tuple[tuple[str, str], ...] = (
@@ -77,21 +83,14 @@ def ablation_markdown(table: dict[str, dict[str, dict[str, float]]], seeds: list
     return "\n".join(lines) + "\n"
 
 
-def _history(path: Path, stage: str) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("stage") == stage]
-
-
 def run_ablation(
     settings: DemoSettings, data: DemoData, output_dir: str | Path, *, seed: int = 0
 ) -> dict[str, Any]:
     """Train and score every row for one seed (resumes from ``output_dir``).
 
     Args:
-        settings: Step counts and recipe (e.g. [`FULL`][unihpr.train.demo.FULL]).
-        data: The demo's datasets ([`load_demo_data`][unihpr.train.demo.load_demo_data]).
+        settings: Step counts and recipe (e.g. [`FULL`][unihpr.demo.run.FULL]).
+        data: The demo's datasets ([`load_demo_data`][unihpr.demo.run.load_demo_data]).
         output_dir: Checkpoints of every run.
         seed: Seed of every row.
 
@@ -100,29 +99,14 @@ def run_ablation(
         "curves": {"pair" | "triplet": {"step2" | "finetune": (steps, mean cosines)}}}``
         (errors in mm).
     """
-    from unihpr.evaluation import evaluate, pose_errors
-    from unihpr.models import create_model
-    from unihpr.train.baselines import MeanPose, fit_lifter
-    from unihpr.train.distributed import DistInfo
-    from unihpr.train.loop import seed_everything
-    from unihpr.train.pipeline import train_pipeline
-
     root = Path(output_dir)
     datasets = demo_datasets(data)
-    n = min(len(data.test), settings.eval_samples or len(data.test))
-    batch = torch.utils.data.default_collate([data.test[i] for i in range(n)])
-    actions = list(batch["action"])
-
-    def errors(pred: torch.Tensor, prefixes: tuple[str, ...]) -> dict[str, float]:
-        e = pose_errors(pred, batch["pose3d"], actions)
-        return {f"{p}_{k}": v for p in prefixes for k, v in e.items()}
-
-    rows: dict[str, dict[str, float]] = {}
-    rows["mean_pose"] = errors(MeanPose(torch.from_numpy(data.rendered.arrays["pose3d"]))(n),
-                               ("lifting", "image"))  # fmt: skip
     lifter = fit_lifter(data.poses, lifter_config(settings), root / "mlp", seed=seed)
-    with torch.no_grad():
-        rows["mlp"] = errors(lifter(batch["pose2d"]), ("lifting",))
+    mlp, mean_pose = baseline_errors(data, settings, lifter)
+    rows: dict[str, dict[str, float]] = {
+        "mean_pose": {f"{p}_{k}": v for p in ("lifting", "image") for k, v in mean_pose.items()},
+        "mlp": {f"lifting_{k}": v for k, v in mlp.items()},
+    }
 
     def run(name: str, model: torch.nn.Module, stages: tuple[str, ...], triplet: bool):
         cfg = demo_config(settings, root / name, seed=seed, use_triplet=triplet, progress=False)
@@ -133,9 +117,7 @@ def run_ablation(
         return model
 
     def score(model: torch.nn.Module) -> dict[str, float]:
-        m = evaluate(model, data.test, max_samples=settings.eval_samples)
-        return {k.replace("/", "_").replace("-", ""): v for k, v in m.items()
-                if k.startswith(("lifting/", "image/", "cos/"))}  # fmt: skip
+        return result_keys(evaluate(model, data.test, max_samples=settings.eval_samples))
 
     def fresh(token: bool) -> torch.nn.Module:
         seed_everything(seed)
@@ -146,18 +128,16 @@ def run_ablation(
     curves: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
     for name, triplet in (("pair", False), ("triplet", True)):
         aligned = run(f"{name}_step2", copy.deepcopy(step1), ("align_image",), triplet)
-        with_token = None
         if triplet:  # the same steps 1-2; decoders with the representation token
             with_token = fresh(True)
             missing = with_token.load_state_dict(aligned.state_dict(), strict=False).missing_keys
             if any("representation_tokens" not in k for k in missing):
                 raise RuntimeError(f"unexpected missing keys {missing}")
-        rows[name] = score(run(name, aligned, ("finetune",), triplet))
-        if with_token is not None:
             rows["triplet_r"] = score(run("triplet_r", with_token, ("finetune",), True))
+        rows[name] = score(run(name, aligned, ("finetune",), triplet))
         curves[name] = {
-            "step2": cosine_curve(_history(root / f"{name}_step2" / "metrics.jsonl",
-                                           "align_image")),
-            "finetune": cosine_curve(_history(root / name / "metrics.jsonl", "finetune")),
+            "step2": cosine_curve(read_metrics(root / f"{name}_step2" / "metrics.jsonl",
+                                               "align_image")),
+            "finetune": cosine_curve(read_metrics(root / name / "metrics.jsonl", "finetune")),
         }  # fmt: skip
     return {"rows": rows, "curves": curves}

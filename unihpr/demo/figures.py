@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from unihpr._optional import require
+from unihpr._optional import pyplot
 from unihpr.data.skeletons import Skeleton
-
-__all__ = ["Curve", "plot_curves", "plot_examples"]
 
 
 @dataclass
@@ -32,16 +30,6 @@ class Curve:
     y: Sequence[float]
     low: Sequence[float] | None = None
     high: Sequence[float] | None = None
-
-
-def _pyplot():
-    require("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_curves(
@@ -63,7 +51,7 @@ def plot_curves(
     Returns:
         The written path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(panels), 1)
     width = max(4.6 * n, 7.0)
     # The caption gets its own strip below the panels (8 pt: ~14 characters per
@@ -118,7 +106,7 @@ def plot_examples(
     Returns:
         The written path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = len(examples)
     if n == 0:
         raise ValueError("examples is empty")
