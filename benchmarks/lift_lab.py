@@ -307,23 +307,27 @@ def summary(names=None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", nargs="?")
-    p.add_argument("--summary", nargs="*")
+    p.add_argument("name", nargs="?", help="experiment name (the row of the summary)")
     p.add_argument(
-        "--model", choices=("temporal", "single", "mlp", "mean", "tiny"), default="temporal"
+        "--summary", nargs="*", help="print mean ± std per name (all, or the names given)"
     )
-    p.add_argument("--window", type=int, default=27)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument(
+        "--model", choices=("temporal", "single", "mlp", "mean", "tiny"), default="temporal",
+        help="what to train: the temporal lifter, its window-1 form, the MLP, the mean pose, "
+        "or score unihpr-tiny-mocap",
+    )  # fmt: skip
+    p.add_argument("--window", type=int, default=27, help="frames per window")
+    p.add_argument("--steps", type=int, default=1500, help="optimiser steps")
     p.add_argument("--frames", type=int, default=432, help="2D-3D frames per step")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--wd", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay")
     p.add_argument("--w-vel", type=float, default=0.5, help="velocity loss weight (temporal)")
     p.add_argument("--off", nargs="*", help="switch off: occlusion bone_scale body_scale "
                    "limb_swap limb_angle mirror cameras speed")  # fmt: skip
     p.add_argument("--aug", nargs="*", help="WindowAugmentation fields k=v")
     p.add_argument("--occ", nargs="*", help="Occlusion fields k=v")
     p.add_argument("--override", nargs="*", help="TemporalLifterConfig fields k=v")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed")
     p.add_argument("--save", help="save_pretrained folder of the first seed's model")
     p.add_argument("--save-dir", help="save every seed's model to SAVE_DIR/seed<n>")
     p.add_argument("--eval", help="score a saved TemporalLifter folder (no training)")

@@ -121,7 +121,7 @@ def test_clip_windows_checks():
 
 
 def test_detector_convention_matches_the_coco_mapping():
-    from unihpr.data.skeletons import map_joints
+    from unihpr.data.mapping import map_joints
 
     g = torch.Generator().manual_seed(0)
     p = torch.rand(3, 15, 2, generator=g, dtype=torch.float64) * 100
