@@ -1,7 +1,7 @@
 """Temporal and robust lifting experiments on the bundled mocap clips (issue #21's log).
 
 One run trains one lifter on windows of the training clips seen through fresh
-virtual cameras (`unihpr.data.sequences.ClipWindows`) and scores it on the
+virtual cameras (`ClipWindows` of `benchmarks/lift_data.py`) and scores it on the
 held-out clips (`DEFAULT_TEST_CLIPS`: dance_b, getup_faceup, kick, walk) at
 their native frame rate, each clip seen whole by 4 fixed, seeded cameras of the
 rendered test set's ranges (466 frames x 4 = 1,864 samples). Conditions: clean
@@ -88,7 +88,7 @@ def corrupt_test(pose2d, condition, seed):
     elif condition == "miss10":
         vis = vis & (torch.rand(n, 1, generator=g) >= 0.1)
     elif condition == "coco":
-        from unihpr.data.sequences import detector_convention
+        from lift_data import detector_convention
 
         one = torch.ones(1)
         pose2d = detector_convention(pose2d[None], 0.2 * one, 0.0 * one)[0]
@@ -159,8 +159,9 @@ def _kv(items):
 
 
 def build_data(args):
+    from lift_data import ClipWindows, Occlusion, WindowAugmentation
+
     from unihpr.data import HUMANOID15
-    from unihpr.data.sequences import ClipWindows, Occlusion, WindowAugmentation
     from unihpr.data.virtual_cameras import CameraDistribution
 
     clips, fps = load_clips("train")

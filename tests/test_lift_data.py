@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from unihpr.data import HUMANOID15
-from unihpr.data.sequences import (
+from lift_data import (
     ClipWindows,
     Occlusion,
     WindowAugmentation,
     corrupt_2d,
     detector_convention,
 )
+
+from unihpr.data import HUMANOID15
 
 NO_OCCLUSION = Occlusion(joint_drop=0, limb_drop=0, frame_drop=0, span=0, displace=0, jitter=0,
                          truncate=0)  # fmt: skip
