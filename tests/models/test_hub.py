@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +46,7 @@ def test_round_trip_bit_identical(tmp_path, decoder):
     loaded = M.UniHPR.from_pretrained(folder)
     assert loaded.config == model.config and not loaded.training
     img, p3 = _inputs()
-    with torch.no_grad():
+    with torch.no_grad():  # the same weights and ops in one process: bit-identical
         assert torch.equal(loaded.encode_image(img), model.encode_image(img))
         assert torch.equal(loaded.estimate_3d(image=img), model.estimate_3d(image=img))
         assert torch.equal(loaded.estimate_2d(pose3d=p3), model.estimate_2d(pose3d=p3))
@@ -73,7 +72,7 @@ def _run(code: str, env_extra: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 
@@ -96,7 +95,9 @@ def test_offline_hub_cache_loads_via_hf_hub_download(tmp_path):
         g = torch.Generator().manual_seed(0)
         _ = torch.rand(2, 3, 64, 64, generator=g)
         p3 = torch.randn(2, 15, 3, generator=g) * 0.3
-        assert torch.equal(m.encode_pose3d(p3), torch.load({str(tmp_path / "ref.pt")!r}))
+        # another process (its own thread pool): float32 sums may be reordered, so ~100 eps
+        ref = torch.load({str(tmp_path / "ref.pt")!r})
+        torch.testing.assert_close(m.encode_pose3d(p3), ref, rtol=1e-5, atol=1e-6)
         print("LOADED", "{SHA}" in str(huggingface_hub.hf_hub_download(
             "unihpr/unihpr-tiny", "config.json")))
     """
@@ -107,21 +108,12 @@ def test_offline_hub_cache_loads_via_hf_hub_download(tmp_path):
 
 
 def test_offline_missing_repo_fails_fast_with_guidance(tmp_path):
-    code = """
-        import time, unihpr.models as M
-        t = time.perf_counter()
-        try:
-            M.from_pretrained("unihpr-w48")
-        except M.PretrainedNotFoundError as err:
-            print("ERR", time.perf_counter() - t, err)
-    """
-    start = time.perf_counter()
-    out = _run(code, {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
-                      "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    out = _run(_COUNTED_LOAD.format(name="unihpr-w48"),
+               {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
+                "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    assert time.perf_counter() - start < 60  # includes interpreter + torch start-up
     msg = out.stdout
-    assert "ERR" in msg and float(msg.split()[1]) < 5.0
+    assert msg.startswith("ERR 0 "), msg  # offline: not one connection attempt
     for part in ("unihpr/unihpr-w48", "offline", "No weights are published", "save_pretrained"):
         assert part in msg, part
 
@@ -219,24 +211,30 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-_TIMED_LOAD = """
-    import time, unihpr.models as M
-    t = time.perf_counter()
+_COUNTED_LOAD = """
+    import socket, unihpr.models as M
+    attempts = []
+    real = socket.socket.connect
+    def connect(self, address):
+        attempts.append(address)
+        return real(self, address)
+    socket.socket.connect = connect
     try:
         M.from_pretrained({name!r})
     except M.PretrainedNotFoundError as err:
-        print("ERR", round(time.perf_counter() - t, 3), err)
+        print("ERR", len(attempts), err)
 """
 
 
-def test_unreachable_endpoint_fails_within_seconds_without_retries(tmp_path):
+def test_unreachable_endpoint_fails_without_retries(tmp_path):
     """HF_HUB_OFFLINE unset, the Hub endpoint a closed local port: one request, then the cache."""
     env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0",
            "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}  # fmt: skip
-    out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+    out = _run(_COUNTED_LOAD.format(name="unihpr-w48"), env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("ERR"), out.stdout
-    assert float(out.stdout.split()[1]) < 5.0
+    # unihpr's one probe of config.json, plus huggingface_hub 2.x's one fetch of its agent
+    # registry; its retry loop (http_backoff: up to 5 retries) would make more
+    assert out.stdout.startswith(("ERR 1 ", "ERR 2 ")), out.stdout
     for part in (
         "Hub unreachable",
         "Connect",
@@ -297,20 +295,20 @@ def _proxy_env(tmp_path, variable: str, url: str, endpoint: str) -> dict:
 
 def test_requests_go_through_https_proxy(tmp_path):
     """HTTPS_PROXY is honoured (no direct TCP probe): the proxy sees the CONNECT, and its
-    refusal makes the load fail within seconds."""
+    refusal makes the load fail at once (one connection, to the proxy)."""
     with _Proxy() as proxy:
         env = _proxy_env(tmp_path, "HTTPS_PROXY", proxy.url, "https://huggingface.co")
-        out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+        out = _run(_COUNTED_LOAD.format(name="unihpr-w48"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert any(s.startswith("CONNECT huggingface.co:443") for s in proxy.seen), proxy.seen
-    assert out.stdout.startswith("ERR") and float(out.stdout.split()[1]) < 5.0, out.stdout
+    assert out.stdout.startswith(("ERR 1 ", "ERR 2 ")), out.stdout  # as above: no retries
     assert "Hub unreachable" in out.stdout and "403" in out.stdout
 
 
 def test_hub_answer_through_http_proxy_says_not_published(tmp_path):
     with _Proxy() as proxy:
         env = _proxy_env(tmp_path, "HTTP_PROXY", proxy.url, "http://hub.invalid")
-        out = _run(_TIMED_LOAD.format(name="unihpr-w48"), env)
+        out = _run(_COUNTED_LOAD.format(name="unihpr-w48"), env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAD http://hub.invalid/unihpr/unihpr-w48/resolve/main/config.json" in proxy.seen
     assert "the Hub answered HTTP 404" in out.stdout and "No weights are published" in out.stdout
@@ -325,7 +323,7 @@ def test_missing_local_folder_is_one_line(tmp_path):
     env = {"HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
     )  # fmt: skip
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
@@ -339,7 +337,7 @@ def test_missing_local_folder_is_one_line(tmp_path):
     (tmp_path / "unihpr-demo").mkdir()
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
     )  # fmt: skip
     assert "no such folder: unihpr-demo/model" in out.stderr.strip().splitlines()[-1]
 
@@ -415,19 +413,17 @@ def _bomb(tmp_path, name="bomb", **fields) -> Path:
 
 
 _MEASURED_LOADS = """
-    import resource, time, torch, unihpr.models as M
+    import resource, torch, unihpr.models as M
     from unihpr.models.hub import CheckpointError
     M.create_model("unihpr-tiny")  # warm up the allocator and imports
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for folder in {folders!r}:
-        t = time.perf_counter()
         try:
             M.from_pretrained(folder)
         except CheckpointError as err:
             # peak memory since the start of the first load, MB (ru_maxrss is in kB on Linux)
             grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-            print("ERR", round(time.perf_counter() - t, 3), round(grown, 1),
-                  str(err).splitlines()[0])
+            print("ERR", round(grown, 1), str(err).splitlines()[0])
 """
 
 
@@ -449,9 +445,8 @@ def test_config_bombs_fail_fast_before_allocating(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert len(lines) == len(cases), out.stdout
     for line, (_, match) in zip(lines, cases):
-        _, seconds, grown_mb, *_ = line.split()
-        assert float(seconds) < 1.0, line
-        assert float(grown_mb) < 100.0, line
+        _, grown_mb, *_ = line.split()
+        assert float(grown_mb) < 100.0, line  # memory, not time: no wall-clock limits
         assert re.search(match, line), line
 
 

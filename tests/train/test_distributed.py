@@ -33,6 +33,8 @@ def test_two_gloo_ranks_end_identical(tmp_path):
     r0, r1 = _spawn(tmp_path, use_real_loss=True)
     assert r0["steps"] == r1["steps"] == 4
     assert r0["params"].keys() == r1["params"].keys()
+    # DDP's contract: every rank gets the same all-reduced gradient and applies the same
+    # update with the same kernels (one machine), so the replicas stay bit-identical
     for k in r0["params"]:
         assert torch.equal(r0["params"][k], r1["params"][k]), k
     # the ranks saw different data: their local losses differ, the logged mean is shared
