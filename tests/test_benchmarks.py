@@ -42,9 +42,9 @@ def test_benchmark_script_runs(script, tmp_path):
     assert "|" in proc.stdout or "-" in proc.stdout  # a printed table
 
 
-def _gpu_check(*args, timeout=600):
+def _gpu_check(*args):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 def test_gpu_check_without_cuda_exits_at_once_with_a_message():
@@ -52,11 +52,11 @@ def test_gpu_check_without_cuda_exits_at_once_with_a_message():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible")
-    proc = _gpu_check("--out", "/nonexistent/never-written.json", timeout=120)
+    proc = _gpu_check("--out", "/nonexistent/never-written.json")
     assert proc.returncode == 2
     assert "no CUDA device is visible" in proc.stderr and "--device cpu --tiny" in proc.stderr
     assert proc.stdout == ""
-    proc = _gpu_check("--device", "cpu", timeout=120)  # the CPU is for --tiny only
+    proc = _gpu_check("--device", "cpu")  # the CPU is for --tiny only
     assert proc.returncode == 2 and "add --tiny" in proc.stderr
 
 

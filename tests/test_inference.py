@@ -208,7 +208,7 @@ def test_model_by_folder_is_loaded_once(model, saved):
     a = lift(kp, "humanoid15", model=str(saved))
     b = lift(kp, "humanoid15", model=saved)  # a Path: same cache entry
     assert inference._load.cache_info().misses == 1 and inference._load.cache_info().hits == 1
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, b)  # one cached model, one process
     np.testing.assert_allclose(a, lift(kp, "humanoid15", model=model), atol=1e-6)
     clear_model_cache()
     assert inference._load.cache_info().currsize == 0

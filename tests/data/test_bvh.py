@@ -184,7 +184,7 @@ def test_end_sites_can_be_dropped(tmp_path):
     full, bare = read_bvh(path, unit="m"), read_bvh(path, unit="m", end_sites=False)
     keep = [i for i, n in enumerate(full.skeleton.joint_names) if not n.endswith("_end")]
     assert bare.skeleton.joint_names == tuple(full.skeleton.joint_names[i] for i in keep)
-    np.testing.assert_array_equal(bare.joints, full.joints[:, keep])
+    np.testing.assert_array_equal(bare.joints, full.joints[:, keep])  # the same chain products
     for j, p in enumerate(bare.skeleton.parents):  # parents point at the same joints
         if p >= 0:
             orig = full.skeleton.parents[keep[j]]

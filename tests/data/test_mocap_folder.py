@@ -172,7 +172,7 @@ def test_cache_serves_unchanged_files_and_rereads_changed_ones(tmp_path, monkeyp
     with monkeypatch.context() as m:
         m.setattr(mocap_folder, "read_mocap_file", no_parsing)
         again = MocapFolder(root, cache_dir=cache)
-        np.testing.assert_array_equal(again.motion, first.motion)
+        np.testing.assert_array_equal(again.motion, first.motion)  # same files, same process
         assert again.clip_info == first.clip_info
     kept = MocapFolder(root / "asf", cache_dir=cache, skeleton=None)  # other settings: parsed
     assert kept.motion.shape[1] == 30

@@ -134,20 +134,39 @@ def _old_ddim_sample(denoise, x_T, schedule, num_steps, clip):
 
 @pytest.mark.parametrize("sched", [CosineSchedule(60), LinearSchedule(40)])
 @pytest.mark.parametrize(("steps", "clip"), [(1, None), (7, 4.0), (100, 0.3)])
-def test_scheduler_loop_is_bit_identical_to_the_old_sampler(sched, steps, clip):
+def test_scheduler_loop_matches_the_old_sampler(sched, steps, clip):
+    # Two code paths of the same formulas, in float64: rounding differences of ~1e-16 grow by
+    # at most 1 / sqrt(alphabar_T) (~1e3 here) in the first step; 1e-9 leaves a wide margin
+    # and still catches any change of a formula.
     torch.manual_seed(0)
-    dec = DiffusionDecoder(J, 3, D, width=16, depth=1, num_heads=2, schedule=sched).eval()
-    cond = dec.encode_condition(torch.randn(6, D), "pose2d")
-    x_T = torch.randn(6, J, 3, generator=torch.Generator().manual_seed(3))
+    dec = DiffusionDecoder(J, 3, D, width=16, depth=1, num_heads=2, schedule=sched)
+    dec = dec.double().eval()
+    cond = dec.encode_condition(torch.randn(6, D, dtype=torch.float64), "pose2d")
+    x_T = torch.randn(6, J, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     with torch.no_grad():
         old = _old_ddim_sample(lambda x, t: dec(x, t, cond), x_T, sched, steps, clip)
         new = ddim_sample(lambda x, t: dec(x, t, cond), x_T, DDIMScheduler(sched, clip), steps)
-    assert torch.equal(old, new)
+    torch.testing.assert_close(old, new, rtol=0, atol=1e-9)
 
 
 def test_golden_outputs_of_the_pre_refactor_code_are_reproduced():
-    """Weights and outputs recorded by tests/models/data/make_diffusion_golden.py (old code)."""
+    """Weights and outputs recorded by tests/models/data/make_diffusion_golden.py (old code).
+
+    The file holds float32 results of another CPU, whose kernels round differently in the
+    last bits. A sampled pose divides the noise prediction by sqrt(alphabar_T) at the first
+    DDIM step, which scales those differences by 1 / sqrt(alphabar_T) = 1015 for this
+    50-step cosine schedule (the clamp then bounds the values). So each output may differ
+    by float32 eps x 1015 x its largest magnitude: 2.4e-4 for the clamped poses of
+    magnitude 2. Measured: 3.6e-7 natively on an AVX-512 machine, 3.5e-5 with
+    ATEN_CPU_CAPABILITY=default; another seed or formula moves the poses by O(1).
+    """
     data = load_file(str(GOLDEN))
+    amplification = float(CosineSchedule(50).alphas_cumprod[-1].rsqrt())
+
+    def check(got, key):
+        tol = torch.finfo(torch.float32).eps * amplification * float(data[key].abs().max())
+        torch.testing.assert_close(got, data[key], rtol=0, atol=tol, msg=key)
+
     model = UniHPR(UniHPRConfig(
         num_joints=5, embed_dim=16, image_size=(32, 32), image_backbone="hrnet_tiny",
         pose_width=16, pose_depth=1, pose_heads=2, decoder="diffusion", decoder_width=16,
@@ -165,18 +184,18 @@ def test_golden_outputs_of_the_pre_refactor_code_are_reproduced():
     p2, bbox, p3 = data["in/pose2d"], data["in/bbox"], data["in/pose3d"]
     with torch.no_grad():
         emb = model.encode_pose2d(p2, bbox=bbox)
-        assert torch.equal(emb, data["in/embedding"])
-        assert torch.equal(model.estimate_3d(pose2d=p2, bbox=bbox), data["out/estimate_3d"])
+        check(emb, "in/embedding")
+        check(model.estimate_3d(pose2d=p2, bbox=bbox), "out/estimate_3d")
         pose, hyps = model.decode(
             emb, "pose2d", num_hypotheses=4, aggregation="median",
             generator=torch.Generator().manual_seed(7), return_hypotheses=True,
         )  # fmt: skip
-        assert torch.equal(hyps, data["out/median_hyps"])
-        assert torch.equal(pose, data["out/median_pose"])
+        check(hyps, "out/median_hyps")
+        check(pose, "out/median_pose")
         out2d = model.estimate_2d(pose3d=p3, num_steps=3, num_hypotheses=3)
-        assert torch.equal(out2d, data["out/estimate_2d"])
-        assert torch.equal(model.interpolate(p3[:2], p3[1:], steps=3), data["out/interpolate"])
+        check(out2d, "out/estimate_2d")
+        check(model.interpolate(p3[:2], p3[1:], steps=3), "out/interpolate")
         lin = aggregate_hypotheses(
             sample_poses(linear, emb, "image", num_steps=5, num_hypotheses=2)
         )
-        assert torch.equal(lin, data["out/linear"])
+        check(lin, "out/linear")

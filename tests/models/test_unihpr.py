@@ -180,6 +180,7 @@ def test_decode_regression_and_diffusion():
     reg = create_model("unihpr-tiny", decoder="mlp", decoder_width=32).eval()
     emb = reg.encode_pose3d(_inputs()[2])
     pose, hyps = reg.decode(emb, "pose3d", return_hypotheses=True)
+    # the same call in one process: bit-identical
     assert torch.equal(pose, reg.decoder3d(emb, "pose3d")) and hyps.shape == (2, 1, J, 3)
     assert reg.decode(emb, "pose3d", dims=2).shape == (2, J, 2)
     with pytest.raises(ValueError, match="only diffusion decoders"):

@@ -90,7 +90,7 @@ def test_h36m_no_data_exits_fast_as_a_script(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_h36m.py"), "--data-root",
          str(tmp_path / "none")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 2 and "data_3d_h36m.npz" in proc.stderr
 
