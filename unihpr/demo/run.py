@@ -316,7 +316,6 @@ def baseline_errors(
     return lifter_errors, pose_errors(mean, batch["pose3d"], actions)
 
 
-#: (row label, results key) of the table of [`results_markdown`][], in order.
 RESULT_ROWS = (
     ("2D -> 3D MPJPE", "lifting_mpjpe"),
     ("2D -> 3D PA-MPJPE", "lifting_pa_mpjpe"),
@@ -324,6 +323,7 @@ RESULT_ROWS = (
     ("image -> 3D PA-MPJPE", "image_pa_mpjpe"),
     ("2D -> 3D retrieval MPJPE (gallery: training poses)", "retrieval_2d3d_mpjpe"),
 )
+"""(row label, results key) of the table of [`results_markdown`][], in order."""
 
 
 def results_markdown(summary: dict[str, Any]) -> str:
