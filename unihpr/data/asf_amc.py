@@ -298,8 +298,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
         raise ValueError(f"{path}: the :hierarchy block is not closed by 'end' (truncated file?)")
     if root["order"] is None:
         raise ValueError(f"{path}: :root has no 'order' line")
-    by_name = bones
-    unknown = sorted((set(children) | set(child_line)) - set(by_name) - {"root"})
+    unknown = sorted((set(children) | set(child_line)) - set(bones) - {"root"})
     if unknown:
         raise ValueError(f"{path}: :hierarchy names bones not in :bonedata: {unknown}")
     if "root" in child_line:
@@ -309,10 +308,10 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
     stack = [("root", c) for c in reversed(children.get("root", []))]
     while stack:
         parent, bone = stack.pop()
-        b = by_name[bone]
+        b = bones[bone]
         ordered.append(AsfBone(name=bone, parent=parent, **b["fields"]))
         stack.extend((bone, c) for c in reversed(children.get(bone, [])))
-    orphans = sorted(set(by_name) - {b.name for b in ordered})
+    orphans = sorted(set(bones) - {b.name for b in ordered})
     if orphans:
         raise ValueError(f"{path}: bones not connected to the root in :hierarchy: {orphans}")
     ang = units["angle"]

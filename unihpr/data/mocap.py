@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from unihpr._optional import require
 from unihpr._quiet import silence_c_output
 from unihpr._validate import check_choice, check_int
 from unihpr.data._arrays import ArrayPoseDataset
+from unihpr.data._io import write_npz_atomically
 from unihpr.data.cameras import quaternion_to_matrix
 from unihpr.data.mocap_clip import euler_to_matrix
 from unihpr.data.skeletons import HUMANOID15
@@ -419,7 +419,7 @@ def build_humanoid_mocap(
             arrays = {k: np.asarray(v) for k, v in rec.items()}
             for k in ("pose2d", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
                 arrays[k] = arrays[k].astype(np.float32)
-            _write_atomically(paths[split], arrays)
+            write_npz_atomically(paths[split], arrays)
     finally:
         renderer.close()
         bar.close()
@@ -466,19 +466,6 @@ def recombine_frames(
         donors = frames[rng.integers(0, len(frames), count)]
         out[swap, limb] = donors[swap, limb]
     return out
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # A name unique to this call: concurrent builds of one cache never share a
-    # temporary, and readers only ever see a complete file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_cache(path: Path) -> dict[str, np.ndarray]:

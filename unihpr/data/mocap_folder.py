@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unihpr._validate import check_bool, check_choice, check_real
+from unihpr.data._io import write_npz_atomically
 from unihpr.data.asf_amc import AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
 from unihpr.data.mapping import JointSource
@@ -276,9 +277,7 @@ class MocapFolder(Dataset):
                 "rig_parents": list(clip.skeleton.parents)}  # fmt: skip
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, motion=joints, info=np.array(json.dumps(info)))
-            os.replace(tmp, cache)
+            write_npz_atomically(cache, {"motion": joints, "info": np.array(json.dumps(info))})
         return joints, info
 
     def _check_rig(self, f: Path, info: dict) -> None:
