@@ -391,8 +391,8 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: dict[str, dict]) -
         "dof": dof, "limits": limits}}  # fmt: skip
 
 
-def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str, slice]], str]:
-    """(values (T, D) in file units/angles, [(bone, columns)], angle unit)."""
+def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, dict[str, slice], str]:
+    """(values (T, D) in file units/angles, {bone: columns} in AMC order, angle unit)."""
     lines = [_strip(ln) for ln in read_text_lines(path, "AMC")]
     layout = [("root", len(asf.root_order))] + [(b.name, len(b.dof)) for b in asf.bones if b.dof]
     cols, start = {}, 0
@@ -475,7 +475,7 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
     # every frame lists every bone once with its exact count: each slot is written once
     values[np.repeat(np.asarray(bases, dtype=np.int64), counts_a) + offsets] = flat
     values = values.reshape(len(starts), start)
-    return values, [(b, cols[b]) for b, _ in layout], angle
+    return values, cols, angle
 
 
 def _rotation_of(values: np.ndarray, dof: tuple[str, ...], angle: str) -> np.ndarray:
@@ -520,8 +520,7 @@ def read_amc(
     path = check_file(path, "AMC")
     check_choice("up_axis", up_axis, UP_AXES)
     fps = check_real("fps", fps, low=0.0, low_open=True)
-    values, columns, angle = _parse_amc(path, asf)
-    cols = dict(columns)
+    values, cols, angle = _parse_amc(path, asf)
     names, parents, kinds = asf.joint_layout()
     by_name = {b.name: b for b in asf.bones}
     offsets = np.zeros((len(names), 3))

@@ -258,13 +258,10 @@ class MocapFolder(Dataset):
             hit = _load_cached(cache)
             if hit is not None:
                 return hit
-        asf = None
-        if asf_path is not None:
-            if asf_path not in asf_cache:
-                asf_cache[asf_path] = read_asf(asf_path)
-            asf = asf_cache[asf_path]
+        if asf_path is not None and asf_path not in asf_cache:
+            asf_cache[asf_path] = read_asf(asf_path)
         clip = read_mocap_file(f, unit=settings["unit"], up_axis=settings["up_axis"],
-                               amc_fps=settings["amc_fps"], asf=asf)  # fmt: skip
+                               amc_fps=settings["amc_fps"], asf=asf_cache.get(asf_path))  # fmt: skip
         joints = clip.joints if self._keep_rig else clip.map_to(self.skeleton, settings["mapping"])
         if self.fps is not None:
             try:
