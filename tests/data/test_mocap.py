@@ -5,6 +5,7 @@ import torch
 pytest.importorskip("pybullet")
 
 from unihpr.data import mocap
+from unihpr.data._io import write_npz_atomically
 from unihpr.data.skeletons import HUMANOID15
 
 SMALL = {"stride": 9, "cameras_per_frame": 1, "image_size": 64, "progress": False}
@@ -232,11 +233,11 @@ def test_interleaved_cache_writes_do_not_collide(tmp_path, monkeypatch):
     def savez_with_a_rival(f, **arrays):
         calls.append(1)
         if len(calls) == 1:
-            mocap._write_atomically(path, {"x": np.arange(2)})
+            write_npz_atomically(path, {"x": np.arange(2)})
         savez(f, **arrays)
 
     monkeypatch.setattr(mocap.np, "savez", savez_with_a_rival)
-    mocap._write_atomically(path, {"x": np.arange(3)})
+    write_npz_atomically(path, {"x": np.arange(3)})
     with np.load(path) as z:
         assert z["x"].tolist() == [0, 1, 2]  # the last writer wins, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.npz"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,19 @@ def check_file(path: str | os.PathLike, what: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     return p
+
+
+def write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save ``arrays`` as the npz ``path`` so that readers only ever see a complete file."""
+    # A name unique to this call: concurrent writers of one file never share a temporary.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_npz_object(path: Path, key: str, expected: str) -> Any:

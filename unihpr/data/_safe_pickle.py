@@ -106,6 +106,16 @@ def _nbytes(shape: Any, dtype: Any) -> int:
     return math.prod(shape) * max(np.dtype(dtype).itemsize, 1)
 
 
+def _charged(load: Any) -> Any:
+    """An opcode of Python's unpickler that charges the object it pushes to the budget."""
+
+    def charged(self: _RestrictedUnpickler) -> None:
+        load(self)
+        self.charge(self.stack[-1])
+
+    return charged
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
     """Python's unpickler with an allow-list of globals and a memory budget."""
 
@@ -129,18 +139,12 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return obj
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") and name in (
-            "ndarray",
-            "dtype",
-        ):
+        pkg, _, sub = module.rpartition(".")
+        private = pkg in ("numpy.core", "numpy._core")
+        array_module = module == "numpy" or (private and sub == "multiarray")
+        if name in ("ndarray", "dtype") and array_module:
             return _NDARRAY if name == "ndarray" else np.dtype
-        parts = module.split(".")
-        if (
-            len(parts) == 3
-            and parts[0] == "numpy"
-            and parts[1] in ("core", "_core")
-            and (parts[2], name) in _NUMPY_PRIVATE
-        ):
+        if private and (sub, name) in _NUMPY_PRIVATE:
             fn = _numpy_private(module, name)
             return self._reconstruct(fn) if name == "_reconstruct" else fn
         if module in ("builtins", "__builtin__") and name in _ALLOWED_BUILTINS:
@@ -162,18 +166,6 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
         return reconstruct
 
-    def load_reduce(self) -> None:
-        super().load_reduce()
-        self.charge(self.stack[-1])
-
-    def load_newobj(self) -> None:
-        super().load_newobj()
-        self.charge(self.stack[-1])
-
-    def load_newobj_ex(self) -> None:
-        super().load_newobj_ex()
-        self.charge(self.stack[-1])
-
     def load_build(self) -> None:
         inst, state = self.stack[-2], self.stack[-1]
         if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) in (4, 5):
@@ -192,9 +184,9 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise ValueError("BYTEARRAY8 is longer than the stream")
         self.append(self.charge(bytearray(data)))
 
-    dispatch[pickle.REDUCE[0]] = load_reduce
-    dispatch[pickle.NEWOBJ[0]] = load_newobj
-    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.REDUCE[0]] = _charged(pickle._Unpickler.load_reduce)
+    dispatch[pickle.NEWOBJ[0]] = _charged(pickle._Unpickler.load_newobj)
+    dispatch[pickle.NEWOBJ_EX[0]] = _charged(pickle._Unpickler.load_newobj_ex)
     dispatch[pickle.BUILD[0]] = load_build
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 

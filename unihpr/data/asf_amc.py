@@ -298,8 +298,7 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
         raise ValueError(f"{path}: the :hierarchy block is not closed by 'end' (truncated file?)")
     if root["order"] is None:
         raise ValueError(f"{path}: :root has no 'order' line")
-    by_name = bones
-    unknown = sorted((set(children) | set(child_line)) - set(by_name) - {"root"})
+    unknown = sorted((set(children) | set(child_line)) - set(bones) - {"root"})
     if unknown:
         raise ValueError(f"{path}: :hierarchy names bones not in :bonedata: {unknown}")
     if "root" in child_line:
@@ -309,10 +308,10 @@ def read_asf(path: str | os.PathLike) -> AsfSkeleton:
     stack = [("root", c) for c in reversed(children.get("root", []))]
     while stack:
         parent, bone = stack.pop()
-        b = by_name[bone]
+        b = bones[bone]
         ordered.append(AsfBone(name=bone, parent=parent, **b["fields"]))
         stack.extend((bone, c) for c in reversed(children.get(bone, [])))
-    orphans = sorted(set(by_name) - {b.name for b in ordered})
+    orphans = sorted(set(bones) - {b.name for b in ordered})
     if orphans:
         raise ValueError(f"{path}: bones not connected to the root in :hierarchy: {orphans}")
     ang = units["angle"]
@@ -392,8 +391,8 @@ def _finish_bone(block: dict, path: Path, units: dict, bones: dict[str, dict]) -
         "dof": dof, "limits": limits}}  # fmt: skip
 
 
-def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str, slice]], str]:
-    """(values (T, D) in file units/angles, [(bone, columns)], angle unit)."""
+def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, dict[str, slice], str]:
+    """(values (T, D) in file units/angles, {bone: columns} in AMC order, angle unit)."""
     lines = [_strip(ln) for ln in read_text_lines(path, "AMC")]
     layout = [("root", len(asf.root_order))] + [(b.name, len(b.dof)) for b in asf.bones if b.dof]
     cols, start = {}, 0
@@ -476,7 +475,7 @@ def _parse_amc(path: Path, asf: AsfSkeleton) -> tuple[np.ndarray, list[tuple[str
     # every frame lists every bone once with its exact count: each slot is written once
     values[np.repeat(np.asarray(bases, dtype=np.int64), counts_a) + offsets] = flat
     values = values.reshape(len(starts), start)
-    return values, [(b, cols[b]) for b, _ in layout], angle
+    return values, cols, angle
 
 
 def _rotation_of(values: np.ndarray, dof: tuple[str, ...], angle: str) -> np.ndarray:
@@ -521,8 +520,7 @@ def read_amc(
     path = check_file(path, "AMC")
     check_choice("up_axis", up_axis, UP_AXES)
     fps = check_real("fps", fps, low=0.0, low_open=True)
-    values, columns, angle = _parse_amc(path, asf)
-    cols = dict(columns)
+    values, cols, angle = _parse_amc(path, asf)
     names, parents, kinds = asf.joint_layout()
     by_name = {b.name: b for b in asf.bones}
     offsets = np.zeros((len(names), 3))

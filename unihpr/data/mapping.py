@@ -48,22 +48,22 @@ JointSource = str | tuple[str, ...] | Mapping[str, float]
 
 _LIMB_PARTS = ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")
 _MOTIONBUILDER_LIMBS = ("UpLeg", "Leg", "Foot", "Arm", "ForeArm", "Hand")
+
+
+def _motionbuilder_preset(head_top: str) -> tuple:
+    """A rig with MotionBuilder names (Spine1 sits mid-back, Neck at the shoulders'
+    height) whose top of the head is ``head_top``."""
+    trunks = {"humanoid15": {"root": "Hips", "chest": "Spine1", "neck": "Neck"},
+              "h36m17": {"pelvis": "Hips", "spine": "Spine1", "thorax": "Neck",
+                         "neck_nose": "Head", "head": head_top}}  # fmt: skip
+    return _MOTIONBUILDER_LIMBS, ("Left",), ("Right",), trunks
+
+
 _RIG_PRESETS: dict[str, tuple[tuple, tuple[str, ...], tuple[str, ...], dict]] = {
-    # CMU database BVH conversions (MotionBuilder names; Spine1 sits mid-back,
-    # Neck at the shoulders' height, "Head_end" is the head's End Site).
-    "cmu_bvh": (
-        _MOTIONBUILDER_LIMBS, ("Left",), ("Right",),
-        {"humanoid15": {"root": "Hips", "chest": "Spine1", "neck": "Neck"},
-         "h36m17": {"pelvis": "Hips", "spine": "Spine1", "thorax": "Neck",
-                    "neck_nose": "Head", "head": "Head_end"}},
-    ),
+    # CMU database BVH conversions ("Head_end" is the head's End Site).
+    "cmu_bvh": _motionbuilder_preset("Head_end"),
     # Mixamo rigs ("mixamorig:Hips"; the namespace is ignored when matching).
-    "mixamo": (
-        _MOTIONBUILDER_LIMBS, ("Left",), ("Right",),
-        {"humanoid15": {"root": "Hips", "chest": "Spine1", "neck": "Neck"},
-         "h36m17": {"pelvis": "Hips", "spine": "Spine1", "thorax": "Neck",
-                    "neck_nose": "Head", "head": "HeadTop_End"}},
-    ),
+    "mixamo": _motionbuilder_preset("HeadTop_End"),
     # CMU ASF bones (a joint is named after the bone that starts there: "rfemur"
     # is the right hip, "lowerneck" the base of the neck).
     "cmu_asf": (

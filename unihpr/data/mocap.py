@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -44,7 +43,9 @@ from unihpr._optional import require
 from unihpr._quiet import silence_c_output
 from unihpr._validate import check_choice, check_int
 from unihpr.data._arrays import ArrayPoseDataset
+from unihpr.data._io import write_npz_atomically
 from unihpr.data.cameras import quaternion_to_matrix
+from unihpr.data.mocap_clip import euler_to_matrix
 from unihpr.data.skeletons import HUMANOID15
 
 __all__ = [
@@ -158,14 +159,6 @@ def load_humanoid_motion(
     return np.concatenate(poses), names, frames
 
 
-def _rot_z(theta: np.ndarray) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    z, o = np.zeros_like(theta), np.ones_like(theta)
-    return np.stack(
-        [np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2
-    )
-
-
 def humanoid_forward_kinematics(frames: np.ndarray) -> np.ndarray:
     """World joint positions (N, 15, 3) metres (y-up) of DeepMimic frames (N, 44).
 
@@ -188,7 +181,7 @@ def humanoid_forward_kinematics(frames: np.ndarray) -> np.ndarray:
         if kind == "spherical":
             rot[j] = r_parent @ quaternion_to_matrix(frames[:, k : k + 4])
         elif kind == "revolute":
-            rot[j] = r_parent @ _rot_z(frames[:, k])
+            rot[j] = r_parent @ euler_to_matrix(frames[:, k : k + 1], "Z")
         else:
             rot[j] = r_parent
     return pos
@@ -224,17 +217,14 @@ def opengl_matrices(
     flip = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes -> OpenGL (y up, looking down -z)
     r_gl = flip @ rotation.T
     view = np.eye(4)
-    view[:3, :3] = r_gl
-    view[:3, 3] = -r_gl @ position
+    view[:3] = np.column_stack([r_gl, -r_gl @ position])
     fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
-    proj = np.zeros((4, 4))
-    proj[0, 0] = 2 * fx / width
-    proj[0, 2] = 1 - 2 * cx / width
-    proj[1, 1] = 2 * fy / height
-    proj[1, 2] = 2 * cy / height - 1
-    proj[2, 2] = -(far + near) / (far - near)
-    proj[2, 3] = -2 * far * near / (far - near)
-    proj[3, 2] = -1.0
+    proj = np.array([
+        [2 * fx / width, 0.0, 1 - 2 * cx / width, 0.0],
+        [0.0, 2 * fy / height, 2 * cy / height - 1, 0.0],
+        [0.0, 0.0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])  # fmt: skip
     return view.T.reshape(-1).tolist(), proj.T.reshape(-1).tolist()
 
 
@@ -429,7 +419,7 @@ def build_humanoid_mocap(
             arrays = {k: np.asarray(v) for k, v in rec.items()}
             for k in ("pose2d", "pose3d", "root", "K", "R", "cam_pos", "crop_box"):
                 arrays[k] = arrays[k].astype(np.float32)
-            _write_atomically(paths[split], arrays)
+            write_npz_atomically(paths[split], arrays)
     finally:
         renderer.close()
         bar.close()
@@ -476,19 +466,6 @@ def recombine_frames(
         donors = frames[rng.integers(0, len(frames), count)]
         out[swap, limb] = donors[swap, limb]
     return out
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # A name unique to this call: concurrent builds of one cache never share a
-    # temporary, and readers only ever see a complete file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_cache(path: Path) -> dict[str, np.ndarray]:

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unihpr._validate import check_bool, check_choice, check_real
+from unihpr.data._io import write_npz_atomically
 from unihpr.data.asf_amc import AsfSkeleton, read_amc, read_asf
 from unihpr.data.bvh import read_bvh
 from unihpr.data.mapping import JointSource
@@ -257,13 +258,10 @@ class MocapFolder(Dataset):
             hit = _load_cached(cache)
             if hit is not None:
                 return hit
-        asf = None
-        if asf_path is not None:
-            if asf_path not in asf_cache:
-                asf_cache[asf_path] = read_asf(asf_path)
-            asf = asf_cache[asf_path]
+        if asf_path is not None and asf_path not in asf_cache:
+            asf_cache[asf_path] = read_asf(asf_path)
         clip = read_mocap_file(f, unit=settings["unit"], up_axis=settings["up_axis"],
-                               amc_fps=settings["amc_fps"], asf=asf)  # fmt: skip
+                               amc_fps=settings["amc_fps"], asf=asf_cache.get(asf_path))  # fmt: skip
         joints = clip.joints if self._keep_rig else clip.map_to(self.skeleton, settings["mapping"])
         if self.fps is not None:
             try:
@@ -276,9 +274,7 @@ class MocapFolder(Dataset):
                 "rig_parents": list(clip.skeleton.parents)}  # fmt: skip
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, motion=joints, info=np.array(json.dumps(info)))
-            os.replace(tmp, cache)
+            write_npz_atomically(cache, {"motion": joints, "info": np.array(json.dumps(info))})
         return joints, info
 
     def _check_rig(self, f: Path, info: dict) -> None:
