@@ -53,6 +53,16 @@ def _who(name: str, owner: str) -> str:
     return f"{owner}: {name}" if owner else name
 
 
+def _bounds(low, high, low_open: bool = False, high_open: bool = False, spec: str = "") -> str:
+    """`` >= low and <= high`` for a range message (each bound optional, ``spec`` formats it)."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {format(low, spec)}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {format(high, spec)}")
+    return f" {' and '.join(bounds)}" if bounds else ""
+
+
 # ---------------------------------------------------------------- Python scalars
 def check_int(
     name: str,
@@ -72,12 +82,7 @@ def check_int(
         raise TypeError(f"{_who(name, owner)} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = [
-            s
-            for s in ("" if low is None else f">= {low}", "" if high is None else f"<= {high}")
-            if s
-        ]
-        raise ValueError(f"{_who(name, owner)} must be an int {' and '.join(bounds)}, got {value}")
+        raise ValueError(f"{_who(name, owner)} must be an int{_bounds(low, high)}, got {value}")
     return value
 
 
@@ -121,13 +126,8 @@ def check_real(
     if ok and high is not None:
         ok = v < high if high_open else v <= high
     if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            bounds.append(f"{'<' if high_open else '<='} {high:g}")
         kind = "a finite number" if finite else "a number"
-        rng = f" {' and '.join(bounds)}" if bounds else ""
+        rng = _bounds(low, high, low_open, high_open, spec="g")
         raise ValueError(f"{_who(name, owner)} must be {kind}{rng}, got {value!r}")
     return v
 

@@ -53,16 +53,9 @@ def _int_in(low: int, high: int):
     return parse
 
 
-def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+def _add_demo_arguments(p: argparse.ArgumentParser) -> None:
     from unihpr.train.config import MAX_SEED
 
-    p = sub.add_parser(
-        "demo",
-        help="train unihpr-tiny through the three stages on the bundled mocap data",
-        description="Train unihpr-tiny (step 1, step 2 with and without L_triplet, "
-        "fine-tuning) on the DeepMimic humanoid clips bundled with pybullet, evaluate on "
-        "held-out clips, write results, plots and a save_pretrained folder.",
-    )
     p.add_argument(
         "--output-dir", type=_folder, default=Path("unihpr-demo"),
         help="output folder; a run of the same seed and settings there is resumed "
@@ -109,33 +102,18 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_image_index_parser(sub: argparse._SubParsersAction) -> None:
+def _add_image_index_arguments(p: argparse.ArgumentParser) -> None:
     from unihpr.data import image_index
 
-    p = sub.add_parser(
-        "build-image-index",
-        help="write the JSON-lines image index of extracted Human3.6M frames",
-        description="Write the image index that unihpr.data.ImageIndexDataset reads: one "
-        "JSON line per frame with its image path, box, 2D and 3D pose (needs the "
-        "VideoPose3D npz files and the frames extracted from the videos).",
-    )
     image_index.add_arguments(p)
     p.set_defaults(run=image_index.run)
 
 
-def _add_lift_parser(sub: argparse._SubParsersAction) -> None:
+def _add_lift_arguments(p: argparse.ArgumentParser) -> None:
     from unihpr.inference import DEFAULT_LIFT_MODEL, LIFT_LAYOUTS
 
     progress_min_frames = 20_000  # --progress auto: a bar from this many frames on
 
-    p = sub.add_parser(
-        "lift",
-        help="lift 2D keypoints in a file (npz, COCO-style JSON, CSV) to 3D poses",
-        description="Lift one person's 2D keypoints (one row per video frame) to "
-        "root-relative 3D poses in metres (15 humanoid joints). Input formats: see "
-        "unihpr.keypoint_files. Frames without enough visible joints are filled from their "
-        "neighbours; the output's 'valid' says which frames were lifted.",
-    )
     p.add_argument("keypoints", help="input file: .npz, .json or .csv")
     p.add_argument("--layout", required=True, choices=LIFT_LAYOUTS, help="keypoint layout")
     p.add_argument(
@@ -196,14 +174,40 @@ def _add_lift_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+#: Subcommand name -> (function adding its arguments and ``run``, help line, description).
+_SUBCOMMANDS = {
+    "demo": (
+        _add_demo_arguments,
+        "train unihpr-tiny through the three stages on the bundled mocap data",
+        "Train unihpr-tiny (step 1, step 2 with and without L_triplet, "
+        "fine-tuning) on the DeepMimic humanoid clips bundled with pybullet, evaluate on "
+        "held-out clips, write results, plots and a save_pretrained folder.",
+    ),
+    "build-image-index": (
+        _add_image_index_arguments,
+        "write the JSON-lines image index of extracted Human3.6M frames",
+        "Write the image index that unihpr.data.ImageIndexDataset reads: one "
+        "JSON line per frame with its image path, box, 2D and 3D pose (needs the "
+        "VideoPose3D npz files and the frames extracted from the videos).",
+    ),
+    "lift": (
+        _add_lift_arguments,
+        "lift 2D keypoints in a file (npz, COCO-style JSON, CSV) to 3D poses",
+        "Lift one person's 2D keypoints (one row per video frame) to "
+        "root-relative 3D poses in metres (15 humanoid joints). Input formats: see "
+        "unihpr.keypoint_files. Frames without enough visible joints are filled from their "
+        "neighbours; the output's 'valid' says which frames were lifted.",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``unihpr`` command."""
     parser = _Parser(prog="unihpr", description="unihpr command line")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_demo_parser(sub)
-    _add_image_index_parser(sub)
-    _add_lift_parser(sub)
+    for name, (add_arguments, summary, description) in _SUBCOMMANDS.items():
+        add_arguments(sub.add_parser(name, help=summary, description=description))
     return parser
 
 

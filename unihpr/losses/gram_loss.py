@@ -67,9 +67,7 @@ class GRAMLoss(EmbeddingLoss):
             rank scores its own anchors against the global batch and the
             global anchors against its own tuples (see
             [`unihpr.losses.distributed`][]); False keeps everything local.
-        distributed: ``"local"`` (default; after DDP the gradients equal one
-            process on the concatenated batch) or ``"global"`` (open_clip's
-            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default) or ``"global"``; see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows and a diverged temperature
             (a host synchronisation).
 

@@ -83,9 +83,7 @@ class MultimodalInfoNCE(EmbeddingLoss):
         gather: With torch.distributed initialised and world size > 1, take
             negatives from the global batch (each rank's loss covers its own
             anchors); False keeps them local.
-        distributed: ``"local"`` (default; after DDP the gradients equal one
-            process on the concatenated batch) or ``"global"`` (open_clip's
-            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default) or ``"global"``; see [`unihpr.losses.distributed`][].
         backend: ``"auto"``, ``"torch"``, or ``"compile"`` (K = 3 with
             ``score="lambda"`` only); see [`unihpr.ops.backend`][].
         validate: Check the inputs' values (zero/non-finite rows, a diverged

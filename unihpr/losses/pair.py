@@ -94,9 +94,7 @@ class PairInfoNCE(EmbeddingLoss):
             can be switched off after the first step (attribute ``validate``).
         label_smoothing: ε in [0, 1) of both cross-entropies (as in
             ``F.cross_entropy``; GRAM trains with 0.1).
-        distributed: ``"local"`` (default; after DDP the gradients equal one
-            process on the concatenated batch) or ``"global"`` (open_clip's
-            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default) or ``"global"``; see [`unihpr.losses.distributed`][].
         queue: An [`EmbeddingQueue`][unihpr.losses.EmbeddingQueue] of past
             embeddings, extra negatives of both directions (gradients only
             through the current batch; the batch is pushed after each call

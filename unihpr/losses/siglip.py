@@ -118,9 +118,7 @@ class SigLIPLoss(EmbeddingLoss):
             the global batch as columns (each rank sums the terms of its own
             rows, divided by its local batch, as open_clip does); False keeps
             everything local.
-        distributed: ``"local"`` (default; after DDP the gradients equal one
-            process on the concatenated batch) or ``"global"`` (open_clip's
-            default; network gradients 1/W of that), see [`unihpr.losses.distributed`][].
+        distributed: ``"local"`` (default) or ``"global"``; see [`unihpr.losses.distributed`][].
         validate: Reject zero or non-finite rows and a diverged temperature
             (a host synchronisation).
 

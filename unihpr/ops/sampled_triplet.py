@@ -58,24 +58,22 @@ def _label_targets(
 
 
 def _body(
-    s12: Tensor,
-    s13: Tensor,
-    s23: Tensor,
-    i: Tensor,
-    j: Tensor,
-    k: Tensor,
+    sims: tuple[Tensor, Tensor, Tensor],
+    index: tuple[Tensor, Tensor, Tensor],
     tau: Tensor,
     anchors: Tensor | None,
     labels: Tensor | None,
     need_grad: bool,
 ) -> tuple[Tensor, ...]:
-    """Loss, scores and (optionally) the gradients of the loss, in one pass."""
-    f12 = _flat(i, j, s12.shape[1], anchors)
-    f13 = _flat(i, k, s13.shape[1], anchors)
-    f23 = _flat(j, k, s23.shape[1], anchors)
+    """Loss, scores and (optionally) the gradients of the loss, in one pass.
+
+    ``sims`` holds ``(s12, s13, s23)`` and ``index`` the candidate rows ``(i, j, k)``.
+    """
+    i, j, k = index
+    # Matrix (s12, s13, s23) pairs modalities (i, j), (i, k), (j, k).
+    flats = [_flat(r, q, s.shape[1], anchors) for s, (r, q) in zip(sims, ((i, j), (i, k), (j, k)))]
     a, b, c = (
-        s.reshape(-1).index_select(0, f.reshape(-1)).view(f.shape)
-        for s, f in ((s12, f12), (s13, f13), (s23, f23))
+        s.reshape(-1).index_select(0, f.reshape(-1)).view(f.shape) for s, f in zip(sims, flats)
     )
     parts = lambda1_forward(a, b, c)
     lam = parts.lam
@@ -99,7 +97,7 @@ def _body(
     grad_tau = -(g * lam).sum() / (tau * tau)
     g /= tau  # d loss / d λ
     grads = []
-    for flat, coef, s in ((f12, ga, s12), (f13, gb, s13), (f23, gc, s23)):
+    for flat, coef, s in zip(flats, (ga, gb, gc), sims):
         out = torch.zeros(s.numel(), dtype=g.dtype, device=g.device)
         out.index_add_(0, flat.reshape(-1), coef.mul_(g).reshape(-1))
         grads.append(out.view(s.shape))
@@ -129,7 +127,7 @@ class _SampledTripletNCE(torch.autograd.Function):
     def forward(ctx, s12, s13, s23, i, j, k, tau, anchors, labels, compiled):  # type: ignore[override]
         need_grad = any(ctx.needs_input_grad[:3]) or ctx.needs_input_grad[6]
         body = _get_compiled_body() if compiled else _body
-        out = body(s12, s13, s23, i, j, k, tau, anchors, labels, need_grad)
+        out = body((s12, s13, s23), (i, j, k), tau, anchors, labels, need_grad)
         if need_grad:
             ctx.save_for_backward(*out[2:])
         ctx.mark_non_differentiable(out[1])
