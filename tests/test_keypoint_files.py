@@ -59,7 +59,9 @@ def test_npz_errors_name_the_file_and_what_was_expected(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"shape \(T, J, 2\) or \(T, J, 3\), got \(5, 17, 4\)"):
         read_keypoints(p)
     np.savez(p, keypoints=np.array([object()] * 3, dtype=object))  # a pickle inside
-    with pytest.raises(ValueError, match="must hold numbers, got dtype object"):
+    with pytest.raises(
+        ValueError, match=r"holds Python objects \(dtype object\); expected numbers"
+    ):
         read_keypoints(p)
     p.write_text("keypoints,1,2\n")
     with pytest.raises(ValueError, match=r"b\.npz: not a readable npz file"):
@@ -81,7 +83,7 @@ def test_npz_sizes_are_checked_before_reading(tmp_path, monkeypatch):
     np.lib.format.write_array_header_1_0(buf, header)
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("keypoints.npy", buf.getvalue() + b"\0" * 64)
-    with pytest.raises(ValueError, match=r"dtype float64 of shape \(1000000000000000,\)"):
+    with pytest.raises(ValueError, match=r"declares shape \(1000000000000000,\) float64"):
         read_keypoints(p)
     np.savez_compressed(p, keypoints=np.zeros((2000, 17, 2)))  # 544 kB of zeros, 4 kB zipped
     monkeypatch.setattr(keypoint_files, "MAX_FILE_BYTES", 100_000)

@@ -5,7 +5,7 @@ Subcommands:
 * ``unihpr demo``: the paper's three stages on the bundled motion-capture clips;
 * ``unihpr lift KEYPOINTS --layout LAYOUT -o OUT.npz``: 2D keypoints in a file -> 3D poses;
 * ``unihpr build-image-index``: the JSON-lines image index of extracted
-  Human3.6M frames (also ``python -m unihpr.data.image_index``).
+  Human3.6M frames.
 
 ``unihpr SUBCOMMAND --help`` describes every argument. Every error (a bad
 argument, a file that cannot be read or written, a run folder in use or

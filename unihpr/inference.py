@@ -215,8 +215,7 @@ def _load(name: str, device: str) -> UniHPR | TemporalLifter:
     from unihpr.models.temporal import TemporalLifter
 
     if name == DEFAULT_LIFT_MODEL:
-        folder = resolve_package_path(_DEFAULT_LIFT_WEIGHTS)
-        return TemporalLifter.from_pretrained(folder, map_location=device)
+        return TemporalLifter.from_pretrained(resolve_package_path(_DEFAULT_LIFT_WEIGHTS), device)
     config = Path(name) / CONFIG_NAME
     if config.is_file() and "window" in read_config_json(config):
         return TemporalLifter.from_pretrained(name, map_location=device)

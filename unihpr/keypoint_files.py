@@ -33,7 +33,6 @@ and at most [`MAX_KEYPOINTS`][unihpr.keypoint_files.MAX_KEYPOINTS] frames x join
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unihpr.data._safe_pickle import read_npy_stream
 from unihpr.data.skeletons import get_skeleton, list_skeletons
 
 __all__ = ["MAX_FILE_BYTES", "MAX_KEYPOINTS", "MAX_TEXT_BYTES", "read_keypoints", "write_poses"]
@@ -136,22 +136,11 @@ def _member(zf: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
         raise ValueError(
             f"{path}: array {name!r} is {info.file_size} bytes, over the limit of {MAX_FILE_BYTES}"
         )
-    with zf.open(info) as member:
-        data = member.read(MAX_FILE_BYTES + 1)
-    fh = io.BytesIO(data)
-    version = np.lib.format.read_magic(fh)
-    header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-        version, np.lib.format.read_array_header_2_0
-    )
-    shape, _, dtype = header(fh)
-    # numpy allocates the header's shape before reading: check it against the bytes present
-    if dtype.kind not in "fiub" or math.prod(shape) * dtype.itemsize > len(data):
-        raise ValueError(
-            f"{path}: array {name!r} must hold numbers, got dtype {dtype} of shape {shape} "
-            f"in {len(data)} bytes"
-        )
-    fh.seek(0)
-    return np.lib.format.read_array(fh, allow_pickle=False).astype(np.float64)
+    with zf.open(info) as member:  # the header is checked against the bytes present first
+        arr = read_npy_stream(member, f"{path}[{name!r}]", info.file_size, allow_pickle=False)
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: array {name!r} must hold numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
 
 
 def _read_npz(path: Path, num_joints: int | None) -> tuple[np.ndarray, np.ndarray | None]:

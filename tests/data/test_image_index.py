@@ -1,14 +1,15 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
+from unihpr.cli import main as cli_main
 from unihpr.data.cameras import project, world_to_camera
 from unihpr.data.h36m_cameras import CAMERA_IDS, h36m_camera
 from unihpr.data.image_index import (
     ImageIndexDataset,
     build_h36m_image_index,
-    main,
     read_image_index,
 )
 from unihpr.data.skeletons import H36M32_TO_H36M17
@@ -68,7 +69,7 @@ def test_build_and_load_crops(tmp_path):
     assert np.isclose(span.max(), 1 / 1.3, atol=1e-4) and np.all(span <= 1 / 1.3 + 1e-4)
     np.testing.assert_allclose((lo + hi) / 2, [24, 32], atol=1e-3)
     # CLI
-    assert main([str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"),
+    assert cli_main(["build-image-index", str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"),
                  str(tmp_path / "i2.jsonl"), "--subjects", "S9", "--pattern",
                  "{subject}/{action}.{camera}/{number:06d}.png"]) == 0  # fmt: skip
     assert len(read_image_index(tmp_path / "i2.jsonl")) == 3
@@ -110,17 +111,18 @@ def test_index_with_nonfinite_or_non_numeric_values(tmp_path, bad):
         read_image_index(f)
 
 
-def test_builder_and_cli_reject_or_mask_nonfinite_poses(tmp_path):
+def test_builder_and_cli_reject_or_mask_nonfinite_poses(tmp_path, capsys):
     root, _ = write_h36m_with_frames(tmp_path)
     p3 = np.load(tmp_path / "d3.npz", allow_pickle=True)["positions_3d"].item()
     p3["S9"]["Walking 1"][1, 0, 2] = np.nan
     np.savez(tmp_path / "d3.npz", positions_3d=p3)
     args = [str(root), str(tmp_path / "d3.npz"), str(tmp_path / "d2.npz"), str(tmp_path / "i.jsonl"),
             "--subjects", "S9", "--pattern", "{subject}/{action}.{camera}/{number:06d}.png"]  # fmt: skip
-    with pytest.raises(ValueError, match=r"d3\.npz: 4 of 16 samples have NaN or inf in pose3d"):
-        main(args)
+    assert cli_main(["build-image-index", *args]) == 2  # the message: stderr, one line
+    err = capsys.readouterr().err
+    assert re.search(r"d3\.npz: 4 of 16 samples have NaN or inf in pose3d", err), err
     with pytest.warns(UserWarning, match="left out 4 of 16"):
-        assert main([*args, "--mask-nonfinite"]) == 0
+        assert cli_main(["build-image-index", *args, "--mask-nonfinite"]) == 0
     recs = read_image_index(tmp_path / "i.jsonl")
     assert [r["frame"] for r in recs] == [0, 2]  # frame 1 (NaN) left out, frame 3 has no image
 

@@ -221,7 +221,7 @@ def restricted_load(file: IO[bytes], source: str | os.PathLike, size: int | None
         raise ValueError(f"{source}: not a readable pickle ({type(err).__name__}: {err})") from err
 
 
-def _read_npy(fh: IO[bytes], source: str, size: int, allow_pickle: bool = True) -> np.ndarray:
+def read_npy_stream(fh: IO[bytes], source: str, size: int, allow_pickle: bool = True) -> np.ndarray:
     """The array of an ``.npy`` stream of ``size`` bytes, its header checked before reading."""
     try:
         version = np.lib.format.read_magic(fh)
@@ -271,7 +271,7 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
     """
     p = Path(path)
     with open(p, "rb") as fh:
-        return _read_npy(fh, str(p), os.fstat(fh.fileno()).st_size, allow_pickle=False)
+        return read_npy_stream(fh, str(p), os.fstat(fh.fileno()).st_size, allow_pickle=False)
 
 
 def read_npz(path: str | os.PathLike, key: str, expected: str = "an array") -> np.ndarray:
@@ -313,7 +313,7 @@ def read_npz(path: str | os.PathLike, key: str, expected: str = "an array") -> n
                     f"{info.compress_size}, more than {NPZ_RATIO} x + 1 MiB (a zip bomb?)"
                 )
             with zf.open(info) as member:
-                return _read_npy(member, source, info.file_size)
+                return read_npy_stream(member, source, info.file_size)
     except ValueError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, zlib.error) as err:

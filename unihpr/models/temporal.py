@@ -9,9 +9,8 @@ learned *missing-frame* token, so the frame is inferred from its neighbours.
 
 Every frame of a window is expressed in one scale, the median box side of
 the window's frames (dropping a hand or a foot then does not rescale the rest
-of the pose), centred on its own box (``box="frame"``, the default) or on the
-window's median box centre (``box="window"``; measured 3.6 mm worse on
-held-out clips, see ``benchmarks/results/lift_log.md``).
+of the pose), centred on its own box (one box centre per window was measured
+3.6 mm worse on held-out clips, see ``benchmarks/results/lift_log.md``).
 
 [`lift_frames`][] runs a trained lifter over a sequence of any length (one
 frame included) with non-overlapping windows, the last one aligned to the
@@ -28,7 +27,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from unihpr._validate import check_choice, check_int, check_real, check_shape, check_tensor
+from unihpr._validate import (
+    check_int,
+    check_keys,
+    check_mask,
+    check_real,
+    check_shape,
+    check_tensor,
+)
 from unihpr.geometry import bbox_from_keypoints
 from unihpr.models import hub
 from unihpr.models.pose_encoder import PoseEncoder
@@ -55,8 +61,6 @@ class TemporalLifterConfig:
         temporal_heads: Attention heads of the temporal Transformer.
         decoder_width: Hidden width of the per-frame 3D decoder.
         dropout: Dropout in both Transformers.
-        box: ``"frame"``: each frame centred on its own box, one side per window;
-            ``"window"``: one box per window (see `window_boxes`).
     """
 
     name: str = "unihpr-temporal"
@@ -71,11 +75,12 @@ class TemporalLifterConfig:
     temporal_heads: int = 4
     decoder_width: int = 256
     dropout: float = 0.0
-    box: str = "frame"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not 0 < len(self.name) <= 200:
-            raise TypeError(f"{_OWNER}.name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"{_OWNER}.name must be a str, got {type(self.name).__name__}")
+        if not 0 < len(self.name) <= 200:
+            raise ValueError(f"{_OWNER}.name must be 1 to 200 characters, got {self.name!r}")
         check_int("num_joints", self.num_joints, low=1, high=1024, owner=_OWNER)
         check_int("root_joint", self.root_joint, low=0, high=self.num_joints - 1, owner=_OWNER)
         check_int("window", self.window, low=1, high=1024, owner=_OWNER)
@@ -88,7 +93,6 @@ class TemporalLifterConfig:
             if getattr(self, w) % heads:
                 raise ValueError(f"{_OWNER}.{w}={getattr(self, w)} is not divisible by {name}")
         check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True, owner=_OWNER)
-        check_choice("box", self.box, ("window", "frame"), owner=_OWNER)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict."""
@@ -97,26 +101,19 @@ class TemporalLifterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TemporalLifterConfig:
         """Inverse of [`to_dict`][TemporalLifterConfig.to_dict]; unknown keys raise."""
-        if not isinstance(data, dict):
-            raise TypeError(f"config must be a dict, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown {_OWNER} field(s): {unknown}")
-        return cls(**data)
+        return cls(**check_keys("config", data, {f.name for f in fields(cls)}, owner=_OWNER))
 
 
-def window_boxes(pose2d: Tensor, visible: Tensor, per_frame_centre: bool = False) -> Tensor:
-    """Boxes (B, T, 4): the median side and (by default) the median centre of the
+def window_boxes(pose2d: Tensor, visible: Tensor) -> Tensor:
+    """Boxes (B, T, 4): each frame's own box centre, the median side of the
     window's frames whose visible keypoints have extent.
 
-    One box per window is one similarity transform per window: hiding joints in a
-    frame then moves none of the other joints' coordinates (a per-frame box centre
-    would, which shows as jitter under occlusion).
+    One side per window: hiding a hand or a foot in one frame does not rescale
+    the rest of its pose.
 
     Args:
         pose2d: (B, T, J, 2) pixels.
         visible: (B, T, J) bool.
-        per_frame_centre: Centre each frame on its own box instead.
     """
     box = bbox_from_keypoints(pose2d, visible)
     side = (box[..., 2:] - box[..., :2]).amax(-1)  # (B, T)
@@ -125,11 +122,6 @@ def window_boxes(pose2d: Tensor, visible: Tensor, per_frame_centre: bool = False
     med = torch.where(ok, side, nan).nanmedian(dim=1).values
     med = torch.where(torch.isnan(med), torch.ones_like(med), med)  # no frame with extent
     centre = 0.5 * (box[..., :2] + box[..., 2:])
-    if not per_frame_centre:
-        mid = torch.where(ok[..., None], centre, nan[..., None]).nanmedian(dim=1).values
-        centre = torch.where(torch.isnan(mid), torch.zeros_like(mid), mid)[:, None].expand_as(
-            centre
-        )
     half = 0.5 * med[:, None, None].expand_as(centre)
     return torch.cat([centre - half, centre + half], dim=-1)
 
@@ -186,17 +178,15 @@ class TemporalLifter(nn.Module):
         c = self.config
         pose2d = check_tensor("pose2d", pose2d, floating=True, owner="TemporalLifter")
         check_shape("pose2d", pose2d, (None, None, c.num_joints, 2), "(B, T, J, 2)")
-        visible = check_tensor("visible", visible, owner="TemporalLifter")
-        if visible.dtype != torch.bool:
-            raise TypeError(f"visible must be a bool tensor, got dtype {visible.dtype}")
-        check_shape("visible", visible, tuple(pose2d.shape[:3]), "(B, T, J)")
+        check_tensor("visible", visible, owner="TemporalLifter")
+        check_mask("visible", visible, tuple(pose2d.shape[:3]), "(B, T, J)", owner="TemporalLifter")
         b, t, j = visible.shape
         if not 1 <= t <= c.window:
             raise ValueError(f"windows must have 1 to {c.window} frames, got {t}")
         pose2d = torch.where(visible[..., None], pose2d, torch.zeros_like(pose2d))
         if not bool(torch.isfinite(pose2d).all()):
             raise ValueError("pose2d has NaN or infinite coordinates at visible joints")
-        boxes = window_boxes(pose2d, visible, c.box == "frame").flatten(0, 1)
+        boxes = window_boxes(pose2d, visible).flatten(0, 1)
         emb = self.frame_encoder(
             pose2d.flatten(0, 1), bbox=boxes, mask=visible.flatten(0, 1), normalize=False
         ).view(b, t, -1)
@@ -220,10 +210,9 @@ class TemporalLifter(nn.Module):
         folder = Path(directory)
         if not (folder / hub.CONFIG_NAME).is_file():
             raise hub.PretrainedNotFoundError(f"no {hub.CONFIG_NAME} in {folder}")
-        model = hub.load_model(
+        return hub.load_model(  # checked before allocating; in eval mode
             cls, folder / hub.CONFIG_NAME, folder / hub.WEIGHTS_NAME, map_location=map_location
         )
-        return model.eval()
 
 
 def _starts(length: int, window: int, stride: int) -> list[int]:
@@ -268,10 +257,8 @@ def lift_frames(
     c = model.config
     pose2d = check_tensor("pose2d", pose2d, floating=True, owner="lift_frames")
     check_shape("pose2d", pose2d, (None, c.num_joints, 2), f"(T, J={c.num_joints}, 2)")
-    visible = check_tensor("visible", visible, owner="lift_frames")
-    if visible.dtype != torch.bool:
-        raise TypeError(f"lift_frames: visible must be a bool tensor, got dtype {visible.dtype}")
-    check_shape("visible", visible, tuple(pose2d.shape[:2]), "(T, J)")
+    check_tensor("visible", visible, owner="lift_frames")
+    check_mask("visible", visible, tuple(pose2d.shape[:2]), "(T, J)", owner="lift_frames")
     check_int("batch_windows", batch_windows, low=1, owner="lift_frames")
     w = c.window
     stride = (

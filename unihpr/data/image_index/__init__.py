@@ -8,7 +8,7 @@ frames plus the VideoPose3D npz files; [`ImageIndexDataset`][] loads crops
 around the keypoints' box (needs Pillow, the ``image`` extra).
 
 Build one with ``unihpr build-image-index FRAMES_ROOT DATA_3D DATA_2D OUT.jsonl``
-(or ``python -m unihpr.data.image_index ...``; ``--help`` lists the options).
+(``--help`` lists the options).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class ImageIndexDataset(Dataset):
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of [`build_h36m_image_index`][] to ``parser``.
 
-    Shared by ``unihpr build-image-index`` and ``python -m unihpr.data.image_index``.
+    The arguments of ``unihpr build-image-index``.
     """
     subjects = list(H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS)
     fields = "{subject}, {action}, {camera}, {frame}, {number}"
@@ -276,11 +276,3 @@ def run(args: argparse.Namespace) -> int:
         f"{stats['nonfinite']} samples with NaN/inf poses left out)"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """CLI: build an H36M image index (``python -m unihpr.data.image_index --help``)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=build_h36m_image_index.__doc__.splitlines()[0]
-    )
-    return run(add_arguments(parser).parse_args(argv))
