@@ -188,3 +188,21 @@ def cmu_like_bones():
         b("rclavicle", "thorax", (-0.9, 0.4, 0), 7.0), b("rhumerus", "rclavicle", (-1, 0, 0), 11.0),
         b("rradius", "rhumerus", (-1, 0, 0), 7.5), b("rwrist", "rradius", (-1, 0, 0), 3.7),
     ]  # fmt: skip
+
+
+def held_out_walk():
+    """The held-out "walk" clip seen whole by one fixed camera: (T, 15, 2) pixels and
+    (T, 15, 3) root-relative camera-frame metres, float32 (skips without pybullet)."""
+    import pytest
+    import torch
+
+    pytest.importorskip("pybullet_data")
+    from unihpr.data.mocap import humanoid_forward_kinematics, load_mocap_clip
+    from unihpr.data.virtual_cameras import CameraDistribution, project_to_camera, sample_cameras
+
+    world = torch.as_tensor(humanoid_forward_kinematics(load_mocap_clip("walk")))
+    dist = CameraDistribution(elevation=(10.0, 10.0), distance=(4.5, 4.5), roll=(0.0, 0.0))
+    cam = sample_cameras(world[:, 0].mean(0, keepdim=True), dist, torch.Generator().manual_seed(0))
+    c3, uv = project_to_camera(world.reshape(1, -1, 3), cam)
+    c3 = c3.view(-1, 15, 3)
+    return uv.view(-1, 15, 2).float(), (c3 - c3[:, :1]).float()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mocap_files import held_out_walk
 
 import unihpr
 from unihpr.data.mapping import joint_mapping
@@ -455,16 +456,7 @@ def test_default_model_is_the_shipped_temporal_lifter():
 
 def test_default_model_lifts_a_held_out_video_whole_with_occlusion_and_missed_frames():
     """lift() with the default model on the held-out "walk" clip seen by one camera."""
-    pytest.importorskip("pybullet_data")
-    from unihpr.data.mocap import humanoid_forward_kinematics, load_mocap_clip
-    from unihpr.data.virtual_cameras import CameraDistribution, project_to_camera, sample_cameras
-
-    world = torch.as_tensor(humanoid_forward_kinematics(load_mocap_clip("walk")))
-    dist = CameraDistribution(elevation=(10.0, 10.0), distance=(4.5, 4.5), roll=(0.0, 0.0))
-    cam = sample_cameras(world[:, 0].mean(0, keepdim=True), dist, torch.Generator().manual_seed(0))
-    c3, uv = project_to_camera(world.reshape(1, -1, 3), cam)
-    truth = (c3.view(-1, 15, 3) - c3.view(-1, 15, 3)[:, :1]).numpy()
-    uv = uv.view(-1, 15, 2).numpy()
+    uv, truth = (t.numpy() for t in held_out_walk())
     clean = lift(uv, "humanoid15")
     conf = np.random.default_rng(1).random(uv.shape[:2]) >= 0.2  # 20% of joints occluded
     conf[10:13] = False  # three frames without any detection

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mocap_files import held_out_walk
 
 from unihpr.models.hub import CheckpointError
 from unihpr.models.temporal import (
@@ -167,24 +168,11 @@ def test_bad_input_errors(model):
 SHIPPED = Path(__file__).parents[2] / "unihpr" / "models" / "weights" / "unihpr-temporal-mocap"
 
 
-def _held_out_walk():
-    pytest.importorskip("pybullet_data")
-    from unihpr.data.mocap import humanoid_forward_kinematics, load_mocap_clip
-    from unihpr.data.virtual_cameras import CameraDistribution, project_to_camera, sample_cameras
-
-    world = torch.as_tensor(humanoid_forward_kinematics(load_mocap_clip("walk")))
-    dist = CameraDistribution(elevation=(10.0, 10.0), distance=(4.5, 4.5), roll=(0.0, 0.0))
-    cam = sample_cameras(world[:, 0].mean(0, keepdim=True), dist, torch.Generator().manual_seed(0))
-    c3, uv = project_to_camera(world.reshape(1, -1, 3), cam)
-    c3 = c3.view(-1, 15, 3)
-    return uv.view(-1, 15, 2).float(), (c3 - c3[:, :1]).float()
-
-
 def test_shipped_model_lifts_a_held_out_clip_and_its_occluded_copy():
     model = TemporalLifter.from_pretrained(SHIPPED)
     assert model.config.window == 27 and SHIPPED.joinpath("README.md").is_file()
     assert SHIPPED.joinpath("model.safetensors").stat().st_size < 4 * 2**20
-    p2, p3 = _held_out_walk()  # "walk" is a held-out clip: never seen in training
+    p2, p3 = held_out_walk()  # "walk" is a held-out clip: never seen in training
     clean = (lift_frames(model, p2, torch.ones(p2.shape[:2], dtype=torch.bool)) - p3).norm(dim=-1)
     g = torch.Generator().manual_seed(1)
     vis = torch.rand(p2.shape[:2], generator=g) >= 0.2
