@@ -1,6 +1,16 @@
-"""The paper's Table V and Fig. 4 on the bundled mocap clips, over seeds.
+"""The paper's Table V and Fig. 4, and lift's temporal and robust lifters, over seeds.
 
     python benchmarks/bench_lifting.py [--seeds 0 1 2] [--jobs 2] [--quick]
+    python benchmarks/bench_lifting.py --table lift [--seeds 0 1 2] [--jobs 2]
+
+``--table lift`` (issue #21): the lifters of ``lift`` on the held-out clips seen
+whole through fixed cameras (`lift_lab.py`'s protocol: clean, 20% of the joints
+occluded, 10% of the frames empty, two detector conventions; MPJPE per clip and
+acceleration error), every row over the same seeds with the mean-pose and MLP rows
+of the same run, and each row's training budget in 2D-3D frames. `LIFT_ROWS` lists
+the rows: single frame vs temporal, lift's default recipe, each augmentation
+source switched off, detector conventions switched on, and 2x-budget controls.
+Writes ``bench_lifting_lift.json`` and ``.md``.
 
 Rows (unihpr-tiny, the demo's recipe and step counts, `unihpr.demo.run.FULL`;
 see `unihpr.demo.ablation` for what each row trains): mean training pose,
@@ -106,11 +116,123 @@ def figure(agg: dict, path: Path) -> Path:
     return plot_curves(panels, path, caption=caption)
 
 
+# key, label, budget multiple, lift_lab.py arguments ({work}, {seed} filled in).
+# Rows with --init start from another row's model of the same seed (run second).
+LIFT_ROWS = (
+    ("mean", "mean training pose (no seed: scored once)", 0, ["--model", "mean"]),
+    ("mlp", "SimpleBaseline MLP (+ visibility mask)", 1, ["--model", "mlp"]),
+    ("single", "single frame (window 1)", 1,
+     ["--model", "single", "--save-dir", "{work}/models/single"]),
+    ("t27", "temporal, window 27, from scratch", 1, ["--model", "temporal"]),
+    ("single-occlusion", "single frame, no occlusion training", 1,
+     ["--model", "single", "--off", "occlusion"]),
+    ("single-cameras", "single frame, no wide cameras (roll, focal)", 1,
+     ["--model", "single", "--off", "cameras"]),
+    ("single-body", "single frame, no bone / body scale", 1,
+     ["--model", "single", "--off", "bone_scale", "body_scale"]),
+    ("single-limbs", "single frame, no limb swap / limb angle", 1,
+     ["--model", "single", "--off", "limb_swap", "limb_angle"]),
+    ("single-mirror", "single frame, no mirroring", 1, ["--model", "single", "--off", "mirror"]),
+    ("single+convention", "single frame + detector conventions (p 0.5)", 1,
+     ["--model", "single", "--occ", "convention=0.5", "--save-dir", "{work}/models/conv"]),
+    ("mlp-2x", "SimpleBaseline MLP, 2x budget", 2, ["--model", "mlp"]),
+    ("single-2x", "single frame, 2x budget", 2, ["--model", "single"]),
+    ("shipped", "window 27 from the single-frame model (lift's default recipe)", 2,
+     ["--model", "temporal", "--init", "{work}/models/single/seed{seed}",
+      "--save-dir", "{work}/models/shipped"]),
+    ("shipped+convention", "lift's default recipe + detector conventions", 2,
+     ["--model", "temporal", "--occ", "convention=0.5",
+      "--init", "{work}/models/conv/seed{seed}", "--save-dir", "{work}/models/shipped-conv"]),
+)  # fmt: skip
+LIFT_STEPS = {False: 600, True: 8}  # per budget multiple, by --quick; 270 frames a step
+LIFT_FRAMES = 270
+
+
+def lift_args(row: tuple, seed: int, work: str, quick: bool) -> list[str]:
+    """lift_lab.py arguments of one row and seed (``--init`` rows: the second stage only)."""
+    key, _, mult, argv = row
+    steps = LIFT_STEPS[quick] * (1 if "--init" in argv else max(mult, 1))
+    return [key, *(a.format(work=work, seed=seed) for a in argv), "--seeds", str(seed),
+            "--steps", str(steps), "--frames", str(LIFT_FRAMES)]  # fmt: skip
+
+
+def run_lift(key: str, seed: int, work: str, quick: bool) -> dict:
+    """One row of the lift table for one seed in this process; writes its JSON."""
+    import lift_lab
+
+    torch.set_num_threads(1)
+    row = next(r for r in LIFT_ROWS if r[0] == key)
+    args = lift_lab.parser().parse_args(lift_args(row, seed, work, quick))
+    result = lift_lab.run_seed(args, seed, lift_lab.test_sequences())
+    out = Path(work) / key / f"seed{seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"key": key, "seed": seed, "result": result}) + "\n")
+    return result
+
+
+def lift_table(seeds: list[int], work: Path, jobs: int, quick: bool) -> dict:
+    """Every row of `LIFT_ROWS` for every seed (finished ones reused): mean ± std per row."""
+
+    def done(key: str, seed: int) -> bool:
+        return (work / key / f"seed{seed}.json").is_file()
+
+    # the 2x rows first, so that the two workers end together
+    first = sorted((r for r in LIFT_ROWS if "--init" not in r[3]), key=lambda r: -r[2])
+    for stage in (first, [r for r in LIFT_ROWS if "--init" in r[3]]):
+        todo = [(r[0], s) for r in stage for s in seeds if not done(r[0], s)]
+        # the mean pose does not depend on the seed: scored once
+        todo = [t for t in todo if t[0] != "mean" or t[1] == seeds[0]]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            for f in [pool.submit(run_lift, k, s, str(work), quick) for k, s in todo]:
+                f.result()
+    rows = {}
+    for key, label, mult, _ in LIFT_ROWS:
+        runs = [json.loads((work / key / f"seed{s}.json").read_text())["result"]
+                for s in seeds if done(key, s)]  # fmt: skip
+        cells = {k: _stats([r[k] for r in runs]) for k in runs[0]}
+        growth = [100 * (r["occ20_mpjpe_clip"] / r["clean_mpjpe_clip"] - 1) for r in runs]
+        cells["occ20_growth_pct"] = _stats(growth)
+        budget = mult * LIFT_STEPS[quick] * LIFT_FRAMES
+        rows[key] = {"label": label, "budget_frames": budget, "seeds": len(runs), **cells}
+    for row in rows.values():
+        ref = rows["mlp-2x" if row["budget_frames"] > rows["mlp"]["budget_frames"] else "mlp"]
+        row["vs_mlp"] = row["clean_mpjpe_clip"]["mean"] / ref["clean_mpjpe_clip"]["mean"]
+    return rows
+
+
+def lift_markdown(rows: dict, seeds: list[int]) -> str:
+    cols = (("clean_mpjpe_clip", "clean"), ("clean_pa_mpjpe_clip", "clean PA"),
+            ("occ20_mpjpe_clip", "occ20"), ("occ20_growth_pct", "occ20 growth %"),
+            ("miss10_mpjpe_clip", "miss10"), ("coco_mpjpe_clip", "coco"),
+            ("mediapipe_mpjpe_clip", "mediapipe"), ("clean_accel_clip", "accel clean"),
+            ("occ20_accel_clip", "accel occ20"))  # fmt: skip
+    lines = [
+        f"Held-out clips x 4 fixed cameras, MPJPE per clip in mm (acceleration error in "
+        f"mm/frame²), mean ± std over seeds {seeds}; budget in 2D-3D training frames; "
+        "vs MLP: clean MPJPE over the MLP row of the same budget.",
+        "",
+        "| row | budget | " + " | ".join(c for _, c in cols) + " | vs MLP |",
+        "|---" * (len(cols) + 3) + "|",
+    ]
+    for row in rows.values():
+        cells = [f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k, _ in cols]
+        budget = f"{row['budget_frames']:,}" if row["budget_frames"] else "–"
+        lines.append(f"| {row['label']} | {budget} | " + " | ".join(cells)
+                     + f" | {row['vs_mlp']:.2f}x |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to train")
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once (1 thread each)")
-    p.add_argument("--quick", action="store_true", help="the CI-sized demo settings")
+    p.add_argument(
+        "--table",
+        choices=("paper", "lift"),
+        default="paper",
+        help="the paper's Table V (default) or lift's lifters (issue #21)",
+    )
+    p.add_argument("--quick", action="store_true", help="the CI-sized settings")
     p.add_argument("--work-dir", default="bench-lifting-runs", help="checkpoints per seed")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/results/bench_lifting[_quick].json); "
@@ -120,6 +242,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    if args.table == "lift":
+        t0 = time.perf_counter()
+        rows = lift_table(args.seeds, work / "lift", args.jobs, args.quick)
+        name = "bench_lifting_lift_quick.json" if args.quick else "bench_lifting_lift.json"
+        out = args.out or RESULTS / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"seeds": args.seeds, "quick": args.quick, "rows": rows,
+                   "frames_per_step": LIFT_FRAMES, "steps_per_budget": LIFT_STEPS[args.quick],
+                   "seconds": time.perf_counter() - t0}  # fmt: skip
+        out.write_text(json.dumps(payload, indent=1) + "\n")
+        md = lift_markdown(rows, args.seeds)
+        out.with_suffix(".md").write_text(md)
+        print(md)
+        return 0
     todo = [s for s in args.seeds if not (work / f"seed{s}.json").is_file()]
     t0 = time.perf_counter()
     if todo:

@@ -57,9 +57,12 @@ class Occlusion:
         convention: Probability per window of a 2D detector's keypoint convention
             (HUMANOID15 only): the chest and neck made from the hips and shoulders as
             ``lift`` makes them for ``coco17`` / ``mediapipe33``, the hip distance scaled
-            by 0.8-1.3 and the shoulder distance by 0.8-1.2 (detectors place hips and
+            by 0.7-1.3, the shoulder distance by 0.7-1.2 and the shoulders moved
+            -5% to 15% of the torso towards the hips (detectors place hips and
             shoulders by the body's outline, not at the joint centres: MediaPipe on
-            renders of the humanoid gives 0.79x / 0.82x; on people it was not measured).
+            renders of the humanoid gives 0.79x / 0.82x and shoulders 5.5% of the
+            torso low, medians in ``results/lift_detector/offsets.json``; on people it
+            was not measured).
     """
 
     joint_drop: float = 0.3
@@ -107,7 +110,8 @@ def corrupt_2d(
     x = pose2d.to(torch.float64)
     if o.convention > 0 and sk.name == "humanoid15":
         on = (_rand(b, g) < o.convention)[:, None, None]
-        widen = detector_convention(x, _rand(b, g, -0.2, 0.3), _rand(b, g, -0.2, 0.2))
+        widen = detector_convention(x, _rand(b, g, -0.3, 0.3), _rand(b, g, -0.3, 0.2),
+                                    _rand(b, g, -0.05, 0.15))  # fmt: skip
         x = torch.where(on[..., None], widen, x)
     box = bbox_from_keypoints(x)
     side = (box[..., 2:] - box[..., :2]).amax(-1).clamp_min(1e-6)[..., None, None]  # (B,T,1,1)
@@ -153,17 +157,21 @@ def corrupt_2d(
     return x.to(pose2d.dtype), vis
 
 
-def detector_convention(pose2d: Tensor, hip_widen: Tensor, shoulder_widen: Tensor) -> Tensor:
+def detector_convention(
+    pose2d: Tensor, hip_widen: Tensor, shoulder_widen: Tensor, shoulder_drop: Tensor | None = None
+) -> Tensor:
     """HUMANOID15 keypoints as a COCO / MediaPipe detector's layout gives them to ``lift``.
 
     The chest becomes the mean of the hips and shoulders and the neck the mean of the
     shoulders (the ``coco17`` -> ``humanoid15`` mapping), after the hips and the
-    shoulders are moved apart from their midpoints by the given fractions.
+    shoulders are moved apart from their midpoints by the given fractions and the
+    shoulders moved towards the hips by ``shoulder_drop`` times the torso length.
 
     Args:
         pose2d: (B, ..., 15, 2) HUMANOID15 keypoints.
         hip_widen: (B,) fractions by which the hip distance grows (0.2: 20% wider).
         shoulder_widen: (B,) the same for the shoulders.
+        shoulder_drop: (B,) fractions of the hips-to-shoulders distance (default 0).
 
     Returns:
         (B, ..., 15, 2) keypoints.
@@ -181,6 +189,11 @@ def detector_convention(pose2d: Tensor, hip_widen: Tensor, shoulder_widen: Tenso
         x[..., b_, :] = mid + f * (pose2d[..., b_, :] - mid)
     hips = 0.5 * (x[..., names["left_hip"], :] + x[..., names["right_hip"], :])
     shoulders = 0.5 * (x[..., names["left_shoulder"], :] + x[..., names["right_shoulder"], :])
+    if shoulder_drop is not None:
+        step = shoulder_drop.view(shape).to(pose2d) * (hips - shoulders)
+        for k in ("left_shoulder", "right_shoulder"):
+            x[..., names[k], :] += step
+        shoulders = shoulders + step
     x[..., names["chest"], :] = 0.5 * (hips + shoulders)
     x[..., names["neck"], :] = shoulders
     x[..., names["root"], :] = hips

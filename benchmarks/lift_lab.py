@@ -8,7 +8,9 @@ rendered test set's ranges (466 frames x 4 = 1,864 samples). Conditions: clean
 2D; 20% of the joints occluded (confidence 0 and moved by up to 30% of the
 box); 10% of the frames with nothing visible; "coco": the chest and neck made from
 the hips and shoulders as ``lift`` does for coco17 / mediapipe33 keypoints and the
-hips 20% wider (a synthetic detector convention, not a measured one). Rows are appended as JSON lines
+hips 20% wider (a synthetic detector convention, not a measured one); "mediapipe":
+the same trunk with the hips and shoulders where MediaPipe put them on renders of
+the humanoid (``MEDIAPIPE_OFFSETS``, measured). Rows are appended as JSON lines
 to ``benchmarks/results/lift_lab.jsonl``; ``--summary`` prints mean ± std over
 seeds per experiment name.
 
@@ -31,7 +33,11 @@ import torch
 from torch import nn
 
 LOG = Path(__file__).parent / "results" / "lift_lab.jsonl"
-CONDITIONS = ("clean", "occ20", "miss10", "coco")
+CONDITIONS = ("clean", "occ20", "miss10", "coco", "mediapipe")
+# MediaPipe's hips and shoulders on renders of the humanoid (medians of
+# results/lift_detector/offsets.json): hip distance 0.786x, shoulder distance
+# 0.824x, shoulders 5.5% of the torso towards the hips.
+MEDIAPIPE_OFFSETS = (0.786 - 1, 0.824 - 1, 0.055)
 TEST_CAMERAS = 4
 
 
@@ -92,6 +98,11 @@ def corrupt_test(pose2d, condition, seed):
 
         one = torch.ones(1)
         pose2d = detector_convention(pose2d[None], 0.2 * one, 0.0 * one)[0]
+    elif condition == "mediapipe":
+        from lift_data import detector_convention
+
+        hip, sho, drop = (torch.full((1,), v) for v in MEDIAPIPE_OFFSETS)
+        pose2d = detector_convention(pose2d[None], hip, sho, drop)[0]
     return pose2d, vis
 
 
@@ -306,7 +317,7 @@ def summary(names=None):
         print(f"| {name} | " + " | ".join(cells) + f" | {fps or 0:.0f} | {budget} | {len(rs)} |")
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name", nargs="?", help="experiment name (the row of the summary)")
     p.add_argument(
@@ -336,7 +347,40 @@ def main(argv=None):
     p.add_argument(
         "--init", help="initialise from a saved TemporalLifter (e.g. a single-frame one)"
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def run_seed(args, seed, seqs):
+    """Train (or load) one row's model for one seed and score it: the result dict."""
+    t0 = time.perf_counter()
+    if args.model == "mean":
+        return mean_pose_row(args, seqs)
+    if args.model == "tiny":
+        model = ShippedSingleFrame(args.eval or "unihpr-tiny-mocap")
+        return {**evaluate(model, seqs), "fps": speed(model)}
+    if args.eval:
+        from unihpr.models.temporal import TemporalLifter
+
+        model = TemporalLifter.from_pretrained(args.eval)
+        return {**evaluate(model, seqs), "fps": speed(model)}
+    model = train(args, seed, build_data(args))
+    res = {"train_seconds": time.perf_counter() - t0}
+    res.update(evaluate(model, seqs))
+    res["fps"] = speed(model)
+    if args.save and seed == args.seeds[0]:
+        model.save_pretrained(args.save)
+    if args.save_dir:
+        folder = Path(args.save_dir, f"seed{seed}")
+        folder.mkdir(parents=True, exist_ok=True)
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(folder)
+        else:
+            torch.save(model.state_dict(), folder / "mlp.pt")
+    return res
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.summary is not None:
         summary(args.summary)
         return 0
@@ -345,32 +389,7 @@ def main(argv=None):
     seqs = test_sequences()
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        t0 = time.perf_counter()
-        if args.model == "mean":
-            res = mean_pose_row(args, seqs)
-        elif args.model == "tiny":
-            model = ShippedSingleFrame(args.eval or "unihpr-tiny-mocap")
-            res = evaluate(model, seqs)
-            res["fps"] = speed(model)
-        elif args.eval:
-            from unihpr.models.temporal import TemporalLifter
-
-            model = TemporalLifter.from_pretrained(args.eval)
-            res = evaluate(model, seqs)
-            res["fps"] = speed(model)
-        else:
-            model = train(args, seed, build_data(args))
-            res = {"train_seconds": time.perf_counter() - t0}
-            res.update(evaluate(model, seqs))
-            res["fps"] = speed(model)
-            if args.save and seed == args.seeds[0]:
-                model.save_pretrained(args.save)
-            if args.save_dir:
-                Path(args.save_dir, f"seed{seed}").mkdir(parents=True, exist_ok=True)
-                if isinstance(model, nn.Module) and hasattr(model, "save_pretrained"):
-                    model.save_pretrained(Path(args.save_dir, f"seed{seed}"))
-                else:
-                    torch.save(model.state_dict(), Path(args.save_dir, f"seed{seed}", "mlp.pt"))
+        res = run_seed(args, seed, seqs)
         with LOG.open("a") as f:
             f.write(json.dumps({"name": args.name, "seed": seed, "args": vars(args),
                                 "result": res}) + "\n")  # fmt: skip

@@ -27,7 +27,7 @@ CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_benchmark_script_runs(script, tmp_path):
-    out = tmp_path / f"{script}.json"
+    out = tmp_path / "out.json"
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks" / f"{script}.py"),
@@ -83,3 +83,41 @@ def test_gpu_check_runs_every_section_at_toy_sizes_on_the_cpu(tmp_path):
     assert {r["stage"] for r in sections["train_steps"]} == {"align2d3d", "finetune"}
     assert all(t["pass"] == "n/a (tiny)" for t in report["targets"])
     assert "== targets" in proc.stdout
+
+
+def test_lift_table_rows_state_their_budgets():
+    import bench_lifting as bl
+
+    keys = [r[0] for r in bl.LIFT_ROWS]
+    assert len(keys) == len(set(keys))
+    for row in bl.LIFT_ROWS:
+        args = bl.lift_args(row, 3, "/w", quick=False)
+        steps = int(args[args.index("--steps") + 1])
+        if "--init" in args:
+            # the second stage of a two-stage row: its first stage is a 1x row of the table
+            init = args[args.index("--init") + 1]
+            assert init.endswith("/seed3") and row[2] == 2 and steps == bl.LIFT_STEPS[False]
+            assert any(f"/w/models/{init.split('/')[-2]}" in " ".join(bl.lift_args(r, 3, "/w",
+                       False)) and r[2] == 1 for r in bl.LIFT_ROWS)  # fmt: skip
+        else:
+            assert steps == bl.LIFT_STEPS[False] * max(row[2], 1)
+
+
+@pytest.mark.slow
+def test_lift_table_quick_has_every_row(tmp_path):
+    import bench_lifting as bl
+
+    out = tmp_path / "lift.json"
+    argv = ["--table", "lift", "--quick", "--seeds", "0", "1", "--jobs", "2",
+            "--work-dir", str(tmp_path / "runs"), "--out", str(out)]  # fmt: skip
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_lifting.py"), *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert list(rows) == [r[0] for r in bl.LIFT_ROWS]
+    assert rows["mean"]["seeds"] == 1 and rows["mlp"]["seeds"] == 2
+    assert rows["mlp"]["vs_mlp"] == 1.0 and rows["mlp-2x"]["vs_mlp"] == 1.0
+    assert rows["shipped"]["budget_frames"] == 2 * rows["single"]["budget_frames"]
+    for row in rows.values():
+        assert 10 < row["clean_mpjpe_clip"]["mean"] < 2000  # mm: a pose, not a unit slip
+    assert (tmp_path / "lift.md").read_text().count("\n|") == len(rows) + 2  # header, rule, rows

@@ -139,3 +139,20 @@ def test_detector_convention_matches_the_coco_mapping():
     li, ri = names.index("left_hip"), names.index("right_hip")
     ratio = (wide[:, li] - wide[:, ri]).norm(dim=-1) / (p[:, li] - p[:, ri]).norm(dim=-1)
     torch.testing.assert_close(ratio, torch.full((3,), 1.2, dtype=torch.float64))
+
+
+def test_detector_convention_shoulder_drop_moves_shoulders_towards_the_hips():
+    g = torch.Generator().manual_seed(1)
+    p = torch.rand(4, 15, 2, generator=g, dtype=torch.float64) * 100
+    names = HUMANOID15.joint_names
+    li, ri = names.index("left_hip"), names.index("right_hip")
+    ls, rs = names.index("left_shoulder"), names.index("right_shoulder")
+    zero = torch.zeros(4)
+    out = detector_convention(p, zero, zero, torch.full((4,), 0.25))
+    hips, sho = 0.5 * (p[:, li] + p[:, ri]), 0.5 * (p[:, ls] + p[:, rs])
+    moved = 0.5 * (out[:, ls] + out[:, rs])
+    torch.testing.assert_close(moved, sho + 0.25 * (hips - sho))
+    # the shoulder width and the hips are unchanged; the neck follows the shoulders
+    torch.testing.assert_close(out[:, ls] - out[:, rs], p[:, ls] - p[:, rs])
+    torch.testing.assert_close(out[:, [li, ri]], p[:, [li, ri]])
+    torch.testing.assert_close(out[:, names.index("neck")], moved)
