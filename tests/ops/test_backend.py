@@ -57,7 +57,8 @@ def test_explicit_triton_without_triton_installed(monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
     )
     with pytest.raises(
-        ValueError, match=r"triton is not installed \(pip install 'unihpr\[triton\]'\)"
+        ValueError,
+        match=r'triton is not installed \(`pip install -e "\.\[triton\]"` in the unihpr checkout',
     ):
         resolve_backend("triton", owner="o", kernels=EXACT)
 

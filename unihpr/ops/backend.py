@@ -45,7 +45,7 @@ ENV_VAR = "UNIHPR_LOSS_BACKEND"
 def _triton_problem(device: torch.device | None, dtype: torch.dtype | None) -> str | None:
     """Why the Triton kernels cannot run on this device/dtype, or None."""
     if importlib.util.find_spec("triton") is None:
-        return "triton is not installed (pip install 'unihpr[triton]')"
+        return 'triton is not installed (`pip install -e ".[triton]"` in the unihpr checkout)'
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     if device is None:
         if not (torch.cuda.is_available() or interpret):
