@@ -1,16 +1,18 @@
 """lift()'s throughput on one CPU thread, and how much of it is lift's own overhead.
 
-For a sequence of ``--frames`` MediaPipe-33 frames (the default model): the
+For a sequence of ``--frames`` MediaPipe-33 frames and each of ``--models``: the
 median wall time of ``unihpr.lift`` on clean input, with 20% of the joints
 masked, and with 10% of the frames missing (filled from their neighbours);
 next to it, the model's forward passes alone on the same canonical keypoints
-(``_lift_frames``). ``overhead`` = lift - model: the layout conversion,
+(``_lift_frames``). ``overhead`` = lift - model (CPU time): the layout conversion,
 masking, box normalisation, gap filling and output conversion.
 
     python benchmarks/bench_lift.py --out benchmarks/results/bench_lift.json
 
-Times are CPU time of the process (``time.process_time``, one torch thread):
-on a shared machine wall time mostly measures the other processes.
+Each time is the median of ``--repeat`` runs (one torch thread), as wall time
+and as the process's CPU time: on a shared machine the wall time also measures
+the other processes, the CPU time does not. ``--models`` compares lift's
+default (temporal) with other models, e.g. the single-frame ``unihpr-tiny-mocap``.
 """
 
 from __future__ import annotations
@@ -33,25 +35,27 @@ from unihpr.inference import (
 )
 
 
-def cpu_ms(fn: Callable[[], object], repeat: int) -> float:
-    """Median CPU time of ``fn()`` in milliseconds, after two warm-up calls."""
+def timed_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) time of ``fn()`` in milliseconds, after two warm-up calls."""
     fn(), fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.process_time()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(1e3 * (time.process_time() - t0))
-    return sorted(times)[len(times) // 2]
+        wall.append(1e3 * (time.perf_counter() - t0))
+        cpu.append(1e3 * (time.process_time() - c0))
+    return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=1000, help="frames in the sequence")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--repeat", type=int, default=7, help="timed runs (the median is kept)")
-    p.add_argument("--model", default=DEFAULT_LIFT_MODEL, help="lift's model: name or folder")
+    p.add_argument("--models", nargs="+", default=[DEFAULT_LIFT_MODEL, "unihpr-tiny-mocap"],
+                   help="lift's models: names or folders")  # fmt: skip
     p.add_argument("--out", default="benchmarks/results/bench_lift.json", help="output JSON")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     # a body-like pose with noise, in pixels of a 1920 x 1080 image
@@ -68,23 +72,30 @@ def main() -> None:
     missing = kp.copy()
     missing[rng.random(args.frames) < 0.1] = np.nan
 
-    net = _resolve_model(args.model, None)
     rows = []
-    for name, (k, c) in {"clean": (kp, conf), "20% joints masked": (kp, occluded),
-                         "10% frames missing": (missing, conf)}.items():  # fmt: skip
-        _, pose, vis = _convert(k, "mediapipe33", c, 0.3)
-        canon, vis = _canonical(pose, vis, net.config.bbox_reference, 4)
-        canon = canon.float()
+    for model in args.models:
+        net = _resolve_model(model, None)
+        reference = getattr(net.config, "bbox_reference", 1.0)
+        for name, (k, c) in {"clean": (kp, conf), "20% joints masked": (kp, occluded),
+                             "10% frames missing": (missing, conf)}.items():  # fmt: skip
+            _, pose, vis = _convert(k, "mediapipe33", c, 0.3)
+            canon, vis = _canonical(pose, vis, reference, 4)
+            canon = canon.float()
 
-        def model_only(canon=canon, vis=vis) -> None:
-            with torch.no_grad():
-                _lift_frames(net, canon, vis, 1024)
+            def model_only(canon=canon, vis=vis, net=net) -> None:
+                with torch.no_grad():
+                    _lift_frames(net, canon, vis, 1024)
 
-        model_ms = cpu_ms(model_only, args.repeat)
-        ms = cpu_ms(lambda k=k, c=c: lift(k, "mediapipe33", c, args.model), args.repeat)
-        rows.append({"input": name, "lift_ms": ms, "frames_per_s": 1000 * args.frames / ms,
-                     "model_ms": model_ms, "overhead_ms": ms - model_ms})  # fmt: skip
-    print_table(rows, ["input", "lift_ms", "frames_per_s", "model_ms", "overhead_ms"])
+            _, model_cpu = timed_ms(model_only, args.repeat)
+            wall, cpu = timed_ms(lambda k=k, c=c, m=model: lift(k, "mediapipe33", c, m),
+                                 args.repeat)  # fmt: skip
+            rows.append({"model": str(model), "input": name, "lift_ms": wall, "lift_cpu_ms": cpu,
+                         "frames_per_s": 1000 * args.frames / wall,
+                         "frames_per_cpu_s": 1000 * args.frames / cpu,
+                         "model_cpu_ms": model_cpu, "overhead_cpu_ms": cpu - model_cpu})  # fmt: skip
+    cols = ["model", "input", "lift_ms", "lift_cpu_ms", "frames_per_s", "frames_per_cpu_s",
+            "model_cpu_ms", "overhead_cpu_ms"]  # fmt: skip
+    print_table(rows, cols)
     write_json(args.out, {"machine": machine(), "frames": args.frames, "rows": rows})
 
 

@@ -20,6 +20,7 @@ CASES = {
     "bench_exact": ["--sizes", "8", "--dim", "8", "--repeat", "1"],
     "bench_models": ["--models", "unihpr-tiny", "--batch", "1", "--repeats", "1"],
     "bench_train": ["--models", "unihpr-tiny", "--steps", "1"],
+    "bench_lift": ["--frames", "40", "--repeat", "1"],
     "bench_lifting": ["--quick", "--seeds", "0", "--jobs", "1", "--work-dir", "{tmp}/runs"],
 }  # fmt: skip
 
