@@ -192,16 +192,28 @@ def build_data(args):
 
 
 STRIDE = {"value": None}  # lift_frames stride of this run (--stride)
+FLIP = {"value": False}  # test-time flip averaging (--flip)
+
+
+def _predict_once(model, pose2d, visible):
+    from unihpr.models.temporal import TemporalLifter, lift_frames
+
+    if isinstance(model, TemporalLifter):
+        return lift_frames(model, pose2d, visible, stride=STRIDE["value"])
+    return model(pose2d, visible)
 
 
 def predict(model, pose2d, visible):
-    from unihpr.models.temporal import TemporalLifter, lift_frames
+    from unihpr.data import HUMANOID15, flip_pose
 
     model.eval()
     with torch.no_grad():
-        if isinstance(model, TemporalLifter):
-            return lift_frames(model, pose2d, visible, stride=STRIDE["value"])
-        return model(pose2d, visible)
+        out = _predict_once(model, pose2d, visible)
+        if FLIP["value"]:  # the mirrored input's answer, mirrored back
+            perm = list(HUMANOID15.flip_permutation)
+            back = _predict_once(model, flip_pose(pose2d, HUMANOID15), visible[..., perm])
+            out = 0.5 * (out + flip_pose(back, HUMANOID15))
+        return out
 
 
 def evaluate(model, seqs):
@@ -344,6 +356,7 @@ def parser():
     p.add_argument("--save-dir", help="save every seed's model to SAVE_DIR/seed<n>")
     p.add_argument("--eval", help="score a saved TemporalLifter folder (no training)")
     p.add_argument("--stride", type=int, help="lift_frames stride (default: the window)")
+    p.add_argument("--flip", action="store_true", help="average with the mirrored input's answer")
     p.add_argument(
         "--init", help="initialise from a saved TemporalLifter (e.g. a single-frame one)"
     )
@@ -385,7 +398,7 @@ def main(argv=None):
         summary(args.summary)
         return 0
     torch.set_num_threads(1)
-    STRIDE["value"] = args.stride
+    STRIDE["value"], FLIP["value"] = args.stride, args.flip
     seqs = test_sequences()
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
