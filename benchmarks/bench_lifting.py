@@ -8,8 +8,10 @@ whole through fixed cameras (`lift_lab.py`'s protocol: clean, 20% of the joints
 occluded, 10% of the frames empty, two detector conventions; MPJPE per clip and
 acceleration error), every row over the same seeds with the mean-pose and MLP rows
 of the same run, and each row's training budget in 2D-3D frames. `LIFT_ROWS` lists
-the rows: single frame vs temporal, lift's default recipe, each augmentation
-source switched off, detector conventions switched on, and 2x-budget controls.
+the rows: single frame vs temporal, two-stage training (single frame, then
+window 27), each augmentation source switched off, detector conventions
+switched on, lift's default recipe, and MLP and single-frame rows at larger
+budgets.
 Writes ``bench_lifting_lift.json`` and ``.md``.
 
 Rows (unihpr-tiny, the demo's recipe and step counts, `unihpr.demo.run.FULL`;
@@ -116,8 +118,10 @@ def figure(agg: dict, path: Path) -> Path:
     return plot_curves(panels, path, caption=caption)
 
 
-# key, label, budget multiple, lift_lab.py arguments ({work}, {seed} filled in).
-# Rows with --init start from another row's model of the same seed (run second).
+# key, label, own training steps (multiples of LIFT_STEPS), lift_lab.py arguments
+# ({work}, {seed} filled in). A row with --init starts from the model that another
+# row of the same seed saved (--save-dir): it runs after it, and its budget is its
+# own steps plus that row's.
 LIFT_ROWS = (
     ("mean", "mean training pose (no seed: scored once)", 0, ["--model", "mean"]),
     ("mlp", "SimpleBaseline MLP (+ visibility mask)", 1, ["--model", "mlp"]),
@@ -137,23 +141,44 @@ LIFT_ROWS = (
      ["--model", "single", "--occ", "convention=0.5", "--save-dir", "{work}/models/conv"]),
     ("mlp-2x", "SimpleBaseline MLP, 2x budget", 2, ["--model", "mlp"]),
     ("single-2x", "single frame, 2x budget", 2, ["--model", "single"]),
-    ("shipped", "window 27 from the single-frame model (lift's default recipe)", 2,
+    ("two-stage", "window 27 from the single-frame model (two stages)", 1,
      ["--model", "temporal", "--init", "{work}/models/single/seed{seed}",
-      "--save-dir", "{work}/models/shipped"]),
-    ("shipped+convention", "lift's default recipe + detector conventions", 2,
+      "--save-dir", "{work}/models/two-stage"]),
+    ("two-stage+convention", "two stages + detector conventions", 1,
      ["--model", "temporal", "--occ", "convention=0.5",
-      "--init", "{work}/models/conv/seed{seed}", "--save-dir", "{work}/models/shipped-conv"]),
+      "--init", "{work}/models/conv/seed{seed}", "--save-dir", "{work}/models/two-stage-conv"]),
+    ("mlp-7x", "SimpleBaseline MLP, 7x budget", 7, ["--model", "mlp"]),
+    ("single-5x+convention", "single frame + detector conventions, 5x budget", 5,
+     ["--model", "single", "--occ", "convention=0.5", "--save-dir", "{work}/models/conv5"]),
+    ("default", "lift's default: two stages (5x + 2x) + detector conventions", 2,
+     ["--model", "temporal", "--occ", "convention=0.5",
+      "--init", "{work}/models/conv5/seed{seed}", "--save-dir", "{work}/models/default"]),
 )  # fmt: skip
 LIFT_STEPS = {False: 600, True: 8}  # per budget multiple, by --quick; 270 frames a step
 LIFT_FRAMES = 270
 
 
+def _source(row: tuple) -> tuple | None:
+    """The row whose saved model ``row`` starts from (``--init``), or None."""
+    argv = row[3]
+    if "--init" not in argv:
+        return None
+    folder = argv[argv.index("--init") + 1].rsplit("/", 1)[0]
+    return next(r for r in LIFT_ROWS if "--save-dir" in r[3]
+                and r[3][r[3].index("--save-dir") + 1] == folder)  # fmt: skip
+
+
+def budget_steps(row: tuple) -> int:
+    """Training steps (multiples of ``LIFT_STEPS``) behind a row's model, both stages."""
+    source = _source(row)
+    return row[2] + (budget_steps(source) if source else 0)
+
+
 def lift_args(row: tuple, seed: int, work: str, quick: bool) -> list[str]:
-    """lift_lab.py arguments of one row and seed (``--init`` rows: the second stage only)."""
-    key, _, mult, argv = row
-    steps = LIFT_STEPS[quick] * (1 if "--init" in argv else max(mult, 1))
+    """lift_lab.py arguments of one row and seed (``--init`` rows: their own stage)."""
+    key, _, own, argv = row
     return [key, *(a.format(work=work, seed=seed) for a in argv), "--seeds", str(seed),
-            "--steps", str(steps), "--frames", str(LIFT_FRAMES)]  # fmt: skip
+            "--steps", str(LIFT_STEPS[quick] * max(own, 1)), "--frames", str(LIFT_FRAMES)]  # fmt: skip
 
 
 def run_lift(key: str, seed: int, work: str, quick: bool) -> dict:
@@ -176,9 +201,13 @@ def lift_table(seeds: list[int], work: Path, jobs: int, quick: bool) -> dict:
     def done(key: str, seed: int) -> bool:
         return (work / key / f"seed{seed}.json").is_file()
 
-    # the 2x rows first, so that the two workers end together
-    first = sorted((r for r in LIFT_ROWS if "--init" not in r[3]), key=lambda r: -r[2])
-    for stage in (first, [r for r in LIFT_ROWS if "--init" in r[3]]):
+    def depth(row: tuple) -> int:
+        source = _source(row)
+        return 0 if source is None else 1 + depth(source)
+
+    for level in range(max(map(depth, LIFT_ROWS)) + 1):
+        # the longest runs first, so that the workers end together
+        stage = sorted((r for r in LIFT_ROWS if depth(r) == level), key=lambda r: -r[2])
         todo = [(r[0], s) for r in stage for s in seeds if not done(r[0], s)]
         # the mean pose does not depend on the seed: scored once
         todo = [t for t in todo if t[0] != "mean" or t[1] == seeds[0]]
@@ -186,17 +215,22 @@ def lift_table(seeds: list[int], work: Path, jobs: int, quick: bool) -> dict:
             for f in [pool.submit(run_lift, k, s, str(work), quick) for k, s in todo]:
                 f.result()
     rows = {}
-    for key, label, mult, _ in LIFT_ROWS:
+    for row in LIFT_ROWS:
+        key, label, _, argv = row
         runs = [json.loads((work / key / f"seed{s}.json").read_text())["result"]
                 for s in seeds if done(key, s)]  # fmt: skip
         cells = {k: _stats([r[k] for r in runs]) for k in runs[0]}
         growth = [100 * (r["occ20_mpjpe_clip"] / r["clean_mpjpe_clip"] - 1) for r in runs]
         cells["occ20_growth_pct"] = _stats(growth)
-        budget = mult * LIFT_STEPS[quick] * LIFT_FRAMES
-        rows[key] = {"label": label, "budget_frames": budget, "seeds": len(runs), **cells}
+        budget = budget_steps(row) * LIFT_STEPS[quick] * LIFT_FRAMES
+        rows[key] = {"label": label, "budget_frames": budget, "seeds": len(runs),
+                     "mlp": "mlp" in argv, **cells}  # fmt: skip
     for row in rows.values():
-        ref = rows["mlp-2x" if row["budget_frames"] > rows["mlp"]["budget_frames"] else "mlp"]
-        row["vs_mlp"] = row["clean_mpjpe_clip"]["mean"] / ref["clean_mpjpe_clip"]["mean"]
+        # the MLP trained on as many frames (the mean pose: the 1x MLP)
+        ref = [r for r in rows.values() if r["mlp"] and r["budget_frames"]
+               == max(row["budget_frames"], LIFT_STEPS[quick] * LIFT_FRAMES)]  # fmt: skip
+        row["vs_mlp"] = (row["clean_mpjpe_clip"]["mean"] / ref[0]["clean_mpjpe_clip"]["mean"]
+                         if ref else None)  # fmt: skip
     return rows
 
 
@@ -218,7 +252,7 @@ def lift_markdown(rows: dict, seeds: list[int]) -> str:
         cells = [f"{row[k]['mean']:.1f} ± {row[k]['std']:.1f}" for k, _ in cols]
         budget = f"{row['budget_frames']:,}" if row["budget_frames"] else "–"
         lines.append(f"| {row['label']} | {budget} | " + " | ".join(cells)
-                     + f" | {row['vs_mlp']:.2f}x |")  # fmt: skip
+                     + (f" | {row['vs_mlp']:.2f}x |" if row["vs_mlp"] else " | – |"))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

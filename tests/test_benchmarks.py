@@ -91,17 +91,17 @@ def test_lift_table_rows_state_their_budgets():
 
     keys = [r[0] for r in bl.LIFT_ROWS]
     assert len(keys) == len(set(keys))
+    rows = dict(zip(keys, bl.LIFT_ROWS))
     for row in bl.LIFT_ROWS:
         args = bl.lift_args(row, 3, "/w", quick=False)
-        steps = int(args[args.index("--steps") + 1])
-        if "--init" in args:
-            # the second stage of a two-stage row: its first stage is a 1x row of the table
-            init = args[args.index("--init") + 1]
-            assert init.endswith("/seed3") and row[2] == 2 and steps == bl.LIFT_STEPS[False]
-            assert any(f"/w/models/{init.split('/')[-2]}" in " ".join(bl.lift_args(r, 3, "/w",
-                       False)) and r[2] == 1 for r in bl.LIFT_ROWS)  # fmt: skip
-        else:
-            assert steps == bl.LIFT_STEPS[False] * max(row[2], 1)
+        assert int(args[args.index("--steps") + 1]) == bl.LIFT_STEPS[False] * max(row[2], 1)
+    # a second stage counts the steps of the model it starts from
+    assert bl.budget_steps(rows["two-stage"]) == 2 and bl.budget_steps(rows["default"]) == 7
+    init = bl.lift_args(rows["default"], 3, "/w", False)
+    assert init[init.index("--init") + 1] == "/w/models/conv5/seed3"
+    # the two-stage rows and lift's default have an MLP row of the same budget
+    mlp = {bl.budget_steps(r) for r in bl.LIFT_ROWS if "mlp" in r[3]}
+    assert {bl.budget_steps(rows[k]) for k in ("two-stage", "default")} <= mlp
 
 
 @pytest.mark.slow
@@ -118,7 +118,11 @@ def test_lift_table_quick_has_every_row(tmp_path):
     assert list(rows) == [r[0] for r in bl.LIFT_ROWS]
     assert rows["mean"]["seeds"] == 1 and rows["mlp"]["seeds"] == 2
     assert rows["mlp"]["vs_mlp"] == 1.0 and rows["mlp-2x"]["vs_mlp"] == 1.0
-    assert rows["shipped"]["budget_frames"] == 2 * rows["single"]["budget_frames"]
+    assert rows["single-5x+convention"]["vs_mlp"] is None  # no MLP row of that budget
+    assert rows["default"]["budget_frames"] == 7 * rows["single"]["budget_frames"]
+    assert rows["default"]["vs_mlp"] == pytest.approx(
+        rows["default"]["clean_mpjpe_clip"]["mean"] / rows["mlp-7x"]["clean_mpjpe_clip"]["mean"]
+    )
     for row in rows.values():
         assert 10 < row["clean_mpjpe_clip"]["mean"] < 2000  # mm: a pose, not a unit slip
     assert (tmp_path / "lift.md").read_text().count("\n|") == len(rows) + 2  # header, rule, rows
