@@ -63,6 +63,8 @@ class Occlusion:
             renders of the humanoid gives 0.79x / 0.82x and shoulders 5.5% of the
             torso low, medians in ``results/lift_detector/offsets.json``; on people it
             was not measured).
+        clean: Probability per window of no corruption at all but the convention
+            (a detector that saw everything).
     """
 
     joint_drop: float = 0.3
@@ -74,10 +76,11 @@ class Occlusion:
     jitter: float = 0.01
     truncate: float = 0.1
     convention: float = 0.0
+    clean: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("joint_drop", "limb_drop", "frame_drop", "span", "displace", "truncate",
-                  "convention"):  # fmt: skip
+                  "convention", "clean"):  # fmt: skip
             check_real(f, getattr(self, f), low=0.0, high=1.0, owner="Occlusion")
         check_real("displace_max", self.displace_max, low=0.0, high=2.0, owner="Occlusion")
         check_real("jitter", self.jitter, low=0.0, high=1.0, owner="Occlusion")
@@ -113,6 +116,7 @@ def corrupt_2d(
         widen = detector_convention(x, _rand(b, g, -0.3, 0.3), _rand(b, g, -0.3, 0.2),
                                     _rand(b, g, -0.05, 0.15))  # fmt: skip
         x = torch.where(on[..., None], widen, x)
+    exact = x
     box = bbox_from_keypoints(x)
     side = (box[..., 2:] - box[..., :2]).amax(-1).clamp_min(1e-6)[..., None, None]  # (B,T,1,1)
     x = x + o.jitter * side * torch.randn(x.shape, generator=g, dtype=torch.float64)
@@ -154,6 +158,9 @@ def corrupt_2d(
     dist = _rand((b, t, j), g, 0, o.displace_max) * side[..., 0]
     step = torch.stack([angle.cos(), angle.sin()], -1) * dist[..., None]
     x = torch.where(move[..., None], x + step, x)
+    if o.clean > 0:
+        keep = (_rand(b, g) < o.clean)[:, None, None]
+        x, vis = torch.where(keep[..., None], exact, x), vis | keep
     return x.to(pose2d.dtype), vis
 
 

@@ -156,3 +156,12 @@ def test_detector_convention_shoulder_drop_moves_shoulders_towards_the_hips():
     torch.testing.assert_close(out[:, ls] - out[:, rs], p[:, ls] - p[:, rs])
     torch.testing.assert_close(out[:, [li, ri]], p[:, [li, ri]])
     torch.testing.assert_close(out[:, names.index("neck")], moved)
+
+
+def test_clean_windows_are_passed_exact_and_whole():
+    p = 100 + 50 * torch.rand(400, 6, 15, 2, dtype=torch.float64)
+    occ = Occlusion(joint_drop=0.9, frame_drop=0.5, jitter=0.05, clean=0.5)
+    q, v = corrupt_2d(p, HUMANOID15, occ, torch.Generator().manual_seed(0))
+    exact = (q == p).all(-1).all(-1).all(-1) & v.all(-1).all(-1)
+    assert 0.4 < exact.float().mean() < 0.6  # p 0.5 per window; the others all corrupted
+    assert not (q[~exact] == p[~exact]).all()
