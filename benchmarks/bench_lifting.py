@@ -139,6 +139,8 @@ LIFT_ROWS = (
     ("single-mirror", "single frame, no mirroring", 1, ["--model", "single", "--off", "mirror"]),
     ("single+convention", "single frame + detector conventions (p 0.5)", 1,
      ["--model", "single", "--occ", "convention=0.5", "--save-dir", "{work}/models/conv"]),
+    ("single+clean50", "single frame, half the windows uncorrupted", 1,
+     ["--model", "single", "--occ", "clean=0.5"]),
     ("mlp-2x", "SimpleBaseline MLP, 2x budget", 2, ["--model", "mlp"]),
     ("single-2x", "single frame, 2x budget", 2, ["--model", "single"]),
     ("two-stage", "window 27 from the single-frame model (two stages)", 1,
@@ -153,6 +155,16 @@ LIFT_ROWS = (
     ("default", "lift's default: two stages (5x + 2x) + detector conventions", 2,
      ["--model", "temporal", "--occ", "convention=0.5",
       "--init", "{work}/models/conv5/seed{seed}", "--save-dir", "{work}/models/default"]),
+    ("default+clean50", "the same, half the second stage's windows uncorrupted", 2,
+     ["--model", "temporal", "--occ", "convention=0.5", "clean=0.5",
+      "--init", "{work}/models/conv5/seed{seed}", "--save-dir", "{work}/models/default-clean50"]),
+    ("single-5x+clean50", "single frame + conventions, half the windows uncorrupted, 5x", 5,
+     ["--model", "single", "--occ", "convention=0.5", "clean=0.5",
+      "--save-dir", "{work}/models/conv5-clean50"]),
+    ("two-stage-7x+clean50", "two stages (5x + 2x), both with half the windows uncorrupted", 2,
+     ["--model", "temporal", "--occ", "convention=0.5", "clean=0.5",
+      "--init", "{work}/models/conv5-clean50/seed{seed}",
+      "--save-dir", "{work}/models/two-stage-7x-clean50"]),
 )  # fmt: skip
 LIFT_STEPS = {False: 600, True: 8}  # per budget multiple, by --quick; 270 frames a step
 LIFT_FRAMES = 270
