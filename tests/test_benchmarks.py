@@ -98,7 +98,7 @@ def test_lift_table_rows_state_their_budgets():
     # a second stage counts the steps of the model it starts from
     assert bl.budget_steps(rows["two-stage"]) == 2 and bl.budget_steps(rows["default"]) == 7
     init = bl.lift_args(rows["default"], 3, "/w", False)
-    assert init[init.index("--init") + 1] == "/w/models/conv5/seed3"
+    assert init[init.index("--init") + 1] == "/w/models/conv5-clean50/seed3"
     # the two-stage rows and lift's default have an MLP row of the same budget
     mlp = {bl.budget_steps(r) for r in bl.LIFT_ROWS if "mlp" in r[3]}
     assert {bl.budget_steps(rows[k]) for k in ("two-stage", "default")} <= mlp
