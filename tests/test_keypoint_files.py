@@ -72,6 +72,18 @@ def test_npz_errors_name_the_file_and_what_was_expected(tmp_path, monkeypatch):
         read_keypoints(p.rename(tmp_path / "b.txt"))
 
 
+def test_npz_of_an_unsupported_compression_method_is_a_value_error(tmp_path):
+    p = tmp_path / "c.npz"
+    np.savez(p, keypoints=KP)  # stored members: method 0 in both headers
+    data = bytearray(p.read_bytes())
+    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local, central headers
+        at = data.find(sig)
+        data[at + offset : at + offset + 2] = (99).to_bytes(2, "little")  # AES: unsupported
+    p.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"c\.npz: not a readable npz file .*compression method"):
+        read_keypoints(p)
+
+
 def test_npz_sizes_are_checked_before_reading(tmp_path, monkeypatch):
     # a header that declares 10**15 values over a few bytes: refused, nothing allocated
     header = {"descr": "<f8", "fortran_order": False, "shape": (10**15,)}

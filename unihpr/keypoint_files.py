@@ -154,6 +154,8 @@ def _read_npz(path: Path, num_joints: int | None) -> tuple[np.ndarray, np.ndarra
             conf_name = next((k for k in _CONFIDENCE_KEYS if k in names), None)
             conf = None if conf_name is None else _member(zf, conf_name, path)
             return _member(zf, "keypoints", path), conf
+    # zipfile raises NotImplementedError for a member of an unsupported compression
+    # method and RuntimeError for an encrypted one: damaged or foreign files, not bugs
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError,
             ValueError) as err:  # fmt: skip
         if str(err).startswith(str(path)):
