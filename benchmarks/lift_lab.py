@@ -38,6 +38,8 @@ CONDITIONS = ("clean", "occ20", "miss10", "coco", "mediapipe")
 # results/lift_detector/offsets.json): hip distance 0.786x, shoulder distance
 # 0.824x, shoulders 5.5% of the torso towards the hips.
 MEDIAPIPE_OFFSETS = (0.786 - 1, 0.824 - 1, 0.055)
+# detector_convention's (hip widening, shoulder widening, shoulder drop) per condition
+CONVENTIONS = {"coco": (0.2, 0.0, 0.0), "mediapipe": MEDIAPIPE_OFFSETS}
 TEST_CAMERAS = 4
 
 
@@ -93,15 +95,10 @@ def corrupt_test(pose2d, condition, seed):
         vis = ~hide
     elif condition == "miss10":
         vis = vis & (torch.rand(n, 1, generator=g) >= 0.1)
-    elif condition == "coco":
+    elif condition in CONVENTIONS:
         from lift_data import detector_convention
 
-        one = torch.ones(1)
-        pose2d = detector_convention(pose2d[None], 0.2 * one, 0.0 * one)[0]
-    elif condition == "mediapipe":
-        from lift_data import detector_convention
-
-        hip, sho, drop = (torch.full((1,), v) for v in MEDIAPIPE_OFFSETS)
+        hip, sho, drop = (torch.full((1,), v) for v in CONVENTIONS[condition])
         pose2d = detector_convention(pose2d[None], hip, sho, drop)[0]
     return pose2d, vis
 

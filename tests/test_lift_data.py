@@ -104,7 +104,8 @@ def test_frame_drop_hides_whole_frames_and_truncation_cuts_one_side():
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [({"joint_drop": 1.5}, ValueError), ({"jitter": -0.1}, ValueError),
-     ({"truncate": "x"}, TypeError), ({"displace_max": math.nan}, ValueError)],
+     ({"truncate": "x"}, TypeError), ({"displace_max": math.nan}, ValueError),
+     ({"clean": 1.01}, ValueError), ({"clean": math.nan}, ValueError)],
 )  # fmt: skip
 def test_occlusion_checks(kwargs, error):
     with pytest.raises(error):
